@@ -1,0 +1,2 @@
+"""Dataset builders (TensorFlow Datasets, manual download) and `python -m data.build`,
+which turns them into the common TFRecord schema."""

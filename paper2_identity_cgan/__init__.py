@@ -1,0 +1,1 @@
+"""Chrysos, Favaro & Zafeiriou, *Motion deblurring of faces* (IJCV): hourglass + identity-preserving cGAN."""

@@ -1,0 +1,43 @@
+"""facedeblur: three face-deblurring papers on one shared `common` package.
+
+Install for development and tests:   pip install -e ".[test]"
+Face-analysis backends (detection, landmarks, identity): pip install -e ".[test,face]"
+"""
+from setuptools import find_packages, setup
+
+# Versions tested together on Python 3.11 (CPU). GPU users swap tensorflow-cpu for
+# tensorflow[and-cuda]==2.21.0; everything else stays the same.
+INSTALL_REQUIRES = [
+    "tensorflow-cpu==2.21.0",
+    "keras==3.15.1",
+    "tensorflow-datasets==4.9.10",
+    "importlib_resources==7.1.0",  # tfds 4.9.10 imports it but does not declare it
+    "numpy==2.4.6",
+    "pillow==13.0.0",
+    "scikit-image==0.26.0",
+    "scipy==1.17.1",
+    "absl-py==2.5.1",
+    "matplotlib==3.11.2",
+    "tqdm==4.70.1",
+]
+
+# Face-analysis backends (common/face): models ship inside these wheels, nothing is downloaded.
+FACE_REQUIRES = [
+]
+
+TEST_REQUIRES = [
+    "pytest==9.2.0",
+]
+
+setup(
+    name="facedeblur",
+    version="0.1.0",
+    description="Reproductions of three face-deblurring papers in TensorFlow / Keras 3",
+    python_requires=">=3.10",
+    packages=find_packages(include=["common*", "data*", "paper1_cyclegan_srn*",
+                                    "paper2_identity_cgan*", "paper3_umsn*"]),
+    include_package_data=True,
+    package_data={"": ["*.flags", "*.md", "sample/*", "sample/*/*"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"test": TEST_REQUIRES, "face": FACE_REQUIRES},
+)
