@@ -23,6 +23,13 @@ INSTALL_REQUIRES = [
 
 # Face-analysis backends (common/face): models ship inside these wheels, nothing is downloaded.
 FACE_REQUIRES = [
+    "mtcnn==1.0.0",  # MTCNN detector (TensorFlow), weights inside the wheel
+    "lz4==4.4.5",  # mtcnn reads its packed weights with lz4
+    "opencv-python-headless==5.0.0.93",  # Haar cascades (cv2.data.haarcascades)
+    "dlib-bin==20.0.1.post1",  # prebuilt dlib wheel (imports as `dlib`); plain `dlib` compiles ~8 min
+    # dlib's 68-point, 5-point and 128-D ResNet model files (sdist, ~100 MB, ~20 s to install);
+    # common.face finds the files by path and never imports the package (it needs pkg_resources).
+    "face_recognition_models==0.3.0",
 ]
 
 TEST_REQUIRES = [
