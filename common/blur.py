@@ -187,3 +187,451 @@ def pad_kernels(kernels, size=None):
         left = (size - w) // 2 if w % 2 else (size - w - 1) // 2
         out[i, top:top + h, left:left + w] = k
     return out
+
+
+def defocus_kernel(size, radius, supersample=8):
+    """Anti-aliased uniform disk (out-of-focus blur), float32 [size, size], sums to 1.
+
+    Each pixel's weight is the fraction of its area inside the disk of `radius` pixels centred on
+    the centre pixel, estimated on a `supersample` x `supersample` sub-grid. radius <= 0.5 gives
+    (almost) a delta. The disk must fit: radius <= size / 2.
+    """
+    size = _check_size(size, "defocus_kernel")
+    if radius < 0 or radius > size / 2:
+        raise ValueError(f"defocus_kernel: radius must be in [0, size/2 = {size / 2}], got {radius}")
+    n = int(supersample)
+    sub = (np.arange(size * n, dtype=np.float64) + 0.5) / n - size / 2.0  # sub-pixel centres
+    inside = (sub[:, None] ** 2 + sub[None, :] ** 2) <= max(radius, 1e-6) ** 2
+    cover = inside.reshape(size, n, size, n).mean(axis=(1, 3))
+    if cover.sum() == 0:  # radius smaller than the sub-grid spacing: a delta
+        cover[size // 2, size // 2] = 1.0
+    return _normalise(cover, "defocus_kernel")
+
+
+def _rng(rng, seed):
+    if rng is not None and seed is not None:
+        raise ValueError("give either rng or seed, not both")
+    if rng is None:
+        return np.random.default_rng(seed)
+    return rng
+
+
+def _splat(points, weights, size, name):
+    """Renders a weighted 2-D point set (y, x) into a [size, size] kernel with bilinear weights.
+
+    The points are first translated so that their weighted mean lands on the centre pixel
+    (size // 2) -- bilinear splatting preserves the first moment, so the kernel's centroid is
+    the centre up to float rounding -- and shrunk about that mean if they would leave the grid.
+    """
+    points = np.asarray(points, np.float64)
+    weights = np.asarray(weights, np.float64)
+    keep = weights > 0
+    points, weights = points[keep], weights[keep]
+    c = size // 2
+    mean = (points * weights[:, None]).sum(0) / weights.sum()
+    rel = points - mean
+    reach = np.abs(rel).max()
+    if reach > c:
+        rel *= c / reach
+    p = rel + c
+    f = np.clip(np.floor(p), 0, size - 2).astype(np.int64)
+    t = p - f
+    k = np.zeros((size, size), np.float64)
+    for dy in (0, 1):
+        wy = t[:, 0] if dy else 1.0 - t[:, 0]
+        for dx in (0, 1):
+            wx = t[:, 1] if dx else 1.0 - t[:, 1]
+            np.add.at(k, (f[:, 0] + dy, f[:, 1] + dx), weights * wy * wx)
+    return _normalise(k, name)
+
+
+def camera_shake_trajectory(rng, canvas=64, num_t=2000, max_total_length=60.0, anxiety=None,
+                            centripetal=None, gaussian_term=None, freq_big_shakes=None):
+    """Random camera trajectory of Boracchi & Foi (2012), complex [num_t] positions in pixels.
+
+    A particle starts with a random direction; at every step its velocity gets a Gaussian
+    perturbation (gaussian_term), an inertial pull back towards the origin (centripetal) and, with
+    probability freq_big_shakes * anxiety, an abrupt shake that roughly reverses it; the speed is
+    then renormalised so every trajectory has total length max_total_length. Parameters left
+    None are drawn as in the reference generator: anxiety 0.1*U, centripetal 0.7*U,
+    gaussian_term 10*U, freq_big_shakes 0.2*U (U ~ uniform[0, 1)). `canvas` is the size of the
+    domain the trajectory is defined on (only used by the caller to scale it).
+    """
+    del canvas
+    anxiety = 0.1 * rng.uniform() if anxiety is None else float(anxiety)
+    centripetal = 0.7 * rng.uniform() if centripetal is None else float(centripetal)
+    gaussian_term = 10.0 * rng.uniform() if gaussian_term is None else float(gaussian_term)
+    freq_big_shakes = 0.2 * rng.uniform() if freq_big_shakes is None else float(freq_big_shakes)
+    step = max_total_length / (num_t - 1)
+    angle = 2.0 * np.pi * rng.uniform()
+    v0 = complex(np.cos(angle), np.sin(angle))
+    v = v0 * anxiety if anxiety > 0 else v0 * step
+    # Draw all random numbers up front (one stream, reproducible with the seed).
+    shake_u = rng.uniform(size=num_t - 1)
+    shake_angle = rng.uniform(size=num_t - 1) - 0.5
+    jitter = rng.standard_normal(num_t - 1) + 1j * rng.standard_normal(num_t - 1)
+    x = np.zeros(num_t, np.complex128)
+    p_big = freq_big_shakes * anxiety
+    pos = 0j
+    for t in range(num_t - 1):
+        dv = anxiety * (gaussian_term * jitter[t] - centripetal * pos) * step
+        if shake_u[t] < p_big:
+            dv += 2.0 * v * np.exp(1j * (np.pi + shake_angle[t]))
+        v = v + dv
+        speed = abs(v)
+        v = v / speed * step if speed > 0 else v0 * step
+        pos = pos + v
+        x[t + 1] = pos
+    return x
+
+
+BORACCHI_EXPOSURES = (1 / 1000, 1 / 10, 1 / 2, 1.0)
+
+
+def camera_shake_kernel(size, rng=None, seed=None, *, canvas=64, num_t=2000,
+                        max_total_length=60.0, anxiety=None, centripetal=None,
+                        gaussian_term=None, freq_big_shakes=None, exposure=None,
+                        exposures=BORACCHI_EXPOSURES):
+    """Camera-shake PSF from a random 3-D camera trajectory (Boracchi & Foi, IEEE TIP 2012).
+
+    The generator used by DeblurGAN (Kupyn et al. 2018) and UMSN (paper 3): a trajectory of
+    `num_t` samples with total length `max_total_length` on a `canvas`-pixel domain (see
+    `camera_shake_trajectory` for the motion model and the random parameter defaults) is
+    integrated over the first `exposure` fraction of its samples and splatted with bilinear
+    (sub-pixel) weights. The trajectory is scaled by size / canvas, so a kernel of any size has
+    the same shape statistics as the 64-px reference PSFs, and centred on its centroid.
+
+    Args:
+      size: odd kernel size (13..29 in our banks).
+      rng / seed: a numpy Generator, or a seed for a fresh one (not both).
+      exposure: fraction of the trajectory integrated; None draws one of `exposures`
+        (Boracchi-Foi's PSF exposure times 1/1000, 1/10, 1/2, 1 of the trajectory).
+
+    Returns:
+      float32 [size, size], non-negative, sums to 1, centroid at (size // 2, size // 2).
+    """
+    size = _check_size(size, "camera_shake_kernel")
+    rng = _rng(rng, seed)
+    x = camera_shake_trajectory(rng, canvas, num_t, max_total_length, anxiety, centripetal,
+                                gaussian_term, freq_big_shakes)
+    if exposure is None:
+        exposure = exposures[rng.integers(len(exposures))]
+    if not 0 < exposure <= 1:
+        raise ValueError(f"camera_shake_kernel: exposure must be in (0, 1], got {exposure}")
+    # Sample t covers the time interval [t, t + 1) of num_t; weight = overlap with [0, T*num_t).
+    weights = np.clip(exposure * num_t - np.arange(num_t), 0.0, 1.0)
+    points = np.stack([x.imag, x.real], axis=1) * (size / canvas)
+    return _splat(points, weights, size, "camera_shake_kernel")
+
+
+def markov_kernel(size, rng=None, seed=None, *, num_steps=None, length=None,
+                  length_range=(0.25, 0.9), momentum=0.8, accel_sigma=0.35,
+                  defocus_prob=0.0, defocus_range=(0.5, 2.0), samples_per_step=4):
+    """Markov random-walk motion kernel (Hradis et al. 2015 / Kupyn et al. 2018 style).
+
+    Paper 2 (Sec. 5, "Training data") blurs its HG-network training faces with "random
+    camera-shake kernels from Hradis et al. (2015)": the camera path is a second-order Markov
+    chain -- velocity v_{t+1} = momentum * v_t + N(0, accel_sigma^2 I), position
+    p_{t+1} = p_t + v_{t+1}, starting from a unit velocity in a random direction -- rendered
+    with sub-pixel bilinear splatting (`samples_per_step` points per step) and normalised. The
+    path is rescaled to a total length drawn from `length_range` * size (or `length` pixels).
+    Optionally (`defocus_prob`) the kernel is further blurred by a small defocus disk, as
+    Hradis et al. combine motion and defocus. The exact constants of Hradis et al. are not
+    given in paper 2; these defaults give kernels from almost linear to strongly curved.
+
+    Returns:
+      float32 [size, size], non-negative, sums to 1, centroid at the centre pixel.
+    """
+    size = _check_size(size, "markov_kernel")
+    rng = _rng(rng, seed)
+    n = int(num_steps) if num_steps is not None else max(8, size)
+    angle = 2 * np.pi * rng.uniform()
+    v = np.array([np.sin(angle), np.cos(angle)])
+    vel = np.empty((n, 2))
+    for t in range(n):
+        v = momentum * v + accel_sigma * rng.standard_normal(2)
+        vel[t] = v
+    pts = np.concatenate([np.zeros((1, 2)), np.cumsum(vel, axis=0)])
+    seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
+    total = seg.sum()
+    if length is None:
+        length = rng.uniform(*length_range) * size
+    if total > 0:
+        pts *= length / total
+    # Dense resampling along the polyline, uniform in time (constant exposure per step).
+    s = np.linspace(0.0, n, n * int(samples_per_step) + 1)
+    dense = np.stack([np.interp(s, np.arange(n + 1), pts[:, i]) for i in range(2)], axis=1)
+    k = _splat(dense, np.ones(len(dense)), size, "markov_kernel")
+    if defocus_prob > 0 and rng.uniform() < defocus_prob:
+        import scipy.signal
+        r = rng.uniform(*defocus_range)
+        d = defocus_kernel(2 * int(np.ceil(r)) + 1, r)
+        k = scipy.signal.convolve2d(k, d, mode="same")
+    return _normalise(k, "markov_kernel")
+
+
+def _arrays_from(obj):
+    """Yields the numeric 2-D (or stacks of 2-D) arrays inside a loaded .mat/.npz value."""
+    a = np.asarray(obj)
+    if a.dtype == object:
+        for item in a.ravel():
+            yield from _arrays_from(item)
+        return
+    if a.dtype.names:  # MATLAB struct
+        for name in a.dtype.names:
+            for item in a[name].ravel():
+                yield from _arrays_from(item)
+        return
+    if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+        return
+    if a.ndim == 2 and min(a.shape) > 1:
+        yield a
+    elif a.ndim == 3:
+        stack = a if a.shape[1] == a.shape[2] else np.moveaxis(a, -1, 0)  # MATLAB [k,k,K]
+        for k in stack:
+            if min(k.shape) > 1:
+                yield k
+
+
+def load_kernel_bank(path):
+    """Loads blur kernels from an .npz (every array) or .mat file (every 2-D float array).
+
+    3-D arrays are read as stacks ([K,k,k], or MATLAB's [k,k,K]); cell arrays and structs in
+    .mat files are searched. Kernels are made non-negative and normalised to sum 1.
+
+    Returns:
+      list of float32 2-D arrays (sizes may differ; see `pad_kernels`).
+
+    Raises:
+      FileNotFoundError / ValueError naming `path` when it is missing, unreadable, of another
+      type, or holds no usable kernel.
+    """
+    path = str(path)
+    import os
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"kernel bank {path!r} does not exist")
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                values = [data[k] for k in data.files]
+        elif ext == ".mat":
+            import scipy.io
+            data = scipy.io.loadmat(path)
+            values = [v for k, v in data.items() if not k.startswith("__")]
+        else:
+            raise ValueError(f"unsupported extension {ext!r} (use .npz or .mat)")
+    except Exception as e:  # noqa: BLE001 -- any reader failure becomes one clear message
+        raise ValueError(f"cannot read kernel bank {path!r}: {e}") from e
+    kernels = []
+    for v in values:
+        for k in _arrays_from(v):
+            k = np.asarray(k, np.float64)
+            if np.all(np.isfinite(k)) and np.clip(k, 0, None).sum() > 0:
+                kernels.append(_normalise(k, path))
+    if not kernels:
+        raise ValueError(f"kernel bank {path!r} holds no usable kernel (expected 2-D float "
+                         f"arrays with positive sum)")
+    return kernels
+
+
+KERNEL_SPECS = ("camera_shake", "markov", "gaussian", "defocus")
+
+
+def make_kernel_bank(spec, num=None, sizes=range(13, 30, 2), seed=0):
+    """A bank of kernels, zero-padded to one size, ready for `apply_kernels` in tf.data.
+
+    Args:
+      spec: "camera_shake" | "markov" | "gaussian" | "defocus", or a path to an .npz / .mat bank.
+      num: number of kernels (default 256 for a generator; for a file all its kernels, or a
+        seeded random subset of `num` of them).
+      sizes: odd support sizes drawn uniformly per kernel (generators only). Gaussian sigma is
+        drawn in [0.5, size / 6], defocus radius in [1, size / 2 - 0.5].
+      seed: seed of the bank.
+
+    Returns:
+      float32 [K, S, S] with S = the largest size (odd).
+    """
+    rng = np.random.default_rng(seed)
+    if spec not in KERNEL_SPECS:
+        kernels = load_kernel_bank(spec)
+        if num is not None:
+            if num > len(kernels):
+                raise ValueError(f"make_kernel_bank: {spec!r} holds {len(kernels)} kernels, "
+                                 f"{num} asked")
+            kernels = [kernels[i] for i in sorted(rng.choice(len(kernels), num, replace=False))]
+        return pad_kernels(kernels)
+    sizes = [_check_size(s, "make_kernel_bank") for s in sizes]
+    num = 256 if num is None else int(num)
+    kernels = []
+    for _ in range(num):
+        s = int(sizes[rng.integers(len(sizes))])
+        if spec == "camera_shake":
+            kernels.append(camera_shake_kernel(s, rng=rng))
+        elif spec == "markov":
+            kernels.append(markov_kernel(s, rng=rng))
+        elif spec == "gaussian":
+            kernels.append(gaussian_kernel(s, rng.uniform(0.5, max(0.5, s / 6))))
+        else:
+            kernels.append(defocus_kernel(s, rng.uniform(1.0, s / 2 - 0.5)))
+    return pad_kernels(kernels, size=max(sizes))
+
+
+# --------------------------------------------------------------------------------------------
+# Frame averaging (paper 2, Sec. 3.3 and Sec. 5.1)
+# --------------------------------------------------------------------------------------------
+
+def _frames_float(frames, name):
+    frames = np.asarray(frames)
+    if frames.ndim != 4:
+        raise ValueError(f"{name}: frames must be [L, H, W, C], got shape {frames.shape}")
+    if frames.dtype == np.uint8:
+        return frames.astype(np.float32) / 255.0
+    return frames.astype(np.float32)
+
+
+def average_frames(frames, gamma=None):
+    """Predefined averaging (PrAvg, paper 2 Sec. 5.1 and Eq. 8): the mean of L frames.
+
+    Args:
+      frames: [L, H, W, C] float in [0, 1] (uint8 accepted), L >= 1 consecutive frames.
+      gamma: optional camera response psi(x) = x ** (1 / gamma): frames are linearised
+        (x ** gamma), averaged, and the response re-applied (mean ** (1 / gamma)). None averages
+        the stored intensities directly.
+
+    Returns:
+      (blurred, sharp): float32 [H, W, C] each; sharp is the middle frame, index L // 2.
+    """
+    frames = _frames_float(frames, "average_frames")
+    if gamma is None:
+        blurred = frames.mean(axis=0, dtype=np.float64)
+    else:
+        if gamma <= 0:
+            raise ValueError(f"average_frames: gamma must be > 0, got {gamma}")
+        lin = np.clip(frames, 0.0, 1.0).astype(np.float64) ** gamma
+        blurred = lin.mean(axis=0) ** (1.0 / gamma)
+    return blurred.astype(np.float32), frames[len(frames) // 2].copy()
+
+
+class VLAResult(tuple):
+    """(blurred, sharp, length, reason) of `vla_average`; fields also by name."""
+    __slots__ = ()
+    _fields = ("blurred", "sharp", "length", "reason")
+
+    def __new__(cls, blurred, sharp, length, reason):
+        return tuple.__new__(cls, (blurred, sharp, length, reason))
+
+    blurred = property(lambda self: self[0])
+    sharp = property(lambda self: self[1])
+    length = property(lambda self: self[2])
+    reason = property(lambda self: self[3])
+
+    def __repr__(self):
+        return f"VLAResult(length={self.length}, reason={self.reason!r})"
+
+
+def box_iou(a, b):
+    """IoU of two boxes (x0, y0, x1, y1)."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def frame_shift(a, b):
+    """Global translation (dy, dx) from frame a to frame b by phase correlation (sub-pixel /10)."""
+    from skimage.registration import phase_cross_correlation
+    ga, gb = a.mean(axis=-1), b.mean(axis=-1)
+    shift, _, _ = phase_cross_correlation(ga, gb, upsample_factor=10)
+    return -np.asarray(shift, np.float64)
+
+
+def _ssim(a, b):
+    from skimage.metrics import structural_similarity
+    return structural_similarity(a, b, data_range=1.0, channel_axis=-1, gaussian_weights=True,
+                                 sigma=1.5, use_sample_covariance=False)
+
+
+def vla_average(frames, center, boxes=None, *, iou_threshold=0.25, ssim_threshold=0.6,
+                reversal_cos=0.0, min_shift=0.5, max_length=None, gamma=None):
+    """Variable length averaging (VLA, paper 2 Sec. 3.3): grow L around `center` until a stop fires.
+
+    The window [center - h, center + h] (L = 2h + 1) grows by one frame on each side per step.
+    A candidate window is rejected -- and the previous one returned -- when:
+      * "overlap": IoU of the face boxes of its first and last frames < iou_threshold (needs
+        `boxes`; the paper asks for at least partial overlap of the facial parts);
+      * "ssim": SSIM (11x11 Gaussian, sigma 1.5) of its running average to the middle frame <
+        ssim_threshold (the blurred frame must stay related to the sharp one content-wise);
+      * "oscillation": a newly added frame-to-frame motion (phase correlation, an optical-flow
+        free proxy of the paper's motion-flow test) points against the accumulated motion of
+        the window: cos(angle) < reversal_cos, both motions longer than min_shift pixels.
+    Growth also ends, keeping the last window, at "max_length" or "sequence_end" (the window
+    would leave the sequence). Any threshold set to None disables its condition. The paper
+    gives no threshold values; the defaults here are ours.
+
+    Args:
+      frames: [N, H, W, C] float [0, 1] (uint8 accepted), consecutive video frames.
+      center: index of the ground-truth (middle) frame.
+      boxes: optional [N, 4] face boxes (x0, y0, x1, y1) per frame.
+      gamma: camera response used for the averaging (see `average_frames`).
+
+    Returns:
+      VLAResult(blurred float32 [H,W,C], sharp float32 [H,W,C], length L (odd), reason).
+    """
+    frames = _frames_float(frames, "vla_average")
+    n = len(frames)
+    if not 0 <= center < n:
+        raise ValueError(f"vla_average: center {center} outside the {n} frames")
+    if boxes is not None:
+        boxes = np.asarray(boxes, np.float64)
+        if boxes.shape != (n, 4):
+            raise ValueError(f"vla_average: boxes must be [{n}, 4], got {boxes.shape}")
+    sharp = frames[center]
+    total = frames[center].astype(np.float64)
+    motion = np.zeros(2)  # accumulated frame-to-frame shift inside the accepted window
+    h, reason = 0, None
+    while True:
+        nh = h + 1
+        lo, hi = center - nh, center + nh
+        if max_length is not None and 2 * nh + 1 > max_length:
+            reason = "max_length"
+            break
+        if lo < 0 or hi >= n:
+            reason = "sequence_end"
+            break
+        if iou_threshold is not None and boxes is not None:
+            if box_iou(boxes[lo], boxes[hi]) < iou_threshold:
+                reason = "overlap"
+                break
+        new_steps = []
+        if reversal_cos is not None:
+            new_steps = [frame_shift(frames[lo], frames[lo + 1]),
+                         frame_shift(frames[hi - 1], frames[hi])]
+            if h == 0:  # the first growth step defines the motion; compare the two new steps
+                ref = new_steps[0]
+                cands = new_steps[1:]
+            else:
+                ref, cands = motion, new_steps
+            if np.linalg.norm(ref) > min_shift:
+                stop = False
+                for d in cands:
+                    nd = np.linalg.norm(d)
+                    if nd > min_shift and ref @ d / (np.linalg.norm(ref) * nd) < reversal_cos:
+                        stop = True
+                if stop:
+                    reason = "oscillation"
+                    break
+        cand_total = total + frames[lo] + frames[hi]
+        if ssim_threshold is not None:
+            avg, _ = average_frames(frames[lo:hi + 1], gamma) if gamma is not None else (
+                (cand_total / (2 * nh + 1)).astype(np.float32), None)
+            if _ssim(avg, sharp) < ssim_threshold:
+                reason = "ssim"
+                break
+        # Accept the candidate window.
+        h, total = nh, cand_total
+        for d in new_steps:
+            motion = motion + d
+    blurred, _ = average_frames(frames[center - h:center + h + 1], gamma)
+    return VLAResult(blurred, sharp.copy(), 2 * h + 1, reason)

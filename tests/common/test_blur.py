@@ -127,3 +127,220 @@ def test_pad_kernels_centres_and_sizes():
     np.testing.assert_array_equal(out9[1, 2:7, 2:7], 1)
     with pytest.raises(ValueError):
         blur.pad_kernels(ks, size=3)
+
+
+# ------------------------------------------------------------------ kernel synthesis
+GENERATORS = [blur.camera_shake_kernel, blur.markov_kernel]
+SIZES = list(range(13, 30, 2))
+
+
+def _centroid(k):
+    yy, xx = np.mgrid[:k.shape[0], :k.shape[1]]
+    return (k * yy).sum() / k.sum(), (k * xx).sum() / k.sum()
+
+
+@pytest.mark.parametrize("gen", GENERATORS, ids=lambda g: g.__name__)
+def test_motion_kernels_are_valid_psfs(gen):
+    for size in SIZES:
+        for seed in range(4):
+            k = gen(size, seed=seed * 100 + size)
+            assert k.shape == (size, size) and k.dtype == np.float32
+            assert k.min() >= 0
+            assert abs(float(k.sum(dtype=np.float64)) - 1.0) < 1e-5
+            cy, cx = _centroid(k.astype(np.float64))
+            assert abs(cy - size // 2) < 1.0 and abs(cx - size // 2) < 1.0
+            # Never the whole square (the support is a trajectory, not a blob).
+            assert (k > 0).sum() < size * size
+
+
+@pytest.mark.parametrize("gen", GENERATORS, ids=lambda g: g.__name__)
+def test_motion_kernels_seeded(gen):
+    a = gen(21, seed=5)
+    np.testing.assert_array_equal(a, gen(21, seed=5))
+    np.testing.assert_array_equal(a, gen(21, rng=np.random.default_rng(5)))
+    assert np.abs(a - gen(21, seed=6)).max() > 1e-3
+    with pytest.raises(ValueError):
+        gen(21, rng=np.random.default_rng(5), seed=5)
+    with pytest.raises(ValueError):
+        gen(20, seed=1)
+
+
+def test_camera_shake_trajectory_length_and_exposure():
+    rng = np.random.default_rng(0)
+    x = blur.camera_shake_trajectory(rng, num_t=2000, max_total_length=60.0)
+    steps = np.abs(np.diff(x))
+    np.testing.assert_allclose(steps, 60.0 / 1999, rtol=1e-9)  # speed renormalised each step
+    # Longer exposure -> more spread (second moment) of the same trajectory.
+    spread = []
+    for exposure in (0.1, 0.5, 1.0):
+        k = blur.camera_shake_kernel(25, seed=11, exposure=exposure, anxiety=0.005).astype(float)
+        cy, cx = _centroid(k)
+        yy, xx = np.mgrid[:25, :25]
+        spread.append((k * ((yy - cy) ** 2 + (xx - cx) ** 2)).sum())
+    assert spread[0] < spread[1] < spread[2]
+    # A straight trajectory (no anxiety): a line whose length is ~ max_total_length * size / canvas.
+    k = blur.camera_shake_kernel(29, seed=1, anxiety=0.0, exposure=1.0, max_total_length=40)
+    ys, xs = np.nonzero(k > 1e-4)
+    extent = np.hypot(ys.max() - ys.min(), xs.max() - xs.min())
+    assert 40 * 29 / 64 - 2 <= extent <= 40 * 29 / 64 + 2
+
+
+def test_defocus_kernel_area_and_symmetry():
+    k = blur.defocus_kernel(21, 6.0)
+    assert k.shape == (21, 21) and abs(k.sum() - 1) < 1e-6 and k.min() >= 0
+    np.testing.assert_allclose(k, k.T, atol=1e-7)
+    np.testing.assert_allclose(k, k[::-1, ::-1], atol=1e-7)
+    # Covered area (sum of pixel coverages = 1/max weight) approximates pi r^2.
+    area = 1.0 / k.max()
+    assert abs(area - np.pi * 36) / (np.pi * 36) < 0.02
+    assert 0 < k[10, 16] < k.max()  # an edge pixel is partially covered (anti-aliased)
+    assert k[10, 17] == 0
+    with pytest.raises(ValueError):
+        blur.defocus_kernel(9, 6.0)
+
+
+def test_load_kernel_bank_npz_levin():
+    ks = blur.load_kernel_bank("/work/shared/data/kernels/levin09.npz")
+    assert len(ks) == 8
+    assert sorted(k.shape[0] for k in ks) == [13, 15, 17, 19, 21, 23, 23, 27]
+    for k in ks:
+        assert abs(k.sum() - 1) < 1e-5 and k.min() >= 0
+    raw = np.load("/work/shared/data/kernels/levin09.npz")
+    np.testing.assert_allclose(ks[0], raw["k0"] / raw["k0"].sum(), atol=1e-7)
+    bank = blur.pad_kernels(ks)
+    assert bank.shape == (8, 27, 27)
+
+
+def test_load_kernel_bank_mat_and_errors(tmp_path):
+    import scipy.io
+    k1 = blur.gaussian_kernel(13, 2.0).astype(np.float64) * 3.0  # un-normalised on purpose
+    k2 = blur.defocus_kernel(9, 3.0)
+    cell = np.empty((1, 2), dtype=object)
+    cell[0, 0], cell[0, 1] = k1, k2
+    path = tmp_path / "bank.mat"
+    scipy.io.savemat(path, {"single": k2, "cells": cell, "label": "text", "scalar": 3.0})
+    ks = blur.load_kernel_bank(path)
+    assert len(ks) == 3
+    np.testing.assert_allclose(ks[1], k1 / k1.sum(), atol=1e-7)
+    # Bad files: missing, wrong content, wrong extension, corrupt.
+    with pytest.raises(FileNotFoundError, match="nope.npz"):
+        blur.load_kernel_bank(tmp_path / "nope.npz")
+    empty = tmp_path / "empty.mat"
+    scipy.io.savemat(empty, {"label": "nothing", "vec": np.ones(5)})
+    with pytest.raises(ValueError, match="empty.mat"):
+        blur.load_kernel_bank(empty)
+    bad = tmp_path / "corrupt.npz"
+    bad.write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match="corrupt.npz"):
+        blur.load_kernel_bank(bad)
+    txt = tmp_path / "k.txt"
+    txt.write_text("1 2 3")
+    with pytest.raises(ValueError, match="k.txt"):
+        blur.load_kernel_bank(txt)
+
+
+def test_make_kernel_bank_specs():
+    for spec in ("camera_shake", "markov", "gaussian", "defocus"):
+        bank = blur.make_kernel_bank(spec, num=12, sizes=[13, 17, 21], seed=3)
+        assert bank.shape == (12, 21, 21) and bank.dtype == np.float32
+        np.testing.assert_allclose(bank.sum(axis=(1, 2)), 1.0, atol=1e-5)
+        np.testing.assert_array_equal(bank, blur.make_kernel_bank(spec, num=12, sizes=[13, 17, 21],
+                                                                  seed=3))
+        # Kernels drawn at size 13 keep a zero border inside the 21x21 bank.
+    bank = blur.make_kernel_bank("/work/shared/data/kernels/levin09.npz")
+    assert bank.shape == (8, 27, 27)
+    sub = blur.make_kernel_bank("/work/shared/data/kernels/levin09.npz", num=3, seed=1)
+    assert sub.shape[0] == 3
+    with pytest.raises(FileNotFoundError):
+        blur.make_kernel_bank("no_such_spec")
+
+
+# ------------------------------------------------------------------ frame averaging
+def test_average_frames_identical_and_mean():
+    rng = np.random.default_rng(0)
+    frame = rng.random((16, 20, 3)).astype(np.float32)
+    for gamma in (None, 2.2):
+        blurred, sharp = blur.average_frames(np.stack([frame] * 7), gamma=gamma)
+        np.testing.assert_allclose(blurred, frame, atol=1e-6)
+        np.testing.assert_array_equal(sharp, frame)
+    frames = rng.random((5, 8, 8, 3)).astype(np.float32)
+    blurred, sharp = blur.average_frames(frames)
+    np.testing.assert_allclose(blurred, frames.mean(0), atol=1e-6)
+    np.testing.assert_array_equal(sharp, frames[2])
+    blurred_g, _ = blur.average_frames(frames, gamma=2.2)
+    want = (frames.astype(np.float64) ** 2.2).mean(0) ** (1 / 2.2)
+    np.testing.assert_allclose(blurred_g, want, atol=1e-6)
+    # Linearising before averaging brightens the mean of a dark/bright pair (Jensen).
+    pair = np.stack([np.zeros((2, 2, 3)), np.ones((2, 2, 3))]).astype(np.float32)
+    assert blur.average_frames(pair, gamma=2.2)[0].min() > 0.7
+    u8 = (frames * 255).round().astype(np.uint8)
+    np.testing.assert_allclose(blur.average_frames(u8)[0], (u8 / 255.0).mean(0), atol=1e-6)
+
+
+def _texture(rng, h=48, w=48):
+    import scipy.ndimage as ndi
+    t = ndi.gaussian_filter(rng.random((h, w, 3)), (1.5, 1.5, 0))
+    return ((t - t.min()) / (t.max() - t.min())).astype(np.float32)
+
+
+def _shifted(base, xs):
+    return np.stack([np.roll(base, int(x), axis=1) for x in xs])
+
+
+def test_vla_stops_on_face_overlap():
+    rng = np.random.default_rng(1)
+    frames = np.stack([_texture(rng)] * 11)  # static content: only the boxes move
+    boxes = np.array([[4 * t, 0, 4 * t + 40, 40] for t in range(11)], np.float64)
+    # Window half-width h: first/last boxes 8h apart -> IoU = (40-8h)/(40+8h): .67, .43, .25
+    res = blur.vla_average(frames, 5, boxes=boxes, iou_threshold=0.3)
+    assert (res.length, res.reason) == (5, "overlap")
+    np.testing.assert_allclose(res.blurred, frames[5], atol=1e-6)
+    res = blur.vla_average(frames, 5, boxes=boxes, iou_threshold=0.2)
+    assert (res.length, res.reason) == (7, "overlap")
+    res = blur.vla_average(frames, 5, boxes=boxes, iou_threshold=None)
+    assert (res.length, res.reason) == (11, "sequence_end")
+
+
+def test_vla_stops_on_ssim():
+    from skimage.metrics import structural_similarity
+    rng = np.random.default_rng(2)
+    base = _texture(rng)
+    frames = _shifted(base, np.arange(13))  # steady 1 px/frame pan, no reversal
+    center = 6
+    scores = {}
+    for h in range(1, 7):
+        avg = frames[center - h:center + h + 1].mean(0)
+        scores[2 * h + 1] = structural_similarity(avg, frames[center], data_range=1.0,
+                                                  channel_axis=-1, gaussian_weights=True,
+                                                  sigma=1.5, use_sample_covariance=False)
+    assert scores[3] > scores[5] > scores[7]
+    thr = (scores[5] + scores[7]) / 2
+    res = blur.vla_average(frames, center, ssim_threshold=thr)
+    assert (res.length, res.reason) == (5, "ssim")
+    np.testing.assert_allclose(res.blurred, frames[4:9].mean(0), atol=1e-6)
+    np.testing.assert_array_equal(res.sharp, frames[center])
+    res = blur.vla_average(frames, center, ssim_threshold=None, max_length=9)
+    assert (res.length, res.reason) == (9, "max_length")
+
+
+def test_vla_stops_on_motion_reversal():
+    rng = np.random.default_rng(3)
+    base = _texture(rng)
+    # Positions: steady +2 px/frame from frame 0 to 8, then the motion turns back.
+    xs = [0, 2, 4, 6, 8, 10, 12, 14, 16, 14, 12]
+    frames = _shifted(base, xs)
+    res = blur.vla_average(frames, 5, ssim_threshold=None)
+    # h=1: [4,6], h=2: [3,7], h=3: [2,8] all forward; h=4 adds 8->9, a reversal.
+    assert (res.length, res.reason) == (7, "oscillation")
+    res = blur.vla_average(frames, 5, ssim_threshold=None, reversal_cos=None)
+    assert (res.length, res.reason) == (11, "sequence_end")
+
+
+def test_vla_single_frame_and_errors():
+    frames = np.zeros((3, 8, 8, 3), np.float32)
+    res = blur.vla_average(frames, 0)
+    assert (res.length, res.reason) == (1, "sequence_end")
+    with pytest.raises(ValueError):
+        blur.vla_average(frames, 3)
+    with pytest.raises(ValueError):
+        blur.vla_average(frames, 1, boxes=np.zeros((2, 4)))
