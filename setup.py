@@ -10,6 +10,7 @@ from setuptools import find_packages, setup
 INSTALL_REQUIRES = [
     "tensorflow-cpu==2.21.0",
     "keras==3.15.1",
+    "tensorboard==2.21.0",  # tf.summary writers need it; tensorflow-cpu does not bring it
     "tensorflow-datasets==4.9.10",
     "importlib_resources==7.1.0",  # tfds 4.9.10 imports it but does not declare it
     "numpy==2.4.6",

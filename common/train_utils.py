@@ -1,0 +1,441 @@
+"""Training utilities every paper trainer shares.
+
+What lives here (a paper's `train.py` keeps only its networks, losses and `train_step`):
+
+* `define_common_flags(fv)`: the flags every trainer has (`--workdir`, `--strategy`,
+  `--mixed_precision`, `--seed`, `--num_steps`, intervals, `--max_train_minutes`, ...), defined on a
+  given `absl.flags.FlagValues` so tests can build a fresh one and parse a real flagfile.
+* `parse_flags` / `flags_parser`: parse argv after expanding `--flagfile=` arguments; a relative
+  flagfile path is tried against the working directory, the including flagfile's directory and the
+  repository root, so `configs/smoke.flags` works from any working directory.
+* `save_flags` / `load_flags`: the resolved flags beside the checkpoints (`workdir/flags.txt`), so
+  evaluation rebuilds the exact network that was trained.
+* `get_strategy`, `set_precision`, `make_optimizer`: `tf.distribute` strategy, Keras mixed precision
+  policy (float16 on GPU, bfloat16 on CPU with `auto`), Adam wrapped in a loss-scale optimizer only
+  for float16.
+* `Checkpointer`: `tf.train.CheckpointManager` over (step, models, optimizers, ...), restore-latest.
+* `SummaryWriters`: TensorBoard writers under `workdir/train` and `workdir/eval`.
+* `run_train_loop`: the loop itself: resume from the restored step, log scalars and steps/s, images,
+  periodic evaluation, checkpoints at intervals / on the time budget / at the end, and a guard that
+  stops on a non-finite loss without saving the bad state (the last good checkpoint stays).
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Callable, Iterable, Mapping, Sequence
+
+from absl import flags, logging
+import keras
+import numpy as np
+import tensorflow as tf
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16", "auto")
+FLAGS_FILENAME = "flags.txt"
+
+
+# --------------------------------------------------------------------------- flags
+
+
+def define_common_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    """Defines the flags shared by every trainer on `fv`. Calling it twice is harmless."""
+    if "workdir" in fv:
+        return
+    flags.DEFINE_string("workdir", None, "Folder for checkpoints, TensorBoard events and flags.txt.",
+                        flag_values=fv)
+    flags.DEFINE_enum("strategy", "default", STRATEGIES,
+                      "tf.distribute strategy: default (one device), mirrored (all local GPUs, or "
+                      "--cpu_devices logical CPUs), multi_worker (TF_CONFIG), tpu.", flag_values=fv)
+    flags.DEFINE_integer("cpu_devices", 0,
+                         "Split the CPU into this many logical devices (0: leave as is). For testing "
+                         "the mirrored strategy without GPUs.", flag_values=fv)
+    flags.DEFINE_enum("mixed_precision", "none", PRECISIONS,
+                      "Keras mixed-precision policy; auto = mixed_float16 on GPU, mixed_bfloat16 "
+                      "on CPU.", flag_values=fv)
+    flags.DEFINE_integer("seed", 0, "Random seed (Python, NumPy, TensorFlow, Keras, tf.data).",
+                         flag_values=fv)
+    flags.DEFINE_integer("num_steps", 1000, "Total training steps (optimizer updates).",
+                         flag_values=fv)
+    flags.DEFINE_integer("batch_size", 16, "Global batch size (split across replicas).",
+                         flag_values=fv)
+    flags.DEFINE_integer("log_every", 100, "Write training scalars every N steps.", flag_values=fv)
+    flags.DEFINE_integer("checkpoint_every", 1000, "Save a checkpoint every N steps.",
+                         flag_values=fv)
+    flags.DEFINE_integer("eval_every", 1000, "Evaluate every N steps (0: only at the end).",
+                         flag_values=fv)
+    flags.DEFINE_integer("image_every", 1000, "Write TensorBoard image grids every N steps "
+                         "(0: never).", flag_values=fv)
+    flags.DEFINE_float("max_train_minutes", 0.0, "Stop (and checkpoint) after this many minutes of "
+                       "training; 0 means no limit.", flag_values=fv)
+    flags.DEFINE_integer("keep_checkpoints", 3, "How many recent checkpoints to keep.",
+                         flag_values=fv)
+
+
+def _resolve_flagfile(path: str, including_dir: str | None) -> str:
+    candidates = [path]
+    if not os.path.isabs(path):
+        if including_dir:
+            candidates.append(os.path.join(including_dir, path))
+        candidates.append(os.path.join(REPO_ROOT, path))
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            return os.path.abspath(candidate)
+    raise FileNotFoundError(
+        f"flagfile {path!r} not found (tried: {', '.join(candidates)}). Pass a path relative to "
+        f"the working directory or to the repository root {REPO_ROOT}.")
+
+
+def expand_flagfiles(argv: Sequence[str], _including_dir: str | None = None,
+                     _depth: int = 0) -> list[str]:
+    """Returns argv with every `--flagfile=PATH` replaced by the flags it holds (recursively).
+
+    Follows absl's flagfile format: one flag per line; blank lines and whole lines starting with `#`
+    or `//` are skipped. Later flags override earlier ones, as with absl.
+    """
+    if _depth > 10:
+        raise ValueError("flagfiles nest more than 10 deep: is one including itself?")
+    out: list[str] = []
+    for arg in argv:
+        if arg.startswith("--flagfile="):
+            path = _resolve_flagfile(arg.split("=", 1)[1], _including_dir)
+            with open(path, encoding="utf-8") as f:
+                lines = [line.strip() for line in f]
+            lines = [line for line in lines
+                     if line and not line.startswith("#") and not line.startswith("//")]
+            out.extend(expand_flagfiles(lines, os.path.dirname(path), _depth + 1))
+        else:
+            out.append(arg)
+    return out
+
+
+def parse_flags(define_fns: Iterable[Callable[[flags.FlagValues], None]], argv: Sequence[str],
+                fv: flags.FlagValues | None = None) -> flags.FlagValues:
+    """Defines flags with each of `define_fns` on a fresh `FlagValues` (or `fv`) and parses argv.
+
+    `argv[0]` is the program name, as with absl. Example::
+
+        fv = parse_flags([define_common_flags, train.define_flags],
+                         ["prog", "--flagfile=paper3_umsn/configs/smoke.flags", "--workdir=/tmp/x"])
+    """
+    fv = flags.FlagValues() if fv is None else fv
+    for define in define_fns:
+        define(fv)
+    fv(expand_flagfiles(list(argv)))
+    return fv
+
+
+def flags_parser(argv: Sequence[str]) -> list[str]:
+    """`absl.app.run(main, flags_parser=flags_parser)`: like absl's, with flagfile path resolution."""
+    return flags.FLAGS(expand_flagfiles(list(argv)))
+
+
+def _own_flags(fv: flags.FlagValues) -> list:
+    """The flags defined by this project (absl's own logging flags etc. are left out)."""
+    own = []
+    for module, module_flags in fv.flags_by_module_dict().items():
+        if module.startswith("absl."):
+            continue
+        own.extend(module_flags)
+    seen, unique = set(), []
+    for flag in sorted(own, key=lambda f: f.name):
+        if flag.name not in seen:
+            seen.add(flag.name)
+            unique.append(flag)
+    return unique
+
+
+def save_flags(fv: flags.FlagValues, workdir: str) -> str:
+    """Writes the resolved flags to `workdir/flags.txt` (a flagfile) and returns its path."""
+    os.makedirs(workdir, exist_ok=True)
+    lines = [f.serialize() for f in _own_flags(fv) if f.value is not None]
+    path = os.path.join(workdir, FLAGS_FILENAME)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("# Resolved flags of this run (a flagfile: --flagfile=" + path + ")\n")
+        f.write("\n".join(line for line in lines if line) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load_flags(define_fns: Iterable[Callable[[flags.FlagValues], None]], workdir: str,
+               overrides: Sequence[str] = ()) -> flags.FlagValues:
+    """Rebuilds the FlagValues a run was trained with from `workdir/flags.txt` (+ overrides)."""
+    path = os.path.join(workdir, FLAGS_FILENAME)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{path} not found: --workdir must be a training workdir (it holds flags.txt and "
+            f"checkpoints/).")
+    return parse_flags(define_fns, ["prog", f"--flagfile={path}", *overrides])
+
+
+# --------------------------------------------------------------------------- devices, precision
+
+
+def get_strategy(name: str = "default", cpu_devices: int = 0) -> tf.distribute.Strategy:
+    """Returns the tf.distribute strategy named by `--strategy`.
+
+    `cpu_devices > 1` splits the (first) physical CPU into that many logical devices before the
+    runtime starts; `mirrored` then mirrors over them when no GPU is present.
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"--strategy={name!r}: choose one of {STRATEGIES}")
+    if cpu_devices and cpu_devices > 1:
+        cpus = tf.config.list_physical_devices("CPU")
+        try:
+            tf.config.set_logical_device_configuration(
+                cpus[0], [tf.config.LogicalDeviceConfiguration()] * cpu_devices)
+        except RuntimeError:
+            have = len(tf.config.list_logical_devices("CPU"))
+            if have != cpu_devices:
+                raise RuntimeError(
+                    f"--cpu_devices={cpu_devices}: TensorFlow was already initialised with {have} "
+                    f"logical CPU device(s); call get_strategy before any other TensorFlow op.")
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        if tf.config.list_logical_devices("GPU"):
+            return tf.distribute.MirroredStrategy()
+        devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def set_precision(policy: str = "none") -> str:
+    """Sets Keras's global dtype policy; returns the resolved name ("float32" for none)."""
+    if policy not in PRECISIONS:
+        raise ValueError(f"--mixed_precision={policy!r}: choose one of {PRECISIONS}")
+    if policy == "auto":
+        policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+    resolved = "float32" if policy == "none" else policy
+    keras.mixed_precision.set_global_policy(resolved)
+    return resolved
+
+
+def make_optimizer(learning_rate, policy: str | None = None, **adam_kwargs) -> keras.optimizers.Optimizer:
+    """Adam; under mixed_float16 wrapped in a LossScaleOptimizer (float16 needs loss scaling).
+
+    In the train step use `optimizer.scale_loss(loss)` before taking gradients: it is the identity
+    for plain optimizers and scales for the loss-scale optimizer, whose `apply` unscales.
+    """
+    policy = policy or keras.mixed_precision.global_policy().name
+    optimizer = keras.optimizers.Adam(learning_rate=learning_rate, **adam_kwargs)
+    if policy == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def make_distributed_step(strategy: tf.distribute.Strategy,
+                          replica_step: Callable[[Mapping], Mapping[str, tf.Tensor]]):
+    """Wraps a per-replica step into a `tf.function` returning replica-averaged scalars.
+
+    `replica_step(batch)` runs on each replica on its share of the global batch. Gradients applied
+    through an optimizer created in `strategy.scope()` are summed over replicas, so the loss used for
+    gradients must be the replica's mean loss divided by `num_replicas_in_sync` (see
+    `replica_loss`); the returned logging values are the replica means of what it returns.
+    """
+
+    @tf.function
+    def step(batch):
+        per_replica = strategy.run(replica_step, args=(batch,))
+        return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+                for k, v in per_replica.items()}
+
+    return step
+
+
+def replica_loss(loss: tf.Tensor) -> tf.Tensor:
+    """Scales a replica's mean loss so that summed gradients over replicas equal the global mean.
+
+    Call it inside the `GradientTape` block: the division must be recorded to be differentiated.
+    """
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss / tf.cast(replicas, loss.dtype)
+
+
+def set_seed(seed: int) -> None:
+    """Seeds Python, NumPy, TensorFlow and Keras."""
+    keras.utils.set_random_seed(int(seed))
+
+
+# --------------------------------------------------------------------------- checkpoints, summaries
+
+
+class Checkpointer:
+    """`tf.train.Checkpoint(step, **trackables)` managed under `workdir/checkpoints`.
+
+    Build every model and optimizer (`optimizer.build(model.trainable_variables)`) before
+    `restore_latest()`, so their variables exist and are restored in place.
+    """
+
+    def __init__(self, workdir: str, max_to_keep: int = 3, **trackables):
+        self.directory = os.path.join(workdir, "checkpoints")
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.checkpoint = tf.train.Checkpoint(step=self.step, **trackables)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory,
+                                                  max_to_keep=max_to_keep)
+
+    def restore_latest(self) -> int:
+        """Restores the newest checkpoint if there is one; returns the step to resume from."""
+        path = self.manager.latest_checkpoint
+        if path is None:
+            return 0
+        status = self.checkpoint.restore(path)
+        status.assert_existing_objects_matched()
+        logging.info("Restored %s (step %d)", path, int(self.step.numpy()))
+        return int(self.step.numpy())
+
+    def save(self, step: int | None = None) -> str:
+        if step is not None:
+            self.step.assign(int(step))
+        return self.manager.save(checkpoint_number=int(self.step.numpy()))
+
+    @property
+    def latest(self) -> str | None:
+        return self.manager.latest_checkpoint
+
+
+def restore_for_eval(workdir_or_checkpoint: str, **trackables) -> str:
+    """Restores `trackables` (models) from a checkpoint file prefix or a workdir's newest one.
+
+    Optimizer state in the checkpoint is ignored. Returns the checkpoint path used.
+    """
+    path = workdir_or_checkpoint
+    if os.path.isdir(path):
+        directory = os.path.join(path, "checkpoints") if os.path.isdir(
+            os.path.join(path, "checkpoints")) else path
+        path = tf.train.latest_checkpoint(directory)
+        if path is None:
+            raise FileNotFoundError(
+                f"no checkpoint under {directory}: pass --checkpoint=a workdir that has trained, "
+                f"or a checkpoint prefix such as WORKDIR/checkpoints/ckpt-1000")
+    elif not tf.io.gfile.exists(path + ".index"):
+        raise FileNotFoundError(f"checkpoint {path!r} not found (expected {path}.index)")
+    tf.train.Checkpoint(**trackables).restore(path).expect_partial().assert_existing_objects_matched()
+    return path
+
+
+class SummaryWriters:
+    """TensorBoard writers under `workdir/train` and `workdir/eval`."""
+
+    def __init__(self, workdir: str):
+        self.train = tf.summary.create_file_writer(os.path.join(workdir, "train"))
+        self.eval = tf.summary.create_file_writer(os.path.join(workdir, "eval"))
+
+    def _writer(self, split: str):
+        if split not in ("train", "eval"):
+            raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
+        return getattr(self, split)
+
+    def scalars(self, split: str, step: int, values: Mapping[str, float]) -> None:
+        with self._writer(split).as_default():
+            for name, value in values.items():
+                tf.summary.scalar(name, float(value), step=int(step))
+        self._writer(split).flush()
+
+    def images(self, split: str, step: int, name: str, images, max_outputs: int = 4) -> None:
+        """Writes float images [B,H,W,3] in [0, 1] (clipped) as a TensorBoard image summary."""
+        images = tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 1.0)
+        with self._writer(split).as_default():
+            tf.summary.image(name, images, step=int(step), max_outputs=max_outputs)
+        self._writer(split).flush()
+
+    def close(self) -> None:
+        self.train.close()
+        self.eval.close()
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or infinite; the message names the step, the keys and the kept checkpoint."""
+
+
+def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
+                   iterator, checkpointer: Checkpointer, writers: SummaryWriters, num_steps: int,
+                   log_every: int = 100, checkpoint_every: int = 1000,
+                   max_train_minutes: float = 0.0,
+                   image_fn: Callable[[int], Mapping[str, tf.Tensor]] | None = None,
+                   image_every: int = 0,
+                   eval_fn: Callable[[int], Mapping[str, float]] | None = None,
+                   eval_every: int = 0) -> int:
+    """Runs `train_step` from the checkpointer's step up to `num_steps`; returns the final step.
+
+    * `train_step(batch)` returns a dict of scalar tensors (losses, confidences, ...), logged as the
+      mean over each `log_every` window together with `steps_per_sec`.
+    * A non-finite value raises `NonFiniteLossError` before anything is saved, so the newest
+      checkpoint on disk is the last good state.
+    * Checkpoints: every `checkpoint_every` steps, when `max_train_minutes` runs out, when the
+      iterator ends, and at `num_steps`. `eval_fn(step)` runs every `eval_every` steps and at the
+      end; its dict goes to the eval writer. `image_fn(step)` returns {name: images} for TensorBoard.
+    """
+    step = int(checkpointer.step.numpy())
+    if step >= num_steps:
+        logging.info("Already at step %d >= --num_steps=%d: nothing to train.", step, num_steps)
+        return step
+    start = time.time()
+    window_start, window_steps = time.time(), 0
+    sums: dict[str, float] = {}
+    last_saved = step
+    log_every = max(1, int(log_every))
+
+    def save():
+        nonlocal last_saved
+        if last_saved != step:
+            checkpointer.save(step)
+            last_saved = step
+
+    while step < num_steps:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            logging.info("Training data ended at step %d.", step)
+            break
+        values = {k: float(v) for k, v in train_step(batch).items()}
+        bad = sorted(k for k, v in values.items() if not math.isfinite(v))
+        if bad:
+            raise NonFiniteLossError(
+                f"non-finite {', '.join(bad)} at step {step + 1}; nothing was saved for this step, "
+                f"the last good checkpoint is {checkpointer.latest}. Lower the learning rate or "
+                f"check the data, then resume.")
+        step += 1
+        checkpointer.step.assign(step)
+        window_steps += 1
+        for k, v in values.items():
+            sums[k] = sums.get(k, 0.0) + v
+        if step % log_every == 0 or step == num_steps:
+            elapsed = max(time.time() - window_start, 1e-9)
+            means = {k: v / window_steps for k, v in sums.items()}
+            means["steps_per_sec"] = window_steps / elapsed
+            writers.scalars("train", step, means)
+            logging.info("step %d: %s", step,
+                         ", ".join(f"{k}={v:.4g}" for k, v in sorted(means.items())))
+            sums, window_steps, window_start = {}, 0, time.time()
+        if image_fn is not None and image_every and step % image_every == 0:
+            for name, images in image_fn(step).items():
+                writers.images("train", step, name, images)
+        if eval_fn is not None and eval_every and step % eval_every == 0:
+            writers.scalars("eval", step, eval_fn(step))
+        if checkpoint_every and step % checkpoint_every == 0:
+            save()
+        if max_train_minutes and time.time() - start > 60.0 * max_train_minutes:
+            logging.info("--max_train_minutes=%g reached at step %d.", max_train_minutes, step)
+            break
+    save()
+    if eval_fn is not None and not (eval_every and step % eval_every == 0):
+        writers.scalars("eval", step, eval_fn(step))
+    return step
+
+
+def to_numpy_images(images) -> np.ndarray:
+    """float [B,H,W,3] tensor -> float32 NumPy in [0, 1] (for contact sheets and metrics)."""
+    return np.clip(np.asarray(tf.cast(images, tf.float32)), 0.0, 1.0)

@@ -1,0 +1,268 @@
+"""Tests for common.train_utils: flags, checkpoints, the loop, precision and strategies."""
+import glob
+import os
+import subprocess
+import sys
+import textwrap
+
+from absl import flags
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from common import train_utils as tu
+
+
+def _define_extra(fv):
+    flags.DEFINE_float("lr", 1e-3, "learning rate", flag_values=fv)
+    flags.DEFINE_string("variant", "paper", "variant", flag_values=fv)
+
+
+def test_define_common_flags_is_idempotent():
+    fv = flags.FlagValues()
+    tu.define_common_flags(fv)
+    tu.define_common_flags(fv)
+    fv(["prog"])
+    assert fv.strategy == "default" and fv.mixed_precision == "none"
+
+
+def test_parse_flags_nested_flagfiles_relative_paths_and_overrides(tmp_path):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "paper.flags").write_text("# paper hyper-parameters\n--lr=0.0002\n--num_steps=100000\n"
+                                         "--variant=paper\n\n--batch_size=16\n")
+    # smoke.flags includes paper.flags by a path relative to its own folder.
+    (configs / "smoke.flags").write_text("--flagfile=paper.flags\n# tiny\n--num_steps=2\n"
+                                         "--variant=tiny\n")
+    fv = tu.parse_flags([tu.define_common_flags, _define_extra],
+                        ["prog", f"--flagfile={configs / 'smoke.flags'}", "--batch_size=2"])
+    assert fv.lr == pytest.approx(2e-4)          # from paper.flags
+    assert fv.num_steps == 2 and fv.variant == "tiny"   # smoke overrides paper
+    assert fv.batch_size == 2                     # command line overrides both
+
+
+def test_flagfile_relative_to_repo_root(tmp_path, monkeypatch):
+    repo_flags = os.path.join(tu.REPO_ROOT, "tests", "common", "_tmp_repo_relative.flags")
+    with open(repo_flags, "w") as f:
+        f.write("--num_steps=7\n")
+    try:
+        monkeypatch.chdir(tmp_path)  # not the repo root
+        fv = tu.parse_flags([tu.define_common_flags],
+                            ["prog", "--flagfile=tests/common/_tmp_repo_relative.flags"])
+        assert fv.num_steps == 7
+    finally:
+        os.remove(repo_flags)
+
+
+def test_missing_flagfile_names_the_path():
+    with pytest.raises(FileNotFoundError, match="no_such.flags"):
+        tu.parse_flags([tu.define_common_flags], ["prog", "--flagfile=no_such.flags"])
+
+
+def test_save_and_load_flags_round_trip(tmp_path):
+    fv = tu.parse_flags([tu.define_common_flags, _define_extra],
+                        ["prog", "--lr=0.5", "--variant=tiny", f"--workdir={tmp_path}",
+                         "--mixed_precision=mixed_bfloat16"])
+    path = tu.save_flags(fv, str(tmp_path))
+    assert os.path.basename(path) == "flags.txt"
+    text = open(path).read()
+    assert "--variant=tiny" in text and "verbosity" not in text  # absl's own flags left out
+    loaded = tu.load_flags([tu.define_common_flags, _define_extra], str(tmp_path))
+    assert loaded.lr == 0.5 and loaded.variant == "tiny"
+    assert loaded.mixed_precision == "mixed_bfloat16" and loaded.workdir == str(tmp_path)
+    with pytest.raises(FileNotFoundError, match="flags.txt"):
+        tu.load_flags([tu.define_common_flags], str(tmp_path / "missing"))
+
+
+def test_set_precision_and_optimizer():
+    try:
+        assert tu.set_precision("auto") == "mixed_bfloat16"  # no GPU here
+        assert keras.mixed_precision.global_policy().compute_dtype == "bfloat16"
+        assert tu.set_precision("mixed_float16") == "mixed_float16"
+        assert isinstance(tu.make_optimizer(1e-3), keras.optimizers.LossScaleOptimizer)
+        assert tu.set_precision("none") == "float32"
+        opt = tu.make_optimizer(1e-3, beta_1=0.5)
+        assert not isinstance(opt, keras.optimizers.LossScaleOptimizer)
+        assert float(opt.beta_1) == 0.5
+        with pytest.raises(ValueError, match="mixed_precision"):
+            tu.set_precision("fp8")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def _tiny_setup(lr=0.1):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    critic = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    opt_g, opt_d = keras.optimizers.Adam(lr), keras.optimizers.Adam(lr)
+    opt_g.build(model.trainable_variables)
+    opt_d.build(critic.trainable_variables)
+    return model, critic, opt_g, opt_d
+
+
+def _make_step(model, critic, opt_g, opt_d, nan_at=None, calls=None):
+    counter = tf.Variable(0, dtype=tf.int64)
+
+    def step(batch):
+        x, y = batch
+        counter.assign_add(1)
+        if calls is not None:
+            calls.append(1)
+        with tf.GradientTape(persistent=True) as tape:
+            pred = model(x)
+            loss_g = tf.reduce_mean(tf.square(pred - y))
+            loss_d = tf.reduce_mean(tf.square(critic(pred)))
+        opt_g.apply(tape.gradient(loss_g, model.trainable_variables), model.trainable_variables)
+        opt_d.apply(tape.gradient(loss_d, critic.trainable_variables), critic.trainable_variables)
+        if nan_at is not None and int(counter.numpy()) == nan_at:
+            loss_g = loss_g * np.nan
+        return {"g_total": loss_g, "d_total": loss_d}
+
+    return step
+
+
+def _batches():
+    rng = np.random.default_rng(0)
+    while True:
+        x = rng.normal(size=(4, 3)).astype("float32")
+        yield x, (x[:, :2] * 2.0).astype("float32")
+
+
+def test_checkpoint_round_trip_restores_models_and_both_optimizers(tmp_path):
+    model, critic, opt_g, opt_d = _tiny_setup()
+    ckpt = tu.Checkpointer(str(tmp_path), model=model, critic=critic, opt_g=opt_g, opt_d=opt_d)
+    step = _make_step(model, critic, opt_g, opt_d)
+    it = _batches()
+    for _ in range(3):
+        step(next(it))
+    ckpt.save(3)
+    saved = [v.numpy().copy() for v in model.weights + critic.weights + opt_g.variables + opt_d.variables]
+
+    model2, critic2, opt_g2, opt_d2 = _tiny_setup()
+    ckpt2 = tu.Checkpointer(str(tmp_path), model=model2, critic=critic2, opt_g=opt_g2, opt_d=opt_d2)
+    assert ckpt2.restore_latest() == 3
+    restored = [v.numpy() for v in model2.weights + critic2.weights + opt_g2.variables + opt_d2.variables]
+    assert len(saved) == len(restored)
+    for a, b in zip(saved, restored):
+        np.testing.assert_array_equal(a, b)
+    assert int(opt_g2.iterations.numpy()) == 3 and int(opt_d2.iterations.numpy()) == 3
+
+
+def test_train_loop_writes_checkpoints_events_and_resumes(tmp_path):
+    workdir = str(tmp_path)
+    model, critic, opt_g, opt_d = _tiny_setup()
+    calls = []
+    ckpt = tu.Checkpointer(workdir, model=model, critic=critic, opt_g=opt_g, opt_d=opt_d)
+    writers = tu.SummaryWriters(workdir)
+    evals = []
+    final = tu.run_train_loop(train_step=_make_step(model, critic, opt_g, opt_d, calls=calls),
+                              iterator=_batches(), checkpointer=ckpt, writers=writers, num_steps=5,
+                              log_every=2, checkpoint_every=2,
+                              image_fn=lambda s: {"grid": tf.zeros((1, 8, 8, 3))}, image_every=2,
+                              eval_fn=lambda s: evals.append(s) or {"psnr": 1.0}, eval_every=4)
+    assert final == 5 and len(calls) == 5
+    assert evals == [4, 5]  # at eval_every and at the end
+    assert glob.glob(os.path.join(workdir, "train", "events.out.tfevents.*"))
+    assert glob.glob(os.path.join(workdir, "eval", "events.out.tfevents.*"))
+    assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith("ckpt-5")
+
+    # A new process resumes: only the remaining steps run.
+    model, critic, opt_g, opt_d = _tiny_setup()
+    calls = []
+    ckpt = tu.Checkpointer(workdir, model=model, critic=critic, opt_g=opt_g, opt_d=opt_d)
+    assert ckpt.restore_latest() == 5
+    final = tu.run_train_loop(train_step=_make_step(model, critic, opt_g, opt_d, calls=calls),
+                              iterator=_batches(), checkpointer=ckpt, writers=writers,
+                              num_steps=8, log_every=10, checkpoint_every=100)
+    assert final == 8 and len(calls) == 3
+    assert int(opt_g.iterations.numpy()) == 8
+    assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith("ckpt-8")
+    # Logged scalars are real: read the event file back and find the loss and the speed.
+    tags = set()
+    for path in glob.glob(os.path.join(workdir, "train", "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                tags.add(value.tag)
+    assert {"g_total", "d_total", "steps_per_sec", "grid"} <= tags
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    workdir = str(tmp_path)
+    model, critic, opt_g, opt_d = _tiny_setup()
+    ckpt = tu.Checkpointer(workdir, model=model, critic=critic, opt_g=opt_g, opt_d=opt_d)
+    with pytest.raises(tu.NonFiniteLossError, match=r"g_total at step 5.*ckpt-4"):
+        tu.run_train_loop(train_step=_make_step(model, critic, opt_g, opt_d, nan_at=5),
+                          iterator=_batches(), checkpointer=ckpt, writers=tu.SummaryWriters(workdir),
+                          num_steps=10, log_every=1, checkpoint_every=2)
+    assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith("ckpt-4")
+
+
+def test_time_budget_stops_and_saves(tmp_path):
+    workdir = str(tmp_path)
+    model, critic, opt_g, opt_d = _tiny_setup()
+    ckpt = tu.Checkpointer(workdir, model=model, critic=critic, opt_g=opt_g, opt_d=opt_d)
+    final = tu.run_train_loop(train_step=_make_step(model, critic, opt_g, opt_d), iterator=_batches(),
+                              checkpointer=ckpt, writers=tu.SummaryWriters(workdir), num_steps=1000,
+                              log_every=100, checkpoint_every=1000, max_train_minutes=1e-9)
+    assert final == 1
+    assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith("ckpt-1")
+
+
+def test_restore_for_eval_errors_name_the_path(tmp_path):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        tu.restore_for_eval(str(tmp_path), model=model)
+    with pytest.raises(FileNotFoundError, match="ckpt-9"):
+        tu.restore_for_eval(str(tmp_path / "ckpt-9"), model=model)
+
+
+_MIRRORED_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    from common import train_utils as tu
+    strategy = tu.get_strategy("mirrored", cpu_devices=2)
+    import keras, tensorflow as tf
+
+    def run(strategy):
+        keras.utils.set_random_seed(0)
+        with strategy.scope():
+            model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+            opt = keras.optimizers.Adam(0.1)
+            opt.build(model.trainable_variables)
+
+        def replica_step(batch):
+            x, y = batch
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.square(model(x) - y))
+                scaled = tu.replica_loss(loss)  # inside the tape, or there is no gradient
+            grads = tape.gradient(scaled, model.trainable_variables)
+            opt.apply(grads, model.trainable_variables)
+            return {"loss": loss}
+
+        step = tu.make_distributed_step(strategy, replica_step)
+        rng = np.random.default_rng(1)
+        x = rng.normal(size=(8, 3)).astype("float32")
+        y = rng.normal(size=(8, 2)).astype("float32")
+        ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8).repeat()
+        it = iter(strategy.experimental_distribute_dataset(ds))
+        losses = [float(step(next(it))["loss"]) for _ in range(3)]
+        return strategy.num_replicas_in_sync, losses, [w.numpy().tolist() for w in model.weights]
+
+    n2, losses2, w2 = run(strategy)
+    n1, losses1, w1 = run(tf.distribute.get_strategy())
+    print(json.dumps({"n2": n2, "n1": n1, "w2": w2, "w1": w1, "l2": losses2, "l1": losses1}))
+""")
+
+
+def test_mirrored_strategy_on_two_logical_cpus_matches_one_device():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    out = subprocess.run([sys.executable, "-c", _MIRRORED_SCRIPT], cwd=tu.REPO_ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    import json
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["n2"] == 2 and result["n1"] == 1
+    # Same data, same init: three mirrored steps land on the same weights as one device.
+    for a, b in zip(result["w2"], result["w1"]):
+        np.testing.assert_allclose(np.array(a), np.array(b), atol=1e-5)
+    np.testing.assert_allclose(result["l2"], result["l1"], rtol=1e-5)
