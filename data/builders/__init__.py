@@ -1,0 +1,9 @@
+"""TensorFlow Datasets builders (manual download only) for the papers' datasets.
+
+Each module holds a `tfds.core.GeneratorBasedBuilder` plus `check_layout()` and `generate()`;
+`data.builders._layout.prepare(builder_cls, manual_dir, data_dir)` builds one without network.
+"""
+from data.builders._layout import LayoutError, prepare  # noqa: F401
+
+BUILDER_MODULES = ("celeba", "helen_parsing", "shen_blurred_faces", "face_videos",
+                   "unpaired_blur", "gopro", "lfw")

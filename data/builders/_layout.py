@@ -1,0 +1,101 @@
+"""Shared helpers of the dataset builders: layout checks with clear errors, and a no-download
+`prepare()` that runs a TFDS builder from a local manual folder.
+
+Every builder module in `data.builders` exposes, beside its `tfds.core.GeneratorBasedBuilder`:
+  * `check_layout(manual_dir, ...)` -> dict of resolved paths; raises `LayoutError` naming the
+    file or folder it expected;
+  * `generate(manual_dir, split, ...)` -> iterator of `(key, example)` where images are file paths
+    (or uint8 arrays when they have to be computed). The TFDS builder's `_generate_examples` and
+    `python -m data.build` both consume this one generator, so the two never disagree.
+"""
+import os
+import re
+
+import tensorflow_datasets as tfds
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+class LayoutError(FileNotFoundError):
+  """The manual folder does not hold the layout a builder expects (message says what is missing)."""
+
+
+def _where(manual_dir, what, hint):
+  msg = f"{what} (manual_dir={manual_dir!r})."
+  if hint:
+    msg += " " + hint
+  return msg
+
+
+def require_dir(manual_dir, *candidates, hint=""):
+  """The first existing folder among `candidates` (relative to manual_dir) or LayoutError."""
+  if not manual_dir or not os.path.isdir(manual_dir):
+    raise LayoutError(f"manual_dir {manual_dir!r} does not exist or is not a folder. {hint}".strip())
+  for c in candidates:
+    p = os.path.join(manual_dir, c)
+    if os.path.isdir(p):
+      return p
+  raise LayoutError(_where(manual_dir, "expected folder " + " or ".join(repr(c) for c in candidates)
+                           + " inside manual_dir, found none", hint))
+
+
+def find_file(manual_dir, *candidates):
+  """The first existing file among `candidates` (relative to manual_dir), else None."""
+  for c in candidates:
+    p = os.path.join(manual_dir, c)
+    if os.path.isfile(p):
+      return p
+  return None
+
+
+def require_file(manual_dir, *candidates, hint=""):
+  p = find_file(manual_dir, *candidates)
+  if p is None:
+    raise LayoutError(_where(manual_dir, "expected file " + " or ".join(repr(c) for c in candidates)
+                             + " inside manual_dir, found none", hint))
+  return p
+
+
+def is_image(name):
+  return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
+
+
+def images_in(folder, recursive=False):
+  """Sorted image paths in `folder` (natural order: 'frame2' before 'frame10')."""
+  out = []
+  if recursive:
+    for root, dirs, files in os.walk(folder):
+      dirs.sort()
+      out.extend(os.path.join(root, f) for f in files if is_image(f))
+  else:
+    out = [os.path.join(folder, f) for f in os.listdir(folder) if is_image(f)]
+  return sorted(out, key=natural_key)
+
+
+def natural_key(s):
+  return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
+
+
+def prepare(builder_cls, manual_dir, data_dir, config=None, max_examples_per_split=None, **kwargs):
+  """Builds `builder_cls` into `data_dir` from `manual_dir`; never touches the network.
+
+  Returns the prepared builder (`builder.as_dataset(split=...)` reads it back).
+  """
+  builder = builder_cls(data_dir=data_dir, config=config, **kwargs)
+  download_config = tfds.download.DownloadConfig(
+      manual_dir=manual_dir,
+      download_mode=tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS,
+      try_download_gcs=False,
+      max_examples_per_split=max_examples_per_split)
+  builder.download_and_prepare(download_config=download_config,
+                               file_format="tfrecord")
+  return builder
+
+
+def manual_dir_of(dl_manager):
+  """`dl_manager.manual_dir` as a str, with an error that says how to pass it."""
+  try:
+    d = dl_manager.manual_dir
+  except AssertionError as e:  # tfds raises AssertionError when the folder is missing
+    raise LayoutError(f"{e} Pass --manual_dir (tfds DownloadConfig(manual_dir=...)).") from e
+  return os.fspath(d)

@@ -1,0 +1,99 @@
+"""The blurred face test sets of Shen et al. (CVPR 2018, "Deep Semantic Face Deblurring"), used
+by paper 3 (UMSN) Table III: every sharp test face blurred by 10 kernels at each of the sizes
+13, 15, ..., 27 (80 blurred copies per face).
+
+The public release has no single canonical folder naming, so the expected layout is fixed here
+(a small rename script gets any copy into it):
+    <manual_dir>/<subset>/sharp/<name>.png                       e.g. helen/sharp/0001.png
+    <manual_dir>/<subset>/blurred/<name>_ker<K>_size<S>.png      e.g. helen/blurred/0001_ker03_size17.png
+  or, equivalently, blurred/ker<K>/size<S>/<name>.png (kernel and size read from the folders).
+<subset> is any folder name (typically `helen` and `celeba`); each subset is one split.
+Blurred copies whose <name> has no sharp image raise a LayoutError.
+"""
+import os
+import re
+
+import tensorflow_datasets as tfds
+
+from data.builders import _layout
+
+KERNEL_SIZES = tuple(range(13, 28, 2))
+NUM_KERNELS = 10
+_PATTERN = re.compile(r"ker(?:nel)?[_-]?(?P<kernel>\d+)[_/\\-]+(?:size|k)[_-]?(?P<size>\d+)",
+                      re.IGNORECASE)
+MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+Arrange the Shen et al. 2018 test sets as manual_dir/<subset>/sharp/<name>.png and
+manual_dir/<subset>/blurred/<name>_ker<K>_size<S>.png (see data/builders/shen_blurred_faces.py).
+"""
+
+
+def parse_blurred(rel_path):
+  """(name, kernel index, kernel size) from a path relative to blurred/, or None."""
+  m = _PATTERN.search(rel_path.replace(os.sep, "/"))
+  if not m:
+    return None
+  stem = os.path.splitext(os.path.basename(rel_path))[0]
+  name = stem[:_PATTERN.search(stem).start()].rstrip("_-") if _PATTERN.search(stem) else stem
+  return name, int(m.group("kernel")), int(m.group("size"))
+
+
+def check_layout(manual_dir):
+  if not manual_dir or not os.path.isdir(manual_dir):
+    raise _layout.LayoutError(f"manual_dir {manual_dir!r} is not a folder.")
+  subsets = sorted(d for d in os.listdir(manual_dir)
+                   if os.path.isdir(os.path.join(manual_dir, d, "sharp"))
+                   and os.path.isdir(os.path.join(manual_dir, d, "blurred")))
+  if not subsets:
+    raise _layout.LayoutError(f"no <subset>/sharp/ + <subset>/blurred/ folders in {manual_dir!r} "
+                              "(e.g. helen/sharp/0001.png, helen/blurred/0001_ker01_size13.png).")
+  return subsets
+
+
+def generate(manual_dir, split):
+  """Yields (rel blurred path, {"sharp", "blurred": paths, "kernel_index", "kernel_size", "name"})."""
+  subsets = check_layout(manual_dir)
+  if split not in subsets:
+    raise _layout.LayoutError(f"subset {split!r} not found in {manual_dir!r}; found {subsets}.")
+  sharp_dir = os.path.join(manual_dir, split, "sharp")
+  blurred_dir = os.path.join(manual_dir, split, "blurred")
+  sharp = {os.path.splitext(os.path.basename(p))[0]: p for p in _layout.images_in(sharp_dir)}
+  blurred = _layout.images_in(blurred_dir, recursive=True)
+  if not blurred:
+    raise _layout.LayoutError(f"{blurred_dir} holds no image.")
+  for b in blurred:
+    rel = os.path.relpath(b, blurred_dir)
+    parsed = parse_blurred(rel)
+    if parsed is None:
+      raise _layout.LayoutError(f"cannot read kernel and size from {b}: expected "
+                                "<name>_ker<K>_size<S>.png or ker<K>/size<S>/<name>.png.")
+    name, k, size = parsed
+    if name not in sharp:
+      raise _layout.LayoutError(f"blurred image {b} has no sharp image {name}.* in {sharp_dir}.")
+    yield rel, {"sharp": sharp[name], "blurred": b, "kernel_index": k, "kernel_size": size,
+                "name": name}
+
+
+class ShenBlurredFaces(tfds.core.GeneratorBasedBuilder):
+  """Shen et al. 2018 face deblurring test sets: sharp/blurred pairs with kernel id and size."""
+
+  name = "facedeblur_shen_blurred_faces"
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "Manual-dir builder for facedeblur."}
+  MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
+
+  def _info(self):
+    return self.dataset_info_from_configs(
+        features=tfds.features.FeaturesDict({
+            "sharp": tfds.features.Image(shape=(None, None, 3)),
+            "blurred": tfds.features.Image(shape=(None, None, 3)),
+            "kernel_index": int, "kernel_size": int, "name": tfds.features.Text(),
+        }),
+        supervised_keys=("blurred", "sharp"),
+        citation="Shen, Lai, Xu, Kautz, Yang. Deep Semantic Face Deblurring. CVPR 2018.")
+
+  def _split_generators(self, dl_manager):
+    manual_dir = _layout.manual_dir_of(dl_manager)
+    return {s: self._generate_examples(manual_dir, s) for s in check_layout(manual_dir)}
+
+  def _generate_examples(self, manual_dir, split):
+    yield from generate(manual_dir, split)
