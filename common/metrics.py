@@ -34,6 +34,7 @@ SSIM_WIN = 11
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
 _PAD = (SSIM_WIN - 1) // 2
+_CHUNK = 16  # images per SSIM chunk: bounds the float64 temporaries (~10 arrays of [chunk,H,W,C])
 
 
 # --------------------------------------------------------------------------- input handling
@@ -133,7 +134,9 @@ def ssim(a, b, data_range=1.0):
       float64 [B], or a float for one image.
     """
     a, b, single = _pair(a, b, data_range)
-    s = _crop(_ssim_map(a, b, data_range)).mean(axis=(1, 2, 3))
+    _check_ssim_size(a)
+    s = np.concatenate([_crop(_ssim_map(a[i:i + _CHUNK], b[i:i + _CHUNK], data_range)).mean(axis=(1, 2, 3))
+                        for i in range(0, len(a), _CHUNK)])
     return _out(s, single)
 
 
@@ -287,7 +290,11 @@ def masked_ssim(a, b, mask, data_range=1.0, mode="region"):
     _check_mode(mode)
     a, b, single = _pair(a, b, data_range)
     m = _as_masks(mask, a.shape)
-    return _out(_masked_ssim_arrays(a, b, m, data_range, mode), single)
+    _check_ssim_size(a)
+    out = np.concatenate([
+        _masked_ssim_arrays(a[i:i + _CHUNK], b[i:i + _CHUNK], m[i:i + _CHUNK], data_range, mode)
+        for i in range(0, len(a), _CHUNK)])
+    return _out(out, single)
 
 
 def per_class_psnr_ssim(a, b, class_map, num_classes=4, data_range=1.0, mode="region"):
@@ -311,13 +318,16 @@ def per_class_psnr_ssim(a, b, class_map, num_classes=4, data_range=1.0, mode="re
         raise ValueError(f"class_map must hold integer class ids, got dtype {cm.dtype}.")
     if cm.size and (cm.min() < 0 or cm.max() >= num_classes):
         raise ValueError(f"class_map ids must lie in 0..{num_classes - 1}, got {cm.min()}..{cm.max()}.")
-    smap = _ssim_map(a, b, data_range) if mode == "region" else None
-    ps, ss = [], []
-    for k in range(num_classes):
-        m = _as_masks(cm == k, a.shape, name="class_map")
-        ps.append(_masked_psnr_arrays(a, b, m, data_range, mode))
-        ss.append(_masked_ssim_arrays(a, b, m, data_range, mode, smap=smap))
-    out = {"psnr": np.stack(ps, axis=1), "ssim": np.stack(ss, axis=1)}
+    _check_ssim_size(a)
+    masks = [_as_masks(cm == k, a.shape, name="class_map") for k in range(num_classes)]
+    ps = [_masked_psnr_arrays(a, b, m, data_range, mode) for m in masks]
+    ss = []
+    for i in range(0, len(a), _CHUNK):  # one SSIM map per chunk, shared by all classes
+        ac, bc = a[i:i + _CHUNK], b[i:i + _CHUNK]
+        smap = _ssim_map(ac, bc, data_range) if mode == "region" else None
+        ss.append(np.stack([_masked_ssim_arrays(ac, bc, m[i:i + _CHUNK], data_range, mode, smap=smap)
+                            for m in masks], axis=1))
+    out = {"psnr": np.stack(ps, axis=1), "ssim": np.concatenate(ss, axis=0)}
     if single:
         out = {k: v[0] for k, v in out.items()}
     return out
@@ -409,11 +419,14 @@ def cosine_similarity(a, b, eps=1e-12):
 def _best_threshold(scores, same):
     """Threshold maximising accuracy of (score >= t) == same; candidates are the midpoints between
     consecutive distinct scores plus one below the minimum and one above the maximum. Ties: the
-    middle one of the best candidates (in sorted order)."""
+    middle one of the best candidates (in sorted order). O(N log N)."""
     u = np.unique(scores)
     cand = np.concatenate([[u[0] - 1.0], (u[:-1] + u[1:]) / 2.0, [u[-1] + 1.0]])
-    acc = ((scores[None, :] >= cand[:, None]) == same[None, :]).mean(axis=1)
-    best = np.flatnonzero(acc == acc.max())
+    pos = np.sort(scores[same])
+    neg = np.sort(scores[~same])
+    # correct = same pairs with score >= t  +  different pairs with score < t
+    correct = (len(pos) - np.searchsorted(pos, cand, side="left")) + np.searchsorted(neg, cand, side="left")
+    best = np.flatnonzero(correct == correct.max())
     return cand[best[len(best) // 2]]
 
 

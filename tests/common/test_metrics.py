@@ -111,6 +111,19 @@ def test_ssim_identical_and_constant_images():
     assert float(metrics.ssim_tf(x, y)) == pytest.approx(want, abs=1e-3)
 
 
+def test_large_batch_is_chunked_consistently():
+    rng = np.random.default_rng(5)
+    a = rng.random((19, 12, 13, 3))  # more images than one SSIM chunk (16)
+    b = np.clip(a + 0.1 * rng.standard_normal(a.shape), 0, 1)
+    want = [_sk_ssim(x, y) for x, y in zip(a, b)]
+    np.testing.assert_allclose(metrics.ssim(a, b), want, atol=1e-9)
+    cm = rng.integers(0, 4, size=(19, 12, 13))
+    out = metrics.per_class_psnr_ssim(a, b, cm)
+    assert out["ssim"].shape == (19, 4)
+    np.testing.assert_allclose(out["ssim"][:, 2], metrics.masked_ssim(a, b, cm == 2), atol=1e-12)
+    np.testing.assert_allclose(out["ssim"][17, 1], metrics.masked_ssim(a[17], b[17], cm[17] == 1), atol=1e-12)
+
+
 def test_shape_errors():
     with pytest.raises(ValueError, match="same shape"):
         metrics.psnr(np.zeros((8, 8, 3)), np.zeros((8, 9, 3)))
@@ -283,6 +296,31 @@ def test_verification_threshold_never_chosen_on_test_fold():
     order = np.array([4, 0, 5, 1, 6, 2, 7, 3])
     _, _, pf = metrics.verification_accuracy(scores[order], same[order], folds=np.array([1, 0] * 4))
     np.testing.assert_allclose(pf, [0.75, 0.5])
+
+
+def _brute_force_verification(scores, same, k):
+    """Plain re-implementation: try every candidate threshold on the training folds (O(N^2))."""
+    fold = np.repeat(np.arange(k), len(scores) // k)
+    accs = []
+    for f in range(k):
+        tr, te = fold != f, fold == f
+        u = np.unique(scores[tr])
+        cand = np.concatenate([[u[0] - 1], (u[:-1] + u[1:]) / 2, [u[-1] + 1]])
+        train_acc = np.array([np.mean((scores[tr] >= t) == same[tr]) for t in cand])
+        best = cand[np.flatnonzero(train_acc == train_acc.max())]
+        t = best[len(best) // 2]
+        accs.append(np.mean((scores[te] >= t) == same[te]))
+    return np.array(accs)
+
+
+def test_verification_matches_brute_force_with_overlap_and_ties():
+    rng = np.random.default_rng(6)
+    same = rng.random(400) < 0.5
+    scores = np.round(np.where(same, rng.normal(0.6, 0.2, 400), rng.normal(0.3, 0.2, 400)), 2)  # ties
+    mean, std, per_fold = metrics.verification_accuracy(scores, same, folds=10)
+    want = _brute_force_verification(scores, same, 10)
+    np.testing.assert_allclose(per_fold, want)
+    assert 0.6 < mean < 0.9 and std == pytest.approx(np.std(want))
 
 
 def test_top_k_hand_made_gallery():
