@@ -68,10 +68,21 @@ def apply_kernels(images, kernels, border="reflect"):
     if kh is not None and kw is not None and (kh % 2 == 0 or kw % 2 == 0):
         raise ValueError(f"apply_kernels: kernel sizes must be odd, got {kh}x{kw}; "
                          f"use pad_kernels() to centre them in an odd size")
+    ih, iw = images.shape[1], images.shape[2]
+    if border == "reflect" and None not in (kh, kw, ih, iw) and (kh // 2 > ih or kw // 2 > iw):
+        raise ValueError(f"apply_kernels: a {kh}x{kw} kernel needs images of at least "
+                         f"{kh // 2}x{kw // 2} for reflect borders, got {ih}x{iw}")
     kshape = tf.shape(kernels)
     ph, pw = kshape[1] // 2, kshape[2] // 2
+    checks = [tf.debugging.assert_equal(kshape[1:] % 2, 1, message="apply_kernels: kernel sizes "
+                                        "must be odd (use pad_kernels)")]
+    if border == "reflect":
+        checks.append(tf.debugging.assert_less_equal(
+            tf.stack([ph, pw]), tf.shape(images)[1:3],
+            message="apply_kernels: image smaller than half the kernel (reflect border)"))
     mode = "SYMMETRIC" if border == "reflect" else "CONSTANT"
-    x = tf.pad(images, [[0, 0], [ph, ph], [pw, pw], [0, 0]], mode=mode)
+    with tf.control_dependencies(checks):
+        x = tf.pad(images, [[0, 0], [ph, ph], [pw, pw], [0, 0]], mode=mode)
 
     shape = tf.shape(x)
     b, hp, wp, c = shape[0], shape[1], shape[2], shape[3]

@@ -344,3 +344,22 @@ def test_vla_single_frame_and_errors():
         blur.vla_average(frames, 3)
     with pytest.raises(ValueError):
         blur.vla_average(frames, 1, boxes=np.zeros((2, 4)))
+
+
+def test_apply_kernels_dynamic_shapes_and_checks():
+    f = tf.function(blur.apply_kernels,
+                    input_signature=[tf.TensorSpec([None, None, None, None]),
+                                     tf.TensorSpec([None, None, None])])
+    rng = np.random.default_rng(4)
+    x = rng.random((2, 20, 21, 3)).astype(np.float32)
+    k = _random_kernels(rng, 2, 7)
+    np.testing.assert_allclose(f(x, k).numpy(), _ref_convolve(x, k, "reflect"), atol=1e-5)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="odd"):
+        f(x, _random_kernels(rng, 2, 6))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="smaller than half"):
+        f(x[:, :2, :2], k)
+    with pytest.raises(ValueError, match="at least"):
+        blur.apply_kernels(x[:, :2, :2], k)
+    # Zero borders have no size limit.
+    small = blur.apply_kernels(x[:, :2, :2], k, border="constant").numpy()
+    np.testing.assert_allclose(small, _ref_convolve(x[:, :2, :2], k, "constant"), atol=1e-5)
