@@ -1,0 +1,304 @@
+"""The tf.data input pipeline shared by every paper: records or image folders -> batches.
+
+:func:`make_dataset` reads the shared record schema (:mod:`common.tfrecord`) or a folder of
+images, and yields dicts of batched tensors::
+
+    "sharp", "blurred"  float32 [B, h, w, 3] in [0, 1]
+    "mask"              int32   [B, h, w, 1] class ids 0..3
+    "landmarks"         float32 [B, P, 2] (x, y) pixels in the cropped frame (training=False only)
+    "identity"          int64   [B]
+    "source"            string  [B]
+    "kernel"            float32 [B, k, k] (the record's kernel, or the bank kernel used on the fly)
+
+Order of operations (per example unless noted)::
+
+    read + decode (uint8) -> resize (optional; rounded back to uint8) -> cache (optional)
+    -> shuffle (training) -> repeat -> crop + flip (the SAME window and flip for every paired
+    field) -> float32 [0, 1] -> batch -> on-the-fly blur (optional, per batch) -> prefetch
+
+Randomness is stateless: each example gets the seed ``(seed, running index)``, from which the
+crop offsets, the flip and the blur-kernel index are drawn; noise uses the batch's first seed.
+With a fixed ``seed`` the stream of batches is therefore reproducible, whatever the number of
+parallel map calls.
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from common import blur, image_io, tfrecord
+
+# short output key -> record key
+RECORD_KEYS = {
+    "sharp": tfrecord.SHARP,
+    "blurred": tfrecord.BLURRED,
+    "mask": tfrecord.MASK,
+    "landmarks": tfrecord.LANDMARKS,
+    "identity": tfrecord.IDENTITY,
+    "kernel": tfrecord.KERNEL,
+    "source": tfrecord.SOURCE,
+}
+SPATIAL_KEYS = ("sharp", "blurred", "mask")
+_AUTOTUNE = tf.data.AUTOTUNE
+
+
+def _pair(x, name):
+    if x is None:
+        return None
+    if isinstance(x, (int, np.integer)):
+        x = (int(x), int(x))
+    x = tuple(int(v) for v in x)
+    if len(x) != 2 or min(x) < 1:
+        raise ValueError(f"make_dataset: {name} must be an int or (height, width) of positive ints, got {x}")
+    return x
+
+
+def _is_folder(source) -> bool:
+    return isinstance(source, (str, os.PathLike)) and os.path.isdir(os.fspath(source))
+
+
+def _check_records(files: Sequence[str], record_keys: Sequence[str], pattern) -> None:
+    """Reads the first record of every file and checks that the requested keys are there."""
+    nonempty = 0
+    for f in files:
+        first = next(iter(tf.data.TFRecordDataset(f).take(1)), None)
+        if first is None:
+            continue
+        nonempty += 1
+        try:
+            present = tfrecord.record_keys(first.numpy())
+        except Exception as e:  # noqa: BLE001 - re-raised with the file name
+            raise ValueError(f"{f} does not hold tf.train.Example records of the shared schema "
+                             f"({type(e).__name__}: {e})") from e
+        for k in record_keys:
+            if k not in present:
+                raise ValueError(f"records in {f} have no key {k!r} (keys present: {sorted(present)}); "
+                                 f"ask only for keys the records hold, or rebuild them with "
+                                 f"python -m data.build")
+    if nonempty == 0:
+        raise ValueError(f"the TFRecord files matching {pattern!r} hold no records ({len(files)} files)")
+
+
+def _read_folder_image(path):
+    return image_io.read_image(path.decode() if isinstance(path, bytes) else path)
+
+
+def _resize_example(ex, size, src_hw_key="sharp"):
+    """Resizes images (bilinear, antialiased, rounded to uint8), masks (nearest) and landmarks."""
+    out = dict(ex)
+    hw_src = None
+    for k in ("sharp", "blurred", "mask"):
+        if k not in ex:
+            continue
+        if hw_src is None:
+            hw_src = tf.cast(tf.shape(ex[k])[:2], tf.float32)
+        if k == "mask":
+            out[k] = tf.image.resize(ex[k], size, method="nearest")
+        else:
+            r = tf.image.resize(ex[k], size, method="bilinear", antialias=True)
+            out[k] = tf.cast(tf.clip_by_value(tf.round(r), 0.0, 255.0), tf.uint8)
+    if "landmarks" in ex and hw_src is not None:
+        # half-pixel centres, as tf.image.resize: x' = (x + 0.5) * W'/W - 0.5
+        scale = tf.stack([size[1] / hw_src[1], size[0] / hw_src[0]])
+        out["landmarks"] = (ex["landmarks"] + 0.5) * scale - 0.5
+    return out
+
+
+def make_dataset(source, batch_size, crop=None, training=True, keys=("sharp", "blurred"), *,
+                 resize=None, kernel_bank=None, noise_sigma=0.0, quantize=False,
+                 shuffle_buffer=256, cache=False, seed=None, repeat=None, drop_remainder=None,
+                 flip=True) -> tf.data.Dataset:
+    """Builds the batched input pipeline.
+
+    Args:
+      source: a TFRecord glob, a comma-separated string of globs, or a list of files/globs;
+        OR a folder of PNG/JPEG/BMP images (then only "sharp" exists on disk and "blurred"
+        needs ``kernel_bank``).
+      batch_size: examples per batch.
+      crop: int or (h, w): random crop when ``training``, centre crop otherwise. None = no crop
+        (then every image must share one size, or pass ``resize``).
+      training: random crop + flip, shuffle, repeat by default, drop the last partial batch.
+      keys: output keys, among "sharp", "blurred", "mask", "landmarks", "identity", "source",
+        "kernel". "landmarks" only with ``training=False`` (a random flip would have to swap
+        left/right points).
+      resize: (H, W): resize every example before cropping (bilinear + antialias for images,
+        rounded to uint8 as if stored at that size; nearest for masks; landmarks scaled).
+      kernel_bank: float32 [K, S, S] (S odd). "blurred" is then made on the fly from the
+        cropped "sharp" with a kernel drawn uniformly per example
+        (``common.blur.apply_kernels``, reflect borders), plus Gaussian noise ``noise_sigma``
+        (``common.blur.add_noise``) and, with ``quantize``, rounding to 1/255 steps.
+      shuffle_buffer: shuffle buffer (training only); 0 disables.
+      cache: cache the decoded (and resized) uint8 examples in memory (True) or in a file
+        (a path string).
+      seed: int; same seed -> same batches. None -> fresh randomness on each call.
+      repeat: repeat forever; default True when training.
+      drop_remainder: default = ``training``.
+      flip: random horizontal flip when training.
+
+    Returns:
+      tf.data.Dataset of dicts (see the module docstring), prefetched.
+
+    Raises:
+      FileNotFoundError: the pattern matches nothing (named) or the folder holds no image.
+      ValueError: unknown key, a key missing from the records (named with the file), a crop
+        larger than ``resize``, landmarks with training=True, blurred from a folder without a
+        kernel bank. A crop larger than an image (without ``resize``) fails while iterating
+        with an InvalidArgumentError saying to pass ``resize``.
+    """
+    if isinstance(keys, str):
+        keys = (keys,)
+    keys = tuple(keys)
+    unknown = [k for k in keys if k not in RECORD_KEYS]
+    if unknown or not keys:
+        raise ValueError(f"make_dataset: unknown key(s) {unknown or keys}; choose from {tuple(RECORD_KEYS)}")
+    if int(batch_size) < 1:
+        raise ValueError(f"make_dataset: batch_size must be >= 1, got {batch_size}")
+    crop = _pair(crop, "crop")
+    resize = _pair(resize, "resize")
+    if crop is not None and resize is not None and (crop[0] > resize[0] or crop[1] > resize[1]):
+        raise ValueError(f"make_dataset: crop {crop} is larger than resize {resize}")
+    if training and "landmarks" in keys:
+        raise ValueError("make_dataset: 'landmarks' is only available with training=False "
+                         "(random crops and flips would invalidate them)")
+    repeat = training if repeat is None else bool(repeat)
+    drop_remainder = training if drop_remainder is None else bool(drop_remainder)
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1)[0])
+        shuffle_seed = None
+    else:
+        seed = int(seed)
+        shuffle_seed = seed
+
+    bank = None
+    synth = set()
+    if kernel_bank is not None:
+        bank = np.asarray(kernel_bank, np.float32)
+        if bank.ndim == 2:
+            bank = bank[None]
+        if bank.ndim != 3 or bank.shape[1] != bank.shape[2] or bank.shape[1] % 2 == 0 or len(bank) == 0:
+            raise ValueError(f"make_dataset: kernel_bank must be float32 [K,S,S] with S odd, got shape "
+                             f"{bank.shape}; common.blur.pad_kernels() centres kernels in one odd size")
+        synth = {"blurred", "kernel"} & set(keys)
+        if not synth:
+            bank = None  # nothing to synthesize
+    # what must be read from disk
+    read = [k for k in keys if k not in synth]
+    if synth and "sharp" not in read:
+        read.append("sharp")  # on-the-fly blur needs the sharp image
+    pattern_desc = os.fspath(source) if isinstance(source, (str, os.PathLike)) else list(source)
+
+    # ---------------------------------------------------------------- read + decode
+    if _is_folder(source):
+        folder = os.fspath(source)
+        bad = [k for k in read if k not in ("sharp", "source")]
+        if bad:
+            hint = (" ('blurred' from a folder needs kernel_bank=... to synthesize it)"
+                    if "blurred" in bad else "")
+            raise ValueError(f"make_dataset: the image folder {folder} holds only sharp images; "
+                             f"key(s) {bad} need TFRecords (python -m data.build){hint}")
+        files = image_io.list_images(folder)
+        ds = tf.data.Dataset.from_tensor_slices(files)
+
+        def _load(path):
+            ex = {}
+            if "sharp" in read:
+                img = tf.numpy_function(_read_folder_image, [path], tf.uint8, stateful=False)
+                ex["sharp"] = tf.ensure_shape(img, [None, None, 3])
+            if "source" in read:
+                ex["source"] = path
+            return ex
+
+        ds = ds.map(_load, num_parallel_calls=_AUTOTUNE)
+    else:
+        files = tfrecord.list_files(source)
+        _check_records(files, [RECORD_KEYS[k] for k in read], pattern_desc)
+        rkeys = tuple(RECORD_KEYS[k] for k in read)
+        ds = tf.data.TFRecordDataset(files, num_parallel_reads=min(len(files), 8) if len(files) > 1 else None)
+
+        def _parse(serialized):
+            parsed = tfrecord.parse_example(serialized, keys=rkeys)
+            return {k: parsed[RECORD_KEYS[k]] for k in read}
+
+        ds = ds.map(_parse, num_parallel_calls=_AUTOTUNE)
+
+    if resize is not None:
+        ds = ds.map(lambda ex: _resize_example(ex, resize), num_parallel_calls=_AUTOTUNE)
+    if cache:
+        ds = ds.cache(cache if isinstance(cache, str) else "")
+    if training and shuffle_buffer and shuffle_buffer > 1:
+        ds = ds.shuffle(int(shuffle_buffer), seed=shuffle_seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+
+    # ---------------------------------------------------------------- crop + flip (paired)
+    crop_msg = (f"an image is smaller than the crop {crop}; pass resize=(H, W) to make_dataset "
+                f"(source: {pattern_desc})")
+    num_kernels = 0 if bank is None else len(bank)
+
+    def _augment(index, ex):
+        s = tf.stack([tf.constant(seed, tf.int64), tf.cast(index, tf.int64)])
+        s_off, s_flip, s_kernel = tf.unstack(tf.random.experimental.stateless_split(s, 3))
+        out = dict(ex)
+        spatial = [k for k in SPATIAL_KEYS if k in ex]
+        if crop is not None and spatial:
+            hw = tf.shape(ex[spatial[0]])[:2]
+            ch, cw = crop
+            check = tf.debugging.assert_greater_equal(hw, tf.constant([ch, cw]), message=crop_msg)
+            with tf.control_dependencies([check]):
+                hw = tf.identity(hw)
+            if training:
+                off = tf.random.stateless_uniform([2], s_off, maxval=tf.int32.max, dtype=tf.int32)
+                off = off % (hw - tf.constant([ch, cw]) + 1)
+            else:
+                off = (hw - tf.constant([ch, cw])) // 2
+            for k in spatial:
+                out[k] = tf.slice(ex[k], tf.stack([off[0], off[1], 0]), tf.stack([ch, cw, -1]))
+                out[k].set_shape([ch, cw, ex[k].shape[-1]])
+            if "landmarks" in ex:
+                out["landmarks"] = ex["landmarks"] - tf.cast(tf.stack([off[1], off[0]]), tf.float32)
+        if training and flip and spatial:
+            do_flip = tf.random.stateless_uniform([], s_flip) < 0.5
+            for k in spatial:
+                out[k] = tf.cond(do_flip, lambda v=out[k]: tf.reverse(v, axis=[1]), lambda v=out[k]: v)
+        for k in ("sharp", "blurred"):
+            if k in out:
+                out[k] = tf.cast(out[k], tf.float32) / 255.0
+        if "mask" in out:
+            out["mask"] = tf.cast(out["mask"], tf.int32)
+        if bank is not None:
+            out["_kernel_index"] = tf.random.stateless_uniform([], s_kernel, maxval=num_kernels, dtype=tf.int32)
+            out["_seed"] = s
+        return out
+
+    ds = ds.enumerate().map(_augment, num_parallel_calls=_AUTOTUNE)
+    ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
+
+    # ---------------------------------------------------------------- on-the-fly blur (per batch)
+    if bank is not None:
+        bank_t = tf.constant(bank)
+        sigma = float(noise_sigma)
+
+        def _blur(batch):
+            out = {k: v for k, v in batch.items() if not k.startswith("_")}
+            kernels = tf.gather(bank_t, batch["_kernel_index"])
+            blurred = blur.apply_kernels(batch["sharp"], kernels, border="reflect")
+            if sigma > 0:
+                blurred = blur.add_noise(blurred, sigma,
+                                         seed=tf.random.experimental.stateless_fold_in(batch["_seed"][0], 1))
+            else:
+                blurred = tf.clip_by_value(blurred, 0.0, 1.0)
+            if quantize:
+                blurred = blur.quantize_uint8(blurred)
+            if "blurred" in keys:
+                out["blurred"] = blurred
+            if "kernel" in keys:
+                out["kernel"] = kernels
+            if "sharp" not in keys:
+                out.pop("sharp")
+            return out
+
+        ds = ds.map(_blur, num_parallel_calls=_AUTOTUNE)
+    return ds.prefetch(_AUTOTUNE)
