@@ -26,7 +26,7 @@ INSTALL_REQUIRES = [
 FACE_REQUIRES = [
     "mtcnn==1.0.0",  # MTCNN detector (TensorFlow), weights inside the wheel
     "lz4==4.4.5",  # mtcnn reads its packed weights with lz4
-    "opencv-python-headless==5.0.0.93",  # Haar cascades (cv2.data.haarcascades)
+    "opencv-python-headless==4.14.0.94",  # Haar cascades; OpenCV 5 dropped CascadeClassifier
     "dlib-bin==20.0.1.post1",  # prebuilt dlib wheel (imports as `dlib`); plain `dlib` compiles ~8 min
     # dlib's 68-point, 5-point and 128-D ResNet model files (sdist, ~100 MB, ~20 s to install);
     # common.face finds the files by path and never imports the package (it needs pkg_resources).
