@@ -10,7 +10,7 @@ Configs / layouts (`manual_dir` is the dataset root):
     splits.txt (in manual_dir, manual_dir/meta_data/ or frame_images_DB/); lines
     "split, Name/n, Name/m, ..., same". Split `test` = videos of the people in split 10's
     pairs, `train` = videos of everyone else (person-disjoint by construction), `all`.
-  * `frames`: any folder; every folder that directly holds images is one video (frames in
+  * `frames`: any folder (TFDS split `train` holds every clip); every folder that directly holds images is one video (frames in
     natural name order), and every video file (.avi .mp4 .mov .mkv) is one video.
 Each video is cut into non-overlapping clips of `clip_length` frames (default 21, the largest
 PrAvg window); a shorter tail is dropped. Identity = the person folder (YouTube Faces) or the
@@ -210,8 +210,10 @@ class FaceVideos(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager):
     manual_dir = _layout.manual_dir_of(dl_manager)
-    splits = ("train", "test") if self.builder_config.layout == "youtube_faces" else ("all",)
-    return {s: self._generate_examples(manual_dir, s) for s in splits}
+    if self.builder_config.layout == "youtube_faces":
+      return {s: self._generate_examples(manual_dir, s) for s in ("train", "test")}
+    # tfds reserves the split name "all": every video goes to "train"
+    return {"train": self._generate_examples(manual_dir, "all")}
 
   def _generate_examples(self, manual_dir, split):
     for key, ex in generate(manual_dir, split, self.builder_config.layout, self._clip_length,

@@ -20,6 +20,7 @@ Configs:
 """
 import os
 
+import numpy as np
 import tensorflow_datasets as tfds
 
 from data.builders import _layout
@@ -148,9 +149,9 @@ class Lfw(tfds.core.GeneratorBasedBuilder):
     img = lambda: tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg")
     if self.builder_config.name == "pairs":
       features = {"image1": img(), "image2": img(), "name1": tfds.features.Text(),
-                  "name2": tfds.features.Text(), "same": bool, "fold": int}
+                  "name2": tfds.features.Text(), "same": np.bool_, "fold": np.int64}
     else:
-      features = {"image": img(), "name": tfds.features.Text(), "identity": int,
+      features = {"image": img(), "name": tfds.features.Text(), "identity": np.int64,
                   "file_name": tfds.features.Text()}
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict(features),

@@ -13,6 +13,7 @@ Blurred copies whose <name> has no sharp image raise a LayoutError.
 import os
 import re
 
+import numpy as np
 import tensorflow_datasets as tfds
 
 from data.builders import _layout
@@ -86,7 +87,7 @@ class ShenBlurredFaces(tfds.core.GeneratorBasedBuilder):
         features=tfds.features.FeaturesDict({
             "sharp": tfds.features.Image(shape=(None, None, 3)),
             "blurred": tfds.features.Image(shape=(None, None, 3)),
-            "kernel_index": int, "kernel_size": int, "name": tfds.features.Text(),
+            "kernel_index": np.int64, "kernel_size": np.int64, "name": tfds.features.Text(),
         }),
         supervised_keys=("blurred", "sharp"),
         citation="Shen, Lai, Xu, Kautz, Yang. Deep Semantic Face Deblurring. CVPR 2018.")

@@ -23,6 +23,7 @@ def check_layout(manual_dir):
   lay = {}
   for d in DOMAINS:
     lay[d] = _layout.require_dir(manual_dir, d, hint=hint)
+  for d in DOMAINS:
     if not _layout.images_in(lay[d], recursive=True):
       raise _layout.LayoutError(f"{lay[d]} holds no image ({', '.join(_layout.IMAGE_EXTENSIONS)}).")
   test = os.path.join(manual_dir, "test")

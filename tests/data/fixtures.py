@@ -1,0 +1,115 @@
+"""Tiny datasets in the real layouts, written by the tests themselves (a few 32x32 images)."""
+import os
+
+import numpy as np
+from PIL import Image
+
+
+def save(path, arr):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  Image.fromarray(np.asarray(arr)).save(path)
+  return path
+
+
+def rand_img(seed, h=32, w=32):
+  return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def write(path, text):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "w") as f:
+    f.write(text)
+  return path
+
+
+def celeba(root, n=10, with_annotations=True, w=89, h=109):
+  for i in range(1, n + 1):
+    save(os.path.join(root, "img_align_celeba", f"{i:06d}.jpg"), rand_img(i, h, w))
+  if with_annotations:
+    write(os.path.join(root, "Eval", "list_eval_partition.txt"),
+          "".join(f"{i:06d}.jpg {0 if i <= 6 else 1 if i <= 8 else 2}\n" for i in range(1, n + 1)))
+    write(os.path.join(root, "Anno", "identity_CelebA.txt"),
+          "".join(f"{i:06d}.jpg {100 + i % 3}\n" for i in range(1, n + 1)))
+    lines = [str(n), "lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y leftmouth_x "
+             "leftmouth_y rightmouth_x rightmouth_y"]
+    lines += [f"{i:06d}.jpg 69 109 106 113 77 142 73 152 108 {154 + i}" for i in range(1, n + 1)]
+    write(os.path.join(root, "Anno", "list_landmarks_align_celeba.txt"), "\n".join(lines) + "\n")
+  return root
+
+
+def helen(root):
+  """3 images; labels maps chosen so the argmax is known: returns {id: expected class map}."""
+  ids = {"exemplars.txt": ["100_1", "101_1"], "tuning.txt": ["200_1"], "testing.txt": ["300_1"]}
+  expected = {}
+  for fname, names in ids.items():
+    write(os.path.join(root, fname), "".join(f" {i + 1} , {n}\n" for i, n in enumerate(names)))
+    for j, n in enumerate(names):
+      save(os.path.join(root, "images", n + ".jpg"), rand_img(j, 32, 32))
+      rng = np.random.default_rng(hash(n) % 1000)
+      maps = rng.integers(0, 256, (11, 32, 32)).astype(np.uint8)
+      for lbl in range(11):
+        save(os.path.join(root, "labels", n, f"{n}_lbl{lbl:02d}.png"), maps[lbl])
+      expected[n] = np.array([0, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3])[np.argmax(maps, 0)]
+  return expected
+
+
+def lfw(root, people=None):
+  people = people or {"Alice_A": 3, "Bob_B": 2, "Carol_C": 1, "Dan_D": 2}
+  for name, k in people.items():
+    for i in range(1, k + 1):
+      save(os.path.join(root, name, f"{name}_{i:04d}.jpg"), rand_img(i + len(name), 32, 32))
+  # 2 folds x (1 same + 1 different); fold 1 (index 1) is the test fold by default? no: fold 9.
+  write(os.path.join(root, "pairs.txt"),
+        "2\t1\nAlice_A\t1\t2\nAlice_A\t1\tBob_B\t1\nDan_D\t1\t2\nDan_D\t2\tCarol_C\t1\n")
+  return root
+
+
+def gopro(root):
+  for split, seqs in (("train", ["GOPR0001_00_00", "GOPR0002_00_00"]), ("test", ["GOPR0009_00_00"])):
+    for q in seqs:
+      for f in ("000001.png", "000002.png"):
+        save(os.path.join(root, split, q, "blur", f), rand_img(1))
+        save(os.path.join(root, split, q, "sharp", f), rand_img(2))
+  return root
+
+
+def shen(root):
+  for sub in ("helen", "celeba"):
+    for n in ("0001", "0002"):
+      save(os.path.join(root, sub, "sharp", n + ".png"), rand_img(3))
+      for k in (1, 2):
+        for s in (13, 27):
+          save(os.path.join(root, sub, "blurred", f"{n}_ker{k:02d}_size{s}.png"), rand_img(4))
+  return root
+
+
+def unpaired(root):
+  for i in range(3):
+    save(os.path.join(root, "clear", f"c{i}.png"), rand_img(i))
+  for i in range(2):
+    save(os.path.join(root, "blurred", "sub", f"b{i}.jpg"), rand_img(10 + i))
+  return root
+
+
+def pts_text(points):
+  return "version: 1\nn_points:  68\n{\n" + "".join(f"{x:.3f} {y:.3f}\n" for x, y in points) + "}\n"
+
+
+def vw300(root, n_frames=9, videos=("001", "002")):
+  for v in videos:
+    for i in range(1, n_frames + 1):
+      save(os.path.join(root, v, "frames", f"{i:06d}.png"), rand_img(i, 32, 32))
+      pts = np.stack([np.arange(68), np.arange(68) * 0.5 + i], 1)
+      write(os.path.join(root, v, "annot", f"{i:06d}.pts"), pts_text(pts))
+  return root
+
+
+def ytf(root):
+  for name, vids in (("Ann_A", (0, 1)), ("Ben_B", (0,)), ("Cid_C", (3,))):
+    for v in vids:
+      for j, frame in enumerate((555, 556, 557, 1000)):  # numeric, not lexicographic order
+        save(os.path.join(root, "frame_images_DB", name, str(v), f"{v}.{frame}.jpg"), rand_img(j))
+  write(os.path.join(root, "meta_data", "splits.txt"),
+        "split number, 1st name, 2nd name, 1st dist, 2nd dist, same?\n"
+        "1, Ann_A/0, Ann_A/1, 0, 0, 1\n10, Cid_C/3, Ben_B/0, 0, 0, 0\n")
+  return root
