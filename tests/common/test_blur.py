@@ -363,3 +363,22 @@ def test_apply_kernels_dynamic_shapes_and_checks():
     # Zero borders have no size limit.
     small = blur.apply_kernels(x[:, :2, :2], k, border="constant").numpy()
     np.testing.assert_allclose(small, _ref_convolve(x[:, :2, :2], k, "constant"), atol=1e-5)
+
+
+def test_average_frames_matches_real_frame_averaged_blur():
+    """face_video_toy: each blurred.png is a real 7-frame average; PrAvg must reproduce it."""
+    import glob
+    from common import image_io
+    seqs = sorted(glob.glob("/work/shared/data/face_video_toy/*/"))
+    assert len(seqs) == 4
+    for seq in seqs:
+        paths = sorted(glob.glob(seq + "frames/*.png"))
+        frames = np.stack([image_io.to_float32(image_io.read_image(p)) for p in paths])
+        real = image_io.to_float32(image_io.read_image(seq + "blurred.png"))
+        blurred, sharp = blur.average_frames(frames)
+        err = np.abs(blurred - real).mean()
+        assert err < 0.02, (seq, err)
+        assert err < np.abs(sharp - real).mean()
+        res = blur.vla_average(frames, len(frames) // 2, ssim_threshold=None, reversal_cos=None)
+        assert res.length == 7 and res.reason == "sequence_end"
+        np.testing.assert_allclose(res.blurred, blurred, atol=1e-6)
