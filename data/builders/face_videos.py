@@ -124,7 +124,7 @@ def _videos_generic(manual_dir):
   if not manual_dir or not os.path.isdir(manual_dir):
     raise _layout.LayoutError(f"manual_dir {manual_dir!r} is not a folder.")
   found = False
-  for root, dirs, files in os.walk(manual_dir):
+  for root, dirs, files in os.walk(manual_dir, followlinks=True):
     dirs.sort()
     rel = os.path.relpath(root, manual_dir)
     imgs = [f for f in files if _layout.is_image(f)]
