@@ -163,6 +163,9 @@ def make_dataset(source, batch_size, crop=None, training=True, keys=("sharp", "b
     if training and "landmarks" in keys:
         raise ValueError("make_dataset: 'landmarks' is only available with training=False "
                          "(random crops and flips would invalidate them)")
+    if "landmarks" in keys and (crop or resize) and not set(keys) & set(SPATIAL_KEYS):
+        raise ValueError("make_dataset: 'landmarks' with crop/resize needs an image key too "
+                         "(e.g. keys=('sharp', 'landmarks')), so the crop window is known")
     repeat = training if repeat is None else bool(repeat)
     drop_remainder = training if drop_remainder is None else bool(drop_remainder)
     if seed is None:

@@ -226,6 +226,8 @@ def test_error_messages(records, tmp_path):
         next(iter(ds))
     with pytest.raises(ValueError, match="landmarks"):
         pipeline.make_dataset(records, 2, crop=32, keys=("sharp", "landmarks"))
+    with pytest.raises(ValueError, match="needs an image key"):
+        pipeline.make_dataset(records, 2, crop=32, training=False, keys=("landmarks",))
     with pytest.raises(ValueError, match="unknown key"):
         pipeline.make_dataset(records, 2, crop=32, keys=("image/sharp",))
     with pytest.raises(ValueError, match="odd"):
