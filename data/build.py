@@ -211,14 +211,18 @@ class KernelSource:
     return out
 
 
+@tf.function(reduce_retracing=True)
+def _blur_tf(x, kernel, noise_sigma, seed, quantize):
+  y = blur.apply_kernels(x, kernel)
+  y = blur.add_noise(y, noise_sigma, seed=seed)  # sigma 0 -> unchanged (clipped)
+  return tf.cond(quantize, lambda: blur.quantize_uint8(y), lambda: y)
+
+
 def blur_image(sharp_u8, kernel, noise_sigma, seed, quantize=True):
   """uint8 blurred image: k * x (reflect borders) + noise, clipped, 8-bit."""
-  x = tf.constant(image_io.to_float32(sharp_u8))
-  y = blur.apply_kernels(x, tf.constant(kernel, tf.float32))
-  if noise_sigma > 0:
-    y = blur.add_noise(y, noise_sigma, seed=int(seed))
-  if quantize:
-    y = blur.quantize_uint8(y)
+  y = _blur_tf(tf.constant(image_io.to_float32(sharp_u8)), tf.constant(kernel, tf.float32),
+               tf.constant(noise_sigma, tf.float32), tf.constant([int(seed), 0], tf.int64),
+               tf.constant(bool(quantize)))
   return image_io.to_uint8(np.clip(y.numpy(), 0, 1))
 
 
