@@ -1,0 +1,176 @@
+"""Training / test pairs by frame averaging (Sec. 3.3, 5.1, 5.2 of Chrysos et al.).
+
+A *sequence* is ``uint8 [N, H, W, 3]`` consecutive face frames, from
+
+* a folder of real frames (e.g. ``face_video_toy/<seq>/frames/0000.png``: the folder itself or
+  its ``frames/`` subfolder), or
+* ``data.synth_video`` applied to a still face (the data helper's synthetic camera/face motion),
+  when only still faces exist.
+
+From each sequence ``make_pairs`` draws
+
+* PrAvg pairs (``common.blur.average_frames``): L consecutive frames averaged, sharp = middle;
+* VLA pairs (``common.blur.vla_average``): the window grows around the centre until a stop fires;
+
+in forward and, optionally, reverse temporal order.  Footnote 6 of the paper: reverse-order pairs
+that hold essentially the same blur as a forward pair are skipped; we skip a reverse pair when
+its blurred image is within 1/255 (max abs) of the forward pair with the same sharp frame.  With
+symmetric windows, averaging is order-free, so most reverse pairs duplicate forward ones and are
+skipped; the reverse pass only adds pairs where VLA's motion tests stop differently.
+
+``write_pairs`` stores pairs in the shared record schema (``image/sharp``, ``image/blurred``,
+``source`` = "<sequence>|<mode>|<centre>|<fwd/rev>") with ``common.tfrecord.ShardedWriter``, so
+``common.pipeline.make_dataset`` reads them.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from typing import Iterator
+
+import numpy as np
+
+from common import blur, image_io, tfrecord
+
+
+def find_sequences(spec: str) -> list[str]:
+    """Folders of frames matched by a comma-separated list of globs (``<seq>`` or ``<seq>/frames``).
+
+    Raises FileNotFoundError naming the pattern when nothing matches.
+    """
+    out = []
+    for pattern in [p.strip() for p in spec.split(",") if p.strip()]:
+        for folder in sorted(glob.glob(pattern)):
+            if not os.path.isdir(folder):
+                continue
+            frames = os.path.join(folder, "frames")
+            out.append(frames if os.path.isdir(frames) else folder)
+    if not out:
+        raise FileNotFoundError(f"no frame folder matches {spec!r} (--train_videos / --test_videos:"
+                                " pass globs of folders that hold frames or a frames/ subfolder)")
+    return out
+
+
+def read_sequence(folder: str, size: int | None = None) -> np.ndarray:
+    """uint8 [N, H, W, 3] frames of a folder in name order, optionally centre-cropped/resized
+    to ``size`` x ``size``; all frames must share one shape (error names the folder)."""
+    paths = image_io.list_images(folder, recursive=False)
+    frames = [image_io.read_image(p) for p in paths]
+    shapes = {f.shape for f in frames}
+    if len(shapes) != 1:
+        raise ValueError(f"{folder}: frames differ in shape {sorted(shapes)}; a sequence needs one "
+                         "frame size")
+    seq = np.stack(frames)
+    return resize_sequence(seq, size) if size else seq
+
+
+def resize_sequence(seq: np.ndarray, size: int) -> np.ndarray:
+    """Centre-crop to a square and resize (bilinear, antialiased) every frame to size x size."""
+    import tensorflow as tf  # local: keep NumPy-only callers light
+    n, h, w, _ = seq.shape
+    s = min(h, w)
+    y0, x0 = (h - s) // 2, (w - s) // 2
+    crop = seq[:, y0:y0 + s, x0:x0 + s]
+    if s == size:
+        return crop
+    out = tf.image.resize(tf.convert_to_tensor(crop, tf.float32), (size, size), antialias=True)
+    return np.clip(np.round(out.numpy()), 0, 255).astype(np.uint8)
+
+
+def still_sequences(folder: str, num_frames: int, size: int, seed: int = 0,
+                    limit: int | None = None) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, uint8 [num_frames, size, size, 3]) synthetic videos of the still faces in ``folder``
+    made by ``data.synth_video`` (the data helper's module)."""
+    try:
+        from data import synth_video  # pylint: disable=import-outside-toplevel
+    except ImportError as e:  # pragma: no cover - depends on the data helper's module
+        raise ImportError("data/synth_video.py is needed to turn still faces into sequences "
+                          "(--train_stills / --test_stills); pass --train_videos with real frame "
+                          "folders instead") from e
+    rng = np.random.default_rng(seed)
+    paths = image_io.list_images(folder)
+    if limit:
+        paths = paths[:limit]
+    for path in paths:
+        face = image_io.read_image(path)
+        frames = synth_video.synth_sequence(face, num_frames=num_frames,
+                                            seed=int(rng.integers(2**31)))
+        frames = np.asarray(frames)
+        if frames.dtype != np.uint8:
+            frames = image_io.to_uint8(frames)
+        yield os.path.splitext(os.path.basename(path))[0], resize_sequence(frames, size)
+
+
+def pravg_pairs(frames: np.ndarray, length: int, stride: int | None = None):
+    """PrAvg (Sec. 5.2): windows of ``length`` frames every ``stride`` (default ``length``).
+
+    Yields (centre index, blurred float32 [H,W,3], sharp float32 [H,W,3]).
+    """
+    if length < 1 or length % 2 == 0:
+        raise ValueError(f"PrAvg length must be odd and >= 1, got {length}")
+    stride = stride or length
+    for start in range(0, len(frames) - length + 1, stride):
+        blurred, sharp = blur.average_frames(frames[start:start + length])
+        yield start + length // 2, blurred, sharp
+
+
+def vla_pairs(frames: np.ndarray, stride: int = 3, max_length: int | None = 21,
+              min_length: int = 3, **thresholds):
+    """VLA (Sec. 3.3): a window grown around every ``stride``-th frame; pairs shorter than
+    ``min_length`` (nothing averaged) are dropped.  Yields (centre, blurred, sharp, length)."""
+    for c in range(0, len(frames), stride):
+        res = blur.vla_average(frames, c, max_length=max_length, **thresholds)
+        if res.length >= min_length:
+            yield c, res.blurred, res.sharp, res.length
+
+
+def make_pairs(name: str, frames: np.ndarray, modes=("pravg", "vla"), pravg_length: int = 7,
+               pravg_stride: int | None = None, vla_stride: int = 3, vla_max_length: int = 21,
+               reverse: bool = True):
+    """All pairs of one sequence: list of dicts ``blurred``, ``sharp`` (float32 [H,W,3]),
+    ``source`` and ``length``.  ``modes``: "pravg" and/or "vla"."""
+    out = []
+    passes = [("fwd", frames)] + ([("rev", frames[::-1])] if reverse else [])
+    n = len(frames)
+    forward = {}
+    for direction, seq in passes:
+        for mode in modes:
+            if mode == "pravg":
+                items = ((c, b, s, pravg_length) for c, b, s in
+                         pravg_pairs(seq, pravg_length, pravg_stride))
+            elif mode == "vla":
+                items = vla_pairs(seq, vla_stride, vla_max_length)
+            else:
+                raise ValueError(f"unknown pair mode {mode!r}; choose pravg or vla")
+            for c, b, s, length in items:
+                centre = c if direction == "fwd" else n - 1 - c
+                key = (mode, centre)
+                if direction == "fwd":
+                    forward.setdefault(centre, []).append(b)
+                elif any(np.abs(b - f).max() <= 1.0 / 255 for f in forward.get(centre, [])):
+                    continue  # footnote 6: the same blur as a forward pair
+                out.append({"blurred": b, "sharp": s, "length": length,
+                            "source": f"{name}|{key[0]}{length}|{centre}|{direction}"})
+    return out
+
+
+def write_pairs(output_dir: str, name: str, pairs, num_shards: int = 1) -> list[str]:
+    """Writes pairs as shared-schema records; returns the shard paths."""
+    with tfrecord.ShardedWriter(output_dir, name, num_shards) as writer:
+        for p in pairs:
+            writer.write(tfrecord.make_example(sharp=image_io.to_uint8(p["sharp"]),
+                                               blurred=image_io.to_uint8(p["blurred"]),
+                                               source=p["source"]))
+    return sorted(glob.glob(os.path.join(output_dir, f"{name}-*-of-*.tfrecord")))
+
+
+def collect_sequences(videos: str = "", stills: str = "", size: int = 128, num_frames: int = 21,
+                      seed: int = 0, stills_limit: int | None = None):
+    """(name, frames) for every real frame folder in ``videos`` and every still in ``stills``."""
+    if videos:
+        for folder in find_sequences(videos):
+            rel = os.path.basename(os.path.dirname(folder)) if folder.endswith("frames") else \
+                os.path.basename(folder)
+            yield rel, read_sequence(folder, size)
+    if stills:
+        yield from still_sequences(stills, num_frames, size, seed=seed, limit=stills_limit)

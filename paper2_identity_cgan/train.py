@@ -1,0 +1,387 @@
+"""Training for Chrysos, Favaro & Zafeiriou, *Motion deblurring of faces* (Sec. 3, 5.1).
+
+Two stages, one trainer (``--stage``):
+
+* ``hg``: the stacked hourglass alone, on still faces blurred on the fly with random camera-shake
+  kernels (``common.blur.make_kernel_bank("camera_shake")``), MSE with intermediate supervision.
+* ``cgan``: G_bl + G_s (shared decoder) + D on frame-averaged pairs (PrAvg / VLA, forward and
+  reverse, ``paper2_identity_cgan.data``), with the HG restored from ``--hg_workdir`` and frozen.
+  Eq. 6: ``L = L_cGAN + lambda_ci L_ci + lambda_cg L_cg + lambda_p L_p + lambda_r L_r``.
+  Table 4 variants: ``--nouse_hg`` ('identity-noHG'), ``--noidentity`` ('no-identity').
+
+    python -m paper2_identity_cgan.train --flagfile=paper2_identity_cgan/configs/hg.flags --workdir=/tmp/p2_hg
+    python -m paper2_identity_cgan.train --flagfile=paper2_identity_cgan/configs/cgan.flags \
+        --workdir=/tmp/p2_cgan --hg_workdir=/tmp/p2_hg
+"""
+from __future__ import annotations
+
+import glob
+import math
+import os
+
+from absl import app, flags, logging
+import keras
+import numpy as np
+import tensorflow as tf
+
+from common import blur, pipeline, train_utils
+from paper2_identity_cgan import data as p2data
+from paper2_identity_cgan import losses, models
+
+
+def define_flags(fv: flags.FlagValues) -> None:
+    """Paper-2 flags (idempotent)."""
+    if "stage" in fv:
+        return
+    d = dict(flag_values=fv)
+    flags.DEFINE_enum("stage", "cgan", ["hg", "cgan"], "hg: train the hourglass (first); cgan: "
+                      "train G_bl/G_s/D with the frozen HG.", **d)
+    flags.DEFINE_enum("variant", "paper", sorted(models.VARIANTS), "Network widths "
+                      "(models.VARIANTS).", **d)
+    flags.DEFINE_integer("image_size", 256, "Training crop (paper: 256); multiple of 128.", **d)
+    flags.DEFINE_integer("resize", 0, "Resize images to this square size before cropping "
+                         "(0: no resize).", **d)
+    flags.DEFINE_integer("epochs", 0, "If > 0, --num_steps = epochs * examples / batch_size "
+                         "(paper: 60).", **d)
+    # stage hg
+    flags.DEFINE_string("train_data", None, "HG: folder of sharp faces or a TFRecord glob.", **d)
+    flags.DEFINE_string("kernel_bank", "camera_shake", "HG blur kernels: camera_shake | markov | "
+                        "a .npz/.mat path.", **d)
+    flags.DEFINE_integer("num_kernels", 256, "Kernels drawn for the HG bank.", **d)
+    flags.DEFINE_float("min_kernel_taps", 8.0, "camera_shake: keep kernels with 1/sum(k^2) >= "
+                       "this (0 keeps all, most of which are near-deltas).", **d)
+    flags.DEFINE_float("noise_sigma", 0.005, "Gaussian noise added to kernel-blurred images.", **d)
+    flags.DEFINE_float("hg_learning_rate", 2.5e-4, "HG Adam learning rate (Newell: 2.5e-4).", **d)
+    # stage cgan
+    flags.DEFINE_string("hg_workdir", None, "Workdir (or checkpoint prefix) of the trained HG; "
+                        "needed with --use_hg.", **d)
+    flags.DEFINE_string("train_pairs", "", "TFRecord glob of ready pairs (image/sharp + "
+                        "image/blurred); when empty pairs are built from --train_videos / "
+                        "--train_stills into --pairs_dir.", **d)
+    flags.DEFINE_string("train_videos", "", "Comma-separated globs of real frame folders.", **d)
+    flags.DEFINE_string("train_stills", "", "Folder of still faces turned into synthetic videos "
+                        "(data.synth_video).", **d)
+    flags.DEFINE_integer("stills_limit", 0, "Use at most this many stills (0: all).", **d)
+    flags.DEFINE_integer("synth_frames", 21, "Frames per synthetic video.", **d)
+    flags.DEFINE_list("pair_modes", ["vla", "pravg"], "Frame averaging: vla and/or pravg.", **d)
+    flags.DEFINE_integer("pravg_length", 7, "L for PrAvg training pairs.", **d)
+    flags.DEFINE_integer("vla_stride", 3, "Centre stride for VLA pairs.", **d)
+    flags.DEFINE_integer("vla_max_length", 21, "Longest VLA window.", **d)
+    flags.DEFINE_bool("reverse", True, "Also parse sequences in reverse temporal order.", **d)
+    flags.DEFINE_string("pairs_dir", "", "Where built pairs go (default WORKDIR/pairs).", **d)
+    flags.DEFINE_bool("use_hg", True, "Condition G_bl on HG(I_bl) (6-channel input).", **d)
+    flags.DEFINE_bool("identity", True, "Train the identity stream G_s (Eq. 5).", **d)
+    flags.DEFINE_float("learning_rate", 2e-4, "Adam learning rate of G and D (pix2pix).", **d)
+    flags.DEFINE_float("beta_1", 0.5, "Adam beta_1 (pix2pix).", **d)
+    flags.DEFINE_float("lambda_adv", 1.0, "Weight of L_cGAN (Eq. 6).", **d)
+    flags.DEFINE_float("lambda_ci", 100.0, "Eq. 3 intensity weight.", **d)
+    flags.DEFINE_float("lambda_cg", 100.0, "Eq. 3 gradient weight.", **d)
+    flags.DEFINE_float("lambda_p", 8.0, "Eq. 4 projection weight.", **d)
+    flags.DEFINE_float("lambda_r", 100.0, "Eq. 5 reconstruction weight.", **d)
+    flags.DEFINE_string("eval_data", "", "Folder of held-out still faces: periodic PSNR of the "
+                        "deblurred vs blurred input on camera-shake blur.", **d)
+
+
+def define_all(fv):
+    train_utils.define_common_flags(fv)
+    define_flags(fv)
+
+
+# ----------------------------------------------------------------------------------- data ----
+def build_cgan_pairs(config, workdir) -> list[str]:
+    """TFRecord files of training pairs: --train_pairs, or built once into the pairs dir."""
+    if config.train_pairs:
+        files = sorted(glob.glob(config.train_pairs))
+        if not files:
+            raise FileNotFoundError(f"--train_pairs={config.train_pairs!r} matches no file")
+        return files
+    if not (config.train_videos or config.train_stills):
+        raise ValueError("stage cgan needs --train_pairs, --train_videos or --train_stills")
+    out_dir = config.pairs_dir or os.path.join(workdir, "pairs")
+    existing = sorted(glob.glob(os.path.join(out_dir, "train-*-of-*.tfrecord")))
+    if existing:
+        return existing
+    pairs = []
+    seqs = p2data.collect_sequences(config.train_videos, config.train_stills, config.image_size,
+                                    config.synth_frames, config.seed, config.stills_limit or None)
+    lengths = []
+    for name, frames in seqs:
+        ps = p2data.make_pairs(name, frames, modes=tuple(config.pair_modes),
+                               pravg_length=config.pravg_length, vla_stride=config.vla_stride,
+                               vla_max_length=config.vla_max_length, reverse=config.reverse)
+        lengths += [p["length"] for p in ps]
+        pairs += ps
+    if not pairs:
+        raise ValueError("no training pair could be made from --train_videos/--train_stills "
+                         "(sequences too short for the averaging windows?)")
+    logging.info("built %d pairs (mean L %.1f) into %s", len(pairs), np.mean(lengths), out_dir)
+    return p2data.write_pairs(out_dir, "train", pairs)
+
+
+def num_examples(files) -> int:
+    return sum(1 for _ in tf.data.TFRecordDataset(files))
+
+
+def _resize(config):
+    return (config.resize, config.resize) if config.resize else None
+
+
+def kernel_bank(spec, num, seed, min_taps=0.0, sizes=range(13, 30, 2)):
+    """Blur kernels for HG training / held-out evaluation, float32 [K, S, S].
+
+    ``camera_shake``: Boracchi-Foi trajectories integrated over the whole exposure, keeping only
+    kernels whose effective number of taps ``1 / sum(k**2)`` is at least ``min_taps`` (most raw
+    trajectories are nearly a delta; Hradis et al.'s camera-shake set, which the paper used, holds
+    visible blurs).  ``markov`` / ``gaussian``: ``common.blur.make_kernel_bank``.  Else a path.
+    """
+    if spec == "camera_shake":
+        rng = np.random.default_rng(seed)
+        kernels, tries = [], 0
+        while len(kernels) < num:
+            tries += 1
+            if tries > 200 * num:
+                raise ValueError(f"--min_kernel_taps={min_taps} rejects almost every kernel")
+            k = blur.camera_shake_kernel(int(rng.choice(list(sizes))), rng=rng, exposure=1.0)
+            if 1.0 / float(np.sum(np.square(k, dtype=np.float64))) >= min_taps:
+                kernels.append(k)
+        return blur.pad_kernels(kernels, size=max(sizes))
+    if spec in ("markov", "gaussian"):
+        return blur.make_kernel_bank(spec, num=num, sizes=sizes, seed=seed)
+    return blur.pad_kernels(blur.load_kernel_bank(spec))
+
+
+def hg_dataset(config, seed):
+    bank = kernel_bank(config.kernel_bank, config.num_kernels, seed, config.min_kernel_taps)
+    if not config.train_data:
+        raise ValueError("stage hg needs --train_data (a folder of sharp faces or records)")
+    return pipeline.make_dataset(config.train_data, config.batch_size, crop=config.image_size,
+                                 training=True, keys=("sharp", "blurred"), resize=_resize(config),
+                                 kernel_bank=bank, noise_sigma=config.noise_sigma, seed=seed)
+
+
+# ------------------------------------------------------------------------------ trainers ----
+class HGTrainer:
+    """Stage 1: HG on kernel-blurred faces (``hourglass_loss``)."""
+
+    def __init__(self, config, strategy):
+        self.config = config
+        with strategy.scope():
+            self.hg = models.build_hg(config.variant)
+            s = config.image_size
+            self.hg(tf.zeros((1, s, s, 3)))
+            self.optimizer = train_utils.make_optimizer(config.hg_learning_rate)
+            self.optimizer.build(self.hg.trainable_variables)
+        self.trackables = {"hg": self.hg, "hg_optimizer": self.optimizer}
+
+    def replica_step(self, batch):
+        with tf.GradientTape() as tape:
+            outs = self.hg.call_all(batch["blurred"], training=True)
+            loss = losses.hourglass_loss(batch["sharp"], outs)
+            scaled = self.optimizer.scale_loss(train_utils.replica_loss(loss))
+        grads = tape.gradient(scaled, self.hg.trainable_variables)
+        self.optimizer.apply(grads, self.hg.trainable_variables)
+        return {"hg_loss": loss,
+                "psnr_hg": tf.reduce_mean(tf.image.psnr(tf.clip_by_value(outs[-1], 0, 1),
+                                                        batch["sharp"], 1.0)),
+                "psnr_blurred": tf.reduce_mean(tf.image.psnr(batch["blurred"], batch["sharp"],
+                                                             1.0))}
+
+    def restore(self, batch):
+        return {"blurry": batch["blurred"], "hg": self.hg(batch["blurred"], training=False),
+                "sharp": batch["sharp"]}
+
+
+class CGANTrainer:
+    """Stage 2: G_bl, G_s (shared decoder) and D with the frozen HG (Eq. 2-6)."""
+
+    def __init__(self, config, strategy, restore_hg=True):
+        self.config = config
+        s = config.image_size
+        with strategy.scope():
+            nets = models.build_networks(config.variant, use_hg=config.use_hg,
+                                         identity=config.identity)
+            self.hg, self.g_bl, self.g_s, self.d = nets["hg"], nets["g_bl"], nets["g_s"], nets["d"]
+            x = tf.zeros((1, s, s, 3))
+            h = self.hg(x) if self.hg is not None else None
+            self.g_bl(models.g_bl_input(x, h))
+            if self.g_s is not None:
+                self.g_s(x)
+            self.d(x, x)
+            self.g_vars = _unique(self.g_bl.trainable_variables
+                                  + (self.g_s.encoder.trainable_variables if self.g_s else []))
+            self.d_vars = self.d.trainable_variables
+            self.g_optimizer = train_utils.make_optimizer(config.learning_rate,
+                                                          beta_1=config.beta_1)
+            self.d_optimizer = train_utils.make_optimizer(config.learning_rate,
+                                                          beta_1=config.beta_1)
+            self.g_optimizer.build(self.g_vars)
+            self.d_optimizer.build(self.d_vars)
+        if self.hg is not None:
+            self.hg.trainable = False
+            if restore_hg:
+                if not config.hg_workdir:
+                    raise ValueError("--use_hg needs --hg_workdir (the stage-1 workdir); or pass "
+                                     "--nouse_hg for the 'identity-noHG' variant")
+                path = train_utils.restore_for_eval(config.hg_workdir, hg=self.hg)
+                logging.info("HG restored from %s (frozen)", path)
+        self.trackables = {"g_bl": self.g_bl, "d": self.d, "g_optimizer": self.g_optimizer,
+                           "d_optimizer": self.d_optimizer}
+        if self.g_s is not None:
+            self.trackables["g_s"] = self.g_s
+        if self.hg is not None:
+            self.trackables["hg"] = self.hg
+
+    def _g_input(self, blurred):
+        h = self.hg(blurred, training=False) if self.hg is not None else None
+        return models.g_bl_input(blurred, h), h
+
+    def replica_step(self, batch):
+        c = self.config
+        blurred, sharp = batch["blurred"], batch["sharp"]
+        x, _ = self._g_input(blurred)
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            fake = self.g_bl(x, training=True)
+            real_logits, real_feat = self.d(blurred, sharp, training=True)
+            fake_logits, fake_feat = self.d(blurred, fake, training=True)
+            d_loss = losses.discriminator_loss(real_logits, fake_logits)
+            adv = losses.generator_adversarial_loss(fake_logits)
+            ci = losses.content_intensity_loss(sharp, fake)
+            cg = losses.content_gradient_loss(sharp, fake)
+            proj = losses.projection_loss(fake_feat, tf.stop_gradient(real_feat))
+            if self.g_s is not None:
+                recon = losses.reconstruction_loss(sharp, self.g_s(sharp, training=True))
+            else:
+                recon = tf.constant(0.0)
+            g_total = losses.total_generator_loss(  # Eq. 6, the one place the weights apply
+                adv, ci, cg, proj, recon, lambda_ci=c.lambda_ci, lambda_cg=c.lambda_cg,
+                lambda_p=c.lambda_p, lambda_r=c.lambda_r, lambda_adv=c.lambda_adv)
+            g_scaled = self.g_optimizer.scale_loss(train_utils.replica_loss(g_total))
+            d_scaled = self.d_optimizer.scale_loss(train_utils.replica_loss(d_loss))
+        self.g_optimizer.apply(g_tape.gradient(g_scaled, self.g_vars), self.g_vars)
+        self.d_optimizer.apply(d_tape.gradient(d_scaled, self.d_vars), self.d_vars)
+        return {"g_total": g_total, "g_adv": adv, "g_content_i": ci, "g_content_g": cg,
+                "g_projection": proj, "g_reconstruction": recon, "d_total": d_loss,
+                "psnr_g_bl": tf.reduce_mean(tf.image.psnr(fake, sharp, 1.0)),
+                "psnr_blurred": tf.reduce_mean(tf.image.psnr(blurred, sharp, 1.0))}
+
+    def restore(self, batch):
+        x, h = self._g_input(batch["blurred"])
+        out = {"blurry": batch["blurred"]}
+        if h is not None:
+            out["hg"] = h
+        out["g_bl"] = self.g_bl(x, training=False)
+        out["sharp"] = batch["sharp"]
+        return out
+
+
+def _unique(variables):
+    seen, out = set(), []
+    for v in variables:
+        if id(v) not in seen:
+            seen.add(id(v))
+            out.append(v)
+    return out
+
+
+def build_trainer(config, strategy, restore_hg=True):
+    if config.stage == "hg":
+        return HGTrainer(config, strategy)
+    return CGANTrainer(config, strategy, restore_hg=restore_hg)
+
+
+def _grid(outputs):
+    """One image per example: columns blurry | HG | G_bl | sharp side by side."""
+    return tf.concat([tf.clip_by_value(tf.cast(v, tf.float32), 0, 1) for v in outputs.values()],
+                     axis=2)
+
+
+def eval_psnr_fn(trainer, config, seed):
+    """Held-out PSNR of the restoration vs the blurred input (camera-shake blur, fixed seed)."""
+    if not config.eval_data:
+        return None
+    bank = kernel_bank("camera_shake", 32, seed + 1, config.min_kernel_taps)
+    ds = pipeline.make_dataset(config.eval_data, 8, crop=config.image_size, training=False,
+                               resize=_resize(config), kernel_bank=bank,
+                               noise_sigma=config.noise_sigma, seed=seed + 1)
+    batches = list(ds.take(4))
+
+    def fn(step):
+        ours, base = [], []
+        for b in batches:
+            out = trainer.restore(b)
+            last = list(out.values())[-2]
+            ours.append(tf.image.psnr(tf.clip_by_value(last, 0, 1), b["sharp"], 1.0))
+            base.append(tf.image.psnr(b["blurred"], b["sharp"], 1.0))
+        return {"psnr_restored": float(tf.reduce_mean(tf.concat(ours, 0))),
+                "psnr_blurred": float(tf.reduce_mean(tf.concat(base, 0)))}
+    return fn
+
+
+# ---------------------------------------------------------------------------------- main ----
+def train_and_evaluate(workdir: str, config) -> int:
+    """Trains the stage named by ``config.stage`` in ``workdir``; returns the final step."""
+    if config.image_size % models.GEN_DIVISOR and config.stage == "cgan":
+        raise ValueError(f"--image_size={config.image_size} must be a multiple of "
+                         f"{models.GEN_DIVISOR} (Table 3 has seven stride-2 layers)")
+    tf.io.gfile.makedirs(workdir)
+    train_utils.set_seed(config.seed)
+    train_utils.set_precision(config.mixed_precision)
+    strategy = train_utils.get_strategy(config.strategy, config.cpu_devices)
+    train_utils.save_flags(config, workdir)
+
+    if config.stage == "hg":
+        ds = hg_dataset(config, config.seed)
+        n_examples = _count_source(config.train_data) if config.epochs else None
+    else:
+        files = build_cgan_pairs(config, workdir)
+        n_examples = num_examples(files) if config.epochs else None
+        ds = pipeline.make_dataset(files, config.batch_size, crop=config.image_size,
+                                   training=True, keys=("sharp", "blurred"),
+                                   resize=_resize(config), seed=config.seed)
+    num_steps = config.num_steps
+    if config.epochs and n_examples:
+        num_steps = max(1, math.ceil(config.epochs * n_examples / config.batch_size))
+        logging.info("--epochs=%d over %d examples -> %d steps", config.epochs, n_examples,
+                     num_steps)
+
+    trainer = build_trainer(config, strategy)
+    ckpt = train_utils.Checkpointer(workdir, max_to_keep=config.keep_checkpoints,
+                                    **trainer.trackables)
+    ckpt.restore_latest()
+    writers = train_utils.SummaryWriters(workdir)
+    iterator = iter(strategy.experimental_distribute_dataset(ds))
+    step_fn = train_utils.make_distributed_step(strategy, trainer.replica_step)
+    image_batch = next(iter(ds))
+
+    def image_fn(step):
+        return {"blurry|hg|g_bl|sharp": _grid(trainer.restore(image_batch))}
+
+    final = train_utils.run_train_loop(
+        train_step=step_fn, iterator=iterator, checkpointer=ckpt, writers=writers,
+        num_steps=num_steps, log_every=config.log_every,
+        checkpoint_every=config.checkpoint_every, max_train_minutes=config.max_train_minutes,
+        image_fn=image_fn, image_every=config.image_every,
+        eval_fn=eval_psnr_fn(trainer, config, config.seed), eval_every=config.eval_every)
+    writers.close()
+    return final
+
+
+def _count_source(source) -> int:
+    """Examples in an image folder or a TFRecord glob."""
+    if os.path.isdir(source):
+        from common import image_io  # pylint: disable=import-outside-toplevel
+        return len(image_io.list_images(source))
+    return num_examples(sorted(glob.glob(source)))
+
+
+def main(argv):
+    del argv
+    cfg = flags.FLAGS
+    if not cfg.workdir:
+        raise app.UsageError("--workdir is required")
+    train_and_evaluate(cfg.workdir, cfg)
+
+
+if __name__ == "__main__":
+    define_all(flags.FLAGS)
+    app.run(main, flags_parser=train_utils.flags_parser)
