@@ -1,0 +1,207 @@
+"""common.face_eval: protocol math on hand-made cases, LFW pairs parsing, blur source, tiny CLI run."""
+import json
+import os
+
+import numpy as np
+import pytest
+import scipy.ndimage
+
+from common import face_eval
+from common.face import Box, Detector
+
+LFW = "/work/shared/data/lfw"
+PAIRS = "/work/shared/data/lfw_pairs.txt"
+
+
+def _write_pairs(path, folds):
+    """folds: list of (same_lines, diff_lines); each line a tuple of fields."""
+    n = len(folds[0][0])
+    with open(path, "w") as f:
+        f.write(f"{len(folds)}\t{n}\n")
+        for same, diff in folds:
+            for line in list(same) + list(diff):
+                f.write("\t".join(map(str, line)) + "\n")
+
+
+def test_read_pairs_hand_made(tmp_path):
+    p = tmp_path / "pairs.txt"
+    _write_pairs(p, [([("Ann", 1, 2)], [("Ann", 1, "Bob", 3)]),
+                     ([("Cid", 2, 10)], [("Bob", 1, "Cid", 1)])])
+    pairs = face_eval.read_pairs(str(p))
+    assert pairs == [
+        face_eval.Pair("Ann/Ann_0001.jpg", "Ann/Ann_0002.jpg", True, 0),
+        face_eval.Pair("Ann/Ann_0001.jpg", "Bob/Bob_0003.jpg", False, 0),
+        face_eval.Pair("Cid/Cid_0002.jpg", "Cid/Cid_0010.jpg", True, 1),
+        face_eval.Pair("Bob/Bob_0001.jpg", "Cid/Cid_0001.jpg", False, 1)]
+    assert face_eval.unique_images(pairs)[0] == "Ann/Ann_0001.jpg" and len(face_eval.unique_images(pairs)) == 7
+
+
+def test_read_pairs_errors_name_file(tmp_path):
+    p = tmp_path / "bad.txt"
+    p.write_text("2\t1\nAnn\t1\t2\n")
+    with pytest.raises(ValueError, match="bad.txt"):
+        face_eval.read_pairs(str(p))
+    with pytest.raises(FileNotFoundError, match="--pairs"):
+        face_eval.read_pairs(str(tmp_path / "missing.txt"))
+
+
+def test_official_pairs_and_balanced_order():
+    pairs = face_eval.read_pairs(PAIRS)
+    assert len(pairs) == 6000 and sum(p.same for p in pairs) == 3000
+    assert [sum(p.fold == f for p in pairs) for f in range(10)] == [600] * 10
+    sub = face_eval.subset_pairs(pairs, 3)
+    assert len(sub) == 60 and all(sum(p.fold == f and p.same == s for p in sub) == 3
+                                  for f in range(10) for s in (True, False))
+    order = face_eval.balanced_image_order(pairs)
+    assert sorted(order) == face_eval.unique_images(pairs)
+    # any prefix long enough for subset n covers it: the images of subset_pairs(pairs, n) come first
+    for n in (1, 5):
+        need = set(face_eval.unique_images(face_eval.subset_pairs(pairs, n)))
+        assert set(order[:len(need)]) == need
+
+
+def test_landmark_protocol_known_values():
+    rng = np.random.default_rng(0)
+    gt = np.zeros((3, 68, 2))
+    gt[..., 0] = rng.uniform(0, 30, (3, 68))
+    gt[..., 1] = rng.uniform(0, 40, (3, 68))
+    gt[:, 0] = [0, 0]
+    gt[:, 1] = [30, 40]                                   # box 30 x 40 -> diagonal 50
+    pred = gt.copy()
+    pred[0, :, 0] += 2.5                                  # NME 0.05
+    pred[1, :, 1] += 1.0                                  # NME 0.02
+    pred[2] = np.nan                                      # landmarker failed -> failure
+    r = face_eval.landmark_protocol(pred, gt)
+    np.testing.assert_allclose(r["nme"][:2], [0.05, 0.02], rtol=1e-12)
+    assert np.isinf(r["nme"][2])
+    np.testing.assert_allclose(r["auc"], np.mean([(0.08 - 0.05) / 0.08, (0.08 - 0.02) / 0.08, 0.0]))
+    np.testing.assert_allclose(r["failure_rate"], 1 / 3)
+    np.testing.assert_allclose(r["mean_nme"], 0.035)
+    t, f = r["ced"]
+    np.testing.assert_allclose(f[np.searchsorted(t, 0.03)], 1 / 3)
+    np.testing.assert_allclose(f[-1], 2 / 3)
+
+
+def test_identity_similarity_matches_numpy():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(5, 8)), rng.normal(size=(5, 8))
+    r = face_eval.identity_similarity(a, b)
+    cos = np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    np.testing.assert_allclose(r["cosine"], cos)
+    np.testing.assert_allclose([r["mean"], r["std"], r["median"], r["mean_distance"]],
+                               [cos.mean(), cos.std(), np.median(cos), (1 - cos).mean()])
+
+
+def test_lfw_verification_hand_made():
+    # 2 folds x 4 pairs; embeddings on the unit circle so cosine = cos(angle).
+    ang = np.array([0.1, 0.2, 1.5, 1.4, 0.15, 0.3, 1.6, 0.25])
+    same = np.array([1, 1, 0, 0, 1, 1, 0, 0], bool)        # last pair: different but similar
+    folds = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    a = np.tile([[1.0, 0.0]], (8, 1))
+    b = np.c_[np.cos(ang), np.sin(ang)]
+    r = face_eval.lfw_verification(a, b, same, folds)
+    np.testing.assert_allclose(r["scores"], np.cos(ang))
+    # fold 0 is tested with fold 1's threshold (between cos 0.3 and cos 0.25 -> misclassifies
+    # nothing in fold 0); fold 1 with fold 0's threshold (between cos .2 and cos 1.4): its last
+    # different pair (cos .25 -> 0.97) is called "same" -> 3/4.
+    np.testing.assert_allclose(r["per_fold"], [1.0, 0.75])
+    np.testing.assert_allclose([r["mean"], r["std"]], [0.875, 0.125])
+
+
+def test_probe_gallery_split_and_topk():
+    by_id = {f"id{i}": [f"id{i}/{j}.jpg" for j in range(n)] for i, n in enumerate([12, 10, 9, 11, 3])}
+    g, gid, p, pid = face_eval.probe_gallery_split(by_id, num_ids=2, gallery_per_id=9, seed=0)
+    assert len(set(gid)) == 2 and set(gid) <= {"id0", "id1", "id3"}
+    assert all(gid.count(i) == 9 for i in set(gid))
+    assert set(g).isdisjoint(p) and set(pid) == set(gid)
+    assert len(p) == sum(len(by_id[i]) - 9 for i in set(gid))
+    assert face_eval.probe_gallery_split(by_id, 2, 9, seed=0) == (g, gid, p, pid)
+    with pytest.raises(ValueError, match="more than 20"):
+        face_eval.probe_gallery_split(by_id, 2, 20)
+    # top-k on 2-D embeddings: probe 0 nearest its own id, probe 1 second nearest
+    gal = np.array([[1, 0], [0, 1], [-1, 0]], float)
+    r = face_eval.recognition_topk(np.array([[1, 0.1], [0.9, 0.8]]), ["a", "b2"],
+                                   gal, ["a", "b", "b2"], ks=(1, 2, 3))
+    # probe 1 (angle ~42 deg) ranks a (cos .75), b (.67), b2 (-.75): true identity third
+    assert r == {1: 0.5, 2: 0.5, 3: 1.0}
+
+
+class _FakeDetector(Detector):
+    name = "fake"
+
+    def detect(self, image):
+        return [Box(0, 0, 5, 5, 1.0)] if image.mean() > 100 else []
+
+
+def test_detection_success_rate_with_fake_detector():
+    imgs = [np.full((8, 8, 3), v, np.uint8) for v in (200, 50, 150, 10)]
+    rate, found = face_eval.detection_success_rate(_FakeDetector(), imgs)
+    assert rate == 0.5 and found.tolist() == [True, False, True, False]
+
+
+def test_blurred_source_equals_scipy_convolution():
+    sharp = face_eval.ImageSource(LFW)
+    kernels = np.zeros((2, 5, 5), np.float32)
+    kernels[0, 2, :] = 0.2                                 # horizontal box blur
+    kernels[1, :3, 2] = [0.5, 0.3, 0.2]                    # asymmetric vertical: checks the flip
+    src = face_eval.BlurredSource(sharp, kernels)
+    rel = "Aaron_Eckhart/Aaron_Eckhart_0001.jpg"
+    out = src(rel)
+    k = kernels[src.kernel_index(rel)]
+    img = sharp(rel).astype(np.float64) / 255
+    ref = np.stack([scipy.ndimage.convolve(img[..., c], k, mode="reflect") for c in range(3)], -1)
+    ref = np.round(ref * 255)
+    assert out.dtype == np.uint8 and out.shape == img.shape
+    assert np.abs(out.astype(float) - ref).max() <= 1
+    np.testing.assert_array_equal(src(rel), out)          # deterministic
+    assert np.abs(out.astype(float) - img * 255).mean() > 1  # it did blur
+
+
+def test_tables_and_plots(tmp_path):
+    md = face_eval.markdown_table(["a", "b"], [["x", 0.5], ["y", "1.00"]])
+    assert md.splitlines() == ["| a | b |", "|---|---|", "| x | 0.5000 |", "| y | 1.00 |"]
+    face_eval.write_csv(str(tmp_path / "t.csv"), ["a", "b"], [["x", 1]])
+    assert (tmp_path / "t.csv").read_text().splitlines() == ["a,b", "x,1"]
+    t = np.linspace(0, 0.08, 5)
+    data = face_eval.plot_ced({"s": (t, t / 0.08)}, str(tmp_path / "ced.png"))
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "ced.png").read_bytes() == data
+
+
+def test_cli_on_tiny_pairs_subset(tmp_path):
+    pairs = face_eval.read_pairs(PAIRS)
+    p = tmp_path / "pairs.txt"
+    # 2 folds x (1 same + 1 different) pairs from the official file
+    fold_lines = []
+    for f in (0, 1):
+        s = next(x for x in pairs if x.fold == f and x.same)
+        d = next(x for x in pairs if x.fold == f and not x.same)
+        name = s.a.split("/")[0]
+        fold_lines.append(([(name, int(s.a[-8:-4]), int(s.b[-8:-4]))],
+                           [(d.a.split("/")[0], int(d.a[-8:-4]), d.b.split("/")[0], int(d.b[-8:-4]))]))
+    _write_pairs(p, fold_lines)
+    out = tmp_path / "out"
+    rc = face_eval.main(["face_eval", f"--out_dir={out}", f"--pairs={p}", f"--lfw_dir={LFW}",
+                         "--protocols=verification,landmarks,detection,identity",
+                         "--conditions=sharp,blurred", "--detectors=haar", "--num_images=3"])
+    assert rc == 0
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["verification"]) == {"sharp", "blurred"}
+    assert len(res["verification"]["sharp"]["per_fold"]) == 2
+    lm = res["landmarks"]
+    assert lm["sharp"]["auc"] == 1.0 and lm["sharp"]["failure_rate"] == 0.0  # pseudo-GT oracle
+    assert 0.0 <= lm["blurred"]["auc"] < 1.0
+    assert res["detection"]["haar"]["sharp"] == 1.0
+    assert -1.0 <= res["identity"]["blurred"]["mean"] < 1.0
+    for f in ("results.md", "verification.csv", "landmarks.csv", "detection.csv", "ced.png",
+              "identity_similarity.png"):
+        assert (out / f).stat().st_size > 0, f
+    assert any(n.startswith("events.out.tfevents") for n in os.listdir(out / "tensorboard"))
+    assert "pseudo-GT" in (out / "results.md").read_text()
+
+
+def test_cli_rejects_bad_flags(tmp_path):
+    with pytest.raises(ValueError, match="--protocols"):
+        face_eval.main(["face_eval", f"--out_dir={tmp_path}", "--protocols=nope"])
+    with pytest.raises(ValueError, match="--restored_dir"):
+        face_eval.main(["face_eval", f"--out_dir={tmp_path}", "--conditions=sharp,restored",
+                        "--protocols=detection"])
