@@ -5,13 +5,15 @@ Pipeline measured (the one `common.pipeline.make_dataset(kernel_bank=...)` runs)
 to 29x29) from a camera-shake bank -> `common.blur.apply_kernels` -> Gaussian noise sigma 0.03 ->
 batches of 16 pairs (sharp, blurred). Several ways of applying the kernels are timed:
 
-  batched_depthwise  batch first, then one apply_kernels call per batch (batch folded into
-                     channels, one depthwise conv) -- what common.blur.apply_kernels does
-  per_example        apply_kernels per example (map before batch)
+  batched_auto       batch first, one apply_kernels call per batch, default method="auto"
+                     (FFT for these 29x29 kernels) -- what common.pipeline runs
+  batched_direct     the same with method="direct" (batch folded into channels, one
+                     depthwise conv)
+  batched_fft        the same with method="fft"
+  per_example        apply_kernels(method="direct") per example (map before batch)
   batched_map_fn     batch first, tf.map_fn over examples with a per-example conv2d
-  batched_fft        batch first, FFT convolution (reference for large kernels)
 
-Usage:  python benchmarks/blur_throughput.py [--faces DIR] [--seconds 8] [--variants a,b]
+Usage:  python benchmarks/blur_throughput.py [--faces DIR] [--seconds 4] [--rounds 3] [--variants a,b]
 """
 import argparse
 import json
@@ -53,19 +55,6 @@ def _map_fn_apply(images, kernels):
     return tf.map_fn(one, (images, kernels), fn_output_signature=tf.float32)
 
 
-def _fft_apply(images, kernels):
-    k = tf.shape(kernels)[1]
-    p = k // 2
-    x = tf.pad(images, [[0, 0], [p, p], [p, p], [0, 0]], mode="SYMMETRIC")
-    x = tf.transpose(x, [0, 3, 1, 2])  # [B,C,Hp,Wp]
-    hp, wp = tf.shape(x)[2], tf.shape(x)[3]
-    kf = tf.signal.rfft2d(kernels, fft_length=[hp, wp])[:, None]
-    y = tf.signal.irfft2d(tf.signal.rfft2d(x) * kf, fft_length=[hp, wp])
-    # Circular conv of the padded image: valid part is offset by k-1.
-    y = y[:, :, k - 1:, k - 1:]
-    return tf.transpose(y, [0, 2, 3, 1])
-
-
 def build(variant, faces, bank, seed=0):
     bank_t = tf.constant(bank)
     num_k = bank.shape[0]
@@ -81,11 +70,13 @@ def build(variant, faces, bank, seed=0):
         return {"sharp": sharp, "blurred": blur.add_noise(blurred, SIGMA)}
 
     if variant == "per_example":
-        ds = ds.map(lambda x, k: finish(x, blur.apply_kernels(x, k)),
+        ds = ds.map(lambda x, k: finish(x, blur.apply_kernels(x, k, method="direct")),
                     num_parallel_calls=tf.data.AUTOTUNE).batch(BATCH, drop_remainder=True)
     else:
-        fn = {"batched_depthwise": blur.apply_kernels, "batched_map_fn": _map_fn_apply,
-              "batched_fft": _fft_apply}[variant]
+        fn = {"batched_auto": blur.apply_kernels,
+              "batched_direct": lambda x, k: blur.apply_kernels(x, k, method="direct"),
+              "batched_fft": lambda x, k: blur.apply_kernels(x, k, method="fft"),
+              "batched_map_fn": _map_fn_apply}[variant]
         ds = ds.batch(BATCH, drop_remainder=True)
         ds = ds.map(lambda x, k: finish(x, fn(x, k)), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
@@ -109,8 +100,11 @@ def main():
                     help="folder of face images (>=128 px), e.g. the LFW copy")
     ap.add_argument("--num_faces", type=int, default=256)
     ap.add_argument("--num_kernels", type=int, default=128)
-    ap.add_argument("--seconds", type=float, default=8.0)
-    ap.add_argument("--variants", default="batched_depthwise,per_example,batched_map_fn,batched_fft")
+    ap.add_argument("--seconds", type=float, default=4.0, help="per variant and round")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="variants are timed interleaved, round after round (shared, loaded CPUs "
+                         "drift); the median and all rounds are reported")
+    ap.add_argument("--variants", default="batched_auto,batched_direct,batched_fft,per_example,batched_map_fn")
     args = ap.parse_args()
 
     faces = load_faces(args.faces, args.num_faces)
@@ -120,20 +114,25 @@ def main():
 
     # Correctness check of the alternative variants against apply_kernels on one batch.
     x = tf.constant(faces[:4], tf.float32) / 255.0
-    ref = blur.apply_kernels(x, bank[:4]).numpy()
+    ref = blur.apply_kernels(x, bank[:4], method="direct").numpy()
     check = {"batched_map_fn": float(np.abs(_map_fn_apply(x, bank[:4]).numpy() - ref).max()),
-             "batched_fft": float(np.abs(_fft_apply(x, bank[:4]).numpy() - ref).max())}
+             "batched_fft": float(np.abs(blur.apply_kernels(x, bank[:4], method="fft").numpy()
+                                         - ref).max())}
 
-    results = {}
-    for v in args.variants.split(","):
-        results[v] = round(measure(build(v, faces, bank), args.seconds), 1)
+    variants = args.variants.split(",")
+    pipelines = {v: build(v, faces, bank) for v in variants}
+    rounds = {v: [] for v in variants}
+    for _ in range(args.rounds):
+        for v in variants:
+            rounds[v].append(round(measure(pipelines[v], args.seconds), 1))
+    results = {v: float(np.median(r)) for v, r in rounds.items()}
     print(json.dumps({
         "benchmark": "blur_throughput",
-        "pairs_per_s": results,
+        "pairs_per_s": results, "pairs_per_s_rounds": rounds,
         "image": [SIZE, SIZE, 3], "batch": BATCH, "kernel_bank": list(bank.shape),
         "noise_sigma": SIGMA, "bank_build_s": round(bank_s, 2),
-        "max_abs_diff_vs_apply_kernels": check,
-        "faces": int(len(faces)), "seconds_per_variant": args.seconds,
+        "max_abs_diff_vs_direct": check,
+        "faces": int(len(faces)), "seconds_per_variant_round": args.seconds,
         "cpu_count": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
         "tf": tf.__version__, "python": platform.python_version(),
     }, indent=1))

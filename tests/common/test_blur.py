@@ -24,13 +24,14 @@ def _random_kernels(rng, num, size):
     return (k / k.sum(axis=(1, 2), keepdims=True)).astype(np.float32)
 
 
+@pytest.mark.parametrize("method", ["direct", "fft"])
 @pytest.mark.parametrize("border", ["reflect", "constant"])
 @pytest.mark.parametrize("size", [3, 13, 29])
-def test_apply_kernels_matches_scipy_ndimage(border, size):
+def test_apply_kernels_matches_scipy_ndimage(border, size, method):
     rng = np.random.default_rng(size)
     images = rng.random((3, 37, 30, 3)).astype(np.float32)  # odd, non-square sizes
     kernels = _random_kernels(rng, 3, size)
-    got = blur.apply_kernels(images, kernels, border=border).numpy()
+    got = blur.apply_kernels(images, kernels, border=border, method=method).numpy()
     want = _ref_convolve(images, kernels, border)
     assert got.shape == images.shape
     np.testing.assert_allclose(got, want, atol=1e-5)
@@ -59,12 +60,13 @@ def test_apply_kernels_is_convolution_not_correlation():
     assert out.sum() == pytest.approx(1.0)
 
 
-def test_apply_kernels_inside_tf_data_unknown_batch():
+@pytest.mark.parametrize("method", ["direct", "fft"])
+def test_apply_kernels_inside_tf_data_unknown_batch(method):
     rng = np.random.default_rng(1)
     images = rng.random((5, 24, 24, 3)).astype(np.float32)
     kernels = _random_kernels(rng, 5, 13)
     ds = tf.data.Dataset.from_tensor_slices((images, kernels)).batch(2)  # batch dim None, last 1
-    ds = ds.map(lambda x, k: blur.apply_kernels(x, k))
+    ds = ds.map(lambda x, k: blur.apply_kernels(x, k, method=method))
     assert ds.element_spec.shape.as_list() == [None, 24, 24, 3]
     got = np.concatenate(list(ds.as_numpy_iterator()))
     np.testing.assert_allclose(got, _ref_convolve(images, kernels, "reflect"), atol=1e-5)
@@ -344,6 +346,19 @@ def test_vla_single_frame_and_errors():
         blur.vla_average(frames, 3)
     with pytest.raises(ValueError):
         blur.vla_average(frames, 1, boxes=np.zeros((2, 4)))
+
+
+def test_apply_kernels_auto_picks_fft_for_large_kernels():
+    rng = np.random.default_rng(9)
+    x = rng.random((2, 40, 40, 3)).astype(np.float32)
+    k = _random_kernels(rng, 2, 27)
+    auto = blur.apply_kernels(x, k).numpy()
+    fft = blur.apply_kernels(x, k, method="fft").numpy()
+    direct = blur.apply_kernels(x, k, method="direct").numpy()
+    np.testing.assert_array_equal(auto, fft)
+    assert np.abs(fft - direct).max() < 1e-5
+    with pytest.raises(ValueError, match="method"):
+        blur.apply_kernels(x, k, method="spatial")
 
 
 def test_apply_kernels_dynamic_shapes_and_checks():
