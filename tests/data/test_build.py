@@ -172,3 +172,45 @@ def test_bad_flags(tmp_path):
          "--kernel_sizes=4,6"])
   with pytest.raises(ValueError, match="face_videos"):
     run(["--source=folder", f"--manual_dir={tmp_path}", f"--output_dir={tmp_path}", "--mode=pravg"])
+
+
+def test_interrupted_run_keeps_finished_shards(tmp_path, monkeypatch):
+  src = str(tmp_path / "src")
+  for i in range(6):
+    fixtures.save(os.path.join(src, f"{i}.png"), fixtures.rand_img(i, 40, 40))
+  out = str(tmp_path / "rec")
+  args = [f"--source=folder", f"--manual_dir={src}", f"--output_dir={out}", "--name=t",
+          "--num_shards=3", "--kernel_sizes=3"]
+  real = build.item_examples
+
+  def crash_on_item_4(cfg, index, *a, **k):
+    if index == 4:
+      raise KeyboardInterrupt("simulated interruption")
+    return real(cfg, index, *a, **k)
+
+  monkeypatch.setattr(build, "item_examples", crash_on_item_4)
+  with pytest.raises(KeyboardInterrupt):
+    run(args)
+  names = sorted(os.listdir(out))
+  assert names == ["t-00000-of-00003.tfrecord", "t-00000-of-00003.tfrecord.json",
+                   "t-00001-of-00003.tfrecord", "t-00001-of-00003.tfrecord.json"]
+  monkeypatch.setattr(build, "item_examples", real)
+  rep = run(args)
+  assert rep["items_resumed"] == 4 and rep["items_this_run"] == 2 and rep["records"] == 6
+
+
+def test_vla_on_simulated_clips(tmp_path):
+  from data import synth_video
+  src = str(tmp_path / "stills")
+  for i in range(2):
+    fixtures.save(os.path.join(src, f"s{i}.png"), fixtures.rand_img(i, 48, 48))
+  synth_video.write_clips(src, str(tmp_path / "clips"), num_frames=9, seed=0)
+  out = str(tmp_path / "rec")
+  rep = run(["--source=face_videos", f"--manual_dir={tmp_path / 'clips'}", "--split=all",
+             "--mode=vla", "--lengths=9", f"--output_dir={out}", "--num_shards=1"])
+  assert rep["records"] == 2
+  for r in read_all(os.path.join(out, "*.tfrecord"), ("image/sharp", "image/blurred", "source")):
+    length = int(r["source"].decode().split(":L=")[1].split(":")[0])
+    assert length % 2 == 1 and 1 <= length <= 9
+    if length > 1:
+      assert not np.array_equal(r["image/sharp"], r["image/blurred"])
