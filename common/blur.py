@@ -19,6 +19,8 @@ Frame averaging (paper 2, Sec. 3.3, NumPy):
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import tensorflow as tf
 
@@ -543,18 +545,12 @@ def average_frames(frames, gamma=None):
     return blurred.astype(np.float32), frames[len(frames) // 2].copy()
 
 
-class VLAResult(tuple):
-    """(blurred, sharp, length, reason) of `vla_average`; fields also by name."""
-    __slots__ = ()
-    _fields = ("blurred", "sharp", "length", "reason")
-
-    def __new__(cls, blurred, sharp, length, reason):
-        return tuple.__new__(cls, (blurred, sharp, length, reason))
-
-    blurred = property(lambda self: self[0])
-    sharp = property(lambda self: self[1])
-    length = property(lambda self: self[2])
-    reason = property(lambda self: self[3])
+class VLAResult(NamedTuple):
+    """What `vla_average` returns."""
+    blurred: np.ndarray  # float32 [H, W, C], the average of the accepted window
+    sharp: np.ndarray    # float32 [H, W, C], the centre (ground-truth) frame
+    length: int          # L, odd, number of frames averaged
+    reason: str          # the stop: overlap | ssim | oscillation | max_length | sequence_end
 
     def __repr__(self):
         return f"VLAResult(length={self.length}, reason={self.reason!r})"
@@ -573,12 +569,21 @@ def frame_shift(a, b):
     """Global translation (dy, dx) from frame a to frame b by phase correlation (sub-pixel /10)."""
     from skimage.registration import phase_cross_correlation
     ga, gb = a.mean(axis=-1), b.mean(axis=-1)
+    if ga.std() < 1e-6 or gb.std() < 1e-6:  # a flat frame has no measurable motion
+        return np.zeros(2)
     shift, _, _ = phase_cross_correlation(ga, gb, upsample_factor=10)
     return -np.asarray(shift, np.float64)
 
 
 def _ssim(a, b):
     from skimage.metrics import structural_similarity
+    side = min(a.shape[:2])
+    if side < 11:  # the 11x11 Gaussian window does not fit: a uniform odd window that does
+        win = side if side % 2 else side - 1
+        if win < 3:
+            return 1.0 if np.allclose(a, b) else 0.0
+        return structural_similarity(a, b, data_range=1.0, channel_axis=-1, win_size=win,
+                                     use_sample_covariance=False)
     return structural_similarity(a, b, data_range=1.0, channel_axis=-1, gaussian_weights=True,
                                  sigma=1.5, use_sample_covariance=False)
 

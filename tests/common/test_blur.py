@@ -342,6 +342,9 @@ def test_vla_single_frame_and_errors():
     frames = np.zeros((3, 8, 8, 3), np.float32)
     res = blur.vla_average(frames, 0)
     assert (res.length, res.reason) == (1, "sequence_end")
+    assert res._fields == ("blurred", "sharp", "length", "reason")
+    res = blur.vla_average(frames, 1)  # frames smaller than the 11x11 SSIM window
+    assert (res.length, res.reason) == (3, "sequence_end")
     with pytest.raises(ValueError):
         blur.vla_average(frames, 3)
     with pytest.raises(ValueError):
