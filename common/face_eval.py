@@ -417,9 +417,24 @@ class Evaluator:
                 **({} if self.cfg.identity_model == "vgg_face" else {"models_dir": self.cfg.dlib_models_dir or None}))
         return self._identity
 
+    def _cache(self, condition: str) -> _EmbeddingCache:
+        return _EmbeddingCache(os.path.join(self.cfg.cache_dir or os.path.join(self.cfg.out_dir, "cache"),
+                                            f"emb_{self.cfg.identity_model}_{condition}_{self._blur_tag(condition)}.npz"))
+
+    def largest_cached_subset(self, pairs: list[Pair], conditions: list[str]) -> int:
+        """Largest n such that subset_pairs(pairs, n) has every image cached for every condition."""
+        have = None
+        for c in conditions:
+            keys = set(self._cache(c).data)
+            have = keys if have is None else have & keys
+        n = 0
+        per_class = min(sum(1 for p in pairs if p.fold == pairs[0].fold and p.same == s) for s in (True, False))
+        while n < per_class and set(unique_images(subset_pairs(pairs, n + 1))) <= have:
+            n += 1
+        return n
+
     def embeddings(self, rels: list[str], condition: str) -> np.ndarray:
-        cache = _EmbeddingCache(os.path.join(self.cfg.cache_dir or os.path.join(self.cfg.out_dir, "cache"),
-                                             f"emb_{self.cfg.identity_model}_{condition}_{self._blur_tag(condition)}.npz"))
+        cache = self._cache(condition)
         todo = [r for r in rels if r not in cache.data]
         src = self.sources[condition]
         t0, last_save = time.time(), time.time()
@@ -457,7 +472,17 @@ def run(cfg) -> dict:
 
     os.makedirs(cfg.out_dir, exist_ok=True)
     ev = Evaluator(cfg)
-    pairs = subset_pairs(read_pairs(cfg.pairs), cfg.pairs_per_fold)
+    all_pairs = read_pairs(cfg.pairs)
+    if cfg.pairs_per_fold < 0:
+        # Largest balanced subset whose images are all in the embedding cache (a partial full run).
+        n = ev.largest_cached_subset(all_pairs, list(cfg.conditions))
+        if n == 0:
+            raise ValueError("--pairs_per_fold=-1: the embedding cache "
+                             f"({cfg.cache_dir or os.path.join(cfg.out_dir, 'cache')}) covers no whole "
+                             "balanced subset of pairs yet; run without -1 first")
+        ev.log(f"--pairs_per_fold=-1: using the first {n} same + {n} different pairs of every fold (cached)")
+        cfg.pairs_per_fold = n
+    pairs = subset_pairs(all_pairs, cfg.pairs_per_fold)
     conditions = list(cfg.conditions)
     results, md = {"config": {k: (list(v) if isinstance(v, (list, tuple)) else v)
                               for k, v in vars(cfg).items()}}, []
@@ -631,7 +656,8 @@ def define_flags(fv):
     flags.DEFINE_string("kernels", DEFAULT_KERNELS,
                         "blur kernel bank: .npz/.mat path or camera_shake|markov|gaussian|defocus", flag_values=fv)
     flags.DEFINE_float("noise_sigma", 0.0, "Gaussian noise std added after blurring ([0,1] scale)", flag_values=fv)
-    flags.DEFINE_integer("pairs_per_fold", 0, "use only the first N same + N different pairs per fold (0 = all)", flag_values=fv)
+    flags.DEFINE_integer("pairs_per_fold", 0, "use only the first N same + N different pairs per fold (0 = all; -1 = the largest "
+                         "subset already in the embedding cache, to report a partial full run)", flag_values=fv)
     flags.DEFINE_integer("num_images", 1000, "images (from the pairs) for landmarks/detection/identity (0 = all)", flag_values=fv)
     flags.DEFINE_list("detectors", ["mtcnn", "haar"], "detectors for the detection protocol", flag_values=fv)
     flags.DEFINE_enum("identity_model", "dlib_resnet", ["dlib_resnet", "vgg_face"], "identity embedding", flag_values=fv)

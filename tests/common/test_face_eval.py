@@ -197,6 +197,13 @@ def test_cli_on_tiny_pairs_subset(tmp_path):
         assert (out / f).stat().st_size > 0, f
     assert any(n.startswith("events.out.tfevents") for n in os.listdir(out / "tensorboard"))
     assert "pseudo-GT" in (out / "results.md").read_text()
+    # --pairs_per_fold=-1 reuses the embedding cache: the largest covered subset is all (1 per class)
+    out2 = tmp_path / "out2"
+    face_eval.main(["face_eval", f"--out_dir={out2}", f"--pairs={p}", f"--lfw_dir={LFW}",
+                    f"--cache_dir={out / 'cache'}", "--protocols=verification", "--pairs_per_fold=-1"])
+    res2 = json.loads((out2 / "results.json").read_text())
+    assert res2["config"]["pairs_per_fold"] == 1
+    assert res2["verification"] == res["verification"]
 
 
 def test_cli_rejects_bad_flags(tmp_path):
