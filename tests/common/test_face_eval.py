@@ -212,3 +212,16 @@ def test_cli_rejects_bad_flags(tmp_path):
     with pytest.raises(ValueError, match="--restored_dir"):
         face_eval.main(["face_eval", f"--out_dir={tmp_path}", "--conditions=sharp,restored",
                         "--protocols=detection"])
+
+
+def test_restored_source_mirrors_lfw_layout(tmp_path):
+    from common import image_io
+    img = np.zeros((6, 5, 3), np.uint8)
+    img[1, 2] = [10, 200, 30]
+    image_io.write_image(str(tmp_path / "Ann" / "Ann_0001.png"), img)   # another extension than LFW's
+    src = face_eval.RestoredSource(str(tmp_path))
+    np.testing.assert_array_equal(src("Ann/Ann_0001.jpg"), img)
+    with pytest.raises(FileNotFoundError, match="Ann/Ann_0002.jpg"):
+        src("Ann/Ann_0002.jpg")
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        face_eval.RestoredSource(str(tmp_path / "nowhere"))
