@@ -704,6 +704,24 @@ _FLAG_NAMES = ("lfw_dir", "pairs", "out_dir", "protocols", "conditions", "restor
                "num_ids", "gallery_per_id", "seed", "cache_dir")
 
 
+def default_config(**overrides) -> "_Cfg":
+    """The CLI's defaults as an attribute object, with overrides; for paper `evaluate.py` scripts:
+
+        face_eval.run(face_eval.default_config(out_dir=..., conditions=["sharp", "blurred",
+                      "restored"], restored_dir=..., protocols=["verification"]))
+    """
+    from absl import flags
+    fv = define_flags(flags.FlagValues())
+    fv(["face_eval"])
+    cfg = _Cfg(fv)
+    for k, v in overrides.items():
+        if k not in _FLAG_NAMES:
+            raise ValueError(f"default_config: unknown option {k!r}; known: {sorted(_FLAG_NAMES)}")
+        setattr(cfg, k, v)
+    _check(cfg)
+    return cfg
+
+
 def main(argv=None) -> int:
     from absl import flags
     fv = define_flags(flags.FlagValues())

@@ -225,3 +225,11 @@ def test_restored_source_mirrors_lfw_layout(tmp_path):
         src("Ann/Ann_0002.jpg")
     with pytest.raises(FileNotFoundError, match="nowhere"):
         face_eval.RestoredSource(str(tmp_path / "nowhere"))
+
+
+def test_default_config_for_paper_scripts(tmp_path):
+    cfg = face_eval.default_config(out_dir=str(tmp_path), protocols=["verification"])
+    assert cfg.pairs == PAIRS and cfg.conditions == ["sharp", "blurred"] and cfg.max_error == 0.08
+    assert cfg.num_ids == 100 and cfg.gallery_per_id == 9
+    with pytest.raises(ValueError, match="unknown option"):
+        face_eval.default_config(out_dir=str(tmp_path), nope=1)
