@@ -38,7 +38,6 @@ Choices to know when reading the numbers:
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import io
 import json
@@ -50,6 +49,7 @@ import zlib
 import numpy as np
 
 from common import metrics
+from common.report import Table
 
 CONDITIONS = ("sharp", "blurred", "restored")
 PROTOCOLS = ("verification", "landmarks", "detection", "identity", "recognition")
@@ -333,26 +333,6 @@ def plot_similarity(dists: dict, path: str, title: str = "identity cosine simila
     return data
 
 
-def _pct(x: float) -> str:
-    return f"{100.0 * x:.2f}"
-
-
-def markdown_table(columns: list[str], rows: list[list]) -> str:
-    def fmt(v):
-        return f"{v:.4f}" if isinstance(v, float) else str(v)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
-
-
-def write_csv(path: str, columns: list[str], rows: list[list]) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(columns)
-    w.writerows(rows)
-    _write_bytes(path, buf.getvalue().encode())
-
-
 # ============================================================================ CLI driver
 class _EmbeddingCache:
     """relpath -> embedding for one (condition, model); saved to an .npz to resume."""
@@ -496,6 +476,13 @@ def run(cfg) -> dict:
         with writer.as_default():
             tf.summary.scalar(name, float(value), step=0)
 
+    tables = {}
+
+    def _emit(table, name):
+        tables[name] = table
+        md.append(table.to_markdown())
+        table.to_csv(os.path.join(cfg.out_dir, f"{name}.csv"))
+
     def png_summary(name, data):
         with writer.as_default():
             tf.summary.image(name, tf.image.decode_png(data)[None], step=0)
@@ -504,19 +491,20 @@ def run(cfg) -> dict:
         t0 = time.time()
         rels = balanced_image_order(pairs)
         ev.log(f"verification: {len(pairs)} pairs, {len(rels)} images x {conditions}")
-        rows, res = [], {}
+        res = {}
+        n_folds = len(set(p.fold for p in pairs))
+        table = Table(f"LFW verification accuracy % (paper 2 Table 8), {cfg.identity_model}, cosine",
+                      ["accuracy %"], formats=".2f",
+                      notes=[f"mean ± std over {n_folds} folds, {len(pairs)} pairs; threshold chosen on the other folds"])
         for c in conditions:
             emb = dict(zip(rels, ev.embeddings(rels, c)))
             r = lfw_verification([emb[p.a] for p in pairs], [emb[p.b] for p in pairs],
                                  [p.same for p in pairs], [p.fold for p in pairs])
             res[c] = {"mean": r["mean"], "std": r["std"], "per_fold": r["per_fold"].tolist()}
-            rows.append([c, cfg.identity_model, f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f}",
-                         len(set(p.fold for p in pairs)), len(pairs)])
+            table.add(c, ours=[(100 * r["mean"], 100 * r["std"])])
             scalar(f"verification/{c}/accuracy_mean", r["mean"])
             scalar(f"verification/{c}/accuracy_std", r["std"])
-        cols = ["condition", "identity model", "accuracy % (mean ± std)", "folds", "pairs"]
-        md.append("## LFW verification (paper 2 Table 8)\n\n" + markdown_table(cols, rows))
-        write_csv(os.path.join(cfg.out_dir, "verification.csv"), cols, rows)
+        _emit(table, "verification")
         results["verification"] = res
         timings["verification_s"] = time.time() - t0
 
@@ -524,23 +512,21 @@ def run(cfg) -> dict:
         t0 = time.time()
         rels = _image_subset(cfg, pairs)
         sharp = ev.embeddings(rels, "sharp")
-        rows, res, dists = [], {}, {}
+        label = ("VGG-Face" if cfg.identity_model == "vgg_face" else
+                 f"{cfg.identity_model} features, not VGG-Face (no --vgg_face_weights given)")
+        table = Table(f"Identity cosine similarity to the sharp image (paper 2 Figs. 11-12, paper 3 Table IV); {label}",
+                      ["cosine mean", "cosine std", "cosine median", "1 - cos mean"], formats=".4f",
+                      notes=[f"{len(rels)} images; histogram: identity_similarity.png"])
+        res, dists = {}, {}
         for c in conditions:
             if c == "sharp":
                 continue
             r = identity_similarity(ev.embeddings(rels, c), sharp)
             dists[f"{c} vs sharp"] = r["cosine"]
             res[c] = {k: r[k] for k in ("mean", "std", "median", "mean_distance")}
-            rows.append([f"{c} vs sharp", cfg.identity_model, r["mean"], r["std"], r["median"],
-                         r["mean_distance"], len(rels)])
+            table.add(f"{c} vs sharp", ours=[r["mean"], r["std"], r["median"], r["mean_distance"]])
             scalar(f"identity/{c}/cosine_mean", r["mean"])
-        cols = ["pair", "identity model", "cosine mean", "cosine std", "cosine median",
-                "distance (1 - cos) mean", "images"]
-        label = ("" if cfg.identity_model == "vgg_face" else
-                 f" — features from `{cfg.identity_model}`, not VGG-Face (no VGG-Face weights given)")
-        md.append(f"## Identity similarity (paper 2 Figs. 11-12, paper 3 Table IV{label})\n\n"
-                  + markdown_table(cols, rows) + "\n![similarity](identity_similarity.png)\n")
-        write_csv(os.path.join(cfg.out_dir, "identity.csv"), cols, rows)
+        _emit(table, "identity")
         png_summary("identity/similarity", plot_similarity(dists, os.path.join(cfg.out_dir, "identity_similarity.png")))
         results["identity"] = res
         timings["identity_s"] = time.time() - t0
@@ -574,20 +560,21 @@ def run(cfg) -> dict:
             if not keep.all():  # no pseudo-GT for these images: leave them out everywhere
                 gt, rels = gt[keep], [r for r, k in zip(rels, keep) if k]
                 preds = {c: v[keep] for c, v in preds.items()}
-        rows, res, curves = [], {}, {}
+        fail_col = f"failure % (NME > {cfg.max_error})"
+        table = Table(f"Landmark localisation, dlib 68 points (paper 2 Tables 5-7)",
+                      [f"AUC@{cfg.max_error}", fail_col, "mean NME"],
+                      formats={f"AUC@{cfg.max_error}": ".4f", fail_col: ".2f", "mean NME": ".4f"},
+                      notes=[f"{len(rels)} images; NME normalised by the GT box diagonal; {gt_note}; CED: ced.png"])
+        res, curves = {}, {}
         for c in conditions:
             r = landmark_protocol(preds[c], gt, cfg.max_error)
             name = "oracle (sharp)" if c == "sharp" else c
             curves[name] = r["ced"]
             res[c] = {k: r[k] for k in ("mean_nme", "auc", "failure_rate")}
-            rows.append([name, r["auc"], _pct(r["failure_rate"]), r["mean_nme"], len(rels)])
+            table.add(name, ours=[r["auc"], 100 * r["failure_rate"], r["mean_nme"]])
             scalar(f"landmarks/{c}/auc", r["auc"])
             scalar(f"landmarks/{c}/failure_rate", r["failure_rate"])
-        cols = [f"condition", f"AUC@{cfg.max_error}", f"failure rate % (NME > {cfg.max_error})",
-                "mean NME", "images"]
-        md.append(f"## Landmarks (paper 2 Tables 5-7; {gt_note})\n\n" + markdown_table(cols, rows)
-                  + "\n![CED](ced.png)\n")
-        write_csv(os.path.join(cfg.out_dir, "landmarks.csv"), cols, rows)
+        _emit(table, "landmarks")
         png_summary("landmarks/ced", plot_ced(curves, os.path.join(cfg.out_dir, "ced.png")))
         results["landmarks"] = {"gt": gt_note, **res}
         timings["landmarks_s"] = time.time() - t0
@@ -596,7 +583,7 @@ def run(cfg) -> dict:
         t0 = time.time()
         from common import face
         rels = _image_subset(cfg, pairs)
-        rows, res = [], {}
+        res = {}
         for dname in cfg.detectors:
             det = face.get_detector(dname)
             res[dname] = {}
@@ -605,11 +592,11 @@ def run(cfg) -> dict:
                 rate, _ = detection_success_rate(det, imgs)
                 res[dname][c] = rate
                 scalar(f"detection/{dname}/{c}/success_rate", rate)
-            rows.append([dname] + [_pct(res[dname][c]) for c in conditions] + [len(rels)])
-        cols = ["detector"] + [f"{c} %" for c in conditions] + ["images"]
-        md.append("## Face detection success rate (paper 1 Table 2; success = at least one face)\n\n"
-                  + markdown_table(cols, rows))
-        write_csv(os.path.join(cfg.out_dir, "detection.csv"), cols, rows)
+        table = Table("Face detection success rate % (paper 1 Table 2)", [f"{d} %" for d in cfg.detectors],
+                      formats=".2f", notes=[f"{len(rels)} images; success = at least one face detected"])
+        for c in conditions:
+            table.add(c, ours=[100 * res[d][c] for d in cfg.detectors])
+        _emit(table, "detection")
         results["detection"] = res
         timings["detection_s"] = time.time() - t0
 
@@ -623,18 +610,18 @@ def run(cfg) -> dict:
                                if f.lower().endswith((".jpg", ".jpeg", ".png"))]
         gallery, gids, probes, pids = probe_gallery_split(by_id, cfg.num_ids, cfg.gallery_per_id, cfg.seed)
         g_emb = ev.embeddings(gallery, "sharp")
-        rows, res = [], {}
+        table = Table(f"Face recognition % (paper 3 Table V), {cfg.identity_model}",
+                      ["top-1 %", "top-3 %", "top-5 %"], formats=".2f",
+                      notes=[f"gallery: {cfg.gallery_per_id} sharp images for each of {len(set(gids))} identities "
+                             f"(asked {cfg.num_ids}); {len(probes)} probe images per row"])
+        res = {}
         for c in conditions:
             r = recognition_topk(ev.embeddings(probes, c), pids, g_emb, gids)
             res[c] = r
-            rows.append([c] + [_pct(r[k]) for k in (1, 3, 5)] + [len(set(gids)), len(probes)])
+            table.add(c, ours=[100 * r[k] for k in (1, 3, 5)])
             for k in (1, 3, 5):
                 scalar(f"recognition/{c}/top{k}", r[k])
-        cols = ["probes", "top-1 %", "top-3 %", "top-5 %", "identities", "probe images"]
-        md.append(f"## Recognition (paper 3 Table V; gallery = {cfg.gallery_per_id} sharp images per "
-                  f"identity, {len(set(gids))} identities (asked {cfg.num_ids}), model {cfg.identity_model})\n\n"
-                  + markdown_table(cols, rows))
-        write_csv(os.path.join(cfg.out_dir, "recognition.csv"), cols, rows)
+        _emit(table, "recognition")
         results["recognition"] = {c: {str(k): v for k, v in r.items()} for c, r in res.items()}
         timings["recognition_s"] = time.time() - t0
 
@@ -642,6 +629,7 @@ def run(cfg) -> dict:
     results["timings"] = timings
     _write_bytes(os.path.join(cfg.out_dir, "results.md"), "\n".join(md).encode())
     _write_bytes(os.path.join(cfg.out_dir, "results.json"), json.dumps(results, indent=1).encode())
+    results["tables"] = tables  # common.report.Table per protocol: add the paper's rows and re-render
     return results
 
 

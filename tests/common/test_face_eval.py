@@ -157,14 +157,12 @@ def test_blurred_source_equals_scipy_convolution():
     assert np.abs(out.astype(float) - img * 255).mean() > 1  # it did blur
 
 
-def test_tables_and_plots(tmp_path):
-    md = face_eval.markdown_table(["a", "b"], [["x", 0.5], ["y", "1.00"]])
-    assert md.splitlines() == ["| a | b |", "|---|---|", "| x | 0.5000 |", "| y | 1.00 |"]
-    face_eval.write_csv(str(tmp_path / "t.csv"), ["a", "b"], [["x", 1]])
-    assert (tmp_path / "t.csv").read_text().splitlines() == ["a,b", "x,1"]
+def test_plots_write_png(tmp_path):
     t = np.linspace(0, 0.08, 5)
     data = face_eval.plot_ced({"s": (t, t / 0.08)}, str(tmp_path / "ced.png"))
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "ced.png").read_bytes() == data
+    data = face_eval.plot_similarity({"b": np.array([0.5, 0.9, 0.95])}, str(tmp_path / "s.png"))
+    assert data[:4] == b"\x89PNG" and (tmp_path / "s.png").stat().st_size == len(data)
 
 
 def test_cli_on_tiny_pairs_subset(tmp_path):
@@ -197,6 +195,10 @@ def test_cli_on_tiny_pairs_subset(tmp_path):
         assert (out / f).stat().st_size > 0, f
     assert any(n.startswith("events.out.tfevents") for n in os.listdir(out / "tensorboard"))
     assert "pseudo-GT" in (out / "results.md").read_text()
+    from common.report import Table
+    t = Table.from_csv(str(out / "verification.csv"))
+    assert t.columns == ["accuracy %"] and [r[0] for r in t.rows] == ["sharp", "blurred"]
+    np.testing.assert_allclose(t.value("sharp", "accuracy %")[0], 100 * res["verification"]["sharp"]["mean"])
     # --pairs_per_fold=-1 reuses the embedding cache: the largest covered subset is all (1 per class)
     out2 = tmp_path / "out2"
     face_eval.main(["face_eval", f"--out_dir={out2}", f"--pairs={p}", f"--lfw_dir={LFW}",
