@@ -309,9 +309,10 @@ def plot_ced(curves: dict, path: str, title: str = "CED") -> bytes:
         ax.plot(t, f, label=label)
     ax.set_xlabel("NME (normalised by GT box diagonal)")
     ax.set_ylabel("fraction of images")
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(-0.002, max(float(t[-1]) for t, _ in curves.values()))  # keep a step at 0 visible
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    ax.legend(loc="lower right")
     ax.set_title(title)
     data = _save_fig(fig, path)
     plt.close(fig)
