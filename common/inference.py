@@ -1,0 +1,268 @@
+"""Paper-agnostic inference helpers for every paper's `deblur` CLI and model export.
+
+A "model" here is any callable taking float32 [B,H,W,3] images in [0, 1] and returning float
+[B,H,W,3] (a Keras model, a `tf.function`, a SavedModel signature wrapper, a lambda in tests).
+
+    restored = deblur_image(model, img, stride=4)              # any size: reflect-pad, run, crop
+    restored = deblur_image(model, img, stride=4, tile=256)    # big images in overlapping tiles
+    restored = deblur_faces(model, img, detector, stride=4)    # detect -> crop -> deblur -> paste
+    outs = deblur_files(model, paths, output_dir, stride=4)    # never overwrites an input
+    export_model(keras_model, out_dir)   # out_dir/model.keras + out_dir/saved_model/
+    model = load_keras(path)             # safe_mode=True
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from common import image_io
+
+
+# --------------------------------------------------------------------------- padding
+
+
+def pad_to_multiple(img: np.ndarray, stride: int, mode: str = "reflect"):
+    """Pads [H,W,C] (or [B,H,W,C]) at the bottom/right to multiples of `stride`.
+
+    Returns (padded, (H, W)). Reflect padding needs the pad smaller than the side; for tiny
+    images it falls back to symmetric (edge-including) padding, repeated as needed.
+    """
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    batched = img.ndim == 4
+    x = img if batched else img[None]
+    h, w = x.shape[1:3]
+    ph, pw = (-h) % stride, (-w) % stride
+    if ph or pw:
+        pad = ((0, 0), (0, ph), (0, pw), (0, 0))
+        use = mode if (mode != "reflect" or (ph < h and pw < w)) else "symmetric"
+        x = np.pad(x, pad, mode=use)
+    return (x if batched else x[0]), (h, w)
+
+
+def _run(model, batch: np.ndarray) -> np.ndarray:
+    out = model(batch.astype(np.float32))
+    if isinstance(out, dict):
+        if len(out) != 1:
+            raise ValueError(f"model returned a dict with keys {sorted(out)}; wrap it to return one image")
+        out = next(iter(out.values()))
+    out = np.asarray(out, dtype=np.float32)
+    if out.shape != batch.shape:
+        raise ValueError(f"model returned shape {out.shape} for input {batch.shape}")
+    return out
+
+
+def _hann(n: int) -> np.ndarray:
+    w = np.hanning(n + 2)[1:-1]
+    return np.maximum(w, 1e-3).astype(np.float32)
+
+
+def deblur_image(model: Callable, img, stride: int = 1, tile: int = 0, overlap: int = 32) -> np.ndarray:
+    """Deblurs one image of any size: float32 [H,W,3] in [0, 1] out.
+
+    img: uint8 or float [H,W,3]. The image (or each tile) is reflect-padded to a multiple of
+    `stride`, run, and cropped back. tile > 0: images larger than `tile` are processed in
+    tile x tile windows overlapping by `overlap` pixels, blended with a Hann window.
+    """
+    x = image_io.to_float32(img)
+    if x.ndim != 3 or x.shape[-1] != 3:
+        raise ValueError(f"expected an RGB image [H,W,3], got shape {x.shape}")
+    h, w = x.shape[:2]
+    if not tile or (h <= tile and w <= tile):
+        padded, _ = pad_to_multiple(x, stride)
+        return np.clip(_run(model, padded[None])[0, :h, :w], 0.0, 1.0)
+    if tile % stride:
+        raise ValueError(f"tile {tile} must be a multiple of the network stride {stride}")
+    if not 0 <= overlap < tile:
+        raise ValueError(f"overlap must be in [0, tile), got {overlap}")
+    out = np.zeros_like(x)
+    weight = np.zeros((h, w, 1), np.float32)
+    step = tile - overlap
+    ys = list(range(0, max(h - tile, 0) + 1, step))
+    xs = list(range(0, max(w - tile, 0) + 1, step))
+    if ys[-1] + tile < h:
+        ys.append(h - tile)
+    if xs[-1] + tile < w:
+        xs.append(w - tile)
+    for y0 in ys:
+        for x0 in xs:
+            y0c, x0c = max(y0, 0), max(x0, 0)
+            patch = x[y0c:y0c + tile, x0c:x0c + tile]
+            ph, pw = patch.shape[:2]
+            padded, _ = pad_to_multiple(patch, stride)
+            res = _run(model, padded[None])[0, :ph, :pw]
+            win = (_hann(ph)[:, None] * _hann(pw)[None, :])[..., None]
+            out[y0c:y0c + ph, x0c:x0c + pw] += res * win
+            weight[y0c:y0c + ph, x0c:x0c + pw] += win
+    return np.clip(out / np.maximum(weight, 1e-8), 0.0, 1.0)
+
+
+# --------------------------------------------------------------------------- faces
+
+
+def _box_tuple(box):
+    for names in (("left", "top", "right", "bottom"), ("x0", "y0", "x1", "y1")):
+        if all(hasattr(box, n) for n in names):
+            return tuple(float(getattr(box, n)) for n in names)
+    if hasattr(box, "box"):
+        return _box_tuple(box.box)
+    vals = tuple(float(v) for v in box)[:4]
+    return vals
+
+
+def deblur_faces(model: Callable, img, detector, stride: int = 1, margin: float = 0.3,
+                 size: int | None = None, tile: int = 0) -> np.ndarray:
+    """Detects faces, deblurs an enlarged crop of each, pastes it back; float32 [H,W,3].
+
+    detector: an object with `.detect(uint8 image) -> list of boxes` (x0, y0, x1, y1) (e.g.
+    `common.face.get_detector("mtcnn")`). margin: fraction of the box side added on each side.
+    size: if given, the crop is resized to size x size for the network (and back).
+    No face found -> the whole image is deblurred.
+    """
+    x = image_io.to_float32(img)
+    boxes = list(detector.detect(image_io.to_uint8(x)))
+    if not boxes:
+        return deblur_image(model, x, stride, tile)
+    out = x.copy()
+    h, w = x.shape[:2]
+    for box in boxes:
+        x0, y0, x1, y1 = _box_tuple(box)
+        mx, my = margin * (x1 - x0), margin * (y1 - y0)
+        l, t = int(max(0, np.floor(x0 - mx))), int(max(0, np.floor(y0 - my)))
+        r, b = int(min(w, np.ceil(x1 + mx))), int(min(h, np.ceil(y1 + my)))
+        if r - l < 2 or b - t < 2:
+            continue
+        crop = x[t:b, l:r]
+        if size:
+            from PIL import Image
+            small = np.asarray(Image.fromarray(image_io.to_uint8(crop)).resize((size, size), Image.BICUBIC))
+            res = deblur_image(model, small, stride)
+            res = image_io.to_float32(np.asarray(
+                Image.fromarray(image_io.to_uint8(res)).resize((r - l, b - t), Image.BICUBIC)))
+        else:
+            res = deblur_image(model, crop, stride, tile)
+        out[t:b, l:r] = res
+    return out
+
+
+# --------------------------------------------------------------------------- files
+
+
+def output_paths(inputs: Sequence[str], output_dir: str, suffix: str = "", ext: str = ".png") -> list[str]:
+    """Output path per input: output_dir/<stem><suffix><ext>.
+
+    Refuses (ValueError) when an output would be an input file, or when two inputs map to one
+    output name, so inputs are never overwritten.
+    """
+    if not output_dir:
+        raise ValueError("--output_dir is required")
+    outs = [os.path.join(output_dir, os.path.splitext(os.path.basename(p))[0] + suffix + ext)
+            for p in inputs]
+    real_inputs = {os.path.realpath(p) for p in inputs}
+    for p, o in zip(inputs, outs):
+        if os.path.realpath(o) in real_inputs:
+            raise ValueError(f"output {o} would overwrite the input {p}: choose another --output_dir "
+                             "or a suffix")
+    if len(set(outs)) != len(outs):
+        dup = sorted({o for o in outs if outs.count(o) > 1})
+        raise ValueError(f"several inputs map to the same output name(s) {dup[:3]}: rename them or "
+                         "deblur them into separate --output_dir folders")
+    return outs
+
+
+def expand_inputs(inputs: Iterable[str]) -> list[str]:
+    """Files as given; folders expanded to their images (common.image_io.list_images)."""
+    files = []
+    for p in inputs:
+        if os.path.isdir(p):
+            files.extend(image_io.list_images(p))
+        elif os.path.isfile(p):
+            files.append(p)
+        else:
+            raise FileNotFoundError(f"input {p} does not exist")
+    if not files:
+        raise ValueError("no input image given")
+    return files
+
+
+def deblur_files(model: Callable, inputs: Sequence[str], output_dir: str, stride: int = 1,
+                 tile: int = 0, detector=None, face_size: int | None = None, suffix: str = "",
+                 overwrite: bool = False) -> list[str]:
+    """Deblurs image files (or folders) into output_dir as PNG; returns the written paths.
+
+    Existing outputs are kept unless overwrite=True (inputs are never overwritten).
+    """
+    files = expand_inputs(inputs)
+    outs = output_paths(files, output_dir, suffix)
+    written = []
+    for src, dst in zip(files, outs):
+        if os.path.exists(dst) and not overwrite:
+            raise FileExistsError(f"{dst} exists: pass --overwrite or another --output_dir")
+        img = image_io.read_image(src)
+        if detector is not None:
+            res = deblur_faces(model, img, detector, stride, size=face_size, tile=tile)
+        else:
+            res = deblur_image(model, img, stride, tile)
+        written.append(image_io.write_image(dst, res) or dst)
+    return written
+
+
+# --------------------------------------------------------------------------- export
+
+
+def export_model(model, out_dir: str, name: str = "model", input_size: int | None = None) -> dict:
+    """Writes out_dir/<name>.keras (Keras format) and out_dir/saved_model (TF SavedModel).
+
+    The SavedModel serves `serve(images float32 [B,H,W,3]) -> [B,H,W,3]` (dynamic H, W; pad to
+    the network stride before calling). Both are written to temporary names then renamed.
+    Returns {"keras": path, "saved_model": path}.
+    """
+    import shutil
+    import tensorflow as tf
+    os.makedirs(out_dir, exist_ok=True)
+    keras_path = os.path.join(out_dir, name + ".keras")
+    fd, tmp = tempfile.mkstemp(suffix=".keras", dir=out_dir)
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, keras_path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    sm_path = os.path.join(out_dir, "saved_model")
+    tmp_dir = tempfile.mkdtemp(dir=out_dir, prefix=".saved_model_tmp")
+    shutil.rmtree(tmp_dir)
+    spec = tf.TensorSpec([None, input_size, input_size, 3], tf.float32, name="images")
+    if hasattr(model, "export"):
+        model.export(tmp_dir, format="tf_saved_model", input_signature=[spec])
+    else:
+        module = tf.Module()
+        module.serve = tf.function(lambda images: model(images), input_signature=[spec])
+        tf.saved_model.save(module, tmp_dir)
+    if os.path.exists(sm_path):
+        shutil.rmtree(sm_path)
+    os.replace(tmp_dir, sm_path)
+    return {"keras": keras_path, "saved_model": sm_path}
+
+
+def load_keras(path: str):
+    """Loads a `.keras` file with safe_mode=True (custom layers must be registered by importing
+    their package first)."""
+    import keras
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"model file {path} not found")
+    return keras.saving.load_model(path, safe_mode=True)
+
+
+def load_saved_model(path: str):
+    """Loads an exported SavedModel; returns a callable images -> images."""
+    import tensorflow as tf
+    loaded = tf.saved_model.load(path)
+    fn = loaded.serve if hasattr(loaded, "serve") else loaded.signatures["serving_default"]
+
+    def call(images, _keep=loaded):  # _keep holds the loaded object (its variables) alive
+        return fn(tf.convert_to_tensor(images, tf.float32))
+    return call

@@ -1,0 +1,106 @@
+"""common.inference: padding, tiling, face paste-back, safe output paths, export/load."""
+import os
+
+import numpy as np
+import pytest
+
+from common import image_io, inference
+
+RNG = np.random.default_rng(0)
+
+
+def _stride_model(stride):
+    """A model that only accepts multiples of `stride` and returns 1 - x."""
+    def model(batch):
+        assert batch.shape[1] % stride == 0 and batch.shape[2] % stride == 0, batch.shape
+        return 1.0 - np.asarray(batch)
+    return model
+
+
+def test_pad_to_multiple_reflects_like_numpy():
+    img = RNG.random((5, 7, 3)).astype(np.float32)
+    padded, hw = inference.pad_to_multiple(img, 4)
+    assert padded.shape == (8, 8, 3) and hw == (5, 7)
+    np.testing.assert_array_equal(padded, np.pad(img, ((0, 3), (0, 1), (0, 0)), mode="reflect"))
+    tiny, _ = inference.pad_to_multiple(img[:1, :1], 4)   # reflect impossible -> symmetric
+    assert tiny.shape == (4, 4, 3) and np.all(tiny == img[0, 0])
+
+
+@pytest.mark.parametrize("shape", [(13, 17, 3), (32, 32, 3), (1, 3, 3)])
+def test_deblur_image_any_size_crops_back(shape):
+    img = RNG.random(shape).astype(np.float32)
+    out = inference.deblur_image(_stride_model(8), img, stride=8)
+    assert out.shape == shape and out.dtype == np.float32
+    np.testing.assert_allclose(out, 1.0 - img, atol=1e-6)
+
+
+def test_tiling_matches_whole_image_for_a_pointwise_model():
+    img = RNG.random((70, 90, 3)).astype(np.float32)
+    calls = []
+
+    def model(b):
+        calls.append(b.shape)
+        return _stride_model(4)(b)
+    out = inference.deblur_image(model, img, stride=4, tile=32, overlap=8)
+    np.testing.assert_allclose(out, 1.0 - img, atol=1e-5)
+    assert len(calls) > 4 and all(s[1] <= 32 and s[2] <= 32 for s in calls)
+    with pytest.raises(ValueError, match="multiple of the network stride"):
+        inference.deblur_image(model, img, stride=4, tile=30)
+
+
+def test_model_shape_mismatch_is_an_error():
+    with pytest.raises(ValueError, match="returned shape"):
+        inference.deblur_image(lambda b: b[:, :2], RNG.random((8, 8, 3)), stride=1)
+
+
+class _FakeDetector:
+    def __init__(self, boxes):
+        self.boxes = boxes
+
+    def detect(self, image):
+        assert image.dtype == np.uint8
+        return self.boxes
+
+
+def test_faces_are_pasted_back_only_inside_the_enlarged_box():
+    img = RNG.random((40, 50, 3)).astype(np.float32)
+    box = type("B", (), dict(left=10, top=8, right=20, bottom=18))()
+    out = inference.deblur_faces(_stride_model(4), img, _FakeDetector([box]), stride=4, margin=0.2)
+    inside = np.zeros((40, 50), bool)
+    inside[6:20, 8:22] = True
+    np.testing.assert_allclose(out[inside], 1.0 - img[inside], atol=1e-6)
+    np.testing.assert_array_equal(out[~inside], img[~inside])
+    # no face -> the whole image
+    out = inference.deblur_faces(_stride_model(4), img, _FakeDetector([]), stride=4)
+    np.testing.assert_allclose(out, 1.0 - img, atol=1e-6)
+
+
+def test_files_never_overwrite_inputs(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    img = (RNG.random((9, 11, 3)) * 255).astype(np.uint8)
+    image_io.write_image(str(src / "a.png"), img)
+    before = (src / "a.png").read_bytes()
+    with pytest.raises(ValueError, match="overwrite the input"):
+        inference.deblur_files(_stride_model(4), [str(src / "a.png")], str(src), stride=4)
+    assert (src / "a.png").read_bytes() == before
+    outs = inference.deblur_files(_stride_model(4), [str(src)], str(src), stride=4, suffix="_deblurred")
+    assert os.path.basename(outs[0]) == "a_deblurred.png"
+    np.testing.assert_allclose(image_io.read_image(outs[0]).astype(int), 255 - img.astype(int), atol=1)
+    with pytest.raises(FileExistsError):
+        inference.deblur_files(_stride_model(4), [str(src / "a.png")], str(src), stride=4, suffix="_deblurred")
+    with pytest.raises(ValueError, match="same output name"):
+        inference.output_paths(["x/a.png", "y/a.jpg"], str(tmp_path / "o"))
+
+
+def test_export_and_safe_load_round_trip(tmp_path):
+    import keras
+    inp = keras.Input((None, None, 3))
+    model = keras.Model(inp, keras.layers.Conv2D(3, 3, padding="same")(inp))
+    paths = inference.export_model(model, str(tmp_path / "export"))
+    x = RNG.random((1, 12, 12, 3)).astype(np.float32)
+    want = np.asarray(model(x))
+    np.testing.assert_allclose(np.asarray(inference.load_keras(paths["keras"])(x)), want, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(inference.load_saved_model(paths["saved_model"])(x)), want, atol=1e-5)
+    with pytest.raises(FileNotFoundError):
+        inference.load_keras(str(tmp_path / "missing.keras"))
