@@ -24,13 +24,29 @@ GENERATOR_VARIANTS = {
     "resnet_9blocks": dict(filters=64, num_res_blocks=9),
     # the same with 6 residual blocks (128x128 training images)
     "resnet_6blocks": dict(filters=64, num_res_blocks=6),
+    # CPU runs on 64-128 px faces: half the width, 6 blocks
+    "small": dict(filters=32, num_res_blocks=6),
     "tiny": dict(filters=8, num_res_blocks=2),
 }
 DISCRIMINATOR_VARIANTS = {
     "patchgan_70": dict(filters=64, num_layers=3),   # 70x70 receptive field, 30x30 patches at 256 px
+    "small": dict(filters=32, num_layers=3),
     "tiny": dict(filters=8, num_layers=2),
 }
 VARIANTS = {"generator": GENERATOR_VARIANTS, "discriminator": DISCRIMINATOR_VARIANTS}
+
+
+def track(owner, name, items):
+    """Returns `items` (a list of layers) after also setting them as attributes `name_0`, `name_1`...
+
+    Keras 3 tracks layers kept in Python lists for `.weights`, but `tf.train.Checkpoint` does not
+    follow those lists, so a checkpoint of the model would silently miss their variables. Named
+    attributes put every layer in the checkpoint's object graph.
+    """
+    items = list(items)
+    for i, item in enumerate(items):
+        setattr(owner, f"{name}_{i}", item)
+    return items
 
 
 def _conv_init():
@@ -97,28 +113,31 @@ class ResnetGenerator(keras.Model):
         self.out_channels = int(out_channels)
         f = self.filters
         init = _conv_init
-        self.c7s1_in = [ReflectionPad2D(3), layers.Conv2D(f, 7, kernel_initializer=init()),
-                        _instance_norm()]
-        self.down = [(layers.Conv2D(f * m, 3, strides=2, padding="same", kernel_initializer=init()),
-                      _instance_norm()) for m in (2, 4)]
-        self.blocks = [ResnetBlock(f * 4) for _ in range(self.num_res_blocks)]
-        self.up = [(layers.Conv2DTranspose(f * m, 3, strides=2, padding="same",
-                                           kernel_initializer=init()), _instance_norm())
-                   for m in (2, 1)]
-        self.c7s1_out = [ReflectionPad2D(3),
-                         layers.Conv2D(self.out_channels, 7, kernel_initializer=init(),
-                                       dtype="float32")]
+        self.c7s1_in = track(self, "c7s1_in", [
+            ReflectionPad2D(3), layers.Conv2D(f, 7, kernel_initializer=init()), _instance_norm()])
+        self.down_convs = track(self, "down_conv", [
+            layers.Conv2D(f * m, 3, strides=2, padding="same", kernel_initializer=init())
+            for m in (2, 4)])
+        self.down_norms = track(self, "down_norm", [_instance_norm() for _ in (2, 4)])
+        self.blocks = track(self, "block", [ResnetBlock(f * 4) for _ in range(self.num_res_blocks)])
+        self.up_convs = track(self, "up_conv", [
+            layers.Conv2DTranspose(f * m, 3, strides=2, padding="same", kernel_initializer=init())
+            for m in (2, 1)])
+        self.up_norms = track(self, "up_norm", [_instance_norm() for _ in (2, 1)])
+        self.c7s1_out = track(self, "c7s1_out", [
+            ReflectionPad2D(3),
+            layers.Conv2D(self.out_channels, 7, kernel_initializer=init(), dtype="float32")])
 
     def call(self, x):
         h, w = ops.shape(x)[1], ops.shape(x)[2]
         x = pad_to_multiple(x, 4)
         pad, conv, norm = self.c7s1_in
         y = ops.relu(norm(conv(pad(x))))
-        for conv, norm in self.down:
+        for conv, norm in zip(self.down_convs, self.down_norms):
             y = ops.relu(norm(conv(y)))
         for block in self.blocks:
             y = block(y)
-        for conv, norm in self.up:
+        for conv, norm in zip(self.up_convs, self.up_norms):
             y = ops.relu(norm(conv(y)))
         pad, conv = self.c7s1_out
         y = ops.tanh(conv(pad(y)))
@@ -142,27 +161,29 @@ class PatchDiscriminator(keras.Model):
         self.filters = int(filters)
         self.num_layers = int(num_layers)
         init = _conv_init
-        self.convs = []
-        mult = 1
+        self.pads, self.convs, self.norms = [], [], []
         for i in range(self.num_layers + 1):
             stride = 2 if i < self.num_layers else 1
             mult = min(2 ** i, 8)
-            norm = _instance_norm() if i > 0 else None
-            self.convs.append((layers.ZeroPadding2D(1),
-                               layers.Conv2D(self.filters * mult, 4, strides=stride,
-                                             kernel_initializer=init()), norm))
-        self.head = (layers.ZeroPadding2D(1),
-                     layers.Conv2D(1, 4, strides=1, kernel_initializer=init(), dtype="float32"))
+            self.pads.append(layers.ZeroPadding2D(1))
+            self.convs.append(layers.Conv2D(self.filters * mult, 4, strides=stride,
+                                            kernel_initializer=init()))
+            if i > 0:  # no normalisation on the first layer (C64)
+                self.norms.append(_instance_norm())
+        track(self, "pad", self.pads)
+        track(self, "conv", self.convs)
+        track(self, "norm", self.norms)
+        self.head_pad = layers.ZeroPadding2D(1)
+        self.head = layers.Conv2D(1, 4, strides=1, kernel_initializer=init(), dtype="float32")
 
     def call(self, x):
         y = x
-        for pad, conv, norm in self.convs:
+        for i, (pad, conv) in enumerate(zip(self.pads, self.convs)):
             y = conv(pad(y))
-            if norm is not None:
-                y = norm(y)
+            if i > 0:
+                y = self.norms[i - 1](y)
             y = ops.leaky_relu(y, 0.2)
-        pad, conv = self.head
-        return conv(pad(y))
+        return self.head(self.head_pad(y))
 
     def get_config(self):
         return {"filters": self.filters, "num_layers": self.num_layers, "name": self.name}

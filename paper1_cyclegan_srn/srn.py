@@ -18,7 +18,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from paper1_cyclegan_srn.cyclegan import pad_to_multiple
+from paper1_cyclegan_srn.cyclegan import pad_to_multiple, track
 
 SCALE_FACTOR = 0.5
 RECURRENT_MODES = ("lstm", "none")
@@ -99,15 +99,15 @@ class SRN(keras.Model):
         def blocks(c):
             return [ResBlock(c, k) for _ in range(n)]
 
-        self.enc1 = [layers.Conv2D(c1, k, padding="same", activation="relu")] + blocks(c1)
-        self.enc2 = [layers.Conv2D(c2, k, strides=2, padding="same", activation="relu")] + blocks(c2)
-        self.enc3 = [layers.Conv2D(c3, k, strides=2, padding="same", activation="relu")] + blocks(c3)
+        self.enc1 = track(self, "enc1", [layers.Conv2D(c1, k, padding="same", activation="relu")] + blocks(c1))
+        self.enc2 = track(self, "enc2", [layers.Conv2D(c2, k, strides=2, padding="same", activation="relu")] + blocks(c2))
+        self.enc3 = track(self, "enc3", [layers.Conv2D(c3, k, strides=2, padding="same", activation="relu")] + blocks(c3))
         self.lstm = ConvLSTMCell(c3, 3) if recurrent == "lstm" else None
-        self.dec3 = blocks(c3)
+        self.dec3 = track(self, "dec3", blocks(c3))
         self.up2 = layers.Conv2DTranspose(c2, 4, strides=2, padding="same", activation="relu")
-        self.dec2 = blocks(c2)
+        self.dec2 = track(self, "dec2", blocks(c2))
         self.up1 = layers.Conv2DTranspose(c1, 4, strides=2, padding="same", activation="relu")
-        self.dec1 = blocks(c1)
+        self.dec1 = track(self, "dec1", blocks(c1))
         self.out_conv = layers.Conv2D(self.out_channels, k, padding="same", dtype="float32")
 
     @property

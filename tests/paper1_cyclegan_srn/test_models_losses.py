@@ -27,8 +27,8 @@ def test_generator_architecture_counts():
     g(np.zeros((1, 16, 16, 3), "float32"))
     assert len(g.blocks) == 6
     # c7s1-f, d2f, d4f, R4f..., u2f, uf, c7s1-3
-    assert g.c7s1_in[1].filters == 4 and [c.filters for c, _ in g.down] == [8, 16]
-    assert [c.filters for c, _ in g.up] == [8, 4] and g.c7s1_out[1].filters == 3
+    assert g.c7s1_in[1].filters == 4 and [c.filters for c in g.down_convs] == [8, 16]
+    assert [c.filters for c in g.up_convs] == [8, 4] and g.c7s1_out[1].filters == 3
     assert g.c7s1_in[1].kernel_size == (7, 7)
     assert cyclegan.GENERATOR_VARIANTS["resnet_9blocks"]["num_res_blocks"] == 9
     assert cyclegan.GENERATOR_VARIANTS["resnet_6blocks"]["num_res_blocks"] == 6
@@ -189,3 +189,14 @@ def test_image_pool_in_tf_function():
         fn(tf.fill((1, 1, 1, 1), float(i)))
     assert int(pool.count) == 2
     assert set(pool.buffer.numpy().ravel().tolist()) <= {0.0, 1.0, 2.0, 3.0, 4.0}
+
+
+def test_checkpoint_graph_reaches_every_weight(tmp_path):
+    """Every variable of each network is saved/restored through the model object itself."""
+    for model in (cyclegan.build_generator("tiny", image_size=16),
+                  cyclegan.build_discriminator("tiny", image_size=16),
+                  srn.build_srn("tiny", image_size=16)):
+        path = tf.train.Checkpoint(net=model).save(str(tmp_path / model.name))
+        saved = tf.train.list_variables(path)
+        n_saved = sum(1 for name, _ in saved if name.startswith("net/"))
+        assert n_saved == len(model.weights), model.name

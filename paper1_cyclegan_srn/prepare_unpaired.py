@@ -1,0 +1,95 @@
+"""Stage 0 (data): the unpaired clear / blurred face sets stage 1 trains on.
+
+The paper's stage 1 learns from 1,500 real clear and blurred phone photos (Sec. 6.1, Fig. 5), which
+are not public. Stand-in used here: two DISJOINT ranges of a face folder (e.g. CelebA aligned),
+one kept clear (domain X) and one convolved with real camera-shake kernels (domain Y; Levin et
+al.'s 8 measured kernels by default) plus optional noise, stored as 8-bit images. Each blurred
+image gets one kernel, drawn with a seeded RNG, recorded in the `kernel` field.
+
+    python -m paper1_cyclegan_srn.prepare_unpaired --faces=../shared/data/celeba_small/img_align_celeba \
+        --clear_range=0:2000 --blurred_range=2000:4000 \
+        --blur_kernels=../shared/data/kernels/levin09.npz --output_dir=records/p1/unpaired
+
+Writes `clear-0000N-of-0000M.tfrecord` (image/sharp, source) and `blurred-...` (image/blurred,
+kernel, source) atomically with `common.tfrecord.ShardedWriter`; existing outputs are kept.
+"""
+from __future__ import annotations
+
+import os
+
+from absl import app, flags, logging
+import numpy as np
+import tensorflow as tf
+
+from common import blur, image_io, tfrecord, train_utils
+from paper1_cyclegan_srn import inputs
+
+
+def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    if "faces" in fv:
+        return
+    d = dict(flag_values=fv)
+    flags.DEFINE_string("faces", None, "Folder of clear face images.", **d)
+    flags.DEFINE_string("clear_range", "0:1500", "START:END of the sorted images kept clear (X).", **d)
+    flags.DEFINE_string("blurred_range", "1500:3000", "START:END of the images blurred (Y); must "
+                        "not overlap --clear_range.", **d)
+    flags.DEFINE_string("blur_kernels", None, "Kernel banks (.npz/.mat, comma-separated).", **d)
+    flags.DEFINE_float("noise_sigma", 0.01, "Gaussian noise std on the blurred images ([0,1]).", **d)
+    flags.DEFINE_string("output_dir", None, "Output folder.", **d)
+    flags.DEFINE_integer("num_shards", 4, "Shards per domain.", **d)
+    flags.DEFINE_integer("seed", 0, "Kernel / noise seed.", **d)
+
+
+def _range(spec):
+    a, _, b = spec.partition(":")
+    return int(a or 0), int(b)
+
+
+def prepare(config) -> dict:
+    if not config.faces or not config.output_dir:
+        raise ValueError("--faces and --output_dir are required")
+    (c0, c1), (b0, b1) = _range(config.clear_range), _range(config.blurred_range)
+    if max(c0, b0) < min(c1, b1):
+        raise ValueError(f"--clear_range={config.clear_range} and --blurred_range="
+                         f"{config.blurred_range} overlap: the domains must be unpaired")
+    kernels = inputs.load_kernels(config.blur_kernels)
+    if kernels is None:
+        raise ValueError("--blur_kernels is required (e.g. ../shared/data/kernels/levin09.npz)")
+    paths = image_io.list_images(config.faces)
+    rng = np.random.default_rng(config.seed)
+    counts = {}
+    for domain, (a, b) in (("clear", (c0, c1)), ("blurred", (b0, b1))):
+        final = tfrecord.shard_name(domain, 0, config.num_shards)
+        if os.path.exists(os.path.join(config.output_dir, final)):
+            logging.info("%s exists: keeping it", final)
+            counts[domain] = "kept"
+            continue
+        chosen = paths[a:b]
+        with tfrecord.ShardedWriter(config.output_dir, domain, config.num_shards) as w:
+            for p in chosen:
+                img = image_io.read_image(p)
+                source = os.path.relpath(p, config.faces)
+                if domain == "clear":
+                    w.write(tfrecord.make_example(sharp=img, source=source))
+                    continue
+                k = kernels[rng.integers(len(kernels))]
+                x = tf.convert_to_tensor(image_io.to_float32(img))
+                y = blur.apply_kernels(x, k, border="reflect")
+                if config.noise_sigma > 0:
+                    y = blur.add_noise(y, config.noise_sigma,
+                                       seed=[config.seed, int(rng.integers(1 << 30))])
+                w.write(tfrecord.make_example(blurred=image_io.to_uint8(np.clip(y.numpy(), 0, 1)),
+                                              kernel=k, source=source))
+        counts[domain] = w.num_written
+        logging.info("wrote %d %s records", w.num_written, domain)
+    return counts
+
+
+def main(argv):
+    del argv
+    print(prepare(flags.FLAGS))
+
+
+if __name__ == "__main__":
+    define_flags(flags.FLAGS)
+    app.run(main, flags_parser=train_utils.flags_parser)

@@ -1,0 +1,224 @@
+"""Stage 1: train the CycleGAN (G: clear -> blurred, F: blurred -> clear) on unpaired faces.
+
+    python -m paper1_cyclegan_srn.train_cyclegan \
+        --flagfile=paper1_cyclegan_srn/configs/cyclegan.flags --workdir=runs/p1_cyclegan
+
+Paper Sec. 3.1 / 5: adversarial (Eq. 1) + cycle consistency (Eq. 2, lambda 10 each way) losses,
+batch 4, 70 epochs, Adam 2e-4 (beta1 0.5), a 50-image history pool; the rate is constant and
+then decays linearly to 0 (CycleGAN reference schedule). One step = one update of G and F together
+and one update of D_X and D_Y together (on pooled fakes), as in the reference implementation.
+"""
+from __future__ import annotations
+
+from absl import app, flags, logging
+import keras
+import tensorflow as tf
+
+from common import metrics, train_utils
+from paper1_cyclegan_srn import cyclegan, inputs, losses
+from paper1_cyclegan_srn.image_pool import ImagePool
+
+
+def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    """Stage-1 flags (idempotent)."""
+    if "clear_data" in fv:
+        return
+    d = dict(flag_values=fv)
+    flags.DEFINE_string("clear_data", None, "Domain X (clear faces): TFRecord glob with image/sharp "
+                        "or a folder of images.", **d)
+    flags.DEFINE_string("blurred_data", None, "Domain Y (blurred faces): TFRecord glob with "
+                        "image/blurred, or a folder of sharp faces blurred with --blur_kernels.", **d)
+    flags.DEFINE_string("blur_kernels", None, "Comma-separated .npz/.mat kernel banks used when "
+                        "--blurred_data is a folder.", **d)
+    flags.DEFINE_float("noise_sigma", 0.0, "Gaussian noise added to on-the-fly blurred images.", **d)
+    flags.DEFINE_string("resize", None, "Resize every image to H,W before cropping (optional).", **d)
+    flags.DEFINE_integer("crop_size", 256, "Training crop (square).", **d)
+    flags.DEFINE_enum("generator", "resnet_9blocks", list(cyclegan.GENERATOR_VARIANTS),
+                      "Generator variant (9 residual blocks at 256 px, 6 at 128 px).", **d)
+    flags.DEFINE_enum("discriminator", "patchgan_70", list(cyclegan.DISCRIMINATOR_VARIANTS),
+                      "Discriminator variant.", **d)
+    flags.DEFINE_enum("gan_mode", "lsgan", list(losses.GAN_MODES),
+                      "Adversarial loss: lsgan (reference code) or bce (Eq. 1 as written).", **d)
+    flags.DEFINE_float("lambda_cycle", 10.0, "Weight of each direction of the cycle loss (Eq. 2).", **d)
+    flags.DEFINE_float("lambda_identity", 0.0, "Identity loss weight, relative to lambda_cycle "
+                       "(CycleGAN's 0.5; the paper uses Eq. 1 + 2 only, so 0).", **d)
+    flags.DEFINE_integer("pool_size", 50, "History pool of generated images (0 disables).", **d)
+    flags.DEFINE_float("learning_rate", 2e-4, "Adam learning rate.", **d)
+    flags.DEFINE_float("beta1", 0.5, "Adam beta_1.", **d)
+    flags.DEFINE_integer("decay_start_step", 0, "Constant rate until this step, then linear decay "
+                         "to 0 at --num_steps (0: half of --num_steps).", **d)
+    flags.DEFINE_integer("eval_images", 4, "Images in the fixed batch used for TensorBoard grids "
+                         "and the cycle-PSNR eval scalar.", **d)
+
+
+def all_define_fns():
+    return [train_utils.define_common_flags, define_flags]
+
+
+@keras.saving.register_keras_serializable(package="paper1")
+class ConstantThenLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """lr(step) = base for step < decay_start, then base * (total - step) / (total - decay_start)."""
+
+    def __init__(self, base, decay_start, total):
+        self.base, self.decay_start, self.total = float(base), int(decay_start), int(total)
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        span = max(self.total - self.decay_start, 1)
+        frac = keras.ops.clip((self.total - step) / span, 0.0, 1.0)
+        return self.base * keras.ops.where(step < self.decay_start, 1.0, frac)
+
+    def get_config(self):
+        return {"base": self.base, "decay_start": self.decay_start, "total": self.total}
+
+
+def build_models(config, image_size=None):
+    """(G, F, D_X, D_Y) from the parsed flags."""
+    g = cyclegan.build_generator(config.generator, name="g_net", image_size=image_size)
+    f = cyclegan.build_generator(config.generator, name="f_net", image_size=image_size)
+    d_x = cyclegan.build_discriminator(config.discriminator, name="d_x", image_size=image_size)
+    d_y = cyclegan.build_discriminator(config.discriminator, name="d_y", image_size=image_size)
+    return g, f, d_x, d_y
+
+
+def make_unpaired_dataset(config, training=True, batch_size=None, seed=None):
+    """Zipped {"x": clear, "y": blurred} batches in [0,1]."""
+    batch = batch_size or config.batch_size
+    seed = config.seed if seed is None else seed
+    kernels = inputs.load_kernels(config.blur_kernels)
+    dx = inputs.domain_dataset(config.clear_data, "sharp", batch, config.crop_size,
+                               resize=config.resize, training=training, seed=seed,
+                               flag_name="--clear_data")
+    dy = inputs.domain_dataset(config.blurred_data, "blurred", batch, config.crop_size,
+                               kernels=kernels, noise_sigma=config.noise_sigma,
+                               resize=config.resize, training=training, seed=seed + 1,
+                               flag_name="--blurred_data")
+    return tf.data.Dataset.zip((dx, dy)).map(lambda x, y: {"x": x, "y": y})
+
+
+class CycleGANTrainer:
+    """Owns the networks, optimizers, pools and the distributed train step."""
+
+    def __init__(self, config, strategy=None):
+        self.config = config
+        self.strategy = strategy or tf.distribute.get_strategy()
+        size = config.crop_size
+        with self.strategy.scope():
+            self.g, self.f, self.d_x, self.d_y = build_models(config, image_size=size)
+            decay_start = config.decay_start_step or config.num_steps // 2
+            schedule = ConstantThenLinearDecay(config.learning_rate, decay_start, config.num_steps)
+            self.gen_optimizer = train_utils.make_optimizer(schedule, beta_1=config.beta1)
+            self.disc_optimizer = train_utils.make_optimizer(schedule, beta_1=config.beta1)
+            self.gen_vars = self.g.trainable_variables + self.f.trainable_variables
+            self.disc_vars = self.d_x.trainable_variables + self.d_y.trainable_variables
+            self.gen_optimizer.build(self.gen_vars)
+            self.disc_optimizer.build(self.disc_vars)
+        pool_size = config.pool_size
+        if self.strategy.num_replicas_in_sync > 1 and pool_size:
+            logging.warning("The image pool is per process; with %d replicas it is disabled.",
+                            self.strategy.num_replicas_in_sync)
+            pool_size = 0
+        self.pool_x = ImagePool(pool_size, (size, size, 3), seed=config.seed)
+        self.pool_y = ImagePool(pool_size, (size, size, 3), seed=config.seed + 1)
+        self.step_fn = train_utils.make_distributed_step(self.strategy, self.replica_step)
+
+    def trackables(self):
+        return dict(g_net=self.g, f_net=self.f, d_x=self.d_x, d_y=self.d_y,
+                    gen_optimizer=self.gen_optimizer, disc_optimizer=self.disc_optimizer,
+                    pool_x=self.pool_x, pool_y=self.pool_y)
+
+    def replica_step(self, batch):
+        c = self.config
+        x, y = inputs.to_signed(batch["x"]), inputs.to_signed(batch["y"])
+        with tf.GradientTape() as tape:
+            fake_y = self.g(x, training=True)          # G(x): clear -> blurred
+            cycled_x = self.f(fake_y, training=True)   # F(G(x))
+            fake_x = self.f(y, training=True)          # F(y): blurred -> clear
+            cycled_y = self.g(fake_x, training=True)   # G(F(y))
+            g_adv = losses.generator_adversarial_loss(self.d_y(fake_y), c.gan_mode)
+            f_adv = losses.generator_adversarial_loss(self.d_x(fake_x), c.gan_mode)
+            cyc_x = losses.cycle_loss(x, cycled_x)
+            cyc_y = losses.cycle_loss(y, cycled_y)
+            total = g_adv + f_adv + c.lambda_cycle * (cyc_x + cyc_y)
+            idt = tf.constant(0.0)
+            if c.lambda_identity > 0:
+                idt = (losses.identity_loss(y, self.g(y, training=True))
+                       + losses.identity_loss(x, self.f(x, training=True)))
+                total = total + c.lambda_cycle * c.lambda_identity * idt
+            scaled = self.gen_optimizer.scale_loss(train_utils.replica_loss(total))
+        lr = tf.cast(self.gen_optimizer.learning_rate, tf.float32)  # the rate this step uses
+        grads = tape.gradient(scaled, self.gen_vars)
+        self.gen_optimizer.apply(grads, self.gen_vars)
+
+        pooled_y = tf.stop_gradient(self.pool_y.query(fake_y))
+        pooled_x = tf.stop_gradient(self.pool_x.query(fake_x))
+        with tf.GradientTape() as tape:
+            d_y_loss = losses.discriminator_loss(self.d_y(y, training=True),
+                                                 self.d_y(pooled_y, training=True), c.gan_mode)
+            d_x_loss = losses.discriminator_loss(self.d_x(x, training=True),
+                                                 self.d_x(pooled_x, training=True), c.gan_mode)
+            d_total = d_x_loss + d_y_loss
+            scaled = self.disc_optimizer.scale_loss(train_utils.replica_loss(d_total))
+        grads = tape.gradient(scaled, self.disc_vars)
+        self.disc_optimizer.apply(grads, self.disc_vars)
+        return {"g_total": total, "g_adv": g_adv, "f_adv": f_adv, "cycle_x": cyc_x,
+                "cycle_y": cyc_y, "identity": idt, "d_total": d_total, "d_x": d_x_loss,
+                "d_y": d_y_loss, "learning_rate": lr}
+
+    def translate(self, x01, y01):
+        """Fixed-batch outputs in [0,1]: G(X), F(G(X)), F(Y), G(F(Y))."""
+        x, y = inputs.to_signed(x01), inputs.to_signed(y01)
+        gx = self.g(x, training=False)
+        fy = self.f(y, training=False)
+        return (inputs.to_unit(gx), inputs.to_unit(self.f(gx, training=False)),
+                inputs.to_unit(fy), inputs.to_unit(self.g(fy, training=False)))
+
+
+def train_and_evaluate(workdir: str, config) -> int:
+    """Trains stage 1 into `workdir`; returns the final step."""
+    train_utils.set_seed(config.seed)
+    strategy = train_utils.get_strategy(config.strategy, config.cpu_devices)
+    policy = train_utils.set_precision(config.mixed_precision)
+    logging.info("CycleGAN: strategy %s, precision %s", type(strategy).__name__, policy)
+    inputs.save_run_flags(config, all_define_fns(), workdir)
+    trainer = CycleGANTrainer(config, strategy)
+    checkpointer = train_utils.Checkpointer(workdir, config.keep_checkpoints, **trainer.trackables())
+    start = checkpointer.restore_latest()
+    ds = make_unpaired_dataset(config, seed=config.seed + start)
+    fixed = next(iter(make_unpaired_dataset(config, training=False, batch_size=config.eval_images,
+                                            seed=config.seed)))
+    iterator = iter(strategy.experimental_distribute_dataset(ds))
+    writers = train_utils.SummaryWriters(workdir)
+
+    def image_fn(step):
+        gx, fgx, fy, gfy = trainer.translate(fixed["x"], fixed["y"])
+        return {"X | G(X) | F(G(X))": inputs.side_by_side(fixed["x"], gx, fgx),
+                "Y | F(Y) | G(F(Y))": inputs.side_by_side(fixed["y"], fy, gfy)}
+
+    def eval_fn(step):
+        gx, fgx, fy, gfy = trainer.translate(fixed["x"], fixed["y"])
+        return {"cycle_psnr_x": float(tf.reduce_mean(metrics.psnr_tf(fixed["x"], fgx))),
+                "cycle_psnr_y": float(tf.reduce_mean(metrics.psnr_tf(fixed["y"], gfy))),
+                "psnr_x_vs_gx": float(tf.reduce_mean(metrics.psnr_tf(fixed["x"], gx)))}
+
+    step = train_utils.run_train_loop(
+        train_step=trainer.step_fn, iterator=iterator, checkpointer=checkpointer, writers=writers,
+        num_steps=config.num_steps, log_every=config.log_every,
+        checkpoint_every=config.checkpoint_every, max_train_minutes=config.max_train_minutes,
+        image_fn=image_fn, image_every=config.image_every, eval_fn=eval_fn,
+        eval_every=config.eval_every)
+    writers.close()
+    return step
+
+
+def main(argv):
+    del argv
+    if not flags.FLAGS.workdir:
+        raise app.UsageError("--workdir is required")
+    train_and_evaluate(flags.FLAGS.workdir, flags.FLAGS)
+
+
+if __name__ == "__main__":
+    for define in all_define_fns():
+        define(flags.FLAGS)
+    app.run(main, flags_parser=train_utils.flags_parser)

@@ -1,0 +1,158 @@
+"""One step of each stage from the smoke flagfiles, chained (G -> pairs -> SRN), plus resume and
+checkpoint save/restore of every network, optimiser and image pool (paper 1)."""
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from common import tfrecord, train_utils
+from paper1_cyclegan_srn import generate_pairs, train_cyclegan, train_srn
+
+CFG = "paper1_cyclegan_srn/configs/"
+
+
+def _flags(define_fns, flagfile, *extra):
+    return train_utils.parse_flags(define_fns, ["prog", f"--flagfile={CFG}{flagfile}", *extra])
+
+
+def _events(folder):
+    return glob.glob(os.path.join(folder, "events.out.tfevents*"))
+
+
+def _scalars(folder):
+    out = {}
+    for path in _events(folder):
+        for e in tf.compat.v1.train.summary_iterator(path):
+            for v in e.summary.value:
+                if v.metadata.plugin_data.plugin_name == "scalars":
+                    out.setdefault(v.tag, []).append(float(tf.make_ndarray(v.tensor)))
+    return out
+
+
+def _image_tags(folder):
+    tags = set()
+    for path in _events(folder):
+        for e in tf.compat.v1.train.summary_iterator(path):
+            tags.update(v.tag for v in e.summary.value if v.metadata.plugin_data.plugin_name == "images")
+    return tags
+
+
+@pytest.fixture(scope="module")
+def stages(tmp_path_factory):
+    root = tmp_path_factory.mktemp("p1")
+    cg_dir, pairs_dir, srn_dir = str(root / "cg"), str(root / "pairs"), str(root / "srn")
+    cg = _flags(train_cyclegan.all_define_fns(), "smoke_cyclegan.flags", f"--workdir={cg_dir}",
+                "--num_steps=1", "--image_every=1", "--eval_every=1", "--checkpoint_every=1")
+    step = train_cyclegan.train_and_evaluate(cg_dir, cg)
+    gp = _flags([generate_pairs.define_flags], "smoke_generate_pairs.flags",
+                f"--cyclegan_workdir={cg_dir}", f"--output_dir={pairs_dir}", "--file_range=0:5",
+                "--chunk_size=2")
+    summary = generate_pairs.generate(gp)
+    srn = _flags(train_srn.all_define_fns(), "smoke_srn.flags", f"--workdir={srn_dir}",
+                 f"--train_data={pairs_dir}/train-*.tfrecord",
+                 f"--eval_data={pairs_dir}/test-*.tfrecord", "--num_steps=1", "--eval_every=1",
+                 "--image_every=1", "--checkpoint_every=1")
+    srn_step = train_srn.train_and_evaluate(srn_dir, srn)
+    return dict(root=root, cg_dir=cg_dir, pairs_dir=pairs_dir, srn_dir=srn_dir, cg=cg, gp=gp,
+                srn=srn, step=step, srn_step=srn_step, summary=summary)
+
+
+def test_cyclegan_one_step_writes_checkpoint_scalars_and_grids(stages):
+    d = stages["cg_dir"]
+    assert stages["step"] == 1
+    assert tf.train.latest_checkpoint(os.path.join(d, "checkpoints")).endswith("ckpt-1")
+    scalars = _scalars(os.path.join(d, "train"))
+    for key in ("g_total", "g_adv", "f_adv", "cycle_x", "cycle_y", "identity", "d_total"):
+        assert np.isfinite(scalars[key][0]), key
+    assert scalars["learning_rate"][0] == pytest.approx(2e-4)
+    assert _image_tags(os.path.join(d, "train")) == {"X | G(X) | F(G(X))", "Y | F(Y) | G(F(Y))"}
+    assert np.isfinite(_scalars(os.path.join(d, "eval"))["cycle_psnr_x"][0])
+    # the saved flags rebuild the run
+    again = train_utils.load_flags(train_cyclegan.all_define_fns(), d)
+    assert again.generator == "tiny" and again.crop_size == 32
+
+
+def test_generate_pairs_split_records_and_resume(stages):
+    out, summary = stages["pairs_dir"], stages["summary"]
+    assert summary["num_images"] == 5 and summary["train"] == 4 and summary["test"] == 1
+    train = tfrecord.list_files(os.path.join(out, "train-*.tfrecord"))
+    assert len(train) == 2 and tfrecord.count_records(os.path.join(out, "*.tfrecord")) == 5
+    raw = next(iter(tf.data.TFRecordDataset(train[0]))).numpy()
+    ex = tfrecord.parse_example(raw, keys=(tfrecord.SHARP, tfrecord.BLURRED, tfrecord.SOURCE))
+    assert ex[tfrecord.SHARP].shape == ex[tfrecord.BLURRED].shape == (64, 64, 3)
+    # input = G(clear): recompute with the restored generator
+    g = generate_pairs.load_generator(stages["cg_dir"])
+    again = generate_pairs.blur_with_generator(g, np.asarray(ex[tfrecord.SHARP])[None])[0]
+    assert np.abs(again.astype(int) - np.asarray(ex[tfrecord.BLURRED]).astype(int)).max() <= 1
+    # resume: a rerun skips every finished chunk; a deleted chunk is rewritten
+    os.remove(train[1])
+    res = generate_pairs.generate(stages["gp"], g=g)
+    assert res["chunks_skipped"] == 2 and res["chunks_written"] == 1
+    assert tfrecord.count_records(os.path.join(out, "*.tfrecord")) == 5
+    assert json.load(open(os.path.join(out, "pairs.json")))["train"] == 4
+
+
+def test_split_is_seeded_and_disjoint():
+    tr, te = generate_pairs.split_indices(100, 0.2, seed=1)
+    assert len(te) == 20 and len(tr) == 80 and not set(tr) & set(te)
+    tr2, te2 = generate_pairs.split_indices(100, 0.2, seed=1)
+    np.testing.assert_array_equal(te, te2)
+
+
+def test_srn_one_step_on_generated_pairs(stages):
+    d = stages["srn_dir"]
+    assert stages["srn_step"] == 1
+    scalars = _scalars(os.path.join(d, "train"))
+    parts = [scalars[f"mse_scale{i}"][0] for i in range(3)]
+    assert scalars["loss"][0] == pytest.approx(sum(parts), rel=1e-5)  # k_i = 1
+    ev = _scalars(os.path.join(d, "eval"))
+    assert np.isfinite(ev["psnr"][0]) and np.isfinite(ev["blurred_psnr"][0])
+    assert "blurred | restored | sharp" in _image_tags(os.path.join(d, "train"))
+
+
+def test_cyclegan_checkpoint_restores_all_optimisers_pools_and_resumes(stages):
+    cfg, d = stages["cg"], stages["cg_dir"]
+    saved = train_cyclegan.CycleGANTrainer(cfg)
+    ckpt = train_utils.Checkpointer(d, 3, **saved.trackables())
+    assert ckpt.restore_latest() == 1
+    assert int(saved.gen_optimizer.iterations) == 1 and int(saved.disc_optimizer.iterations) == 1
+    assert int(saved.pool_x.count) == 2 and int(saved.pool_y.count) == 2  # batch 2 stored
+    fresh = train_cyclegan.CycleGANTrainer(cfg)
+    for name in ("gen_optimizer", "disc_optimizer"):
+        a = [v.numpy() for v in getattr(saved, name).variables]
+        b = [v.numpy() for v in getattr(fresh, name).variables]
+        assert any(not np.array_equal(x, y) for x, y in zip(a, b)), name  # moments restored
+    reader = tf.train.load_checkpoint(ckpt.latest)
+    names = reader.get_variable_to_shape_map()
+    for prefix in ("g_net", "f_net", "d_x", "d_y", "gen_optimizer", "disc_optimizer", "pool_x"):
+        assert any(n.startswith(prefix) for n in names), prefix
+    # resume to step 2 from the same workdir
+    cfg2 = _flags(train_cyclegan.all_define_fns(), "smoke_cyclegan.flags", f"--workdir={d}",
+                  "--num_steps=2", "--image_every=0", "--eval_every=0", "--checkpoint_every=1")
+    assert train_cyclegan.train_and_evaluate(d, cfg2) == 2
+    assert tf.train.latest_checkpoint(os.path.join(d, "checkpoints")).endswith("ckpt-2")
+
+
+def test_srn_checkpoint_restores_optimizer(stages):
+    cfg, d = stages["srn"], stages["srn_dir"]
+    trainer = train_srn.SRNTrainer(cfg)
+    ckpt = train_utils.Checkpointer(d, 3, **trainer.trackables())
+    assert ckpt.restore_latest() == 1 and int(trainer.optimizer.iterations) == 1
+    fresh = train_srn.SRNTrainer(cfg)
+    w0 = [v.numpy() for v in trainer.model.weights]
+    w1 = [v.numpy() for v in fresh.model.weights]
+    assert any(not np.array_equal(a, b) for a, b in zip(w0, w1))
+
+
+def test_missing_data_flag_is_named(tmp_path):
+    cfg = _flags(train_srn.all_define_fns(), "smoke_srn.flags", "--train_data=",
+                 f"--workdir={tmp_path}")
+    with pytest.raises(ValueError, match="--train_data"):
+        train_srn.make_train_dataset(cfg)
+    cfg = _flags(train_cyclegan.all_define_fns(), "smoke_cyclegan.flags", "--blur_kernels=",
+                 f"--workdir={tmp_path}")
+    with pytest.raises(ValueError, match="--blur_kernels"):
+        train_cyclegan.make_unpaired_dataset(cfg)
