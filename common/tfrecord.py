@@ -249,6 +249,31 @@ def count_records(pattern) -> int:
     return int(ds.reduce(np.int64(0), lambda n, _: n + 1).numpy())
 
 
+def write_shard(path, examples) -> int:
+    """Writes ``examples`` (``tf.train.Example`` or serialized bytes) to one TFRecord file, atomically.
+
+    The file is written as ``<path>.tmp`` and renamed to ``path`` once every example is in; if
+    writing fails the tmp file is removed and an existing ``path`` is left untouched. Returns the
+    number of records written. (`ShardedWriter` writes a whole shard set round-robin; this writes one
+    shard at a time, for builders that resume shard by shard.)
+    """
+    path = os.fspath(path)
+    tmp = path + ".tmp"
+    count = 0
+    try:
+        with tf.io.TFRecordWriter(tmp) as writer:
+            for example in examples:
+                writer.write(example.SerializeToString()
+                             if hasattr(example, "SerializeToString") else bytes(example))
+                count += 1
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+    except BaseException:
+        if tf.io.gfile.exists(tmp):
+            tf.io.gfile.remove(tmp)
+        raise
+    return count
+
+
 class ShardedWriter:
     """Writes examples round-robin into ``num_shards`` TFRecord shards, atomically.
 

@@ -335,14 +335,6 @@ def ex_h(ex, frames):
   return frames.shape[1]
 
 
-def _write_shard(path, examples):
-  tmp = path + ".tmp"
-  with tf.io.TFRecordWriter(tmp) as w:
-    for e in examples:
-      w.write(e.SerializeToString())
-  os.replace(tmp, path)
-
-
 def _atomic_json(path, obj):
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
@@ -384,7 +376,7 @@ def build(cfg):
       except Skip as e:
         skipped.append({"item": key, "reason": str(e)})
       bar.update(1)
-    _write_shard(path, examples)
+    tfrecord.write_shard(path, examples)
     _atomic_json(path + ".json", {"items": hi - lo, "records": len(examples),
                                   "skipped": skipped, "converted": notes})
     new_items += hi - lo

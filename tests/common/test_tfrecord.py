@@ -147,3 +147,20 @@ def test_list_files_errors(tmp_path):
     assert [os.path.basename(f) for f in both] == ["a-00000-of-00001.tfrecord",
                                                     "b-00000-of-00001.tfrecord"]
     assert tfrecord.list_files([str(tmp_path / "*.tfrecord*")]) == both  # tmp files never listed
+
+
+def test_write_shard_is_atomic_and_counts(tmp_path):
+    img = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    path = str(tmp_path / tfrecord.shard_name("train", 0, 2))
+    assert tfrecord.write_shard(path, [tfrecord.make_example(sharp=img)] * 3) == 3
+    assert tfrecord.count_records(path) == 3
+    before = open(path, "rb").read()
+
+    def failing():
+        yield tfrecord.make_example(sharp=img)
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        tfrecord.write_shard(path, failing())
+    assert open(path, "rb").read() == before      # the finished shard is untouched
+    assert not os.path.exists(path + ".tmp")       # and no half shard is left behind
