@@ -156,3 +156,41 @@ def test_missing_data_flag_is_named(tmp_path):
                  f"--workdir={tmp_path}")
     with pytest.raises(ValueError, match="--blur_kernels"):
         train_cyclegan.make_unpaired_dataset(cfg)
+
+
+def test_evaluate_prints_tables_with_paper_numbers(stages, tmp_path):
+    from paper1_cyclegan_srn import evaluate
+    pairs = os.path.join(stages["pairs_dir"], "*.tfrecord")
+    cfg = train_utils.parse_flags([evaluate.define_flags], [
+        "prog", f"--srn_workdir={stages['srn_dir']}", f"--cyclegan_workdir={stages['cg_dir']}",
+        f"--test_data={pairs}", "--synthetic_kernels=camera_shake", "--detector=haar",
+        f"--output_dir={tmp_path}"])
+    out = evaluate.evaluate(cfg)
+    sharp, blurred = evaluate.load_pairs(pairs, 8)
+    mse = ((sharp.astype(np.float64) - blurred) ** 2).reshape(len(sharp), -1).mean(axis=1)
+    assert out["table1"]["Blurred input"][0] == pytest.approx(np.mean(10 * np.log10(1 / mse)), rel=1e-4)
+    assert all(v is not None for v in out["table1"]["Ours"][:2])
+    assert out["table1"]["Ours"][2] is None  # no GoPro data given
+    for row in ("Testing dataset", "Synthetic dataset"):
+        assert all(0.0 <= v <= 1.0 for v in out["table2"][row])
+    # both sets hold the same ground-truth faces
+    assert out["table2"]["Testing dataset"][0] == out["table2"]["Synthetic dataset"][0]
+    md = open(tmp_path / "tables.md").read()
+    assert "17.14" in md and "0.8509" in md and "0.61" in md
+    assert os.path.exists(tmp_path / "examples.png")
+
+
+def test_deblur_cli_any_size_never_overwrites(stages, tmp_path):
+    from common import image_io
+    from paper1_cyclegan_srn import deblur
+    src = tmp_path / "in"
+    img = (np.random.default_rng(0).uniform(size=(37, 50, 3)) * 255).astype(np.uint8)
+    image_io.write_image(str(src / "photo.png"), img)
+    before = open(src / "photo.png", "rb").read()
+    outs = deblur.run(stages["srn_dir"], [str(src)], str(tmp_path / "out"))
+    assert len(outs) == 1 and image_io.read_image(outs[0]).shape == (37, 50, 3)
+    assert open(src / "photo.png", "rb").read() == before
+    with pytest.raises(FileExistsError):
+        deblur.run(stages["srn_dir"], [str(src)], str(tmp_path / "out"))
+    with pytest.raises(ValueError, match="overwrite the input"):
+        deblur.run(stages["srn_dir"], [str(src)], str(src), suffix="")

@@ -1,0 +1,212 @@
+"""Tables 1 and 2 of Nahli et al., our numbers beside the paper's.
+
+    python -m paper1_cyclegan_srn.evaluate --srn_workdir=runs/p1_srn \
+        --test_data='records/p1/pairs/test-*.tfrecord' [--baseline_srn_workdir=runs/p1_srn_synth] \
+        [--cyclegan_workdir=runs/p1_cyclegan] [--gopro_data='records/gopro/test-*.tfrecord'] \
+        --detector=mtcnn --output_dir=runs/p1_eval
+
+Table 1 (PSNR / SSIM on our generated test set and on GoPro): rows
+  Blurred input                       the inputs themselves (reference line, not in the paper)
+  Tao et al. [7]                      SRN trained on synthetic (GoPro-style) pairs: --baseline_srn_workdir
+  Yuan et al. [13]                    paper's numbers only (their CycleGAN deblurrer is not rebuilt here)
+  Zhu et al. [6]                      CycleGAN F: blurred -> clear (--cyclegan_workdir)
+  Ours                                SRN trained on the CycleGAN-labelled pairs (--srn_workdir)
+Table 2 (face-detection success rate: ground truth / blurred / restored by Ours): on our test set
+and on a synthetic set = the same clear test faces blurred with real kernels (--synthetic_kernels).
+A missing workdir or data set leaves its cells "–". Writes tables.md, tables.json and a contact
+sheet of examples into --output_dir.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from absl import app, flags, logging
+import numpy as np
+import tensorflow as tf
+
+from common import image_io, metrics, pipeline, report, train_utils
+from paper1_cyclegan_srn import cyclegan, inputs, train_cyclegan, train_srn
+
+PAPER_TABLE1 = {  # (our testing set PSNR, SSIM, GoPro PSNR, SSIM)
+    "Tao et al. [7]": (11.94, 0.7614, 30.26, 0.9367),
+    "Yuan et al. [13]": (8.11, 0.6749, 26.55, 0.9101),
+    "Zhu et al. [6]": (12.03, 0.7345, 28.81, 0.9235),
+    "Ours": (17.14, 0.8509, 32.62, 0.9502),
+}
+PAPER_TABLE2 = {"Testing dataset": (0.87, 0.32, 0.61), "Synthetic dataset": (0.87, 0.63, 0.76)}
+T1_COLUMNS = ["Ours-set PSNR", "Ours-set SSIM", "GoPro PSNR", "GoPro SSIM"]
+T2_COLUMNS = ["Ground Truth", "Blurred", "Restored"]
+
+
+def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    if "srn_workdir" in fv:
+        return
+    d = dict(flag_values=fv)
+    flags.DEFINE_string("srn_workdir", None, "Ours: SRN trained on CycleGAN-labelled pairs.", **d)
+    flags.DEFINE_string("baseline_srn_workdir", None, "Tao et al. row: SRN trained on synthetic "
+                        "(kernel-blurred / GoPro-style) pairs.", **d)
+    flags.DEFINE_string("cyclegan_workdir", None, "Zhu et al. row: a CycleGAN whose F deblurs.", **d)
+    flags.DEFINE_string("test_data", None, "Our generated test pairs (TFRecord glob).", **d)
+    flags.DEFINE_string("gopro_data", None, "GoPro test pairs (TFRecord glob), optional.", **d)
+    flags.DEFINE_string("synthetic_kernels", None, "Kernel banks for Table 2's synthetic set.", **d)
+    flags.DEFINE_float("synthetic_noise", 0.01, "Noise std of the synthetic set.", **d)
+    flags.DEFINE_string("detector", "mtcnn", "common.face detector for Table 2 (none: skip).", **d)
+    flags.DEFINE_integer("max_images", 0, "Evaluate at most this many images per set (0: all).", **d)
+    flags.DEFINE_integer("batch_size", 8, "Evaluation batch size.", **d)
+    flags.DEFINE_string("output_dir", None, "Where tables.md / tables.json / examples.png go.", **d)
+
+
+def load_srn(workdir):
+    """Rebuilds SRN from workdir/flags.txt, restores it; returns a [0,1] -> [0,1] function."""
+    config = train_utils.load_flags(train_srn.all_define_fns(), workdir)
+    model = train_srn.build_model(config, image_size=16)
+    train_utils.restore_for_eval(workdir, srn=model)
+    return train_srn.restore_fn(model)
+
+
+def load_cyclegan_f(workdir):
+    """F: blurred -> clear of a stage-1 run, as a [0,1] -> [0,1] function."""
+    config = train_utils.load_flags(train_cyclegan.all_define_fns(), workdir)
+    f = cyclegan.build_generator(config.generator, name="f_net", image_size=16)
+    train_utils.restore_for_eval(workdir, f_net=f)
+
+    @tf.function(reduce_retracing=True)
+    def run(x):
+        return tf.clip_by_value(inputs.to_unit(f(inputs.to_signed(x), training=False)), 0.0, 1.0)
+    return run
+
+
+def load_pairs(pattern, batch_size, max_images=0, kernels=None, noise=0.0, seed=0):
+    """(sharp, blurred) float32 [N,H,W,3] arrays from pair records (or kernel-blurred sharp)."""
+    ds = pipeline.make_dataset(pattern, batch_size, training=False, keys=("sharp", "blurred"),
+                               kernel_bank=kernels, noise_sigma=noise, quantize=kernels is not None,
+                               seed=seed, repeat=False)
+    sharp, blurred = [], []
+    for batch in ds:
+        sharp.append(batch["sharp"].numpy())
+        blurred.append(batch["blurred"].numpy())
+        if max_images and sum(len(s) for s in sharp) >= max_images:
+            break
+    sharp, blurred = np.concatenate(sharp), np.concatenate(blurred)
+    if max_images:
+        sharp, blurred = sharp[:max_images], blurred[:max_images]
+    return sharp, blurred
+
+
+def restore_all(fn, images, batch_size):
+    return np.concatenate([np.asarray(fn(tf.constant(images[i:i + batch_size])))
+                           for i in range(0, len(images), batch_size)])
+
+
+def psnr_ssim(sharp, restored):
+    return float(np.mean(metrics.psnr(sharp, restored))), float(np.mean(metrics.ssim(sharp, restored)))
+
+
+def table1(methods, sets):
+    """methods: name -> fn or None; sets: "ours"/"gopro" -> (sharp, blurred) or None."""
+    t = report.Table("Table 1: PSNR / SSIM on our generated test set and the GoPro test set",
+                     T1_COLUMNS, formats={c: (".2f" if "PSNR" in c else ".4f") for c in T1_COLUMNS})
+    results = {}
+    rows = [("Blurred input", "identity")] + [(n, n) for n in PAPER_TABLE1]
+    for name, key in rows:
+        ours = [None] * 4
+        for j, set_name in enumerate(("ours", "gopro")):
+            data = sets.get(set_name)
+            fn = (lambda x: x) if key == "identity" else methods.get(key)
+            if data is None or fn is None:
+                continue
+            sharp, blurred = data
+            restored = restore_all(fn, blurred, 8) if key != "identity" else blurred
+            ours[2 * j], ours[2 * j + 1] = psnr_ssim(sharp, restored)
+        results[name] = ours
+        t.add(name, ours=ours, paper=PAPER_TABLE1.get(name))
+    return t, results
+
+
+def table2(detector, ours_fn, sets, batch_size=8):
+    """sets: row name -> (sharp, blurred) or None. Success rate of `detector` per condition."""
+    from common import face_eval
+    t = report.Table("Table 2: face-detection success rate (ground truth / blurred / restored)",
+                     T2_COLUMNS, formats=".2f")
+    results = {}
+    for row, data in sets.items():
+        ours = [None] * 3
+        if data is not None and detector is not None:
+            sharp, blurred = data
+            conds = [sharp, blurred]
+            if ours_fn is not None:
+                conds.append(restore_all(ours_fn, blurred, batch_size))
+            for j, imgs in enumerate(conds):
+                rate, _ = face_eval.detection_success_rate(
+                    detector, [image_io.to_uint8(im) for im in imgs])
+                ours[j] = rate
+        results[row] = ours
+        t.add(row, ours=ours, paper=PAPER_TABLE2[row])
+    return t, results
+
+
+def evaluate(config) -> dict:
+    if not config.test_data:
+        raise ValueError("--test_data is required (the test pairs written by generate_pairs)")
+    methods = {
+        "Ours": load_srn(config.srn_workdir) if config.srn_workdir else None,
+        "Tao et al. [7]": (load_srn(config.baseline_srn_workdir)
+                           if config.baseline_srn_workdir else None),
+        "Zhu et al. [6]": (load_cyclegan_f(config.cyclegan_workdir)
+                           if config.cyclegan_workdir else None),
+    }
+    ours_set = load_pairs(config.test_data, config.batch_size, config.max_images)
+    gopro_set = (load_pairs(config.gopro_data, config.batch_size, config.max_images)
+                 if config.gopro_data else None)
+    t1, r1 = table1(methods, {"ours": ours_set, "gopro": gopro_set})
+    t1.notes.append(f"Our test set: {len(ours_set[0])} CycleGAN-labelled pairs ({config.test_data}).")
+    if gopro_set is None:
+        t1.notes.append("GoPro: not given (--gopro_data), so its columns are empty.")
+    print(t1)
+
+    kernels = inputs.load_kernels(config.synthetic_kernels)
+    synth_set = None
+    if kernels is not None:
+        synth_set = load_pairs(config.test_data, config.batch_size, config.max_images,
+                               kernels=kernels, noise=config.synthetic_noise, seed=1)
+    detector = None
+    if config.detector and config.detector != "none":
+        from common.face import get_detector
+        detector = get_detector(config.detector)
+    t2, r2 = table2(detector, methods["Ours"], {"Testing dataset": ours_set,
+                                                "Synthetic dataset": synth_set})
+    t2.notes.append(f"Detector: {config.detector} (the paper: FaceBoxes). Synthetic set: our test "
+                    f"faces blurred with {config.synthetic_kernels}.")
+    print(t2)
+    out = {"table1": r1, "table2": r2, "num_test_images": int(len(ours_set[0]))}
+    if config.output_dir:
+        os.makedirs(config.output_dir, exist_ok=True)
+        with open(os.path.join(config.output_dir, "tables.md"), "w") as f:
+            f.write(t1.to_markdown() + "\n\n" + t2.to_markdown() + "\n")
+        with open(os.path.join(config.output_dir, "tables.json"), "w") as f:
+            json.dump(out, f, indent=1)
+        sharp, blurred = ours_set[0][:6], ours_set[1][:6]
+        rows = []
+        for i in range(len(sharp)):
+            row = [blurred[i]]
+            for name in ("Tao et al. [7]", "Zhu et al. [6]", "Ours"):
+                if methods[name] is not None:
+                    row.append(np.asarray(methods[name](tf.constant(blurred[i:i + 1])))[0])
+            rows.append(row + [sharp[i]])
+        labels = ["blurred"] + [n for n in ("Tao et al. [7]", "Zhu et al. [6]", "Ours")
+                                if methods[n] is not None] + ["ground truth"]
+        image_io.contact_sheet(rows, labels=labels,
+                               path=os.path.join(config.output_dir, "examples.png"))
+        logging.info("wrote %s", config.output_dir)
+    return out
+
+
+def main(argv):
+    del argv
+    evaluate(flags.FLAGS)
+
+
+if __name__ == "__main__":
+    define_flags(flags.FLAGS)
+    app.run(main, flags_parser=train_utils.flags_parser)
