@@ -93,9 +93,8 @@ def still_sequences(folder: str, num_frames: int, size: int, seed: int = 0,
         paths = paths[:limit]
     for path in paths:
         face = image_io.read_image(path)
-        frames = synth_video.synth_sequence(face, num_frames=num_frames,
-                                            seed=int(rng.integers(2**31)))
-        frames = np.asarray(frames)
+        frames = np.asarray(synth_video.synthesize(face, num_frames=num_frames,
+                                                   seed=int(rng.integers(2**31)))["frames"])
         if frames.dtype != np.uint8:
             frames = image_io.to_uint8(frames)
         yield os.path.splitext(os.path.basename(path))[0], resize_sequence(frames, size)
@@ -174,3 +173,37 @@ def collect_sequences(videos: str = "", stills: str = "", size: int = 128, num_f
             yield rel, read_sequence(folder, size)
     if stills:
         yield from still_sequences(stills, num_frames, size, seed=seed, limit=stills_limit)
+
+
+def main(argv=None):
+    """``python -m paper2_identity_cgan.data --stills=DIR --videos=GLOB --output_dir=DIR``:
+    build training pairs ahead of ``train.py --stage=cgan --pairs_dir=DIR`` (which otherwise
+    builds them itself into WORKDIR/pairs)."""
+    import argparse  # pylint: disable=import-outside-toplevel
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--videos", default="")
+    ap.add_argument("--stills", default="")
+    ap.add_argument("--stills_limit", type=int, default=0)
+    ap.add_argument("--output_dir", required=True)
+    ap.add_argument("--name", default="train")
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--num_frames", type=int, default=21)
+    ap.add_argument("--modes", default="vla,pravg")
+    ap.add_argument("--pravg_length", type=int, default=7)
+    ap.add_argument("--vla_stride", type=int, default=3)
+    ap.add_argument("--vla_max_length", type=int, default=21)
+    ap.add_argument("--noreverse", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    pairs = []
+    for name, frames in collect_sequences(a.videos, a.stills, a.size, a.num_frames, a.seed,
+                                          a.stills_limit or None):
+        pairs += make_pairs(name, frames, modes=tuple(a.modes.split(",")),
+                            pravg_length=a.pravg_length, vla_stride=a.vla_stride,
+                            vla_max_length=a.vla_max_length, reverse=not a.noreverse)
+    files = write_pairs(a.output_dir, a.name, pairs)
+    print(f"{len(pairs)} pairs -> {files}")
+
+
+if __name__ == "__main__":
+    main()

@@ -42,6 +42,19 @@ VARIANTS = {
 GEN_DIVISOR = 128  # 2**7: Conv. 2..8 of Table 3 have stride 2
 
 
+def _track(owner, prefix, items):
+    """Stores ``items`` as attributes ``<prefix>_<i>``: ``tf.train.Checkpoint`` does not follow
+    Keras 3 layers kept in plain Python lists or dicts, so every layer must be a direct attribute
+    for checkpoints (moving averages included) to round-trip.  Returns the count."""
+    for i, item in enumerate(items):
+        setattr(owner, f"{prefix}_{i}", item)
+    return len(items)
+
+
+def _list(owner, prefix, n):
+    return [getattr(owner, f"{prefix}_{i}") for i in range(n)]
+
+
 def _to_signed(x):
     """[0, 1] -> [-1, 1] in float32."""
     return ops.cast(x, "float32") * 2.0 - 1.0
@@ -133,13 +146,22 @@ class HourglassNet(keras.Model):
         self.stem_pool = layers.MaxPooling2D(2)
         self.stem_res2 = HGResidual(max(f // 2, 8))
         self.stem_res3 = HGResidual(f)
-        self.hgs = [Hourglass(depth, f, name=f"hourglass_{i}") for i in range(stacks)]
-        self.res = [HGResidual(f) for _ in range(stacks)]
-        self.lin = [layers.Conv2D(f, 1) for _ in range(stacks)]
-        self.lin_bn = [layers.BatchNormalization() for _ in range(stacks)]
-        self.heads = [layers.Conv2D(3, 1, dtype="float32", name=f"head_{i}") for i in range(stacks)]
-        self.remap_feat = [layers.Conv2D(f, 1) for _ in range(stacks - 1)]
-        self.remap_pred = [layers.Conv2D(f, 1) for _ in range(stacks - 1)]
+        _track(self, "hg", [Hourglass(depth, f, name=f"hourglass_{i}") for i in range(stacks)])
+        _track(self, "res", [HGResidual(f) for _ in range(stacks)])
+        _track(self, "lin", [layers.Conv2D(f, 1) for _ in range(stacks)])
+        _track(self, "lin_bn", [layers.BatchNormalization() for _ in range(stacks)])
+        _track(self, "head", [layers.Conv2D(3, 1, dtype="float32", name=f"head_{i}")
+                              for i in range(stacks)])
+        _track(self, "remap_feat", [layers.Conv2D(f, 1) for _ in range(stacks - 1)])
+        _track(self, "remap_pred", [layers.Conv2D(f, 1) for _ in range(stacks - 1)])
+
+    hgs = property(lambda self: _list(self, "hg", self.stacks))
+    res = property(lambda self: _list(self, "res", self.stacks))
+    lin = property(lambda self: _list(self, "lin", self.stacks))
+    lin_bn = property(lambda self: _list(self, "lin_bn", self.stacks))
+    heads = property(lambda self: _list(self, "head", self.stacks))
+    remap_feat = property(lambda self: _list(self, "remap_feat", self.stacks - 1))
+    remap_pred = property(lambda self: _list(self, "remap_pred", self.stacks - 1))
 
     def call_all(self, x, training=None):
         x = ops.cast(x, "float32")
@@ -248,14 +270,18 @@ class Encoder(layers.Layer):
         super().__init__(**kwargs)
         self.filters = tuple(filters)
         f = self.filters
-        self.blocks = [ConvBlock(f[0], 4, 1, batch_norm=False, name="conv1")]
+        blocks = [ConvBlock(f[0], 4, 1, batch_norm=False, name="conv1")]
         for i in range(1, 7):
-            self.blocks.append(ConvBlock(f[i], 4, 2, name=f"conv{i + 1}"))
-        self.blocks.append(ConvBlock(f[7], 1, 2, name="conv8"))
+            blocks.append(ConvBlock(f[i], 4, 2, name=f"conv{i + 1}"))
+        blocks.append(ConvBlock(f[7], 1, 2, name="conv8"))
+        _track(self, "block", blocks)
         # after layer 1 -> added to layer 3's output, 3 -> 5, 5 -> 7 (two stride-2 layers each)
-        self.res = {1: ResidualProjection(f[2], 0.25), 3: ResidualProjection(f[4], 0.25),
-                    5: ResidualProjection(f[6], 0.25)}
-        self._res_layers = list(self.res.values())  # tracked
+        self.res_1 = ResidualProjection(f[2], 0.25)
+        self.res_3 = ResidualProjection(f[4], 0.25)
+        self.res_5 = ResidualProjection(f[6], 0.25)
+
+    blocks = property(lambda self: _list(self, "block", 8))
+    res = property(lambda self: {1: self.res_1, 3: self.res_3, 5: self.res_5})
 
     def call(self, x, training=None):
         feats = []
@@ -285,16 +311,20 @@ class Decoder(layers.Layer):
         super().__init__(**kwargs)
         self.filters, self.out_channels = tuple(filters), out_channels
         f = self.filters
-        self.blocks = [ConvBlock(f[0], 1, 2, transpose=True, dropout=0.5, name="fconv1")]
+        blocks = [ConvBlock(f[0], 1, 2, transpose=True, dropout=0.5, name="fconv1")]
         for i in range(1, 7):
-            self.blocks.append(ConvBlock(f[i], 4, 2, transpose=True,
-                                         dropout=0.5 if i < 3 else 0.0, name=f"fconv{i + 1}"))
-        self.res = {1: ResidualProjection(f[2], 4), 3: ResidualProjection(f[4], 4)}
-        self._res_layers = list(self.res.values())
+            blocks.append(ConvBlock(f[i], 4, 2, transpose=True,
+                                    dropout=0.5 if i < 3 else 0.0, name=f"fconv{i + 1}"))
+        _track(self, "block", blocks)
+        self.res_1 = ResidualProjection(f[2], 4)
+        self.res_3 = ResidualProjection(f[4], 4)
         init = keras.initializers.RandomNormal(0.0, 0.02)
         self.last = layers.Conv2DTranspose(out_channels, 4, strides=1, padding="same",
                                            kernel_initializer=init, dtype="float32",
                                            name="fconv8")
+
+    blocks = property(lambda self: _list(self, "block", 7))
+    res = property(lambda self: {1: self.res_1, 3: self.res_3})
 
     def call(self, feats, training=None):
         e1, e2 = feats[0], feats[1]
@@ -348,12 +378,15 @@ class Discriminator(keras.Model):
         self.base_filters = base_filters
         b = base_filters
         init = keras.initializers.RandomNormal(0.0, 0.02)
-        self.convs = [layers.Conv2D(b * m, 4, strides=s, padding="same", kernel_initializer=init,
-                                    use_bias=(i == 0))
-                      for i, (m, s) in enumerate([(1, 2), (2, 2), (4, 2), (8, 1)])]
-        self.bns = [None] + [layers.BatchNormalization() for _ in range(3)]
+        _track(self, "conv", [layers.Conv2D(b * m, 4, strides=s, padding="same",
+                                            kernel_initializer=init, use_bias=(i == 0))
+                              for i, (m, s) in enumerate([(1, 2), (2, 2), (4, 2), (8, 1)])])
+        _track(self, "bn", [layers.BatchNormalization() for _ in range(3)])
         self.out = layers.Conv2D(1, 4, strides=1, padding="same", kernel_initializer=init,
                                  dtype="float32")
+
+    convs = property(lambda self: _list(self, "conv", 4))
+    bns = property(lambda self: [None] + _list(self, "bn", 3))
 
     def call(self, condition, image, training=None):
         h = ops.concatenate([_to_signed(condition), _to_signed(image)], axis=-1)

@@ -50,7 +50,7 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_integer("num_kernels", 256, "Kernels drawn for the HG bank.", **d)
     flags.DEFINE_float("min_kernel_taps", 8.0, "camera_shake: keep kernels with 1/sum(k^2) >= "
                        "this (0 keeps all, most of which are near-deltas).", **d)
-    flags.DEFINE_float("noise_sigma", 0.005, "Gaussian noise added to kernel-blurred images.", **d)
+    flags.DEFINE_float("noise_sigma", 0.0, "Gaussian noise added to kernel-blurred images.", **d)
     flags.DEFINE_float("hg_learning_rate", 2.5e-4, "HG Adam learning rate (Newell: 2.5e-4).", **d)
     # stage cgan
     flags.DEFINE_string("hg_workdir", None, "Workdir (or checkpoint prefix) of the trained HG; "

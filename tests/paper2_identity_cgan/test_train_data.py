@@ -1,0 +1,170 @@
+"""Paper-2 trainer (one step per stage, Table 4 variants, checkpoint round trip with every
+optimizer) and frame-averaged pair building (PrAvg vs NumPy, reverse-order dedupe, records)."""
+import glob
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from common import image_io, pipeline, train_utils
+from paper2_identity_cgan import data as p2data
+from paper2_identity_cgan import train
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SMOKE = os.path.join(REPO, "paper2_identity_cgan", "configs", "smoke.flags")
+
+
+def _seq(n=9, size=128, shift=2):
+    face = image_io.read_image(os.path.join(REPO, "data", "sample", "faces",
+                                            "AJ_Lamas_0001.jpg"))[:size, :size]
+    return np.stack([np.roll(face, shift * i, axis=1) for i in range(n)])
+
+
+@pytest.fixture(scope="module")
+def video_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("videos")
+    for i, f in enumerate(_seq()):
+        image_io.write_image(str(root / "seqA" / "frames" / f"{i:04d}.png"), f)
+    return str(root)
+
+
+def _config(workdir, *extra):
+    return train_utils.parse_flags([train.define_all],
+                                   ["prog", f"--flagfile={SMOKE}", f"--workdir={workdir}",
+                                    *extra])
+
+
+@pytest.fixture(scope="module")
+def hg_workdir(tmp_path_factory):
+    wd = str(tmp_path_factory.mktemp("hg"))
+    cfg = _config(wd, "--stage=hg", "--num_steps=1")
+    assert train.train_and_evaluate(wd, cfg) == 1
+    return wd
+
+
+def test_hg_stage_one_step(hg_workdir):
+    assert tf.train.latest_checkpoint(os.path.join(hg_workdir, "checkpoints")).endswith("ckpt-1")
+    assert glob.glob(os.path.join(hg_workdir, "train", "events.out.tfevents.*"))
+    assert os.path.isfile(os.path.join(hg_workdir, "flags.txt"))
+
+
+def test_cgan_stage_one_step_end_to_end(hg_workdir, video_dir, tmp_path):
+    wd = str(tmp_path / "cgan")
+    cfg = _config(wd, "--stage=cgan", "--num_steps=1", f"--hg_workdir={hg_workdir}",
+                  "--train_stills=", f"--train_videos={video_dir}/*")
+    assert train.train_and_evaluate(wd, cfg) == 1
+    assert glob.glob(os.path.join(wd, "pairs", "train-*.tfrecord"))
+    cg = tf.train.latest_checkpoint(os.path.join(wd, "checkpoints"))
+    assert cg.endswith("ckpt-1")
+    assert glob.glob(os.path.join(wd, "train", "events.out.tfevents.*"))
+    # the frozen HG saved with the cGAN equals the stage-1 HG, moving averages included
+    hg = tf.train.latest_checkpoint(os.path.join(hg_workdir, "checkpoints"))
+    keys = [k for k, _ in tf.train.list_variables(hg)
+            if k.startswith("hg/") and "OPTIMIZER" not in k]
+    assert any("moving_mean" in k for k in keys)
+    for k in keys:
+        np.testing.assert_array_equal(tf.train.load_variable(hg, k), tf.train.load_variable(cg, k))
+
+
+def _batch(size=128, b=2):
+    rng = np.random.default_rng(1)
+    sharp = rng.random((b, size, size, 3), dtype=np.float32)
+    return {"sharp": tf.constant(sharp), "blurred": tf.constant(sharp * 0.9 + 0.05)}
+
+
+def _same_state(a_vars, b_vars):
+    a_vars = [v for v in a_vars if "seed_generator" not in v.path]
+    b_vars = [v for v in b_vars if "seed_generator" not in v.path]
+    assert len(a_vars) == len(b_vars) > 0
+    for a, b in zip(a_vars, b_vars):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+def test_variant_no_identity_no_hg_one_step(tmp_path):
+    cfg = _config(str(tmp_path), "--stage=cgan", "--noidentity", "--nouse_hg")
+    t = train.CGANTrainer(cfg, tf.distribute.get_strategy())
+    assert t.hg is None and t.g_s is None
+    assert t.g_bl.encoder.blocks[0].conv.kernel.shape[2] == 3   # 'noHG': blurry image only
+    before = [v.numpy().copy() for v in t.g_vars]
+    out = t.replica_step(_batch())
+    assert all(np.isfinite(float(v)) for v in out.values())
+    assert float(out["g_reconstruction"]) == 0.0
+    assert any(np.abs(a - v.numpy()).max() > 0 for a, v in zip(before, t.g_vars))
+
+
+def test_cgan_step_and_checkpoint_round_trip_with_all_optimizers(tmp_path):
+    wd = str(tmp_path / "c")
+    cfg = _config(wd, "--stage=cgan")
+    strategy = tf.distribute.get_strategy()
+    t = train.CGANTrainer(cfg, strategy, restore_hg=False)
+    assert t.g_bl.encoder.blocks[0].conv.kernel.shape[2] == 6
+    hg0 = [v.numpy().copy() for v in t.hg.variables]
+    es0 = [v.numpy().copy() for v in t.g_s.encoder.trainable_variables]
+    out = t.replica_step(_batch())
+    assert float(out["g_reconstruction"]) > 0
+    for a, v in zip(hg0, t.hg.variables):
+        np.testing.assert_array_equal(a, v.numpy())  # HG frozen
+    assert any(np.abs(a - v.numpy()).max() > 0
+               for a, v in zip(es0, t.g_s.encoder.trainable_variables))
+    ids = [id(v) for v in t.g_vars]
+    assert len(ids) == len(set(ids))  # the shared decoder appears once in the G optimizer
+    train_utils.Checkpointer(wd, **t.trackables).save(1)
+    t2 = train.CGANTrainer(cfg, strategy, restore_hg=False)
+    assert train_utils.Checkpointer(wd, **t2.trackables).restore_latest() == 1
+    for name in ("g_optimizer", "d_optimizer"):
+        assert int(getattr(t2, name).iterations.numpy()) == 1
+        _same_state(getattr(t, name).variables, getattr(t2, name).variables)
+    for net in ("g_bl", "g_s", "d", "hg"):
+        _same_state(getattr(t, net).variables, getattr(t2, net).variables)
+    # stage 1: the HG and its optimizer
+    hwd = str(tmp_path / "h")
+    hcfg = _config(hwd, "--stage=hg")
+    h = train.HGTrainer(hcfg, strategy)
+    assert np.isfinite(float(h.replica_step(_batch())["hg_loss"]))
+    train_utils.Checkpointer(hwd, **h.trackables).save(1)
+    h2 = train.HGTrainer(hcfg, strategy)
+    assert train_utils.Checkpointer(hwd, **h2.trackables).restore_latest() == 1
+    _same_state(h.optimizer.variables, h2.optimizer.variables)
+    _same_state(h.hg.variables, h2.hg.variables)
+
+
+# ---------------------------------------------------------------------------- data -----------
+def test_pravg_pairs_match_numpy_mean():
+    frames = _seq(n=9, size=32)
+    out = list(p2data.pravg_pairs(frames, 3, stride=3))
+    assert [c for c, _, _ in out] == [1, 4, 7]
+    for c, b, s in out:
+        ref = frames[c - 1:c + 2].astype(np.float64).mean(0) / 255.0
+        np.testing.assert_allclose(b, ref, atol=1e-6)
+        np.testing.assert_allclose(s, frames[c] / 255.0, atol=1e-7)
+    with pytest.raises(ValueError, match="odd"):
+        list(p2data.pravg_pairs(frames, 4))
+
+
+def test_make_pairs_reverse_skips_duplicates_and_writes_records(tmp_path):
+    frames = _seq(n=9, size=32)
+    fwd = p2data.make_pairs("s", frames, modes=("pravg",), pravg_length=3, reverse=False)
+    both = p2data.make_pairs("s", frames, modes=("pravg",), pravg_length=3, reverse=True)
+    assert len(fwd) == 3
+    # reversed windows centred on 7, 4, 1 average the same frames: all skipped (footnote 6)
+    assert len(both) == 3 and all(p["source"].endswith("fwd") for p in both)
+    vla = p2data.make_pairs("s", frames, modes=("vla",), vla_stride=2, vla_max_length=7)
+    assert vla and all(3 <= p["length"] <= 7 and p["length"] % 2 for p in vla)
+    files = p2data.write_pairs(str(tmp_path), "train", fwd + vla)
+    ds = pipeline.make_dataset(files, 1, training=False, keys=("sharp", "blurred"))
+    got = list(ds)
+    assert len(got) == len(fwd) + len(vla)
+    np.testing.assert_allclose(got[0]["blurred"][0].numpy(), fwd[0]["blurred"], atol=0.6 / 255)
+
+
+def test_find_sequences_errors_name_the_pattern(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing-here"):
+        p2data.find_sequences(str(tmp_path / "nothing-here*"))
+
+
+def test_camera_shake_bank_rejects_near_deltas():
+    bank = train.kernel_bank("camera_shake", 6, seed=0, min_taps=8.0)
+    assert bank.shape == (6, 29, 29)
+    np.testing.assert_allclose(bank.sum((1, 2)), 1.0, atol=1e-5)
+    assert (1.0 / np.square(bank.astype(np.float64)).sum((1, 2)) >= 8.0).all()
