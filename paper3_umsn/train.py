@@ -307,6 +307,7 @@ def train_and_evaluate(workdir, config):
     step_fn = train_utils.make_distributed_step(strategy, stage.replica_step)
 
     eval_batch = None
+    restore_fn = tf.function(stage.restore_model)
     if config.stage == "umsn" and config.eval_data:
         eval_ds = pipeline.make_dataset(config.eval_data, 8, crop=config.crop, training=False,
                                         keys=("sharp", "blurred"), resize=_resize(config),
@@ -317,7 +318,7 @@ def train_and_evaluate(workdir, config):
     def eval_fn(step):
         if eval_batch is None:
             return {}
-        restored = stage.restore_model(eval_batch["blurred"])
+        restored = restore_fn(eval_batch["blurred"])
         return {"psnr_restored": float(tf.reduce_mean(tf.image.psnr(restored, eval_batch["sharp"], 1.0))),
                 "psnr_blurred": float(tf.reduce_mean(tf.image.psnr(eval_batch["blurred"],
                                                                    eval_batch["sharp"], 1.0)))}
@@ -325,7 +326,7 @@ def train_and_evaluate(workdir, config):
     def image_fn(step):
         if eval_batch is None:
             return {}
-        restored = stage.restore_model(eval_batch["blurred"])
+        restored = restore_fn(eval_batch["blurred"])
         return {"blurred_restored_sharp": tf.concat(
             [eval_batch["blurred"], restored, eval_batch["sharp"]], axis=2)}
 

@@ -10,32 +10,9 @@ import tensorflow as tf
 from common import train_utils
 from paper3_umsn import train
 
+from tests.paper3_umsn.conftest import _config, _events
+
 SMOKE = "--flagfile=paper3_umsn/configs/smoke.flags"
-
-
-def _config(workdir, *extra):
-    return train_utils.parse_flags([train_utils.define_common_flags, train.define_flags],
-                                   ["prog", SMOKE, f"--workdir={workdir}", *extra])
-
-
-def _events(workdir):
-    return glob.glob(os.path.join(workdir, "train", "events.out.tfevents.*"))
-
-
-@pytest.fixture(scope="module")
-def stages(tmp_path_factory):
-    """Runs the four stages in order (each 2 steps) and returns their workdirs."""
-    root = tmp_path_factory.mktemp("umsn")
-    dirs = {s: str(root / s) for s in train.STAGES}
-    assert train.train_and_evaluate(dirs["sn_clean"], _config(dirs["sn_clean"], "--stage=sn_clean")) == 2
-    assert train.train_and_evaluate(dirs["sn_blurry"], _config(
-        dirs["sn_blurry"], "--stage=sn_blurry", f"--init_sn={dirs['sn_clean']}")) == 2
-    assert train.train_and_evaluate(dirs["fnet"], _config(
-        dirs["fnet"], "--stage=fnet", f"--init_sn={dirs['sn_blurry']}")) == 2
-    assert train.train_and_evaluate(dirs["umsn"], _config(
-        dirs["umsn"], "--stage=umsn", f"--init_sn={dirs['sn_blurry']}",
-        f"--init_fnets={dirs['fnet']}")) == 2
-    return dirs
 
 
 def test_every_stage_writes_checkpoint_events_and_flags(stages):
@@ -52,7 +29,11 @@ def test_umsn_checkpoint_holds_both_optimizers_and_resumes(stages):
     names = [n for n, _ in tf.train.list_variables(os.path.join(workdir, "checkpoints"))]
     assert any(n.startswith("optimizer/") for n in names), names[:20]
     assert any(n.startswith("cn_optimizer/") for n in names), names[:20]
-    assert any(n.startswith("cn/") for n in names) and any(n.startswith("umsn/") for n in names)
+    assert any(n.startswith("cn/") for n in names) and any(n.startswith("sn/") for n in names)
+    # UMSN's variables are reachable (first through the optimizer): restoring them by name works
+    from paper3_umsn import evaluate
+    _, model = evaluate.load_run(workdir)   # restore_for_eval asserts every object matched
+    assert model.umsn.count_params() > 0
     # resume: a new run to 3 steps starts from step 2 and restores the optimizer iterations
     config = _config(workdir, "--stage=umsn", "--num_steps=3")
     assert train.train_and_evaluate(workdir, config) == 3

@@ -1,0 +1,47 @@
+"""evaluate tables, the deblur CLI on files, and export/load of the trained smoke run."""
+import os
+
+import numpy as np
+import pytest
+
+from common import image_io, inference
+from paper3_umsn import deblur, evaluate, export, models
+
+
+def test_evaluate_prints_tables_with_paper_numbers(stages):
+    result = evaluate.run_eval(stages["umsn"], "data/sample/test_faces", num_images=4)
+    assert result["restored"].shape == (4, 32, 32, 3)
+    np.testing.assert_allclose(result["psnr_blurred"], [
+        -10 * np.log10(np.mean((b - s) ** 2)) for b, s in zip(result["blurred"], result["sharp"])], rtol=1e-4)
+    t3, t1, t6 = evaluate.tables(result, "celeba", [result])
+    text = str(t3)
+    assert "Table III" in text and "25.90" in text and "UMSN" in text
+    assert "29.27" in str(t1) and "class-3 PSNR" in str(t1)
+    assert "25.90" in str(t6)
+    assert t3.value("Blurred input", "PSNR") == pytest.approx(float(np.mean(result["psnr_blurred"])))
+
+
+def test_deblur_cli_on_files_of_any_size(stages, tmp_path):
+    src = tmp_path / "in"
+    rng = np.random.default_rng(0)
+    image_io.write_image(str(src / "odd.png"), (rng.random((37, 45, 3)) * 255).astype(np.uint8))
+    image_io.write_image(str(src / "b.jpg"), (rng.random((24, 24, 3)) * 255).astype(np.uint8))
+    before = {p: open(src / p, "rb").read() for p in os.listdir(src)}
+    outs = deblur.run(stages["umsn"], [str(src)], str(tmp_path / "out"))
+    shapes = sorted(image_io.read_image(p).shape for p in outs)
+    assert shapes == [(24, 24, 3), (37, 45, 3)]
+    assert all(p.endswith("_umsn.png") for p in outs)
+    assert {p: open(src / p, "rb").read() for p in os.listdir(src)} == before
+    with pytest.raises(ValueError, match="overwrite the input"):
+        deblur.run(stages["umsn"], [str(src / "odd.png")], str(src), suffix="")
+
+
+def test_export_round_trip_safe_mode(stages, tmp_path):
+    paths = export.export(stages["umsn"], str(tmp_path / "exp"))
+    _, model = evaluate.load_run(stages["umsn"])
+    x = np.random.default_rng(1).random((1, 16, 20, 3)).astype(np.float32)
+    want = np.asarray(model(x))
+    loaded = inference.load_keras(paths["keras"])
+    assert isinstance(loaded, models.UMSNDeblurrer)
+    np.testing.assert_allclose(np.asarray(loaded(x)), want, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(inference.load_saved_model(paths["saved_model"])(x)), want, atol=1e-5)
