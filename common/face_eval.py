@@ -323,8 +323,10 @@ def plot_similarity(dists: dict, path: str, title: str = "identity cosine simila
     """dists: label -> cosine values [N]. Histogram PNG."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 4))
+    lo = min(float(np.min(v)) for v in dists.values())
+    lo = max(-1.0, np.floor(lo * 20) / 20)  # common range for all histograms, 0.05 steps
     for label, v in dists.items():
-        ax.hist(np.asarray(v), bins=40, range=(min(0.0, float(np.min(v))), 1.0), alpha=0.5, label=label)
+        ax.hist(np.asarray(v), bins=40, range=(lo, 1.0), alpha=0.5, label=label)
     ax.set_xlabel("cosine similarity to the sharp image's embedding")
     ax.set_ylabel("images")
     ax.legend()
