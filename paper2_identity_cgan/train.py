@@ -327,7 +327,7 @@ def train_and_evaluate(workdir: str, config) -> int:
     train_utils.set_seed(config.seed)
     train_utils.set_precision(config.mixed_precision)
     strategy = train_utils.get_strategy(config.strategy, config.cpu_devices)
-    train_utils.save_flags(config, workdir)
+    train_utils.save_flags(own_flags(config), workdir)
 
     if config.stage == "hg":
         ds = hg_dataset(config, config.seed)
@@ -364,6 +364,19 @@ def train_and_evaluate(workdir: str, config) -> int:
         eval_fn=eval_psnr_fn(trainer, config, config.seed), eval_every=config.eval_every)
     writers.close()
     return final
+
+
+def own_flags(config) -> flags.FlagValues:
+    """A FlagValues holding only this trainer's flags with ``config``'s values (the global
+    FLAGS also holds flags other libraries define, which ``load_flags`` could not parse)."""
+    own = flags.FlagValues()
+    define_all(own)
+    for name in own:
+        if name in config:
+            own[name].value = config[name].value
+            own[name].present = config[name].present
+    own.mark_as_parsed()
+    return own
 
 
 def _count_source(source) -> int:

@@ -1,0 +1,386 @@
+"""Evaluation of Chrysos et al. (Sec. 5.2-5.5): Tables 4-8, CED and cosine-similarity plots.
+
+Test protocols (Sec. 5.2), on held-out faces (``--test_stills``, turned into 21-frame videos by
+``data.synth_video`` whose middle frame IS the still) and optional real frame folders
+(``--test_videos``):
+
+* ``synthetic``: the still convolved with a Markov-trajectory kernel (Kupyn et al.);
+* ``pravg<L>``: L in {7, 9, 11, 15, 21} frames averaged around the middle frame;
+* ``vla``: variable length averaging around the middle frame (``common.blur.vla_average``).
+
+Rows: each trained model (``--workdirs=name=WORKDIR,...``; the first is "ours" = 'final'),
+"blurred" (the input itself) and "oracle" (the sharp image).  Metrics: PSNR/SSIM
+(``common.metrics``), 68-point landmark AUC@0.08 and failure rate (``common.face_eval
+.landmark_protocol`` with the ``common.face`` landmarker).  No test set here has landmark
+ground truth, so the landmarks found on the sharp image are the ground truth: the oracle row is
+AUC 1 / failure 0 *by construction* (the paper's oracle used 300VW annotations).  Table 8: LFW
+verification (``common.face_eval.lfw_verification``) on PrAvg 7 and 11 of every pair image.
+
+    python -m paper2_identity_cgan.evaluate --workdirs=final=/tmp/p2/cgan \
+        --test_stills=data/sample/test_faces --out_dir=/tmp/p2/eval
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import zlib
+
+from absl import app, flags, logging
+import numpy as np
+import tensorflow as tf
+
+from common import blur, face_eval, image_io, metrics, train_utils
+from common.report import Table
+from paper2_identity_cgan import data as p2data
+from paper2_identity_cgan import models, train
+
+PRAVG_LENGTHS = (7, 9, 11, 15, 21)
+PROTOCOLS = tuple(f"pravg{L}" for L in PRAVG_LENGTHS) + ("vla", "synthetic")
+
+# The paper's numbers: (AUC, failure rate %, SSIM) per protocol for "ours", "blurred", "oracle".
+PAPER = {
+    "pravg7": {"ours": (0.798, 3.947, 0.94501), "blurred": (0.743, 8.876, 0.94078),
+               "oracle": (0.827, 1.816, None)},
+    "pravg9": {"ours": (0.788, 4.525, 0.93854), "blurred": (0.747, 6.680, 0.92705),
+               "oracle": (0.829, 1.605, None)},
+    "pravg11": {"ours": (0.781, 5.018, 0.93221), "blurred": (0.739, 7.043, 0.92905),
+                "oracle": (0.829, 1.612, None)},
+    "pravg15": {"ours": (0.769, 5.482, 0.91316), "blurred": (0.721, 7.667, 0.91745),
+                "oracle": (0.832, 1.276, None)},
+    "pravg21": {"ours": (0.748, 6.751, 0.90257), "blurred": (0.695, 9.270, 0.90388),
+                "oracle": (0.833, 1.411, None)},
+    "vla": {"ours": (0.786, 3.118, 0.9075), "blurred": (0.725, 5.866, 0.90223),
+            "oracle": (0.827, 1.568, None)},
+    "synthetic": {"ours": (0.764, 2.672, 0.87141), "blurred": (0.697, 4.656, 0.85225),
+                  "oracle": (0.830, 1.425, None)},
+}
+PAPER_TABLE4 = {"identity-noHG-only2mf2": (0.751, 8.800, 0.92031),
+                "identity-noHG": (0.759, 7.895, 0.88091),
+                "no-identity": (0.783, 5.962, 0.92883), "final": (0.798, 3.947, 0.93501)}
+PAPER_TABLE8 = {"ours": ((0.8482, 0.0179), (0.8212, 0.0087)),
+                "blurred": ((0.8414, 0.0206), (0.8154, 0.0136)),
+                "gt": ((0.9006, 0.0118), (0.9044, 0.0134))}
+
+
+def define_flags(fv):
+    d = dict(flag_values=fv)
+    flags.DEFINE_list("workdirs", [], "name=WORKDIR of trained cGANs; the first is 'ours'. "
+                      "Table 4 names: final, no-identity, identity-noHG.", **d)
+    flags.DEFINE_string("test_stills", "data/sample/test_faces", "Held-out still faces.", **d)
+    flags.DEFINE_integer("stills_limit", 0, "Use at most N stills (0: all).", **d)
+    flags.DEFINE_string("test_videos", "", "Globs of real held-out frame folders.", **d)
+    flags.DEFINE_list("protocols", list(PROTOCOLS), "Protocols to run.", **d)
+    flags.DEFINE_integer("size", 128, "Evaluation image size (multiple of 128).", **d)
+    flags.DEFINE_string("out_dir", None, "Where tables, CSV, JSON and plots go.", **d)
+    flags.DEFINE_string("landmarker", "dlib68", "common.face landmarker ('' to skip).", **d)
+    flags.DEFINE_string("detector", "dlib", "common.face detector for the face box (on sharp).",
+                        **d)
+    flags.DEFINE_string("identity_model", "dlib_resnet", "common.face identity model for the "
+                        "cosine plots and Table 8 ('' to skip).", **d)
+    flags.DEFINE_string("lfw_dir", "", "LFW root for Table 8 ('' to skip).", **d)
+    flags.DEFINE_string("lfw_pairs", "", "LFW pairs.txt for Table 8.", **d)
+    flags.DEFINE_integer("pairs_per_fold", 10, "Same and different pairs per fold (0: all 300).",
+                         **d)
+    flags.DEFINE_integer("seed", 0, "Seed of the synthetic videos and kernels.", **d)
+
+
+# ---------------------------------------------------------------------------- models ----
+def load_train_flags(workdir):
+    """The trainer's flags from ``workdir/flags.txt``, ignoring lines of flags that other
+    libraries defined on the global FlagValues (e.g. TensorFlow's ``--delta_threshold``)."""
+    path = os.path.join(workdir, "flags.txt")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: --workdirs / --checkpoint must name a cGAN "
+                                "training workdir (flags.txt + checkpoints/)")
+    known = flags.FlagValues()
+    train.define_all(known)
+    argv = ["prog"]
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line.startswith("--") or line.startswith("--flagfile"):
+                continue
+            name = line[2:].split("=", 1)[0]
+            if name in known or (name.startswith("no") and name[2:] in known):
+                argv.append(line)
+    known(argv)
+    return known
+
+
+def load_model(workdir):
+    """(deblur_fn [B,H,W,3] -> [B,H,W,3], flags) rebuilt from ``workdir/flags.txt``."""
+    cfg = load_train_flags(workdir)
+    nets = models.build_networks(cfg.variant, use_hg=cfg.use_hg, identity=False)
+    hg, g_bl = nets["hg"], nets["g_bl"]
+    x = tf.zeros((1, models.GEN_DIVISOR, models.GEN_DIVISOR, 3))
+    g_bl(models.g_bl_input(x, hg(x) if hg is not None else None))
+    trackables = {"g_bl": g_bl}
+    if hg is not None:
+        trackables["hg"] = hg
+    path = train_utils.restore_for_eval(workdir, **trackables)
+    logging.info("restored %s", path)
+
+    @tf.function(reduce_retracing=True)
+    def fn(images):
+        return models.deblur(hg, g_bl, images)
+
+    def run(images):
+        outs = [fn(tf.constant(images[i:i + 8], tf.float32)).numpy()
+                for i in range(0, len(images), 8)]
+        return np.clip(np.concatenate(outs), 0.0, 1.0)
+    return run, cfg
+
+
+# ------------------------------------------------------------------------------ data ----
+def make_protocol_pairs(sequences, protocol, seed=0):
+    """(blurred [N,H,W,3], sharp [N,H,W,3]) float32 for one protocol; ``sequences``: list of
+    (name, uint8 [T,H,W,3]) with the ground truth at T // 2 (synthetic videos) or any T."""
+    blurred, sharp = [], []
+    for name, frames in sequences:
+        c = len(frames) // 2
+        if protocol.startswith("pravg"):
+            L = int(protocol[5:])
+            if L > len(frames):
+                continue
+            lo = min(max(c - L // 2, 0), len(frames) - L)
+            b, s = blur.average_frames(frames[lo:lo + L])
+        elif protocol == "vla":
+            res = blur.vla_average(frames, c, max_length=21)
+            b, s = res.blurred, res.sharp
+        elif protocol == "synthetic":
+            rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+            k = blur.markov_kernel(int(rng.choice(range(13, 30, 2))), rng=rng)
+            s = image_io.to_float32(frames[c])
+            b = np.asarray(blur.apply_kernels(s[None], k[None]))[0]
+        else:
+            raise ValueError(f"unknown protocol {protocol!r}; choose from {PROTOCOLS}")
+        blurred.append(np.clip(b, 0, 1))
+        sharp.append(s)
+    if not blurred:
+        return None, None
+    return np.stack(blurred).astype(np.float32), np.stack(sharp).astype(np.float32)
+
+
+# ------------------------------------------------------------------------ face tools ----
+class FaceTools:
+    """Landmarks (with the face box found on the sharp image) and identity embeddings."""
+
+    def __init__(self, landmarker, detector, identity_model):
+        from common import face  # pylint: disable=import-outside-toplevel
+        self.det = face.get_detector(detector) if detector and landmarker else None
+        self.lm = face.get_landmarker(landmarker, detector=self.det) if landmarker else None
+        self.idm = face.get_identity_model(identity_model) if identity_model else None
+
+    def boxes(self, sharp):
+        from common.face import Box  # pylint: disable=import-outside-toplevel
+        out = []
+        for im in sharp:
+            u8 = image_io.to_uint8(im)
+            b = self.det.detect_largest(u8) if self.det is not None else None
+            out.append(b or Box(0.0, 0.0, float(u8.shape[1]), float(u8.shape[0])))
+        return out
+
+    def landmarks(self, images, boxes):
+        pts = []
+        for im, b in zip(images, boxes):
+            p = self.lm.landmarks(image_io.to_uint8(im), b)
+            pts.append(np.full((68, 2), np.nan, np.float32) if p is None else p)
+        return np.stack(pts)
+
+    def embed(self, images):
+        return self.idm.embed_many([image_io.to_uint8(im) for im in images])
+
+
+# ------------------------------------------------------------------------------ main ----
+def evaluate_protocols(models_, sequences, protocols, tools, seed=0):
+    """results[protocol][row] = dict(psnr, ssim, auc, failure, ced, cosine, n)."""
+    results = {}
+    for proto in protocols:
+        blurred, sharp = make_protocol_pairs(sequences, proto, seed)
+        if blurred is None:
+            logging.warning("protocol %s: no sequence long enough", proto)
+            continue
+        rows = {name: run(blurred) for name, run in models_.items()}
+        rows["blurred"] = blurred
+        rows["oracle"] = sharp
+        res = {}
+        gt = boxes = None
+        emb_sharp = None
+        if tools is not None and tools.lm is not None:
+            boxes = tools.boxes(sharp)
+            gt = tools.landmarks(sharp, boxes)
+            keep = ~np.isnan(gt).any(axis=(1, 2))  # images where the sharp face has landmarks
+        if tools is not None and tools.idm is not None:
+            emb_sharp = tools.embed(sharp)
+        for name, imgs in rows.items():
+            r = {"n": len(imgs), "psnr": float(np.mean(metrics.psnr(imgs, sharp))) if name !=
+                 "oracle" else None,
+                 "ssim": float(np.mean(metrics.ssim(imgs, sharp))) if name != "oracle" else None}
+            if gt is not None and keep.any():
+                lp = face_eval.landmark_protocol(tools.landmarks(imgs, boxes)[keep], gt[keep])
+                r.update(auc=lp["auc"], failure=100.0 * lp["failure_rate"],
+                         ced=[np.asarray(v).tolist() for v in lp["ced"]], n_landmarks=int(keep.sum()))
+            if emb_sharp is not None:
+                r["cosine"] = face_eval.identity_similarity(tools.embed(imgs), emb_sharp)[
+                    "cosine"].tolist()
+            res[name] = r
+        results[proto] = res
+        logging.info("%s: %s", proto, {k: (v.get("psnr"), v.get("auc")) for k, v in res.items()})
+    return results
+
+
+def verification(models_, lfw_dir, pairs_path, per_fold, tools, size, seed=0):
+    """Table 8: {row: {L: (mean, std)}} for PrAvg 7 and 11 of every LFW pair image."""
+    pairs = face_eval.subset_pairs(face_eval.read_pairs(pairs_path), per_fold)
+    rels = face_eval.unique_images(pairs)
+    seqs = []
+    for rel in rels:
+        img = image_io.read_image(os.path.join(lfw_dir, rel))
+        seqs.append((rel, _synth(img, size, seed)))
+    index = {rel: i for i, rel in enumerate(rels)}
+    same = np.array([p.same for p in pairs])
+    folds = np.array([p.fold for p in pairs])
+    a = [index[p.a] for p in pairs]
+    b = [index[p.b] for p in pairs]
+    out = {}
+    for L in (7, 11):
+        blurred, sharp = make_protocol_pairs(seqs, f"pravg{L}", seed)
+        rows = {name: run(blurred) for name, run in models_.items()}
+        rows["blurred"], rows["gt"] = blurred, sharp
+        for name, imgs in rows.items():
+            e = tools.embed(imgs)
+            v = face_eval.lfw_verification(e[a], e[b], same, folds)
+            out.setdefault(name, {})[L] = (v["mean"], v["std"])
+    return out, len(pairs)
+
+
+def _synth(img, size, seed):
+    from data import synth_video  # pylint: disable=import-outside-toplevel
+    frames = synth_video.synthesize(img, num_frames=21, seed=seed)["frames"]
+    return p2data.resize_sequence(np.asarray(frames), size)
+
+
+def tables(results, ver=None, n_pairs=0, model_names=("ours",)):
+    """The paper's Tables 4-8 as ``common.report.Table`` objects."""
+    cols = ["AUC", "Failure Rate (%)", "SSIM", "PSNR"]
+    fmts = {"AUC": ".3f", "Failure Rate (%)": ".3f", "SSIM": ".5f", "PSNR": ".2f"}
+    ours_name = model_names[0] if model_names else "ours"
+    out = []
+
+    def ours_vals(r):
+        return [r.get("auc"), r.get("failure"), r.get("ssim"), r.get("psnr")]
+
+    if "pravg7" in results:
+        t = Table("Table 4: self evaluation, PrAvg 7", cols, formats=fmts,
+                  notes=["paper: 300VW, 17,125 images; ours: see n"])
+        for name in list(PAPER_TABLE4):
+            key = name if name in results["pravg7"] else None
+            paper = list(PAPER_TABLE4[name]) + [None]
+            t.add(name, ours=ours_vals(results["pravg7"][key]) if key else None, paper=paper)
+        out.append(t)
+    groups = [("Table 5: PrAvg 7 / 9 / 11", ("pravg7", "pravg9", "pravg11")),
+              ("Table 6: PrAvg 15 / 21 / VLA", ("pravg15", "pravg21", "vla")),
+              ("Table 7: synthetic (Markov kernels)", ("synthetic",))]
+    for title, protos in groups:
+        for proto in protos:
+            if proto not in results:
+                continue
+            res = results[proto]
+            n = res["blurred"].get("n_landmarks", res["blurred"]["n"])
+            t = Table(f"{title} -- {proto}", cols, formats=fmts,
+                      notes=[f"our test images: {n}; oracle landmarks are the ground truth by "
+                             "construction (no annotated landmarks)"])
+            for name in list(model_names) + ["blurred", "oracle"]:
+                if name not in res:
+                    continue
+                pkey = "ours" if name == ours_name else name
+                paper = PAPER[proto].get(pkey)
+                t.add("ours" if name == ours_name else name, ours=ours_vals(res[name]),
+                      paper=list(paper) + [None] if paper else None)
+            out.append(t)
+    if ver:
+        t = Table("Table 8: verification (mean acc. ± std)", ["PrAvg 7", "PrAvg 11"],
+                  formats={"PrAvg 7": ".4f", "PrAvg 11": ".4f"},
+                  notes=[f"paper: YouTube Faces + FaceNet; ours: LFW {n_pairs} pairs + "
+                         "dlib ResNet embeddings"])
+        for name, v in ver.items():
+            pkey = "ours" if name == ours_name else name
+            t.add("ours" if name == ours_name else name, ours=[v.get(7), v.get(11)],
+                  paper=list(PAPER_TABLE8[pkey]) if pkey in PAPER_TABLE8 else None)
+        out.append(t)
+    return out
+
+
+def plots(results, out_dir):
+    """CED (Figs. 9-10) and cosine-similarity (Figs. 11-12) plots per protocol."""
+    paths = []
+    for proto, res in results.items():
+        curves = {k: tuple(np.asarray(c) for c in v["ced"]) for k, v in res.items() if "ced" in v}
+        if curves:
+            p = os.path.join(out_dir, f"ced_{proto}.png")
+            face_eval.plot_ced(curves, p, title=f"CED {proto}")
+            paths.append(p)
+        dists = {k: np.asarray(v["cosine"]) for k, v in res.items()
+                 if "cosine" in v and k != "oracle"}
+        if dists:
+            p = os.path.join(out_dir, f"cosine_{proto}.png")
+            face_eval.plot_similarity(dists, p, title=f"identity cosine similarity {proto}")
+            paths.append(p)
+    return paths
+
+
+def run(cfg) -> list:
+    if not cfg.workdirs:
+        raise app.UsageError("--workdirs=name=WORKDIR is required (e.g. final=/tmp/p2/cgan)")
+    models_ = {}
+    for item in cfg.workdirs:
+        name, _, wd = item.partition("=")
+        if not wd:
+            name, wd = ("final" if not models_ else f"model{len(models_)}"), name
+        models_[name] = load_model(wd)[0]
+    seqs = []
+    if cfg.test_stills:
+        seqs += list(p2data.still_sequences(cfg.test_stills, 21, cfg.size, seed=cfg.seed,
+                                            limit=cfg.stills_limit or None))
+    if cfg.test_videos:
+        seqs += list(p2data.collect_sequences(cfg.test_videos, "", cfg.size))
+    if not seqs:
+        raise app.UsageError("no test data: pass --test_stills and/or --test_videos")
+    tools = None
+    if cfg.landmarker or cfg.identity_model:
+        tools = FaceTools(cfg.landmarker, cfg.detector, cfg.identity_model)
+    results = evaluate_protocols(models_, seqs, cfg.protocols, tools, cfg.seed)
+    ver, n_pairs = None, 0
+    if cfg.lfw_dir and cfg.lfw_pairs and tools is not None and tools.idm is not None:
+        ver, n_pairs = verification(models_, cfg.lfw_dir, cfg.lfw_pairs, cfg.pairs_per_fold,
+                                    tools, cfg.size, cfg.seed)
+    ts = tables(results, ver, n_pairs, list(models_))
+    text = "\n\n".join(str(t) for t in ts)
+    print(text)
+    if cfg.out_dir:
+        os.makedirs(cfg.out_dir, exist_ok=True)
+        with open(os.path.join(cfg.out_dir, "results.md"), "w") as f:
+            f.write("\n\n".join(t.to_markdown() for t in ts))
+        for i, t in enumerate(ts):
+            t.to_csv(os.path.join(cfg.out_dir, f"table_{i}.csv"))
+        summary = {p: {k: {m: v.get(m) for m in ("psnr", "ssim", "auc", "failure", "n")}
+                       for k, v in r.items()} for p, r in results.items()}
+        if ver:
+            summary["verification"] = {k: {str(L): list(x) for L, x in v.items()}
+                                       for k, v in ver.items()}
+        with open(os.path.join(cfg.out_dir, "results.json"), "w") as f:
+            json.dump(summary, f, indent=1)
+        plots(results, cfg.out_dir)
+    return ts
+
+
+def main(argv):
+    del argv
+    run(flags.FLAGS)
+
+
+if __name__ == "__main__":
+    define_flags(flags.FLAGS)
+    app.run(main, flags_parser=train_utils.flags_parser)
+    sys.exit(0)
