@@ -99,9 +99,12 @@ class SRN(keras.Model):
         def blocks(c):
             return [ResBlock(c, k) for _ in range(n)]
 
-        self.enc1 = track(self, "enc1", [layers.Conv2D(c1, k, padding="same", activation="relu")] + blocks(c1))
-        self.enc2 = track(self, "enc2", [layers.Conv2D(c2, k, strides=2, padding="same", activation="relu")] + blocks(c2))
-        self.enc3 = track(self, "enc3", [layers.Conv2D(c3, k, strides=2, padding="same", activation="relu")] + blocks(c3))
+        def down(c, stride):
+            return [layers.Conv2D(c, k, strides=stride, padding="same", activation="relu")]
+
+        self.enc1 = track(self, "enc1", down(c1, 1) + blocks(c1))
+        self.enc2 = track(self, "enc2", down(c2, 2) + blocks(c2))
+        self.enc3 = track(self, "enc3", down(c3, 2) + blocks(c3))
         self.lstm = ConvLSTMCell(c3, 3) if recurrent == "lstm" else None
         self.dec3 = track(self, "dec3", blocks(c3))
         self.up2 = layers.Conv2DTranspose(c2, 4, strides=2, padding="same", activation="relu")
