@@ -50,9 +50,26 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_string("output_dir", None, "Write tables (CSV/Markdown) and a contact sheet here.", **d)
 
 
+def load_config(workdir):
+    """The run's FlagValues from workdir/flags.txt, keeping only the trainer's own flags (a run
+    started as __main__ may also have saved absl/TF global flags such as --delta_threshold)."""
+    fresh = flags.FlagValues()
+    train_utils.define_common_flags(fresh)
+    train.define_flags(fresh)
+    path = os.path.join(workdir, "flags.txt")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: --workdir must be a umsn-stage training workdir")
+    with open(path, encoding="utf-8") as f:
+        lines = [ln.strip() for ln in f if ln.strip().startswith("--")]
+    known = [ln for ln in lines if ln[2:].split("=", 1)[0].removeprefix("no") in fresh
+             or ln[2:].split("=", 1)[0] in fresh]
+    fresh(["prog", *known])
+    return fresh
+
+
 def load_run(workdir):
     """Rebuilds SN + UMSN from workdir/flags.txt and restores the newest checkpoint."""
-    config = train_utils.load_flags([train_utils.define_common_flags, train.define_flags], workdir)
+    config = load_config(workdir)
     sn = models.build_sn(config.variant)
     umsn = models.build_umsn(config.variant, config.ablation)
     c = config.crop

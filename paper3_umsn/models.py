@@ -208,7 +208,7 @@ class FNet(keras.Model):
         self.first = ResBlock(width, inter_mult, dilated=False)
         self.mid = [ResBlock(width, inter_mult) for _ in range(mid_blocks)]
         self.last = ResBlock(out_width, inter_mult)
-        self.head = layers.Conv2D(3, 3, padding="same", dtype="float32")
+        self.head = layers.Conv2D(3, 3, padding="same", dtype="float32", kernel_initializer="zeros")
 
     def features(self, y, m):
         _check_multiple(y, 2, "F-Net")
@@ -257,13 +257,15 @@ class UMSN(keras.Model):
         self.first = ResBlock(v["bn_width"], im, dilated=False)
         self.mid = [ResBlock(v["bn_width"], im) for _ in range(v["bn_mid_blocks"])]
         self.last = ResBlock(v["bn_out"], im, dilated=False)
-        self.half_head = layers.Conv2D(3, 3, padding="same", dtype="float32")
+        # Residual heads start at zero, so x_hat = y at initialisation (residual learning).
+        self.half_head = layers.Conv2D(3, 3, padding="same", dtype="float32",
+                                       kernel_initializer="zeros")
         if self.use_fnets:
             self.fnets = [FNet(v["fnet_width"], v["fnet_out"], v["fnet_mid_blocks"], im,
                                name=f"fnet_{i + 1}") for i in range(NUM_CLASSES)]
         if self.use_nrl:
             self.nrl_in = layers.Conv2D(v["bn_out"], 1)
-        self.head = layers.Conv2D(3, 3, padding="same", dtype="float32")
+        self.head = layers.Conv2D(3, 3, padding="same", dtype="float32", kernel_initializer="zeros")
 
     def call(self, inputs):
         y, m_hat = inputs

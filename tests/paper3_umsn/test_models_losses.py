@@ -61,6 +61,8 @@ def test_umsn_ablation_shapes():
         out = umsn([y, m_hat])
         assert out["x_hat"].shape == (2, 8, 12, 3) and out["x_hat"].dtype == "float32"
         assert out["x_hat_half"].shape == (2, 4, 6, 3)
+        # residual learning: zero-initialised heads, so the untrained network returns y itself
+        np.testing.assert_allclose(np.asarray(out["x_hat"]), y, atol=1e-6)
         assert umsn.use_fnets == (ablation in ("umsn", "umsn_no_lc"))
         assert umsn.use_nrl == (ablation not in ("bn", "bn_sem"))
         counts[ablation] = umsn.count_params()
