@@ -121,7 +121,7 @@ def load_model(workdir):
     path = train_utils.restore_for_eval(workdir, **trackables)
     logging.info("restored %s", path)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function  # one trace per image shape (static shapes: HG's resize needs them)
     def fn(images):
         return models.deblur(hg, g_bl, images)
 
