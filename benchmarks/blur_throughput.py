@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from common import blur, image_io  # noqa: E402
+from common.paths import SHARED_DATA
 
 SIZE, BATCH, SIGMA = 128, 16, 0.03
 
@@ -97,7 +98,7 @@ def measure(ds, seconds, warmup=5):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--faces", default="/work/shared/data/lfw",
+    ap.add_argument("--faces", default=os.path.join(SHARED_DATA, "lfw"),
                     help="folder of face images (>=128 px), e.g. the LFW copy")
     ap.add_argument("--num_faces", type=int, default=256)
     ap.add_argument("--num_kernels", type=int, default=128)

@@ -1,6 +1,6 @@
 """Throughput of `python -m data.build` (images/s) and record size per image; prints JSON.
 
-    python benchmarks/data_build_throughput.py [--manual_dir=/work/shared/data/celeba_small]
+    python benchmarks/data_build_throughput.py [--manual_dir=../shared/data/celeba_small]
         [--source=celeba] [--split=test] [--num=300] [--kernels=camera_shake]
 
 Builds `--num` items into a temporary folder (deleted afterwards) and reports items/s of the
@@ -18,6 +18,7 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from data import build  # noqa: E402  pylint: disable=g-import-not-at-top
+from common.paths import SHARED_DATA
 
 FLAGS = flags.FLAGS
 
@@ -52,7 +53,7 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.DEFINE_string("source", "celeba", "data.build source.")
-  flags.DEFINE_string("manual_dir", "/work/shared/data/celeba_small", "Dataset root.")
+  flags.DEFINE_string("manual_dir", os.path.join(SHARED_DATA, "celeba_small"), "Dataset root.")
   flags.DEFINE_string("split", "test", "Source split.")
   flags.DEFINE_string("mode", "kernel", "data.build mode.")
   flags.DEFINE_string("kernels", "camera_shake", "Kernel spec.")

@@ -1,6 +1,6 @@
 """Per-image cost of the face backends on LFW images; prints JSON (run on demand, not a test).
 
-    python benchmarks/face_throughput.py [--num_images=20] [--lfw_dir=/work/shared/data/lfw]
+    python benchmarks/face_throughput.py [--num_images=20] [--lfw_dir=../shared/data/lfw]
 
 Reports wall seconds and CPU seconds (process_time, robust to other processes on shared cores)
 per image for each detector, the 68-point landmarker (given a box) and the identity embedding,
@@ -13,9 +13,10 @@ import sys
 import time
 
 from absl import app, flags
+from common.paths import SHARED_DATA
 
 flags.DEFINE_integer("num_images", 20, "LFW images to time")
-flags.DEFINE_string("lfw_dir", "/work/shared/data/lfw", "LFW folder")
+flags.DEFINE_string("lfw_dir", os.path.join(SHARED_DATA, "lfw"), "LFW folder")
 FLAGS = flags.FLAGS
 
 

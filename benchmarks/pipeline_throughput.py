@@ -27,9 +27,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from common import blur, image_io, pipeline, tfrecord  # noqa: E402
+from common.paths import SHARED_DATA
 
-LFW = "/work/shared/data/lfw"
-LEVIN = "/work/shared/data/kernels/levin09.npz"
+LFW = os.path.join(SHARED_DATA, "lfw")
+LEVIN = os.path.join(SHARED_DATA, "kernels/levin09.npz")
 
 
 def _build_records(out_dir, num_images, size=128):

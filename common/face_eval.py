@@ -15,8 +15,8 @@ The protocol functions take arrays / images and a backend from `common.face`; th
               model sees the same blur; optional Gaussian noise; rounded to uint8
     restored  images of the same relative paths under --restored_dir (any image extension)
 
-    python -m common.face_eval --lfw_dir=/work/shared/data/lfw \
-        --pairs=/work/shared/data/lfw_pairs.txt --out_dir=/tmp/face_eval \
+    python -m common.face_eval --lfw_dir=../shared/data/lfw \
+        --pairs=../shared/data/lfw_pairs.txt --out_dir=/tmp/face_eval \
         --protocols=verification,landmarks,detection,identity,recognition \
         --conditions=sharp,blurred [--restored_dir=DIR]
 
@@ -50,10 +50,11 @@ import numpy as np
 
 from common import metrics
 from common.report import Table
+from common.paths import SHARED_DATA
 
 CONDITIONS = ("sharp", "blurred", "restored")
 PROTOCOLS = ("verification", "landmarks", "detection", "identity", "recognition")
-DEFAULT_KERNELS = "/work/shared/data/kernels/levin09.npz"
+DEFAULT_KERNELS = os.path.join(SHARED_DATA, "kernels/levin09.npz")
 
 
 # ============================================================================ LFW data
@@ -638,8 +639,8 @@ def run(cfg) -> dict:
 
 def define_flags(fv):
     from absl import flags
-    flags.DEFINE_string("lfw_dir", "/work/shared/data/lfw", "LFW folder (<Name>/<Name>_0001.jpg)", flag_values=fv)
-    flags.DEFINE_string("pairs", "/work/shared/data/lfw_pairs.txt", "LFW pairs.txt", flag_values=fv)
+    flags.DEFINE_string("lfw_dir", os.path.join(SHARED_DATA, "lfw"), "LFW folder (<Name>/<Name>_0001.jpg)", flag_values=fv)
+    flags.DEFINE_string("pairs", os.path.join(SHARED_DATA, "lfw_pairs.txt"), "LFW pairs.txt", flag_values=fv)
     flags.DEFINE_string("out_dir", None, "where tables, plots, JSON and TensorBoard go", flag_values=fv)
     flags.DEFINE_list("protocols", ["verification", "landmarks", "detection"], f"any of {PROTOCOLS}", flag_values=fv)
     flags.DEFINE_list("conditions", ["sharp", "blurred"], f"any of {CONDITIONS}", flag_values=fv)

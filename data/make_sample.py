@@ -10,13 +10,14 @@ The sample is committed; this script documents (and can repeat) exactly how it w
 * the 6 smallest real blurry photos of the KAIR test set (MIT) to `real_blurry/`, a
   small unpaired "blurred" domain for paper 1's stage 1 demo.
 
-Usage: python -m data.make_sample --lfw_dir=/work/shared/data/lfw \
-          --real_blurry_dir=/work/shared/data/real_blurry_faces --out_dir=data/sample
+Usage: python -m data.make_sample --lfw_dir=../shared/data/lfw \
+          --real_blurry_dir=../shared/data/real_blurry_faces --out_dir=data/sample
 """
 import os
 import shutil
 
 from absl import app, flags
+from common.paths import SHARED_DATA
 
 NUM_FACES = 150
 TEST_EVERY = 5
@@ -57,8 +58,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags.DEFINE_string("lfw_dir", "/work/shared/data/lfw", "LFW root (<Name>/<Name>_0001.jpg).")
-  flags.DEFINE_string("real_blurry_dir", "/work/shared/data/real_blurry_faces",
+  flags.DEFINE_string("lfw_dir", os.path.join(SHARED_DATA, "lfw"), "LFW root (<Name>/<Name>_0001.jpg).")
+  flags.DEFINE_string("real_blurry_dir", os.path.join(SHARED_DATA, "real_blurry_faces"),
                       "KAIR real blurry faces (MIT); empty to skip.")
   flags.DEFINE_string("out_dir", "data/sample", "Where the sample goes.")
   app.run(main)

@@ -1,4 +1,5 @@
 """Tests for common.blur against scipy / NumPy references."""
+import os
 import numpy as np
 import pytest
 import scipy.ndimage
@@ -6,6 +7,7 @@ import scipy.signal
 import tensorflow as tf
 
 from common import blur
+from common.paths import SHARED_DATA
 
 
 def _ref_convolve(images, kernels, border):
@@ -202,12 +204,12 @@ def test_defocus_kernel_area_and_symmetry():
 
 
 def test_load_kernel_bank_npz_levin():
-    ks = blur.load_kernel_bank("/work/shared/data/kernels/levin09.npz")
+    ks = blur.load_kernel_bank(os.path.join(SHARED_DATA, "kernels/levin09.npz"))
     assert len(ks) == 8
     assert sorted(k.shape[0] for k in ks) == [13, 15, 17, 19, 21, 23, 23, 27]
     for k in ks:
         assert abs(k.sum() - 1) < 1e-5 and k.min() >= 0
-    raw = np.load("/work/shared/data/kernels/levin09.npz")
+    raw = np.load(os.path.join(SHARED_DATA, "kernels/levin09.npz"))
     np.testing.assert_allclose(ks[0], raw["k0"] / raw["k0"].sum(), atol=1e-7)
     bank = blur.pad_kernels(ks)
     assert bank.shape == (8, 27, 27)
@@ -249,9 +251,9 @@ def test_make_kernel_bank_specs():
         np.testing.assert_array_equal(bank, blur.make_kernel_bank(spec, num=12, sizes=[13, 17, 21],
                                                                   seed=3))
         # Kernels drawn at size 13 keep a zero border inside the 21x21 bank.
-    bank = blur.make_kernel_bank("/work/shared/data/kernels/levin09.npz")
+    bank = blur.make_kernel_bank(os.path.join(SHARED_DATA, "kernels/levin09.npz"))
     assert bank.shape == (8, 27, 27)
-    sub = blur.make_kernel_bank("/work/shared/data/kernels/levin09.npz", num=3, seed=1)
+    sub = blur.make_kernel_bank(os.path.join(SHARED_DATA, "kernels/levin09.npz"), num=3, seed=1)
     assert sub.shape[0] == 3
     with pytest.raises(FileNotFoundError):
         blur.make_kernel_bank("no_such_spec")
@@ -387,7 +389,7 @@ def test_average_frames_matches_real_frame_averaged_blur():
     """face_video_toy: each blurred.png is a real 7-frame average; PrAvg must reproduce it."""
     import glob
     from common import image_io
-    seqs = sorted(glob.glob("/work/shared/data/face_video_toy/*/"))
+    seqs = sorted(glob.glob(os.path.join(SHARED_DATA, "face_video_toy/*/")))
     assert len(seqs) == 4
     for seq in seqs:
         paths = sorted(glob.glob(seq + "frames/*.png"))

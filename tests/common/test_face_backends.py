@@ -1,4 +1,5 @@
 """common.face backends on real LFW images (CI installs .[test,face], so nothing is skipped)."""
+import os
 import sys
 
 import numpy as np
@@ -7,8 +8,9 @@ import pytest
 from common import face, face_masks
 from common.face import _deps
 from common.image_io import read_image
+from common.paths import SHARED_DATA
 
-LFW = "/work/shared/data/lfw"
+LFW = os.path.join(SHARED_DATA, "lfw")
 BUSH_A = f"{LFW}/George_W_Bush/George_W_Bush_0007.jpg"
 BUSH_B = f"{LFW}/George_W_Bush/George_W_Bush_0016.jpg"
 POWELL = f"{LFW}/Colin_Powell/Colin_Powell_0040.jpg"

@@ -8,9 +8,10 @@ import scipy.ndimage
 
 from common import face_eval
 from common.face import Box, Detector
+from common.paths import SHARED_DATA
 
-LFW = "/work/shared/data/lfw"
-PAIRS = "/work/shared/data/lfw_pairs.txt"
+LFW = os.path.join(SHARED_DATA, "lfw")
+PAIRS = os.path.join(SHARED_DATA, "lfw_pairs.txt")
 
 
 def _write_pairs(path, folds):

@@ -9,8 +9,9 @@ from PIL import Image
 
 from common import image_io
 from common.image_io import ImageReadError
+from common.paths import SHARED_DATA
 
-LFW = "/work/shared/data/lfw"
+LFW = os.path.join(SHARED_DATA, "lfw")
 
 
 def _rand(h=40, w=56, c=3, seed=0):

@@ -11,8 +11,9 @@ from scipy.spatial import distance
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from common import metrics
+from common.paths import SHARED_DATA
 
-LFW = "/work/shared/data/lfw"
+LFW = os.path.join(SHARED_DATA, "lfw")
 
 
 def _sk_ssim(a, b, data_range=1.0, full=False):

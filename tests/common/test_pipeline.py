@@ -13,9 +13,10 @@ import scipy.ndimage
 import tensorflow as tf
 
 from common import image_io, pipeline, tfrecord
+from common.paths import SHARED_DATA
 
 H, W, N = 48, 56, 12
-LFW_PERSON = "/work/shared/data/lfw/Abdullah_Gul"
+LFW_PERSON = os.path.join(SHARED_DATA, "lfw/Abdullah_Gul")
 
 
 def _sharp(i):

@@ -12,8 +12,9 @@ import tensorflow as tf
 from common import blur, image_io, metrics, tfrecord
 from data import build
 from tests.data import fixtures
+from common.paths import SHARED_DATA
 
-TOY = "/work/shared/data/face_video_toy"
+TOY = os.path.join(SHARED_DATA, "face_video_toy")
 
 
 def run(argv):

@@ -8,8 +8,9 @@ import tensorflow as tf
 from data.builders import (_layout, celeba, face_videos, gopro, helen_parsing, lfw,
                            shen_blurred_faces, unpaired_blur)
 from tests.data import fixtures
+from common.paths import SHARED_DATA
 
-SHARED = "/work/shared/data"
+SHARED = SHARED_DATA
 needs_shared = pytest.mark.skipif(not os.path.isdir(SHARED), reason="no ../shared/data here")
 
 
