@@ -35,7 +35,8 @@ def test_umsn_checkpoint_holds_both_optimizers_and_resumes(stages):
     _, model = evaluate.load_run(workdir)   # restore_for_eval asserts every object matched
     assert model.umsn.count_params() > 0
     # resume: a new run to 3 steps starts from step 2 and restores the optimizer iterations
-    config = _config(workdir, "--stage=umsn", "--num_steps=3")
+    config = _config(workdir, "--stage=umsn", "--num_steps=3", f"--init_sn={stages['sn_blurry']}",
+                     f"--init_fnets={stages['fnet']}")
     assert train.train_and_evaluate(workdir, config) == 3
     reader = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints"))
     its = [reader.get_tensor(n) for n, _ in tf.train.list_variables(os.path.join(workdir, "checkpoints"))
