@@ -133,19 +133,24 @@ def flags_parser(argv: Sequence[str]) -> list[str]:
     return flags.FLAGS(expand_flagfiles(list(argv)))
 
 
+PROJECT_MODULES = ("__main__", "common", "data", "paper1_cyclegan_srn", "paper2_identity_cgan",
+                   "paper3_umsn", "tests", "benchmarks")
+
+
 def _own_flags(fv: flags.FlagValues) -> list:
-    """The flags defined by this project (absl's own logging flags etc. are left out)."""
-    own = []
+    """The flags defined by this project's modules, sorted by name.
+
+    The global FLAGS also hold absl's logging flags and flags other libraries define on import
+    (TensorFlow's `--delta_threshold`, ...): those are left out, so `flags.txt` parses again on a
+    FlagValues that only has the trainer's flags.
+    """
+    own = {}
     for module, module_flags in fv.flags_by_module_dict().items():
-        if module.startswith("absl."):
+        if module.split(".")[0] not in PROJECT_MODULES:
             continue
-        own.extend(module_flags)
-    seen, unique = set(), []
-    for flag in sorted(own, key=lambda f: f.name):
-        if flag.name not in seen:
-            seen.add(flag.name)
-            unique.append(flag)
-    return unique
+        for flag in module_flags:
+            own[flag.name] = flag
+    return [own[name] for name in sorted(own)]
 
 
 def save_flags(fv: flags.FlagValues, workdir: str) -> str:
@@ -269,22 +274,47 @@ def set_seed(seed: int) -> None:
 # --------------------------------------------------------------------------- checkpoints, summaries
 
 
+def check_checkpoint_reaches(checkpoint: tf.train.Checkpoint, trackables: Mapping) -> None:
+    """Raises if a Keras layer's variables are not all reachable from `checkpoint`.
+
+    Keras 3 layers keep sublayers held in plain Python lists or dicts out of TensorFlow's object
+    graph, so `tf.train.Checkpoint` silently skips their variables (trainable ones survive only
+    through an optimizer's slots; batch-norm statistics, and every weight of a model restored for
+    evaluation, are lost). Assign each sublayer to its own attribute instead.
+    """
+    reachable = {id(obj) for obj in tf.train.TrackableView(checkpoint).descendants()}
+    for name, obj in trackables.items():
+        if not isinstance(obj, keras.layers.Layer):
+            continue
+        missing = [v.path for v in obj.variables if id(v) not in reachable]
+        if missing:
+            raise ValueError(
+                f"{len(missing)} of {len(obj.variables)} variables of {name!r} "
+                f"({type(obj).__name__}) are not reachable by tf.train.Checkpoint and would not be "
+                f"saved or restored, e.g. {missing[:3]}. Keras 3 does not track layers kept in "
+                f"Python lists/dicts for TensorFlow checkpoints: assign each sublayer to an "
+                f"attribute (setattr(self, f'block_{{i}}', layer)).")
+
+
 class Checkpointer:
     """`tf.train.Checkpoint(step, **trackables)` managed under `workdir/checkpoints`.
 
     Build every model and optimizer (`optimizer.build(model.trainable_variables)`) before
-    `restore_latest()`, so their variables exist and are restored in place.
+    `restore_latest()`, so their variables exist and are restored in place. Saving or restoring
+    checks that every variable of every Keras model is reachable (see `check_checkpoint_reaches`).
     """
 
     def __init__(self, workdir: str, max_to_keep: int = 3, **trackables):
         self.directory = os.path.join(workdir, "checkpoints")
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self._trackables = trackables
         self.checkpoint = tf.train.Checkpoint(step=self.step, **trackables)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory,
                                                   max_to_keep=max_to_keep)
 
     def restore_latest(self) -> int:
         """Restores the newest checkpoint if there is one; returns the step to resume from."""
+        check_checkpoint_reaches(self.checkpoint, self._trackables)
         path = self.manager.latest_checkpoint
         if path is None:
             return 0
@@ -294,6 +324,7 @@ class Checkpointer:
         return int(self.step.numpy())
 
     def save(self, step: int | None = None) -> str:
+        check_checkpoint_reaches(self.checkpoint, self._trackables)
         if step is not None:
             self.step.assign(int(step))
         return self.manager.save(checkpoint_number=int(self.step.numpy()))
@@ -319,7 +350,9 @@ def restore_for_eval(workdir_or_checkpoint: str, **trackables) -> str:
                 f"or a checkpoint prefix such as WORKDIR/checkpoints/ckpt-1000")
     elif not tf.io.gfile.exists(path + ".index"):
         raise FileNotFoundError(f"checkpoint {path!r} not found (expected {path}.index)")
-    tf.train.Checkpoint(**trackables).restore(path).expect_partial().assert_existing_objects_matched()
+    checkpoint = tf.train.Checkpoint(**trackables)
+    check_checkpoint_reaches(checkpoint, trackables)
+    checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
     return path
 
 

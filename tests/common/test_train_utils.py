@@ -75,6 +75,19 @@ def test_save_and_load_flags_round_trip(tmp_path):
         tu.load_flags([tu.define_common_flags], str(tmp_path / "missing"))
 
 
+def test_save_flags_leaves_out_other_libraries_flags(tmp_path):
+    fv = flags.FlagValues()
+    tu.define_common_flags(fv)
+    _define_extra(fv)
+    # A flag some library defines on import, as TensorFlow does with --delta_threshold.
+    flags.DEFINE_integer("library_flag", 3, "not ours", flag_values=fv, module_name="somelib.module")
+    fv(["prog", "--library_flag=4", "--variant=tiny"])
+    text = open(tu.save_flags(fv, str(tmp_path))).read()
+    assert "library_flag" not in text and "--variant=tiny" in text
+    loaded = tu.load_flags([tu.define_common_flags, _define_extra], str(tmp_path))
+    assert loaded.variant == "tiny"
+
+
 def test_set_precision_and_optimizer():
     try:
         assert tu.set_precision("auto") == "mixed_bfloat16"  # no GPU here
@@ -266,3 +279,43 @@ def test_mirrored_strategy_on_two_logical_cpus_matches_one_device():
     for a, b in zip(result["w2"], result["w1"]):
         np.testing.assert_allclose(np.array(a), np.array(b), atol=1e-5)
     np.testing.assert_allclose(result["l2"], result["l1"], rtol=1e-5)
+
+
+class _ListHeld(keras.layers.Layer):
+    """Sublayers in a Python list: Keras 3 hides them from tf.train.Checkpoint."""
+
+    def __init__(self):
+        super().__init__()
+        self.blocks = [keras.layers.Dense(4), keras.layers.BatchNormalization()]
+
+    def call(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+class _AttributeHeld(_ListHeld):
+    def __init__(self):
+        super().__init__()
+        for i, block in enumerate(self.blocks):
+            setattr(self, f"block_{i}", block)
+
+
+def test_checkpointer_refuses_models_whose_variables_it_cannot_reach(tmp_path):
+    bad = _ListHeld()
+    bad(np.zeros((2, 3), "float32"))
+    with pytest.raises(ValueError, match="not reachable.*attribute"):
+        tu.Checkpointer(str(tmp_path / "a"), model=bad).save(1)
+    with pytest.raises(ValueError, match="not reachable"):
+        tu.Checkpointer(str(tmp_path / "a"), model=bad).restore_latest()
+
+    good = _AttributeHeld()
+    good(np.ones((2, 3), "float32"), training=True)  # moves the batch-norm statistics
+    tu.Checkpointer(str(tmp_path / "b"), model=good).save(1)
+    fresh = _AttributeHeld()
+    fresh(np.zeros((2, 3), "float32"))
+    tu.restore_for_eval(str(tmp_path / "b"), model=fresh)
+    for a, b in zip(good.variables, fresh.variables):  # BN moving statistics included
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    with pytest.raises(ValueError, match="not reachable"):
+        tu.restore_for_eval(str(tmp_path / "b"), model=bad)
