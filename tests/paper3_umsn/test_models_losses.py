@@ -173,3 +173,15 @@ def test_gradient_l1_and_ce_match_numpy():
     picked = np.take_along_axis(logits, ids, -1)[..., 0]
     np.testing.assert_allclose(float(L.segmentation_cross_entropy(ids, logits)),
                                np.mean(lse - picked), rtol=1e-5)
+
+
+def test_checkpoint_restores_every_weight(tmp_path):
+    # regression: layers kept only in Python lists were invisible to tf.train.Checkpoint
+    import tensorflow as tf
+    a, b = M.build_all("tiny", "umsn", 8), M.build_all("tiny", "umsn", 8)
+    path = tf.train.Checkpoint(**a).save(str(tmp_path / "ck"))
+    tf.train.Checkpoint(**b).restore(path).assert_existing_objects_matched()
+    for k in a:
+        assert len(a[k].weights) == len(b[k].weights)
+        for wa, wb in zip(a[k].weights, b[k].weights):
+            np.testing.assert_array_equal(wa.numpy(), wb.numpy(), err_msg=f"{k}: {wa.path}")
