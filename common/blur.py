@@ -470,7 +470,17 @@ def load_kernel_bank(path):
 KERNEL_SPECS = ("camera_shake", "markov", "gaussian", "defocus")
 
 
-def make_kernel_bank(spec, num=None, sizes=range(13, 30, 2), seed=0):
+def effective_taps(kernel):
+    """`1 / sum(k**2)` of a kernel summing to 1: 1 for a delta, N for N equal taps.
+
+    A size-free measure of how much a kernel blurs (a motion line of L pixels has about L taps).
+    """
+    kernel = np.asarray(kernel, dtype=np.float64)
+    return float(1.0 / np.sum(np.square(kernel)))
+
+
+def make_kernel_bank(spec, num=None, sizes=range(13, 30, 2), seed=0, *, exposure=None,
+                     min_taps=0.0, max_tries_per_kernel=200):
     """A bank of kernels, zero-padded to one size, ready for `apply_kernels` in tf.data.
 
     Args:
@@ -480,6 +490,11 @@ def make_kernel_bank(spec, num=None, sizes=range(13, 30, 2), seed=0):
       sizes: odd support sizes drawn uniformly per kernel (generators only). Gaussian sigma is
         drawn in [0.5, size / 6], defocus radius in [1, size / 2 - 0.5].
       seed: seed of the bank.
+      exposure: camera_shake only: the trajectory fraction integrated (None: Boracchi-Foi's
+        random choice of 1/1000, 1/10, 1/2, 1, which makes about half the kernels nearly a
+        delta; 1.0 integrates the whole trajectory).
+      min_taps: generators only: redraw kernels whose `effective_taps` is below this, so every
+        kernel visibly blurs (0 keeps every draw).
 
     Returns:
       float32 [K, S, S] with S = the largest size (odd).
@@ -495,17 +510,26 @@ def make_kernel_bank(spec, num=None, sizes=range(13, 30, 2), seed=0):
         return pad_kernels(kernels)
     sizes = [_check_size(s, "make_kernel_bank") for s in sizes]
     num = 256 if num is None else int(num)
-    kernels = []
-    for _ in range(num):
+
+    def draw():
         s = int(sizes[rng.integers(len(sizes))])
         if spec == "camera_shake":
-            kernels.append(camera_shake_kernel(s, rng=rng))
-        elif spec == "markov":
-            kernels.append(markov_kernel(s, rng=rng))
-        elif spec == "gaussian":
-            kernels.append(gaussian_kernel(s, rng.uniform(0.5, max(0.5, s / 6))))
-        else:
-            kernels.append(defocus_kernel(s, rng.uniform(1.0, s / 2 - 0.5)))
+            return camera_shake_kernel(s, rng=rng, exposure=exposure)
+        if spec == "markov":
+            return markov_kernel(s, rng=rng)
+        if spec == "gaussian":
+            return gaussian_kernel(s, rng.uniform(0.5, max(0.5, s / 6)))
+        return defocus_kernel(s, rng.uniform(1.0, s / 2 - 0.5))
+
+    kernels, tries = [], 0
+    while len(kernels) < num:
+        tries += 1
+        if tries > max_tries_per_kernel * num:
+            raise ValueError(f"make_kernel_bank({spec!r}): min_taps={min_taps} rejects almost "
+                             f"every kernel of sizes {sizes}; lower it or use larger sizes")
+        kernel = draw()
+        if min_taps <= 0 or effective_taps(kernel) >= min_taps:
+            kernels.append(kernel)
     return pad_kernels(kernels, size=max(sizes))
 
 

@@ -135,16 +135,8 @@ def kernel_bank(spec, num, seed, min_taps=0.0, sizes=range(13, 30, 2)):
     visible blurs).  ``markov`` / ``gaussian``: ``common.blur.make_kernel_bank``.  Else a path.
     """
     if spec == "camera_shake":
-        rng = np.random.default_rng(seed)
-        kernels, tries = [], 0
-        while len(kernels) < num:
-            tries += 1
-            if tries > 200 * num:
-                raise ValueError(f"--min_kernel_taps={min_taps} rejects almost every kernel")
-            k = blur.camera_shake_kernel(int(rng.choice(list(sizes))), rng=rng, exposure=1.0)
-            if 1.0 / float(np.sum(np.square(k, dtype=np.float64))) >= min_taps:
-                kernels.append(k)
-        return blur.pad_kernels(kernels, size=max(sizes))
+        return blur.make_kernel_bank(spec, num=num, sizes=sizes, seed=seed, exposure=1.0,
+                                     min_taps=min_taps)
     if spec in ("markov", "gaussian"):
         return blur.make_kernel_bank(spec, num=num, sizes=sizes, seed=seed)
     return blur.pad_kernels(blur.load_kernel_bank(spec))

@@ -402,3 +402,22 @@ def test_average_frames_matches_real_frame_averaged_blur():
         res = blur.vla_average(frames, len(frames) // 2, ssim_threshold=None, reversal_cos=None)
         assert res.length == 7 and res.reason == "sequence_end"
         np.testing.assert_allclose(res.blurred, blurred, atol=1e-6)
+
+
+def test_effective_taps_and_min_taps_bank():
+    assert blur.effective_taps(np.pad([[1.0]], 2)) == pytest.approx(1.0)
+    line = np.zeros((9, 9)); line[4, 1:8] = 1 / 7
+    assert blur.effective_taps(line) == pytest.approx(7.0)
+    bank = blur.make_kernel_bank("camera_shake", num=12, sizes=(17, 21), seed=3, exposure=1.0,
+                                 min_taps=6)
+    assert bank.shape == (12, 21, 21)
+    taps = [blur.effective_taps(k) for k in bank]
+    assert min(taps) >= 6
+    np.testing.assert_allclose(bank.sum(axis=(1, 2)), 1.0, atol=1e-5)
+    # Same seed, same bank; the literature default keeps near-delta draws, min_taps removes them.
+    np.testing.assert_array_equal(bank, blur.make_kernel_bank(
+        "camera_shake", num=12, sizes=(17, 21), seed=3, exposure=1.0, min_taps=6))
+    raw = blur.make_kernel_bank("camera_shake", num=40, seed=0)
+    assert min(blur.effective_taps(k) for k in raw) < 2
+    with pytest.raises(ValueError, match="min_taps"):
+        blur.make_kernel_bank("gaussian", num=2, sizes=(13,), min_taps=1e6, max_tries_per_kernel=3)
