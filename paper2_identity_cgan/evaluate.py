@@ -111,7 +111,9 @@ def load_train_flags(workdir):
 def load_model(workdir):
     """(deblur_fn [B,H,W,3] -> [B,H,W,3], flags) rebuilt from ``workdir/flags.txt``."""
     cfg = load_train_flags(workdir)
-    nets = models.build_networks(cfg.variant, use_hg=cfg.use_hg, identity=False)
+    nets = models.build_networks(cfg.variant, use_hg=cfg.use_hg, identity=False,
+                                 global_residual=cfg.global_residual,
+                                 hg_zero_init=cfg.hg_zero_init)
     hg, g_bl = nets["hg"], nets["g_bl"]
     x = tf.zeros((1, models.GEN_DIVISOR, models.GEN_DIVISOR, 3))
     g_bl(models.g_bl_input(x, hg(x) if hg is not None else None))

@@ -136,9 +136,10 @@ class HourglassNet(keras.Model):
     every stack's image (for the intermediate-supervision loss).
     """
 
-    def __init__(self, stacks=2, features=64, depth=3, **kwargs):
+    def __init__(self, stacks=2, features=64, depth=3, zero_init=False, **kwargs):
         super().__init__(**kwargs)
         self.stacks, self.features, self.depth = stacks, features, depth
+        self.zero_init = zero_init
         f = features
         self.stem_conv = layers.Conv2D(max(f // 4, 8), 7, strides=2, padding="same")
         self.stem_bn = layers.BatchNormalization()
@@ -150,7 +151,11 @@ class HourglassNet(keras.Model):
         _track(self, "res", [HGResidual(f) for _ in range(stacks)])
         _track(self, "lin", [layers.Conv2D(f, 1) for _ in range(stacks)])
         _track(self, "lin_bn", [layers.BatchNormalization() for _ in range(stacks)])
-        _track(self, "head", [layers.Conv2D(3, 1, dtype="float32", name=f"head_{i}")
+        # zero_init (our choice, not in the paper): heads start at zero, so every stack's
+        # output equals its input at step 0 (the HG starts as the identity, not at ~24 dB).
+        head_init = "zeros" if zero_init else "glorot_uniform"
+        _track(self, "head", [layers.Conv2D(3, 1, dtype="float32", name=f"head_{i}",
+                                            kernel_initializer=head_init)
                               for i in range(stacks)])
         _track(self, "remap_feat", [layers.Conv2D(f, 1) for _ in range(stacks - 1)])
         _track(self, "remap_pred", [layers.Conv2D(f, 1) for _ in range(stacks - 1)])
@@ -189,7 +194,7 @@ class HourglassNet(keras.Model):
 
     def get_config(self):
         return {"stacks": self.stacks, "features": self.features, "depth": self.depth,
-                "name": self.name}
+                "zero_init": self.zero_init, "name": self.name}
 
 
 # ---------------------------------------------------------------------------- generator ----
@@ -211,6 +216,10 @@ class ConvBlock(layers.Layer):
                          use_bias=not batch_norm, kernel_initializer=init)
         self.bn = layers.BatchNormalization() if batch_norm else None
         self.drop = layers.Dropout(dropout) if dropout > 0 else None
+        if self.drop is not None:
+            # the Dropout's RNG state lives in a SeedGenerator (not a layer), which
+            # tf.train.Checkpoint would not reach: hold it as a direct attribute
+            self.drop_seed_state = self.drop.seed_generator.state
 
     def call(self, x, training=None):
         y = self.conv(x)
@@ -304,12 +313,15 @@ class Decoder(layers.Layer):
     layers 1 and 3 skip two layers; two U-Net skips (our choice of levels): ``e2`` is concatenated
     to F-Conv. 6's output (input of F-Conv. 7) and ``e1`` to F-Conv. 7's output (input of
     F-Conv. 8).  F-Conv. 8 (4x4, stride 1, no BN) is float32 with tanh, mapped to [0, 1].
-    Output [B, H, W, out_channels] float32 in [0, 1].
+    Output [B, H, W, out_channels] float32 in [0, 1].  With ``residual=True`` (our CPU-demo
+    choice, not Table 3) F-Conv. 8 is zero-initialised and the output is the tanh correction in
+    [-1, 1] that ``Generator`` adds to its input image.
     """
 
-    def __init__(self, filters=_DEC_PAPER, out_channels=3, **kwargs):
+    def __init__(self, filters=_DEC_PAPER, out_channels=3, residual=False, **kwargs):
         super().__init__(**kwargs)
         self.filters, self.out_channels = tuple(filters), out_channels
+        self.residual = residual
         f = self.filters
         blocks = [ConvBlock(f[0], 1, 2, transpose=True, dropout=0.5, name="fconv1")]
         for i in range(1, 7):
@@ -318,7 +330,8 @@ class Decoder(layers.Layer):
         _track(self, "block", blocks)
         self.res_1 = ResidualProjection(f[2], 4)
         self.res_3 = ResidualProjection(f[4], 4)
-        init = keras.initializers.RandomNormal(0.0, 0.02)
+        # residual (our choice): F-Conv. 8 starts at zero, so the correction is 0 at step 0
+        init = "zeros" if residual else keras.initializers.RandomNormal(0.0, 0.02)
         self.last = layers.Conv2DTranspose(out_channels, 4, strides=1, padding="same",
                                            kernel_initializer=init, dtype="float32",
                                            name="fconv8")
@@ -339,11 +352,13 @@ class Decoder(layers.Layer):
             outs.append(h)
         h = ops.concatenate([h, ops.cast(e1, h.dtype)], axis=-1)  # U-Net skip 2
         y = ops.tanh(ops.cast(self.last(h), "float32"))
+        if self.residual:
+            return y  # a correction in [-1, 1], added to the input by the Generator
         return (y + 1.0) * 0.5
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters,
-                "out_channels": self.out_channels}
+                "out_channels": self.out_channels, "residual": self.residual}
 
 
 class Generator(keras.Model):
@@ -360,7 +375,13 @@ class Generator(keras.Model):
         self.decoder = decoder
 
     def call(self, x, training=None):
-        return self.decoder(self.encoder(_to_signed(x), training=training), training=training)
+        y = self.decoder(self.encoder(_to_signed(x), training=training), training=training)
+        if self.decoder.residual:
+            # global skip (our choice, not Table 3): the decoder predicts a correction that is
+            # added to the first three input channels (I_bl for G_bl, I_s for G_s), clipped
+            # to [0, 1]; with the zero-initialised F-Conv. 8 the output equals the input at init.
+            y = ops.clip(ops.cast(x[..., :3], "float32") + y, 0.0, 1.0)
+        return y
 
 
 # ------------------------------------------------------------------------ discriminator ----
@@ -402,30 +423,34 @@ class Discriminator(keras.Model):
 
 
 # ------------------------------------------------------------------------------ builders ----
-def build_networks(variant="small", use_hg=True, identity=True):
+def build_networks(variant="small", use_hg=True, identity=True, global_residual=False,
+                   hg_zero_init=False):
     """Build every network of Fig. 2 for a ``VARIANTS`` key.
 
     Returns a dict with ``hg`` (HourglassNet or None when ``use_hg`` is False), ``g_bl``,
     ``g_s`` (None when ``identity`` is False: the 'no-identity' variant of Table 4),
     ``decoder`` (the object shared by ``g_bl`` and ``g_s``) and ``d``.
+    ``global_residual`` / ``hg_zero_init``: our CPU-demo departures (see ``Decoder``,
+    ``HourglassNet``); both False is Table 3 / Newell exactly.
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
     cfg = VARIANTS[variant]
-    decoder = Decoder(cfg["dec_filters"], name="shared_decoder")
+    decoder = Decoder(cfg["dec_filters"], residual=global_residual, name="shared_decoder")
     g_bl = Generator(Encoder(cfg["enc_filters"], name="encoder_bl"), decoder, name="g_bl")
     g_s = (Generator(Encoder(cfg["enc_filters"], name="encoder_s"), decoder, name="g_s")
            if identity else None)
-    hg = (HourglassNet(cfg["hg_stacks"], cfg["hg_features"], cfg["hg_depth"], name="hg")
-          if use_hg else None)
+    hg = (HourglassNet(cfg["hg_stacks"], cfg["hg_features"], cfg["hg_depth"],
+                       zero_init=hg_zero_init, name="hg") if use_hg else None)
     d = Discriminator(cfg["d_filters"], name="d")
     return {"hg": hg, "g_bl": g_bl, "g_s": g_s, "decoder": decoder, "d": d}
 
 
-def build_hg(variant="small"):
+def build_hg(variant="small", zero_init=False):
     """The HG alone (stage 1)."""
     cfg = VARIANTS[variant]
-    return HourglassNet(cfg["hg_stacks"], cfg["hg_features"], cfg["hg_depth"], name="hg")
+    return HourglassNet(cfg["hg_stacks"], cfg["hg_features"], cfg["hg_depth"],
+                        zero_init=zero_init, name="hg")
 
 
 def g_bl_input(blurred, hg_out):

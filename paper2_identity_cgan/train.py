@@ -78,6 +78,15 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_float("lambda_cg", 100.0, "Eq. 3 gradient weight.", **d)
     flags.DEFINE_float("lambda_p", 8.0, "Eq. 4 projection weight.", **d)
     flags.DEFINE_float("lambda_r", 100.0, "Eq. 5 reconstruction weight.", **d)
+    # CPU-demo departures from the paper (all False / 0 = the paper; see README)
+    flags.DEFINE_bool("global_residual", False, "G_bl/G_s predict a tanh correction added to the "
+                      "input image (zero-initialised last layer: output = input at step 0). "
+                      "False = Table 3 exactly (full image through tanh).", **d)
+    flags.DEFINE_bool("hg_zero_init", False, "Zero-initialise the HG's heads so the HG starts as "
+                      "the identity (Newell's init otherwise).", **d)
+    flags.DEFINE_integer("adv_warmup_steps", 0, "cGAN: the first N steps use Eq. 6 without the "
+                         "adversarial and projection terms (L1-only warm-up; D still trains).",
+                         **d)
     flags.DEFINE_string("eval_data", "", "Folder of held-out still faces: periodic PSNR of the "
                         "deblurred vs blurred input on camera-shake blur.", **d)
 
@@ -158,7 +167,7 @@ class HGTrainer:
     def __init__(self, config, strategy):
         self.config = config
         with strategy.scope():
-            self.hg = models.build_hg(config.variant)
+            self.hg = models.build_hg(config.variant, zero_init=config.hg_zero_init)
             s = config.image_size
             self.hg(tf.zeros((1, s, s, 3)))
             self.optimizer = train_utils.make_optimizer(config.hg_learning_rate)
@@ -191,7 +200,9 @@ class CGANTrainer:
         s = config.image_size
         with strategy.scope():
             nets = models.build_networks(config.variant, use_hg=config.use_hg,
-                                         identity=config.identity)
+                                         identity=config.identity,
+                                         global_residual=config.global_residual,
+                                         hg_zero_init=config.hg_zero_init)
             self.hg, self.g_bl, self.g_s, self.d = nets["hg"], nets["g_bl"], nets["g_s"], nets["d"]
             x = tf.zeros((1, s, s, 3))
             h = self.hg(x) if self.hg is not None else None
@@ -244,9 +255,12 @@ class CGANTrainer:
                 recon = losses.reconstruction_loss(sharp, self.g_s(sharp, training=True))
             else:
                 recon = tf.constant(0.0)
+            # L1-only warm-up (--adv_warmup_steps): adversarial and projection weights are 0
+            warm = tf.cast(self.g_optimizer.iterations >= c.adv_warmup_steps, tf.float32)
             g_total = losses.total_generator_loss(  # Eq. 6, the one place the weights apply
                 adv, ci, cg, proj, recon, lambda_ci=c.lambda_ci, lambda_cg=c.lambda_cg,
-                lambda_p=c.lambda_p, lambda_r=c.lambda_r, lambda_adv=c.lambda_adv)
+                lambda_p=c.lambda_p * warm, lambda_r=c.lambda_r,
+                lambda_adv=c.lambda_adv * warm)
             g_scaled = self.g_optimizer.scale_loss(train_utils.replica_loss(g_total))
             d_scaled = self.d_optimizer.scale_loss(train_utils.replica_loss(d_loss))
         self.g_optimizer.apply(g_tape.gradient(g_scaled, self.g_vars), self.g_vars)

@@ -164,3 +164,38 @@ def test_total_loss_eq6():
     got = float(losses.total_generator_loss(1.0, 1.0, 1.0, 1.0, 1.0, lambda_ci=2, lambda_cg=3,
                                             lambda_p=4, lambda_r=5, lambda_adv=6))
     assert got == pytest.approx(20.0)
+
+
+def test_zero_init_hg_and_global_residual_start_as_identity():
+    """--hg_zero_init / --global_residual: at step 0 HG(x) == x and G_bl(x, HG(x)) == x, G_s(s) == s;
+    the paper configuration (both off) does not copy its input."""
+    nets = models.build_networks("tiny", global_residual=True, hg_zero_init=True)
+    x = tf.constant(_img())
+    s = tf.constant(_img(b=1))
+    for out in nets["hg"].call_all(x, training=False):
+        np.testing.assert_allclose(out.numpy(), np.asarray(x), atol=1e-6)
+    h = nets["hg"](x, training=False)
+    y = nets["g_bl"](models.g_bl_input(x, h), training=False)
+    np.testing.assert_allclose(y.numpy(), np.asarray(x), atol=1e-6)
+    np.testing.assert_allclose(nets["g_s"](s, training=True).numpy(), np.asarray(s), atol=1e-6)
+    paper = models.build_networks("tiny")
+    hp = paper["hg"](x, training=False)
+    assert np.abs(hp.numpy() - np.asarray(x)).max() > 1e-3
+    yp = paper["g_bl"](models.g_bl_input(x, hp), training=False)
+    assert np.abs(yp.numpy() - np.asarray(x)).mean() > 0.05
+
+
+def test_global_residual_output_is_clipped_input_plus_tanh_correction():
+    """With a non-zero last layer the residual generator returns clip(x[..., :3] + tanh(z))."""
+    nets = models.build_networks("tiny", use_hg=False, identity=False, global_residual=True)
+    g = nets["g_bl"]
+    x = tf.constant(_img())
+    g(x)
+    dec = nets["decoder"]
+    rng = np.random.default_rng(0)
+    dec.last.kernel.assign(rng.normal(0, 0.05, dec.last.kernel.shape).astype("float32"))
+    corr = dec(g.encoder(models._to_signed(x), training=False), training=False).numpy()
+    assert corr.min() >= -1.0 and corr.max() <= 1.0 and np.abs(corr).max() > 1e-3
+    np.testing.assert_allclose(g(x, training=False).numpy(),
+                               np.clip(np.asarray(x) + corr, 0.0, 1.0), atol=1e-6)
+    assert models.Decoder(residual=True).get_config()["residual"] is True

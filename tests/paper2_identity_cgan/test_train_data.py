@@ -93,6 +93,26 @@ def test_variant_no_identity_no_hg_one_step(tmp_path):
     assert any(np.abs(a - v.numpy()).max() > 0 for a, v in zip(before, t.g_vars))
 
 
+def test_adv_warmup_drops_adversarial_and_projection_terms(tmp_path):
+    """--adv_warmup_steps=1: step 1's Eq. 6 total is the content + reconstruction terms only;
+    step 2 adds lambda_adv L_cGAN + lambda_p L_p.  --global_residual: step 1 output = input."""
+    cfg = _config(str(tmp_path), "--stage=cgan", "--adv_warmup_steps=1", "--global_residual",
+                  "--hg_zero_init")
+    t = train.CGANTrainer(cfg, tf.distribute.get_strategy(), restore_hg=False)
+    for step in (1, 2):
+        out = {k: float(v) for k, v in t.replica_step(_batch()).items()}
+        base = (100 * out["g_content_i"] + 100 * out["g_content_g"]
+                + 100 * out["g_reconstruction"])
+        if step == 1:
+            np.testing.assert_allclose(out["g_total"], base, rtol=1e-4)
+            np.testing.assert_allclose(out["psnr_g_bl"], out["psnr_blurred"], rtol=1e-4)
+            assert out["g_reconstruction"] < 1e-6
+        else:
+            np.testing.assert_allclose(out["g_total"], base + out["g_adv"]
+                                       + 8 * out["g_projection"], rtol=1e-4)
+            assert out["g_adv"] > 0
+
+
 def test_cgan_step_and_checkpoint_round_trip_with_all_optimizers(tmp_path):
     wd = str(tmp_path / "c")
     cfg = _config(wd, "--stage=cgan")
