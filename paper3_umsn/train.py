@@ -45,6 +45,11 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_integer("num_kernels", 25000, "Kernels in the bank (paper: 25000).", **d)
     flags.DEFINE_integer("kernel_min", 13, "Smallest kernel size (paper: 13).", **d)
     flags.DEFINE_integer("kernel_max", 29, "Largest kernel size (paper: 29).", **d)
+    flags.DEFINE_float("kernel_exposure", 0.0, "camera_shake: trajectory fraction integrated; 0 = "
+                       "Boracchi-Foi random exposure (paper/literature behaviour), 1 = whole "
+                       "trajectory.", **d)
+    flags.DEFINE_float("kernel_min_taps", 0.0, "Redraw kernels with fewer effective taps "
+                       "(common.blur.effective_taps); 0 keeps every draw (paper).", **d)
     flags.DEFINE_float("noise_sigma", 0.03, "Gaussian noise on the blurred image (paper: 0.03).", **d)
     flags.DEFINE_float("learning_rate", 2e-4, "Adam learning rate of the stage's network.", **d)
     flags.DEFINE_float("cn_learning_rate", 2e-4, "Adam learning rate of CN (umsn stage).", **d)
@@ -74,7 +79,9 @@ def _resize(config):
 def make_kernel_bank(config):
     return blur.make_kernel_bank(config.kernels, num=config.num_kernels,
                                  sizes=range(config.kernel_min, config.kernel_max + 1, 2),
-                                 seed=config.seed)
+                                 seed=config.seed,
+                                 exposure=config.kernel_exposure or None,
+                                 min_taps=config.kernel_min_taps)
 
 
 def records_with_masks(image_dir, mask_dir, out_dir):
