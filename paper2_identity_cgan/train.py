@@ -16,6 +16,7 @@ Two stages, one trainer (``--stage``):
 from __future__ import annotations
 
 import glob
+import importlib
 import math
 import os
 
@@ -376,7 +377,9 @@ def own_flags(config) -> flags.FlagValues:
     """A FlagValues holding only this trainer's flags with ``config``'s values (the global
     FLAGS also holds flags other libraries define, which ``load_flags`` could not parse)."""
     own = flags.FlagValues()
-    define_all(own)
+    # define through the imported module, not ``__main__``: under ``python -m`` the flags would
+    # belong to ``__main__``, which ``train_utils.save_flags`` leaves out of flags.txt
+    importlib.import_module("paper2_identity_cgan.train").define_all(own)
     for name in own:
         if name in config:
             own[name].value = config[name].value
