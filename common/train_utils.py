@@ -146,7 +146,10 @@ def _own_flags(fv: flags.FlagValues) -> list:
     """
     own = {}
     for module, module_flags in fv.flags_by_module_dict().items():
-        if module.split(".")[0] not in PROJECT_MODULES:
+        # absl files `__main__`'s flags under sys.argv[0]: under `python -m pkg.train` that is the
+        # script's path, so a path inside the repository counts as ours too.
+        in_repo = os.path.isabs(module) and os.path.abspath(module).startswith(REPO_ROOT + os.sep)
+        if module.split(".")[0] not in PROJECT_MODULES and not in_repo:
             continue
         for flag in module_flags:
             own[flag.name] = flag

@@ -81,11 +81,18 @@ def test_save_flags_leaves_out_other_libraries_flags(tmp_path):
     _define_extra(fv)
     # A flag some library defines on import, as TensorFlow does with --delta_threshold.
     flags.DEFINE_integer("library_flag", 3, "not ours", flag_values=fv, module_name="somelib.module")
-    fv(["prog", "--library_flag=4", "--variant=tiny"])
+    flags.DEFINE_integer("site_flag", 3, "not ours", flag_values=fv,
+                         module_name="/usr/lib/python3/site-packages/somelib/flags.py")
+    # Under `python -m paper.train`, absl files __main__'s flags under the script's path.
+    flags.DEFINE_integer("main_flag", 3, "ours", flag_values=fv,
+                         module_name=os.path.join(tu.REPO_ROOT, "paper3_umsn", "train.py"))
+    fv(["prog", "--library_flag=4", "--site_flag=5", "--main_flag=6", "--variant=tiny"])
     text = open(tu.save_flags(fv, str(tmp_path))).read()
-    assert "library_flag" not in text and "--variant=tiny" in text
-    loaded = tu.load_flags([tu.define_common_flags, _define_extra], str(tmp_path))
-    assert loaded.variant == "tiny"
+    assert "library_flag" not in text and "site_flag" not in text
+    assert "--variant=tiny" in text and "--main_flag=6" in text
+    define_main = lambda fv: flags.DEFINE_integer("main_flag", 3, "ours", flag_values=fv)
+    loaded = tu.load_flags([tu.define_common_flags, _define_extra, define_main], str(tmp_path))
+    assert loaded.variant == "tiny" and loaded.main_flag == 6
 
 
 def test_set_precision_and_optimizer():
