@@ -1,0 +1,73 @@
+"""One command: train UMSN on the embedded sample for a few CPU minutes, evaluate, show results.
+
+    python -m paper3_umsn.demo --workdir=/tmp/umsn_demo            # ~6 minutes of training
+    python -m paper3_umsn.demo --workdir=/tmp/umsn_demo --minutes=2
+
+Runs the paper's four stages in order (Sec. IV-A: SN on clean faces, SN fine-tuned on blurry
+faces, the F-Nets, then UMSN + CN) from `configs/cpu_demo.flags` on `data/sample/faces` with their
+class masks, splitting the time budget between the stages, then `paper3_umsn.evaluate` on the
+held-out `data/sample/test_faces`. Prints Table III / Table I beside the paper's numbers and
+writes `WORKDIR/eval/contact_sheet.png` (blurred | UMSN | sharp). Each stage is an ordinary
+`python -m paper3_umsn.train` run, so an interrupted demo resumes where it stopped. A demo on 120
+faces for minutes is a smoke test of the whole method, not a reproduction of the paper.
+"""
+import os
+import subprocess
+import sys
+
+from absl import app, flags
+
+from common import train_utils
+
+# Share of the time budget per stage: most of it goes to the full network.
+STAGE_SHARES = (("sn_clean", 0.15), ("sn_blurry", 0.10), ("fnet", 0.25), ("umsn", 0.50))
+
+
+def define_flags(fv=flags.FLAGS):
+    flags.DEFINE_string("workdir", None, "Folder for the four stage workdirs and eval/.",
+                        flag_values=fv)
+    flags.DEFINE_float("minutes", 6.0, "Training minutes over all four stages.", flag_values=fv)
+    flags.DEFINE_string("train_data", "data/sample/faces", "Sharp training faces (folder).",
+                        flag_values=fv)
+    flags.DEFINE_string("mask_dir", "data/sample/masks", "Class masks <stem>.png of the faces.",
+                        flag_values=fv)
+    flags.DEFINE_string("test_data", "data/sample/test_faces", "Held-out sharp faces (folder).",
+                        flag_values=fv)
+    flags.DEFINE_integer("num_images", 30, "Test faces to evaluate.", flag_values=fv)
+
+
+def stage_commands(workdir, minutes, train_data, mask_dir, test_data):
+    """The `python -m paper3_umsn.train` command lines of the four stages, in order."""
+    flagfile = os.path.join(train_utils.REPO_ROOT, "paper3_umsn", "configs", "cpu_demo.flags")
+    common = [sys.executable, "-m", "paper3_umsn.train", f"--flagfile={flagfile}",
+              f"--train_data={train_data}", f"--mask_dir={mask_dir}", f"--eval_data={test_data}",
+              "--num_steps=1000000"]
+    init = {"sn_blurry": ["--learning_rate=0.00001", f"--init_sn={workdir}/sn_clean"],
+            "fnet": [f"--init_sn={workdir}/sn_blurry"],
+            "umsn": [f"--init_sn={workdir}/sn_blurry", f"--init_fnets={workdir}/fnet"]}
+    return [(stage, common + [f"--stage={stage}", f"--workdir={os.path.join(workdir, stage)}",
+                              f"--max_train_minutes={minutes * share:.3f}"] + init.get(stage, []))
+            for stage, share in STAGE_SHARES]
+
+
+def main(argv):
+    del argv
+    fv = flags.FLAGS
+    if not fv.workdir:
+        raise app.UsageError("--workdir is required")
+    workdir = os.path.abspath(fv.workdir)
+    for stage, command in stage_commands(workdir, fv.minutes, fv.train_data, fv.mask_dir,
+                                         fv.test_data):
+        print(f"[demo] stage {stage}: {' '.join(command[1:])}", flush=True)
+        subprocess.run(command, cwd=train_utils.REPO_ROOT, check=True)
+    eval_dir = os.path.join(workdir, "eval")
+    subprocess.run([sys.executable, "-m", "paper3_umsn.evaluate",
+                    f"--workdir={os.path.join(workdir, 'umsn')}", f"--test_data={fv.test_data}",
+                    f"--num_images={fv.num_images}", f"--output_dir={eval_dir}"],
+                   cwd=train_utils.REPO_ROOT, check=True)
+    print(f"[demo] contact sheet: {os.path.join(eval_dir, 'contact_sheet.png')}")
+
+
+if __name__ == "__main__":
+    define_flags(flags.FLAGS)
+    app.run(main, flags_parser=train_utils.flags_parser)
