@@ -13,10 +13,24 @@ def test_evaluate_prints_tables_with_paper_numbers(stages):
     assert result["restored"].shape == (4, 32, 32, 3)
     np.testing.assert_allclose(result["psnr_blurred"], [
         -10 * np.log10(np.mean((b - s) ** 2)) for b, s in zip(result["blurred"], result["sharp"])], rtol=1e-4)
-    t3, t1, t6 = evaluate.tables(result, "celeba", [result])
+    t3, t1_region, t1_masked, t6 = evaluate.tables(result, "celeba", [result])
     text = str(t3)
     assert "Table III" in text and "25.90" in text and "UMSN" in text
-    assert "29.27" in str(t1) and "class-3 PSNR" in str(t1)
+    assert "(region)" in str(t1_region) and "(masked_image)" in str(t1_masked)
+    assert "29.27" in str(t1_masked) and "class-3 PSNR" in str(t1_masked)
+    assert "29.27" not in str(t1_region)   # the paper's row only beside the matching convention
+    # masked-image PSNR: the class's squared error over the whole frame (NumPy recomputation)
+    cls = result["classes"]
+    for k in range(4):
+        col = f"class-{k + 1} PSNR"
+        want = []
+        for r, x, c in zip(result["restored"], result["sharp"], cls):
+            m = (c == k)[..., None]
+            if m.any():
+                want.append(-10 * np.log10(np.mean((m * (r.astype(np.float64) - x)) ** 2)))
+        if want:
+            assert t1_masked.value("UMSN", col) == pytest.approx(np.mean(want), rel=1e-4), col
+            assert t1_masked.value("UMSN", col) >= t1_region.value("UMSN", col) - 1e-9, col
     assert "25.90" in str(t6)
     assert t3.value("Blurred input", "PSNR") == pytest.approx(float(np.mean(result["psnr_blurred"])))
 
