@@ -9,15 +9,20 @@ the only reading under which the paper's per-class numbers can exceed its whole-
 classes from SN's argmax on the sharp image) and,
 with --ablation_workdirs, Table VI (one row per run). Blur: the run's kernel bank (seed + 1,
 so not the training draw) applied on the fly to the sharp test faces, noise as in training.
-Tables IV/V (VGG-Face distance, recognition) need face models: see `python -m common.face_eval`.
+With --face_tables also Table IV (identity feature distance of restored vs sharp and of
+blurred vs sharp, whole test faces) and Table V (top-1/3/5 recognition of one probe per LFW
+identity against a sharp gallery, each probe blurred with --blurs_per_probe kernels of the
+run's bank), through `common.face` / `common.face_eval` (dlib 128-D descriptor by default; the
+paper's d_VGG is VGG-Face pool5, so the two are not on the same scale).
 """
 import os
+import zlib
 
 import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
-from common import image_io, metrics, pipeline, report, train_utils
+from common import face_eval, image_io, inference, metrics, paths, pipeline, report, tfrecord, train_utils
 from paper3_umsn import models, train
 
 PAPER_TABLE_III = {  # Table III, CelebA and Helen columns
@@ -37,6 +42,24 @@ PAPER_TABLE_VI = {  # Table VI: (PSNR, SSIM)
     "umsn_no_lc": {"helen": (26.61, 0.87), "celeba": (25.67, 0.87)},
     "umsn": {"helen": (26.93, 0.897), "celeba": (25.90, 0.90)},
 }
+PAPER_TABLE_IV = {  # Table IV: d_VGG (VGG-Face pool5 L2 distance), lower is better
+    "Xu et al. [13]": {"helen": 10.15, "celeba": 11.38},
+    "Zhong et al. [44]": {"helen": 12.28, "celeba": 14.72},
+    "Nah et al. [7]": {"helen": 7.46, "celeba": 8.92},
+    "Ziyi et al. [9]": {"helen": 5.87, "celeba": 6.49},
+    "UMSN": {"helen": 5.23, "celeba": 5.57},
+}
+PAPER_TABLE_V = {  # Table V (CelebA): top-1/3/5 recognition accuracy in %
+    "Clear images": (71, 84, 89),
+    "Blurred images": (31, 46, 53),
+    "Pan et al. [29]": (44, 57, 64),
+    "Xu et al. [13]": (43, 57, 64),
+    "Zhong et al. [44]": (30, 44, 51),
+    "Nah et al. [7]": (42, 59, 65),
+    "Ziyi et al. [9]": (54, 68, 74),
+    "UMSN": (59, 72, 80),
+}
+RANKS = (1, 3, 5)
 ROW_NAMES = {"bn": "baseline (BN)", "bn_sem": "+ semantic maps", "bn_sem_nrl": "+ nested residuals",
              "umsn_no_lc": "UMSN without L_c", "umsn": "UMSN"}
 
@@ -50,23 +73,28 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_integer("num_images", 256, "At most this many test images.", **d)
     flags.DEFINE_integer("eval_crop", 0, "Centre crop (0: the run's --crop).", **d)
     flags.DEFINE_string("output_dir", None, "Write tables (CSV/Markdown) and a contact sheet here.", **d)
+    flags.DEFINE_bool("face_tables", False, "Also Tables IV (identity distance) and V "
+                      "(recognition); needs the face extra (dlib).", **d)
+    flags.DEFINE_string("lfw_dir", os.path.join(paths.SHARED_DATA, "lfw"),
+                        "LFW folder (<name>/<name>_NNNN.jpg) for Table V.", **d)
+    flags.DEFINE_enum("identity_model", "dlib_resnet", ["dlib_resnet", "vgg_face"],
+                      "Identity descriptor for Tables IV/V (vgg_face needs --vgg_face_weights).", **d)
+    flags.DEFINE_string("vgg_face_weights", None, "Keras VGG-Face weights file (vgg_face).", **d)
+    flags.DEFINE_string("dlib_models_dir", None, "Folder of the dlib .dat models (default: the "
+                        "face_recognition_models package).", **d)
+    flags.DEFINE_integer("recognition_ids", 100, "Table V: at most this many identities "
+                         "(paper: 100).", **d)
+    flags.DEFINE_integer("gallery_per_id", 9, "Table V: sharp gallery images per identity "
+                         "(paper: 9).", **d)
+    flags.DEFINE_integer("blurs_per_probe", 4, "Table V: blurred versions of each probe (paper: "
+                         "8000 for 100 probes = 80).", **d)
+    flags.DEFINE_integer("face_crop", 150, "Centre crop of every face image for Tables IV/V "
+                         "(150: the scale of data/sample/faces and the held-out test faces).", **d)
 
 
 def load_config(workdir):
-    """The run's FlagValues from workdir/flags.txt, keeping only the trainer's own flags (a run
-    started as __main__ may also have saved absl/TF global flags such as --delta_threshold)."""
-    fresh = flags.FlagValues()
-    train_utils.define_common_flags(fresh)
-    train.define_flags(fresh)
-    path = os.path.join(workdir, "flags.txt")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found: --workdir must be a umsn-stage training workdir")
-    with open(path, encoding="utf-8") as f:
-        lines = [ln.strip() for ln in f if ln.strip().startswith("--")]
-    known = [ln for ln in lines if ln[2:].split("=", 1)[0].removeprefix("no") in fresh
-             or ln[2:].split("=", 1)[0] in fresh]
-    fresh(["prog", *known])
-    return fresh
+    """The run's FlagValues from workdir/flags.txt (FileNotFoundError naming --workdir if absent)."""
+    return train_utils.load_flags([train_utils.define_common_flags, train.define_flags], workdir)
 
 
 def load_run(workdir):
@@ -109,6 +137,7 @@ def run_eval(workdir, test_data, num_images=256, crop=0):
     out["ssim_restored"] = metrics.ssim(out["restored"], out["sharp"])
     out["ssim_blurred"] = metrics.ssim(out["blurred"], out["sharp"])
     out["config"] = config
+    out["model"] = model
     return out
 
 
@@ -155,6 +184,228 @@ def tables(result, paper_set="celeba", ablation_results=()):
     return out
 
 
+# ============================================================== Tables IV and V (face models)
+IDENTITY_LABELS = {"dlib_resnet": "dlib ResNet 128-D descriptor, L2-normalised",
+                   "vgg_face": "VGG-Face fc7 4096-D, L2-normalised"}
+
+
+def centre_crop(img, size):
+    """The centre size x size window of img (each side capped at the image's own)."""
+    h, w = img.shape[:2]
+    if not size or (h <= size and w <= size):
+        return img
+    ch, cw = min(size, h), min(size, w)
+    t, l = (h - ch) // 2, (w - cw) // 2
+    return img[t:t + ch, l:l + cw]
+
+
+def load_faces(source, num_images, crop=0):
+    """{name: uint8 [H,W,3]}: the first num_images whole faces of an image folder or TFRecords,
+    centre-cropped to `crop` (0: as stored)."""
+    out = {}
+    if os.path.isdir(source):
+        for path in image_io.list_images(source)[:num_images]:
+            out[os.path.relpath(path, source)] = centre_crop(image_io.read_image(path), crop)
+    else:
+        ds = tf.data.TFRecordDataset(tfrecord.list_files(source)).take(num_images)
+        for i, rec in enumerate(ds):
+            img = tfrecord.parse_example(rec, (tfrecord.SHARP,))[tfrecord.SHARP].numpy()
+            out[f"record_{i:06d}"] = centre_crop(img, crop)
+    return out
+
+
+class _Keyed:
+    """Sharp image of a key 'name' or 'name#tag' (the tag only selects the blur)."""
+
+    def __init__(self, load):
+        self.load = load
+
+    def __call__(self, key):
+        return self.load(key.split("#", 1)[0])
+
+
+def make_blur(kernels, noise_sigma, load, seed):
+    """blur(name, j=0) -> uint8 blurred image: `common.face_eval.BlurredSource` over `load(name)`
+    (kernel kernels[crc32(key) % K], Gaussian noise seeded by the same key, rounded to uint8) with
+    key = 'name#s<seed>#<j>', so each image and blur index j gets its own fixed kernel."""
+    src = face_eval.BlurredSource(_Keyed(load), kernels, noise_sigma)
+    return lambda name, j=0: src(f"{name}#s{seed}#{j}")
+
+
+class FaceModels:
+    """An identity model and one face box per image, detected on the SHARP image (dlib HOG, as
+    `common.face_eval`) and reused for every condition; the whole image when none is found."""
+
+    def __init__(self, identity, detector):
+        self.identity, self.detector = identity, detector
+        self.boxes, self.fallbacks = {}, 0
+
+    def box(self, name, sharp):
+        if name not in self.boxes:
+            from common.face import Box
+            b = self.detector.detect_largest(sharp)
+            if b is None:
+                b = Box(0.0, 0.0, float(sharp.shape[1]), float(sharp.shape[0]), 0.0)
+                self.fallbacks += 1
+            self.boxes[name] = b
+        return self.boxes[name]
+
+    def embed(self, name, sharp, image):
+        """Descriptor of `image` (a version of face `name`) in the box found on `sharp`."""
+        return np.asarray(self.identity.embed(image, self.box(name, sharp)), np.float64)
+
+
+def build_face_models(identity_model="dlib_resnet", vgg_face_weights=None, dlib_models_dir=None):
+    if identity_model == "vgg_face" and not vgg_face_weights:
+        raise ValueError("--identity_model=vgg_face needs --vgg_face_weights=PATH (a Keras VGG-Face "
+                         "weights file; none ships and nothing is downloaded), or use "
+                         "--identity_model=dlib_resnet")
+    from common import face
+    extra = {} if identity_model == "vgg_face" else {"models_dir": dlib_models_dir or None}
+    identity = face.get_identity_model(identity_model, weights=vgg_face_weights or None, **extra)
+    return FaceModels(identity, face.get_detector("dlib"))
+
+
+def _restore(model, y, stride):
+    return image_io.to_uint8(inference.deblur_image(model, y, stride=stride))
+
+
+def identity_distances(model, faces, blur, fm, stride=models.UMSN_STRIDE):
+    """Table IV: per face, the L2 distance between identity descriptors of (blurred, sharp) and of
+    (restored, sharp); restored = `common.inference.deblur_image` on the whole blurred face.
+    Returns dict d_blurred [N], d_restored [N], names, embeddings (sharp/blurred/restored [N,D])."""
+    emb = {"sharp": [], "blurred": [], "restored": []}
+    for name, sharp in faces.items():
+        y = blur(name)
+        for cond, img in (("sharp", sharp), ("blurred", y), ("restored", _restore(model, y, stride))):
+            emb[cond].append(fm.embed(name, sharp, img))
+    emb = {k: np.stack(v) for k, v in emb.items()}
+    return {"names": list(faces),
+            "d_blurred": np.linalg.norm(emb["blurred"] - emb["sharp"], axis=1),
+            "d_restored": np.linalg.norm(emb["restored"] - emb["sharp"], axis=1),
+            "embeddings": emb}
+
+
+def lfw_identities(lfw_dir):
+    """{identity: [relative image paths]} of an LFW folder (<name>/<name>_NNNN.jpg)."""
+    out = {}
+    for ident in sorted(os.listdir(lfw_dir)):
+        d = os.path.join(lfw_dir, ident)
+        if os.path.isdir(d):
+            out[ident] = [os.path.join(ident, f) for f in sorted(os.listdir(d))
+                          if f.lower().endswith(image_io.IMAGE_EXTENSIONS)]
+    return out
+
+
+def recognition_split(images_by_id, num_ids=100, gallery_per_id=9, seed=0):
+    """`common.face_eval.probe_gallery_split`, then ONE probe per identity (the paper: 100 probes,
+    each blurred many times). Returns (gallery, gallery_ids, probes, probe_ids)."""
+    gallery, gallery_ids, probes, probe_ids = face_eval.probe_gallery_split(
+        images_by_id, num_ids, gallery_per_id, seed)
+    first = {}
+    for p, ident in zip(probes, probe_ids):
+        first.setdefault(ident, p)
+    return gallery, gallery_ids, list(first.values()), list(first)
+
+
+def recognition(model, load, split, blur, fm, blurs_per_probe=4, stride=models.UMSN_STRIDE,
+                ks=RANKS):
+    """Table V: closed-set top-k accuracy (`common.face_eval.recognition_topk`) of the probes as
+    they are ("clear"), blurred `blurs_per_probe` times ("blurred") and each blurred version
+    restored by `model` ("restored"), against the sharp gallery. Returns {"accuracy": {cond: {k:
+    acc}}, "embeddings": {cond: [P,D], "gallery": [G,D]}, "ids": {cond: [P]}, "gallery_ids"}."""
+    gallery, gallery_ids, probes, probe_ids = split
+    g_emb = np.stack([fm.embed(r, load(r), load(r)) for r in gallery])
+    emb = {"clear": [], "blurred": [], "restored": []}
+    ids = {"clear": list(probe_ids), "blurred": [], "restored": []}
+    for rel, ident in zip(probes, probe_ids):
+        sharp = load(rel)
+        emb["clear"].append(fm.embed(rel, sharp, sharp))
+        for j in range(blurs_per_probe):
+            y = blur(rel, j)
+            emb["blurred"].append(fm.embed(rel, sharp, y))
+            emb["restored"].append(fm.embed(rel, sharp, _restore(model, y, stride)))
+            ids["blurred"].append(ident)
+            ids["restored"].append(ident)
+    emb = {k: np.stack(v) for k, v in emb.items()}
+    acc = {k: face_eval.recognition_topk(emb[k], ids[k], g_emb, gallery_ids, ks) for k in emb}
+    return {"accuracy": acc, "embeddings": {**emb, "gallery": g_emb}, "ids": ids,
+            "gallery_ids": list(gallery_ids)}
+
+
+def face_tables(iv, v, paper_set="celeba", identity_model="dlib_resnet", notes_iv=(), notes_v=()):
+    """Tables IV and V (report.Table) from `identity_distances` and `recognition` results."""
+    label = IDENTITY_LABELS[identity_model]
+    n = len(iv["names"])
+    t4 = report.Table(f"Table IV: identity feature distance d, lower is better (ours: {n} test "
+                      f"faces, {label}; paper: d_VGG, {paper_set})", ["d"], formats=".3f",
+                      notes=[f"ours: mean L2 distance to the sharp face's descriptor ({label}: "
+                             "range 0..2); paper: L2 distance of VGG-Face pool5 features: NOT the "
+                             "same scale, compare rows within one column only", *notes_iv])
+    t4.add("Blurred input", ours=[float(np.mean(iv["d_blurred"]))])
+    for name, vals in PAPER_TABLE_IV.items():
+        if name != "UMSN":
+            t4.add(name, paper=[vals[paper_set]])
+    t4.add("UMSN (ours)", ours=[float(np.mean(iv["d_restored"]))],
+           paper=[PAPER_TABLE_IV["UMSN"][paper_set]])
+    cols = [f"Top-{k}" for k in RANKS]
+    acc = v["accuracy"]
+    pct = lambda cond: [100.0 * acc[cond][k] for k in RANKS]
+    n_ids = len(set(v["gallery_ids"]))
+    t5 = report.Table(f"Table V: top-1/3/5 recognition accuracy, % (ours: {len(v['ids']['clear'])} "
+                      f"probes, one per identity, x {len(v['ids']['blurred']) // max(len(v['ids']['clear']), 1)} "
+                      f"blurs = {len(v['ids']['blurred'])} blurred probes, gallery "
+                      f"{len(v['gallery_ids'])} sharp images of {n_ids} LFW identities, {label}; "
+                      "paper: CelebA, 100 identities x 9 gallery, 8000 blurred probes, OpenFace)",
+                      cols, formats=".1f", notes=list(notes_v))
+    t5.add("Clear images", ours=pct("clear"), paper=list(PAPER_TABLE_V["Clear images"]))
+    t5.add("Blurred images", ours=pct("blurred"), paper=list(PAPER_TABLE_V["Blurred images"]))
+    for name, vals in PAPER_TABLE_V.items():
+        if name not in ("Clear images", "Blurred images", "UMSN"):
+            t5.add(name, paper=list(vals))
+    t5.add("UMSN (ours)", ours=pct("restored"), paper=list(PAPER_TABLE_V["UMSN"]))
+    return [t4, t5]
+
+
+def run_face_tables(model, config, test_data, num_images=256, paper_set="celeba", lfw_dir=None,
+                    identity_model="dlib_resnet", vgg_face_weights=None, dlib_models_dir=None,
+                    recognition_ids=100, gallery_per_id=9, blurs_per_probe=4, face_crop=150):
+    """Tables IV and V for a restored run (`load_run`'s model and config); see the flags."""
+    fm = build_face_models(identity_model, vgg_face_weights, dlib_models_dir)
+    kernels = train.make_kernel_bank(config)
+    seed = config.seed + 1   # not the training draw (as run_eval)
+    net = tf.function(lambda x: model(x), reduce_retracing=True)
+    blur_desc = (f"blur: the run's bank ({len(kernels)} {config.kernels} kernels "
+                 f"{config.kernel_min}..{config.kernel_max} px), noise sigma {config.noise_sigma:g}, "
+                 "kernel and noise fixed per image by crc32 of its name (common.face_eval.BlurredSource)")
+    faces = load_faces(test_data, num_images, face_crop)
+    iv = identity_distances(net, faces, make_blur(kernels, config.noise_sigma, faces.__getitem__, seed), fm)
+    fb_iv = fm.fallbacks
+    lfw_dir = lfw_dir or os.path.join(paths.SHARED_DATA, "lfw")
+    by_id = lfw_identities(lfw_dir)
+    split = recognition_split(by_id, recognition_ids, gallery_per_id, seed=config.seed)
+    cache = {}
+
+    def load(rel):
+        if rel not in cache:
+            cache[rel] = centre_crop(image_io.read_image(os.path.join(lfw_dir, rel)), face_crop)
+        return cache[rel]
+
+    v = recognition(net, load, split, make_blur(kernels, config.noise_sigma, load, seed), fm,
+                    blurs_per_probe)
+    n_ids = len(set(split[1]))
+    eligible = sum(len(x) > gallery_per_id for x in by_id.values())
+    return face_tables(
+        iv, v, paper_set, identity_model,
+        notes_iv=[f"whole {face_crop}-px faces of {test_data}; face box: dlib HOG on the sharp "
+                  f"face, reused for blurred/restored (whole image for {fb_iv} of {len(faces)})",
+                  blur_desc],
+        notes_v=[f"only {eligible} identities of {lfw_dir} have more than {gallery_per_id} images "
+                 f"(paper: 100), {n_ids} used: chance top-1 = {100.0 / n_ids:.1f} %",
+                 f"face boxes on the sharp images (whole image for {fm.fallbacks - fb_iv} of "
+                 f"{len(split[0]) + len(split[2])}); {blur_desc}"])
+
+
 def main(argv):
     del argv
     fv = flags.FLAGS
@@ -163,6 +414,11 @@ def main(argv):
     result = run_eval(fv.workdir, fv.test_data, fv.num_images, fv.eval_crop)
     abl = [run_eval(w, fv.test_data, fv.num_images, fv.eval_crop) for w in fv.ablation_workdirs]
     tabs = tables(result, fv.paper_set, abl)
+    if fv.face_tables:
+        tabs += run_face_tables(
+            result["model"], result["config"], fv.test_data, fv.num_images, fv.paper_set,
+            fv.lfw_dir, fv.identity_model, fv.vgg_face_weights, fv.dlib_models_dir,
+            fv.recognition_ids, fv.gallery_per_id, fv.blurs_per_probe, fv.face_crop)
     for t in tabs:
         print(t)
         print()
