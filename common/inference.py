@@ -7,6 +7,7 @@ A "model" here is any callable taking float32 [B,H,W,3] images in [0, 1] and ret
     restored = deblur_image(model, img, stride=4, tile=256)    # big images in overlapping tiles
     restored = deblur_faces(model, img, detector, stride=4)    # detect -> crop -> deblur -> paste
     outs = deblur_files(model, paths, output_dir, stride=4)    # never overwrites an input
+    outs = run_deblur(load_fn, checkpoint, paths, output_dir, stride=4, face_detector="mtcnn")
     export_model(keras_model, out_dir)   # out_dir/model.keras + out_dir/saved_model/
     model = load_keras(path)             # safe_mode=True
 """
@@ -208,6 +209,54 @@ def deblur_files(model: Callable, inputs: Sequence[str], output_dir: str, stride
             res = deblur_image(model, img, stride, tile)
         written.append(image_io.write_image(dst, res) or dst)
     return written
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def define_deblur_flags(fv, *, checkpoint_help: str, suffix: str, stride: int) -> None:
+    """The flags of a paper's `deblur` CLI that takes its inputs as positional arguments:
+    --checkpoint --output_dir --suffix --tile --face_detector --face_size --overwrite."""
+    from absl import flags
+    d = dict(flag_values=fv)
+    flags.DEFINE_string("checkpoint", None, checkpoint_help, **d)
+    flags.DEFINE_string("output_dir", None, "Where the deblurred PNGs go.", **d)
+    flags.DEFINE_string("suffix", suffix, "Appended to each output file name.", **d)
+    flags.DEFINE_integer("tile", 0, "Process images larger than this in overlapping tiles "
+                         f"(0: whole image; a multiple of {stride}).", **d)
+    flags.DEFINE_string("face_detector", None, "mtcnn | haar | dlib: deblur detected faces only.", **d)
+    flags.DEFINE_integer("face_size", 0, "Resize each face crop to this size for the network "
+                         "(0: as is).", **d)
+    flags.DEFINE_bool("overwrite", False, "Replace existing outputs (never inputs).", **d)
+
+
+def run_deblur(load_model: Callable, checkpoint, inputs: Sequence[str], output_dir: str, *,
+               stride: int, suffix: str = "", tile: int = 0, face_detector: str | None = None,
+               face_size: int = 0, overwrite: bool = False) -> list[str]:
+    """load_model(checkpoint) -> model, then `deblur_files`; returns the written paths.
+
+    face_detector: a `common.face.get_detector` name (None: whole images). face_size 0: face
+    crops go to the network at their own size.
+    """
+    model = load_model(checkpoint)
+    detector = None
+    if face_detector:
+        from common.face import get_detector  # pylint: disable=import-outside-toplevel
+        detector = get_detector(face_detector)
+    return deblur_files(model, inputs, output_dir, stride=stride, tile=tile, detector=detector,
+                        face_size=face_size or None, suffix=suffix, overwrite=overwrite)
+
+
+def deblur_main(argv: Sequence[str], run: Callable, fv) -> None:
+    """`main` of a deblur CLI defined by `define_deblur_flags`: argv[1:] are the inputs,
+    run(checkpoint, inputs, output_dir, suffix=, tile=, face_detector=, face_size=, overwrite=)
+    deblurs them (usually `run_deblur` with the paper's loader); prints each written path."""
+    if len(argv) < 2:
+        from absl import app  # pylint: disable=import-outside-toplevel
+        raise app.UsageError("give one or more input images or folders")
+    for path in run(fv.checkpoint, argv[1:], fv.output_dir, suffix=fv.suffix, tile=fv.tile,
+                    face_detector=fv.face_detector, face_size=fv.face_size, overwrite=fv.overwrite):
+        print(path)
 
 
 # --------------------------------------------------------------------------- export

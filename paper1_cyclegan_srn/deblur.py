@@ -14,40 +14,28 @@ from paper1_cyclegan_srn import evaluate
 
 
 def define_flags(fv=flags.FLAGS):
-    d = dict(flag_values=fv)
-    flags.DEFINE_string("checkpoint", None, "SRN workdir (flags.txt + checkpoints/).", **d)
-    flags.DEFINE_string("output_dir", None, "Where the deblurred PNGs go.", **d)
-    flags.DEFINE_string("suffix", "_srn", "Appended to each output file name.", **d)
-    flags.DEFINE_integer("tile", 0, "Process images larger than this in overlapping tiles "
-                         "(0: whole image; a multiple of 16).", **d)
-    flags.DEFINE_string("face_detector", None, "mtcnn | haar | dlib: deblur detected faces only.", **d)
-    flags.DEFINE_integer("face_size", 0, "Resize each face crop to this size for the network "
-                         "(0: as is).", **d)
-    flags.DEFINE_bool("overwrite", False, "Replace existing outputs (never inputs).", **d)
+    inference.define_deblur_flags(fv, checkpoint_help="SRN workdir (flags.txt + checkpoints/).",
+                                  suffix="_srn", stride=16)
+    flags.adopt_module_key_flags(inference, flag_values=fv)  # listed by --helpshort
 
 
-def run(checkpoint, input_paths, output_dir, suffix="_srn", tile=0, face_detector=None,
-        face_size=0, overwrite=False):
+def load_model(checkpoint):
+    """The SRN of an SRN workdir as a [0,1] -> [0,1] function."""
     if not checkpoint:
         raise app.UsageError("--checkpoint is required (an SRN training workdir)")
-    model = evaluate.load_srn(checkpoint)
-    detector = None
-    if face_detector:
-        from common.face import get_detector
-        detector = get_detector(face_detector)
+    return evaluate.load_srn(checkpoint)
+
+
+def run(checkpoint, input_paths, output_dir, suffix="_srn", **options):
+    """Deblurs input_paths into output_dir; options: tile, face_detector, face_size, overwrite
+    (`common.inference.run_deblur`). Returns the written paths."""
     # SRN pads internally to its stride (16 for 3 scales); stride 16 here keeps tiles aligned.
-    return inference.deblur_files(lambda x: model(x), input_paths, output_dir, stride=16,
-                                  tile=tile, detector=detector, face_size=face_size or None,
-                                  suffix=suffix, overwrite=overwrite)
+    return inference.run_deblur(load_model, checkpoint, input_paths, output_dir, stride=16,
+                                suffix=suffix, **options)
 
 
 def main(argv):
-    fv = flags.FLAGS
-    if len(argv) < 2:
-        raise app.UsageError("give one or more input images or folders")
-    for path in run(fv.checkpoint, argv[1:], fv.output_dir, fv.suffix, fv.tile, fv.face_detector,
-                    fv.face_size, fv.overwrite):
-        print(path)
+    inference.deblur_main(argv, run, flags.FLAGS)
 
 
 if __name__ == "__main__":

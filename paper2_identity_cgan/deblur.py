@@ -35,15 +35,11 @@ def main(argv):
     fv = flags.FLAGS
     if not fv.checkpoint or not fv.output_dir or not fv.input:
         raise app.UsageError("--checkpoint, --input and --output_dir are required")
-    run, _ = evaluate.load_model(fv.checkpoint)
-    detector = None
-    if fv.faces:
-        from common import face  # pylint: disable=import-outside-toplevel
-        detector = face.get_detector(fv.detector)
-    paths = inference.deblur_files(run, inference.expand_inputs(fv.input), fv.output_dir,
-                                   stride=models.GEN_DIVISOR, tile=fv.tile, detector=detector,
-                                   face_size=fv.face_size if fv.faces else None,
-                                   overwrite=fv.overwrite)
+    paths = inference.run_deblur(lambda workdir: evaluate.load_model(workdir)[0], fv.checkpoint,
+                                 inference.expand_inputs(fv.input), fv.output_dir,
+                                 stride=models.GEN_DIVISOR, tile=fv.tile,
+                                 face_detector=fv.detector if fv.faces else None,
+                                 face_size=fv.face_size if fv.faces else 0, overwrite=fv.overwrite)
     for p in paths:
         print(p)
 

@@ -13,14 +13,9 @@ from paper3_umsn import models
 
 
 def define_flags(fv=flags.FLAGS):
-    d = dict(flag_values=fv)
-    flags.DEFINE_string("checkpoint", None, "umsn-stage workdir or exported .keras file.", **d)
-    flags.DEFINE_string("output_dir", None, "Where the deblurred PNGs go.", **d)
-    flags.DEFINE_string("suffix", "_umsn", "Appended to each output file name.", **d)
-    flags.DEFINE_integer("tile", 0, "Process images larger than this in overlapping tiles (0: whole).", **d)
-    flags.DEFINE_string("face_detector", None, "mtcnn | haar | dlib: deblur detected faces only.", **d)
-    flags.DEFINE_integer("face_size", 0, "Resize each face crop to this size for the network (0: as is).", **d)
-    flags.DEFINE_bool("overwrite", False, "Replace existing outputs (never inputs).", **d)
+    inference.define_deblur_flags(fv, checkpoint_help="umsn-stage workdir or exported .keras file.",
+                                  suffix="_umsn", stride=models.UMSN_STRIDE)
+    flags.adopt_module_key_flags(inference, flag_values=fv)  # listed by --helpshort
 
 
 def load_model(checkpoint):
@@ -32,25 +27,15 @@ def load_model(checkpoint):
     return evaluate.load_run(checkpoint)[1]
 
 
-def run(checkpoint, inputs, output_dir, suffix="_umsn", tile=0, face_detector=None, face_size=0,
-        overwrite=False):
-    model = load_model(checkpoint)
-    detector = None
-    if face_detector:
-        from common.face import get_detector
-        detector = get_detector(face_detector)
-    return inference.deblur_files(lambda x: model(x), inputs, output_dir, stride=models.UMSN_STRIDE,
-                                  tile=tile, detector=detector, face_size=face_size or None,
-                                  suffix=suffix, overwrite=overwrite)
+def run(checkpoint, inputs, output_dir, suffix="_umsn", **options):
+    """Deblurs inputs into output_dir; options: tile, face_detector, face_size, overwrite
+    (`common.inference.run_deblur`). Returns the written paths."""
+    return inference.run_deblur(load_model, checkpoint, inputs, output_dir,
+                                stride=models.UMSN_STRIDE, suffix=suffix, **options)
 
 
 def main(argv):
-    fv = flags.FLAGS
-    if len(argv) < 2:
-        raise app.UsageError("give one or more input images or folders")
-    for path in run(fv.checkpoint, argv[1:], fv.output_dir, fv.suffix, fv.tile, fv.face_detector,
-                    fv.face_size, fv.overwrite):
-        print(path)
+    inference.deblur_main(argv, run, flags.FLAGS)
 
 
 if __name__ == "__main__":

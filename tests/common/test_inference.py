@@ -93,6 +93,55 @@ def test_files_never_overwrite_inputs(tmp_path):
         inference.output_paths(["x/a.png", "y/a.jpg"], str(tmp_path / "o"))
 
 
+def test_run_deblur_loads_once_detects_faces_and_keeps_outputs(tmp_path, monkeypatch):
+    img = (RNG.random((12, 10, 3)) * 255).astype(np.uint8)
+    image_io.write_image(str(tmp_path / "a.png"), img)
+    loaded = []
+
+    def load(checkpoint):
+        loaded.append(checkpoint)
+        return _stride_model(4)
+    box = type("B", (), dict(left=2, top=2, right=6, bottom=6))()
+    import common.face
+    names = []
+    monkeypatch.setattr(common.face, "get_detector",
+                        lambda name: names.append(name) or _FakeDetector([box]))
+    out_dir = str(tmp_path / "out")
+    outs = inference.run_deblur(load, "ckpt", [str(tmp_path)], out_dir, stride=4, suffix="_x",
+                                face_detector="fake")
+    assert loaded == ["ckpt"] and names == ["fake"]
+    assert outs == [os.path.join(out_dir, "a_x.png")]
+    res = image_io.read_image(outs[0]).astype(int)
+    # margin 0.3 of a 4-pixel box: rows/cols 0..7 deblurred (1 - x), the rest untouched
+    np.testing.assert_allclose(res[:8, :8], 255 - img[:8, :8].astype(int), atol=1)
+    np.testing.assert_array_equal(res[8:], img[8:])
+    with pytest.raises(FileExistsError):
+        inference.run_deblur(load, "ckpt", [str(tmp_path / "a.png")], out_dir, stride=4, suffix="_x")
+    outs = inference.run_deblur(load, "ckpt", [str(tmp_path / "a.png")], out_dir, stride=4,
+                                suffix="_x", overwrite=True)
+    np.testing.assert_allclose(image_io.read_image(outs[0]).astype(int), 255 - img.astype(int), atol=1)
+
+
+def test_deblur_main_passes_positional_inputs_and_flags(capsys):
+    from absl import app, flags
+    fv = flags.FlagValues()
+    inference.define_deblur_flags(fv, checkpoint_help="a workdir", suffix="_p", stride=8)
+    fv(["prog", "--checkpoint=w", "--output_dir=o", "--tile=64", "--face_detector=haar",
+        "--face_size=32", "--overwrite"])
+    calls = []
+
+    def run(checkpoint, inputs, output_dir, **options):
+        calls.append((checkpoint, inputs, output_dir, options))
+        return ["o/1.png", "o/2.png"]
+    inference.deblur_main(["prog", "1.jpg", "dir"], run, fv)
+    assert calls == [("w", ["1.jpg", "dir"], "o", dict(suffix="_p", tile=64, face_detector="haar",
+                                                       face_size=32, overwrite=True))]
+    assert capsys.readouterr().out.split() == ["o/1.png", "o/2.png"]
+    with pytest.raises(app.UsageError, match="input images"):
+        inference.deblur_main(["prog"], run, fv)
+    assert "multiple of 8" in fv["tile"].help
+
+
 def test_export_and_safe_load_round_trip(tmp_path):
     import keras
     inp = keras.Input((None, None, 3))
