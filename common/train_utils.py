@@ -8,6 +8,7 @@ What lives here (a paper's `train.py` keeps only its networks, losses and `train
 * `parse_flags` / `flags_parser`: parse argv after expanding `--flagfile=` arguments; a relative
   flagfile path is tried against the working directory, the including flagfile's directory and the
   repository root, so `configs/smoke.flags` works from any working directory.
+* `run_main(train_and_evaluate, define_fns)`: a trainer's whole `if __name__ == "__main__":`.
 * `save_flags` / `load_flags`: the resolved flags beside the checkpoints (`workdir/flags.txt`), so
   evaluation rebuilds the exact network that was trained.
 * `get_strategy`, `set_precision`, `make_optimizer`: `tf.distribute` strategy, Keras mixed precision
@@ -131,6 +132,28 @@ def parse_flags(define_fns: Iterable[Callable[[flags.FlagValues], None]], argv: 
 def flags_parser(argv: Sequence[str]) -> list[str]:
     """`absl.app.run(main, flags_parser=flags_parser)`: like absl's, with flagfile path resolution."""
     return flags.FLAGS(expand_flagfiles(list(argv)))
+
+
+def run_main(train_and_evaluate: Callable[[str, flags.FlagValues], object],
+             define_fns: Iterable[Callable[[flags.FlagValues], None]]) -> None:
+    """A trainer's `if __name__ == "__main__":` block.
+
+    Defines the flags with each of `define_fns` on the global FLAGS, parses sys.argv through
+    `absl.app.run` with `flags_parser`, requires `--workdir` and calls
+    `train_and_evaluate(workdir, FLAGS)` (which saves the resolved flags itself). Like `app.run`,
+    exits the process when done.
+    """
+    from absl import app  # pylint: disable=import-outside-toplevel
+    for define in define_fns:
+        define(flags.FLAGS)
+
+    def main(argv):
+        del argv
+        if not flags.FLAGS.workdir:
+            raise app.UsageError("--workdir is required")
+        train_and_evaluate(flags.FLAGS.workdir, flags.FLAGS)
+
+    app.run(main, flags_parser=flags_parser)
 
 
 PROJECT_MODULES = ("__main__", "common", "data", "paper1_cyclegan_srn", "paper2_identity_cgan",

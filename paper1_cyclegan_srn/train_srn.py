@@ -10,7 +10,7 @@ trainer, given kernel-blurred pairs (`--train_data=<folder> --blur_kernels=...`)
 """
 from __future__ import annotations
 
-from absl import app, flags, logging
+from absl import flags, logging
 import keras
 import numpy as np
 import tensorflow as tf
@@ -163,14 +163,5 @@ def train_and_evaluate(workdir: str, config) -> int:
     return step
 
 
-def main(argv):
-    del argv
-    if not flags.FLAGS.workdir:
-        raise app.UsageError("--workdir is required")
-    train_and_evaluate(flags.FLAGS.workdir, flags.FLAGS)
-
-
 if __name__ == "__main__":
-    for define in all_define_fns():
-        define(flags.FLAGS)
-    app.run(main, flags_parser=train_utils.flags_parser)
+    train_utils.run_main(train_and_evaluate, all_define_fns())

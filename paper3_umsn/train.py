@@ -20,7 +20,7 @@ import time
 import numpy as np
 import tensorflow as tf
 import keras
-from absl import app, flags, logging
+from absl import flags, logging
 
 from common import blur, image_io, pipeline, tfrecord, train_utils
 from paper3_umsn import losses, models
@@ -349,15 +349,5 @@ def train_and_evaluate(workdir, config):
     return final
 
 
-def main(argv):
-    del argv
-    config = flags.FLAGS
-    if not config.workdir:
-        raise app.UsageError("--workdir is required")
-    train_and_evaluate(config.workdir, config)
-
-
 if __name__ == "__main__":
-    define_flags(flags.FLAGS)
-    train_utils.define_common_flags(flags.FLAGS)
-    app.run(main, flags_parser=train_utils.flags_parser)
+    train_utils.run_main(train_and_evaluate, [define_flags, train_utils.define_common_flags])

@@ -95,6 +95,36 @@ def test_save_flags_leaves_out_other_libraries_flags(tmp_path):
     assert loaded.variant == "tiny" and loaded.main_flag == 6
 
 
+_RUN_MAIN_SCRIPT = """
+import sys
+from absl import flags
+from common import train_utils
+def define_extra(fv):
+    flags.DEFINE_string("variant", "paper", "", flag_values=fv)
+    flags.DEFINE_float("lr", 1e-3, "", flag_values=fv)
+def train_and_evaluate(workdir, config):
+    print("CALLED", workdir, config.variant, config.num_steps, config.lr)
+train_utils.run_main(train_and_evaluate, [train_utils.define_common_flags, define_extra])
+"""
+
+
+def test_run_main_requires_workdir_then_calls_train_and_evaluate(tmp_path):
+    """In a subprocess: absl.app.run may run once per process and exits it."""
+    flagfile = tmp_path / "run.flags"
+    flagfile.write_text("--variant=tiny\n--num_steps=3\n")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=tu.REPO_ROOT)
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-c", _RUN_MAIN_SCRIPT, *args], env=env,
+                              capture_output=True, text=True, timeout=300, check=False)
+    done = run(f"--flagfile={flagfile}", f"--workdir={tmp_path}", "--lr=0.25")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"CALLED {tmp_path} tiny 3 0.25" in done.stdout.splitlines()
+    done = run("--variant=tiny")
+    assert done.returncode == 1 and "--workdir is required" in done.stderr
+    assert "CALLED" not in done.stdout
+
+
 def test_set_precision_and_optimizer():
     try:
         assert tu.set_precision("auto") == "mixed_bfloat16"  # no GPU here
