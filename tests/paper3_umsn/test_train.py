@@ -92,3 +92,48 @@ def test_sn_folder_without_masks_is_a_clear_error(tmp_path):
     config = _config(str(tmp_path), "--stage=sn_clean", "--mask_dir=")
     with pytest.raises(ValueError, match="--mask_dir"):
         train.train_and_evaluate(str(tmp_path), config)
+
+
+def test_half_scale_weight_changes_the_shared_trunk(tmp_path):
+    """--half_scale_weight (authors' code) reaches the trunk shared with x_hat: one umsn step from
+    the same weights and batch moves the trunk differently with weight 1 than with 0.
+
+    Both residual heads start at zero (x_hat = y at initialisation), so at the very first step no
+    gradient reaches the trunk through either head; they are set to the same random values here,
+    as after a few steps of training. The half-scale term is the same code for every ablation;
+    bn_sem_nrl (no F-Nets, no CN) keeps the test cheap."""
+    rng = np.random.default_rng(0)
+    batch = {"sharp": tf.constant(rng.random((2, 16, 16, 3)), tf.float32),
+             "blurred": tf.constant(rng.random((2, 16, 16, 3)), tf.float32)}
+    from paper3_umsn import models
+    sn = models.build_sn("tiny")
+    sn(np.zeros((1, 32, 32, 3), np.float32))
+    sn_ckpt = tf.train.Checkpoint(sn=sn).save(str(tmp_path / "sn" / "ckpt"))
+    runs = {}
+    for w in (0.0, 1.0):
+        config = _config(str(tmp_path / str(w)), "--stage=umsn", "--ablation=bn_sem_nrl",
+                         "--lambda_1=0", f"--init_sn={sn_ckpt}", f"--half_scale_weight={w}")
+        stage = train.Stage(config, tf.distribute.get_strategy())
+        if runs:  # same starting point as the first run
+            stage.umsn.set_weights(start_umsn)
+        else:
+            for head in (stage.umsn.head, stage.umsn.half_head):
+                head.kernel.assign(rng.normal(0, 0.05, head.kernel.shape).astype(np.float32))
+            start_umsn = stage.umsn.get_weights()
+            start_half = stage.umsn.half_head.kernel.numpy().copy()
+        trunk_before = [v.numpy().copy() for v in stage.umsn.first.trainable_variables]
+        out = stage.replica_step(batch)
+        runs[w] = (stage, out, trunk_before)
+    (s0, out0, before0), (s1, out1, before1) = runs[0.0], runs[1.0]
+    for a, b in zip(before0, before1):
+        np.testing.assert_array_equal(a, b)
+    assert "l_half" not in out0 and float(out1["l_half"]) > 0
+    np.testing.assert_allclose(float(out1["loss"]), float(out1["l_c"]) + float(out1["l_half"]), rtol=1e-5)
+    np.testing.assert_allclose(float(out0["loss"]), float(out0["l_c"]), rtol=1e-6)
+    after0 = [v.numpy() for v in s0.umsn.first.trainable_variables]
+    after1 = [v.numpy() for v in s1.umsn.first.trainable_variables]
+    assert any(np.any(a != b) for a, b in zip(before0, after0))   # trained in both runs ...
+    assert any(np.any(a != b) for a, b in zip(after0, after1))    # ... differently
+    # the half-scale head itself only learns when its loss is on
+    np.testing.assert_array_equal(s0.umsn.half_head.kernel.numpy(), start_half)
+    assert np.any(s1.umsn.half_head.kernel.numpy() != s0.umsn.half_head.kernel.numpy())
