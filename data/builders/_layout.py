@@ -7,7 +7,11 @@ Every builder module in `data.builders` exposes, beside its `tfds.core.Generator
   * `generate(manual_dir, split, ...)` -> iterator of `(key, example)` where images are file paths
     (or uint8 arrays when they have to be computed). The TFDS builder's `_generate_examples` and
     `python -m data.build` both consume this one generator, so the two never disagree.
+
+`ManualDirBuilder` is the TFDS side they share: version, release notes, `_info` from a features
+dict, and `_split_generators` that checks the layout and runs `generate()` per split.
 """
+import abc
 import os
 import re
 
@@ -99,3 +103,44 @@ def manual_dir_of(dl_manager):
   except AssertionError as e:  # tfds raises AssertionError when the folder is missing
     raise LayoutError(f"{e} Pass --manual_dir (tfds DownloadConfig(manual_dir=...)).") from e
   return os.fspath(d)
+
+
+class ManualDirBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """Base of the facedeblur TFDS builders: examples come from a local manual folder.
+
+  A subclass sets `name`, `MANUAL_DOWNLOAD_INSTRUCTIONS` and optionally `HOMEPAGE`, `CITATION`,
+  `SUPERVISED_KEYS`, and implements:
+    * `_features()` -> dict of feature name -> tfds feature;
+    * `_split_names(manual_dir)` -> the split names, after checking the layout (`LayoutError`);
+    * `_examples(manual_dir, split)` -> iterator of `(key, example)` (the module's `generate`).
+  """
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "Manual-dir builder for facedeblur."}
+  HOMEPAGE = None
+  CITATION = None
+  SUPERVISED_KEYS = None
+
+  @abc.abstractmethod
+  def _features(self):
+    """dict of feature name -> tfds feature (built per call)."""
+
+  @abc.abstractmethod
+  def _split_names(self, manual_dir):
+    """Checks manual_dir's layout (LayoutError) and returns the split names to build."""
+
+  @abc.abstractmethod
+  def _examples(self, manual_dir, split):
+    """Iterator of (key, example) of one split."""
+
+  def _info(self):
+    return self.dataset_info_from_configs(
+        features=tfds.features.FeaturesDict(self._features()),
+        supervised_keys=self.SUPERVISED_KEYS, homepage=self.HOMEPAGE, citation=self.CITATION)
+
+  def _split_generators(self, dl_manager):
+    manual_dir = manual_dir_of(dl_manager)
+    return {s: self._generate_examples(manual_dir, s) for s in self._split_names(manual_dir)}
+
+  def _generate_examples(self, manual_dir, split):
+    yield from self._examples(manual_dir, split)

@@ -109,32 +109,26 @@ def generate(manual_dir, split):
     }
 
 
-class Celeba(tfds.core.GeneratorBasedBuilder):
+class Celeba(_layout.ManualDirBuilder):
   """CelebA aligned faces with identity and 5 landmarks, from a local manual folder."""
 
   name = "facedeblur_celeba"
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Manual-dir builder for facedeblur."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
+  HOMEPAGE = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
+  CITATION = "Liu, Luo, Wang, Tang. Deep Learning Face Attributes in the Wild. ICCV 2015."
 
-  def _info(self):
-    return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
-            "file_name": tfds.features.Text(),
-            "identity": np.int64,
-            "landmarks": tfds.features.Tensor(shape=(5, 2), dtype=np.float32),
-            "has_landmarks": np.bool_,
-        }),
-        supervised_keys=None,
-        homepage="https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html",
-        citation="Liu, Luo, Wang, Tang. Deep Learning Face Attributes in the Wild. ICCV 2015.",
-    )
+  def _features(self):
+    return {
+        "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
+        "file_name": tfds.features.Text(),
+        "identity": np.int64,
+        "landmarks": tfds.features.Tensor(shape=(5, 2), dtype=np.float32),
+        "has_landmarks": np.bool_,
+    }
 
-  def _split_generators(self, dl_manager):
-    manual_dir = _layout.manual_dir_of(dl_manager)
+  def _split_names(self, manual_dir):
     check_layout(manual_dir)
-    return {s: self._generate_examples(manual_dir, s) for s in SPLITS}
+    return list(SPLITS)
 
-  def _generate_examples(self, manual_dir, split):
-    yield from generate(manual_dir, split)
+  def _examples(self, manual_dir, split):
+    return generate(manual_dir, split)

@@ -183,12 +183,10 @@ class FaceVideosConfig(tfds.core.BuilderConfig):
     self.layout = layout
 
 
-class FaceVideos(tfds.core.GeneratorBasedBuilder):
+class FaceVideos(_layout.ManualDirBuilder):
   """Clips of `clip_length` consecutive face-video frames (+ 68 landmarks for 300VW)."""
 
   name = "facedeblur_face_videos"
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Manual-dir builder for facedeblur."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
   BUILDER_CONFIGS = [FaceVideosConfig(name="300vw", layout="300vw"),
                      FaceVideosConfig(name="youtube_faces", layout="youtube_faces"),
@@ -199,23 +197,23 @@ class FaceVideos(tfds.core.GeneratorBasedBuilder):
     self._max_clips = max_clips_per_video
     super().__init__(**kwargs)
 
-  def _info(self):
-    return self.dataset_info_from_configs(features=tfds.features.FeaturesDict({
+  def _features(self):
+    return {
         "frames": tfds.features.Sequence(tfds.features.Image(shape=(None, None, 3))),
         "landmarks": tfds.features.Tensor(shape=(None, 68, 2), dtype=np.float32),
         "video_id": tfds.features.Text(),
         "identity": tfds.features.Text(),
         "start": np.int64,
-    }))
+    }
 
-  def _split_generators(self, dl_manager):
-    manual_dir = _layout.manual_dir_of(dl_manager)
-    if self.builder_config.layout == "youtube_faces":
-      return {s: self._generate_examples(manual_dir, s) for s in ("train", "test")}
-    # tfds reserves the split name "all": every video goes to "train"
-    return {"train": self._generate_examples(manual_dir, "all")}
+  def _split_names(self, manual_dir):
+    # the layout is checked while generating; tfds reserves the split name "all": every video
+    # of a layout without splits goes to "train"
+    return ["train", "test"] if self.builder_config.layout == "youtube_faces" else ["train"]
 
-  def _generate_examples(self, manual_dir, split):
+  def _examples(self, manual_dir, split):
+    if self.builder_config.layout != "youtube_faces":
+      split = "all"
     for key, ex in generate(manual_dir, split, self.builder_config.layout, self._clip_length,
                             self._max_clips):
       if ex["landmarks"] is None:

@@ -49,30 +49,26 @@ def generate(manual_dir, split, blur_folder="blur"):
       yield f"{q}/{f}", {"blurred": b, "sharp": s, "sequence": q, "file_name": f}
 
 
-class Gopro(tfds.core.GeneratorBasedBuilder):
+class Gopro(_layout.ManualDirBuilder):
   """GoPro_Large blurred/sharp frame pairs."""
 
   name = "facedeblur_gopro"
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Manual-dir builder for facedeblur."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
+  HOMEPAGE = "https://seungjunnah.github.io/Datasets/gopro"
+  CITATION = "Nah, Kim, Lee. Deep Multi-scale CNN for Dynamic Scene Deblurring. CVPR 2017."
+  SUPERVISED_KEYS = ("blurred", "sharp")
 
-  def _info(self):
-    return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict({
-            "blurred": tfds.features.Image(shape=(None, None, 3)),
-            "sharp": tfds.features.Image(shape=(None, None, 3)),
-            "sequence": tfds.features.Text(),
-            "file_name": tfds.features.Text(),
-        }),
-        supervised_keys=("blurred", "sharp"),
-        homepage="https://seungjunnah.github.io/Datasets/gopro",
-        citation="Nah, Kim, Lee. Deep Multi-scale CNN for Dynamic Scene Deblurring. CVPR 2017.")
+  def _features(self):
+    return {
+        "blurred": tfds.features.Image(shape=(None, None, 3)),
+        "sharp": tfds.features.Image(shape=(None, None, 3)),
+        "sequence": tfds.features.Text(),
+        "file_name": tfds.features.Text(),
+    }
 
-  def _split_generators(self, dl_manager):
-    manual_dir = _layout.manual_dir_of(dl_manager)
+  def _split_names(self, manual_dir):
     check_layout(manual_dir)
-    return {s: self._generate_examples(manual_dir, s) for s in SPLITS}
+    return list(SPLITS)
 
-  def _generate_examples(self, manual_dir, split):
-    yield from generate(manual_dir, split)
+  def _examples(self, manual_dir, split):
+    return generate(manual_dir, split)

@@ -97,29 +97,24 @@ def generate(manual_dir, split):
                        "file_name": image_id}
 
 
-class HelenParsing(tfds.core.GeneratorBasedBuilder):
+class HelenParsing(_layout.ManualDirBuilder):
   """Helen images + 4-class parsing masks (paper 3's m1..m4)."""
 
   name = "facedeblur_helen_parsing"
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Manual-dir builder for facedeblur."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
+  HOMEPAGE = "http://pages.cs.wisc.edu/~lizhang/projects/face-parsing/"
+  CITATION = "Smith, Zhang, Brandt, Lin, Yang. Exemplar-Based Face Parsing. CVPR 2013."
 
-  def _info(self):
-    return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
-            "mask": tfds.features.Image(shape=(None, None, 1), encoding_format="png"),
-            "file_name": tfds.features.Text(),
-        }),
-        homepage="http://pages.cs.wisc.edu/~lizhang/projects/face-parsing/",
-        citation="Smith, Zhang, Brandt, Lin, Yang. Exemplar-Based Face Parsing. CVPR 2013.",
-    )
+  def _features(self):
+    return {
+        "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
+        "mask": tfds.features.Image(shape=(None, None, 1), encoding_format="png"),
+        "file_name": tfds.features.Text(),
+    }
 
-  def _split_generators(self, dl_manager):
-    manual_dir = _layout.manual_dir_of(dl_manager)
+  def _split_names(self, manual_dir):
     check_layout(manual_dir)
-    return {s: self._generate_examples(manual_dir, s) for s in SPLIT_FILES}
+    return list(SPLIT_FILES)
 
-  def _generate_examples(self, manual_dir, split):
-    yield from generate(manual_dir, split)
+  def _examples(self, manual_dir, split):
+    return generate(manual_dir, split)

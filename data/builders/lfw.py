@@ -131,13 +131,13 @@ class LfwConfig(tfds.core.BuilderConfig):
   pass
 
 
-class Lfw(tfds.core.GeneratorBasedBuilder):
+class Lfw(_layout.ManualDirBuilder):
   """LFW images (identity-disjoint train/test) or the official verification pairs."""
 
   name = "facedeblur_lfw"
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Manual-dir builder for facedeblur."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
+  HOMEPAGE = "http://vis-www.cs.umass.edu/lfw/"
+  CITATION = "Huang, Ramesh, Berg, Learned-Miller. Labeled Faces in the Wild. UMass TR 07-49, 2007."
   BUILDER_CONFIGS = [LfwConfig(name="images", description="Images with identity."),
                      LfwConfig(name="pairs", description="Official 10-fold verification pairs.")]
 
@@ -145,25 +145,19 @@ class Lfw(tfds.core.GeneratorBasedBuilder):
     self._pairs_path = pairs_path
     super().__init__(**kwargs)
 
-  def _info(self):
+  def _features(self):
     img = lambda: tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg")
     if self.builder_config.name == "pairs":
-      features = {"image1": img(), "image2": img(), "name1": tfds.features.Text(),
-                  "name2": tfds.features.Text(), "same": np.bool_, "fold": np.int64}
-    else:
-      features = {"image": img(), "name": tfds.features.Text(), "identity": np.int64,
-                  "file_name": tfds.features.Text()}
-    return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict(features),
-        homepage="http://vis-www.cs.umass.edu/lfw/",
-        citation="Huang, Ramesh, Berg, Learned-Miller. Labeled Faces in the Wild. UMass TR 07-49, 2007.")
+      return {"image1": img(), "image2": img(), "name1": tfds.features.Text(),
+              "name2": tfds.features.Text(), "same": np.bool_, "fold": np.int64}
+    return {"image": img(), "name": tfds.features.Text(), "identity": np.int64,
+            "file_name": tfds.features.Text()}
 
-  def _split_generators(self, dl_manager):
-    manual_dir = _layout.manual_dir_of(dl_manager)
+  def _split_names(self, manual_dir):
     check_layout(manual_dir, self._pairs_path)
-    if self.builder_config.name == "pairs":
-      return {"test": generate_pairs(manual_dir, self._pairs_path)}
-    return {s: generate_images(manual_dir, s, self._pairs_path) for s in ("train", "test")}
+    return ["test"] if self.builder_config.name == "pairs" else ["train", "test"]
 
-  def _generate_examples(self):  # pragma: no cover - splits use the generators above
-    raise NotImplementedError
+  def _examples(self, manual_dir, split):
+    if self.builder_config.name == "pairs":
+      return generate_pairs(manual_dir, self._pairs_path)
+    return generate_images(manual_dir, split, self._pairs_path)

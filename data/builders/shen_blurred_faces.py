@@ -74,27 +74,23 @@ def generate(manual_dir, split):
                 "name": name}
 
 
-class ShenBlurredFaces(tfds.core.GeneratorBasedBuilder):
+class ShenBlurredFaces(_layout.ManualDirBuilder):
   """Shen et al. 2018 face deblurring test sets: sharp/blurred pairs with kernel id and size."""
 
   name = "facedeblur_shen_blurred_faces"
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Manual-dir builder for facedeblur."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
+  CITATION = "Shen, Lai, Xu, Kautz, Yang. Deep Semantic Face Deblurring. CVPR 2018."
+  SUPERVISED_KEYS = ("blurred", "sharp")
 
-  def _info(self):
-    return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict({
-            "sharp": tfds.features.Image(shape=(None, None, 3)),
-            "blurred": tfds.features.Image(shape=(None, None, 3)),
-            "kernel_index": np.int64, "kernel_size": np.int64, "name": tfds.features.Text(),
-        }),
-        supervised_keys=("blurred", "sharp"),
-        citation="Shen, Lai, Xu, Kautz, Yang. Deep Semantic Face Deblurring. CVPR 2018.")
+  def _features(self):
+    return {
+        "sharp": tfds.features.Image(shape=(None, None, 3)),
+        "blurred": tfds.features.Image(shape=(None, None, 3)),
+        "kernel_index": np.int64, "kernel_size": np.int64, "name": tfds.features.Text(),
+    }
 
-  def _split_generators(self, dl_manager):
-    manual_dir = _layout.manual_dir_of(dl_manager)
-    return {s: self._generate_examples(manual_dir, s) for s in check_layout(manual_dir)}
+  def _split_names(self, manual_dir):
+    return check_layout(manual_dir)  # one split per subset folder
 
-  def _generate_examples(self, manual_dir, split):
-    yield from generate(manual_dir, split)
+  def _examples(self, manual_dir, split):
+    return generate(manual_dir, split)

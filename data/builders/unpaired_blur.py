@@ -49,28 +49,21 @@ def generate(manual_dir, split="train"):
       yield f"{d}/{rel}", {"image": p, "domain": d, "file_name": rel}
 
 
-class UnpairedBlur(tfds.core.GeneratorBasedBuilder):
+class UnpairedBlur(_layout.ManualDirBuilder):
   """Unpaired clear and blurred photos, each example tagged with its domain."""
 
   name = "facedeblur_unpaired_blur"
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Manual-dir builder for facedeblur."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
 
-  def _info(self):
-    return self.dataset_info_from_configs(features=tfds.features.FeaturesDict({
+  def _features(self):
+    return {
         "image": tfds.features.Image(shape=(None, None, 3)),
         "domain": tfds.features.ClassLabel(names=DOMAINS),
         "file_name": tfds.features.Text(),
-    }))
+    }
 
-  def _split_generators(self, dl_manager):
-    manual_dir = _layout.manual_dir_of(dl_manager)
-    lay = check_layout(manual_dir)
-    splits = {"train": self._generate_examples(manual_dir, "train")}
-    if lay["test"]:
-      splits["test"] = self._generate_examples(manual_dir, "test")
-    return splits
+  def _split_names(self, manual_dir):
+    return ["train", "test"] if check_layout(manual_dir)["test"] else ["train"]
 
-  def _generate_examples(self, manual_dir, split):
-    yield from generate(manual_dir, split)
+  def _examples(self, manual_dir, split):
+    return generate(manual_dir, split)

@@ -195,3 +195,25 @@ def test_shared_celeba_small_fallback(tmp_path):
   b = _layout.prepare(celeba.Celeba, root, str(tmp_path / "tfds"), max_examples_per_split=3)
   ex = next(iter(b.as_dataset(split="test")))
   assert ex["image"].shape == (109, 89, 3)
+
+
+@pytest.mark.parametrize("cls,fixture,splits,supervised", [
+    (gopro.Gopro, fixtures.gopro, {"train": 4, "test": 2}, ("blurred", "sharp")),
+    (shen_blurred_faces.ShenBlurredFaces, fixtures.shen, {"celeba": 8, "helen": 8},
+     ("blurred", "sharp")),
+    (helen_parsing.HelenParsing, fixtures.helen,
+     {"train": 2, "validation": 1, "test": 1, "test330": 2}, None),
+    (unpaired_blur.UnpairedBlur, fixtures.unpaired, {"train": 5}, None),
+])
+def test_manual_dir_builders_prepare_offline(tmp_path, cls, fixture, splits, supervised):
+  assert issubclass(cls, _layout.ManualDirBuilder) and cls.VERSION == "1.0.0"
+  root = str(tmp_path / "manual")
+  fixture(root)
+  b = _layout.prepare(cls, root, str(tmp_path / "tfds"))
+  assert {s: b.info.splits[s].num_examples for s in b.info.splits} == splits
+  assert b.info.supervised_keys == supervised
+  wrong = tmp_path / "wrong"
+  wrong.mkdir()
+  (wrong / "junk.txt").write_text("x")
+  with pytest.raises(_layout.LayoutError, match="wrong"):  # the check names the folder
+    _layout.prepare(cls, str(wrong), str(tmp_path / "tfds2"))
