@@ -16,6 +16,8 @@ What lives here (a paper's `train.py` keeps only its networks, losses and `train
   for float16.
 * `Checkpointer`: `tf.train.CheckpointManager` over (step, models, optimizers, ...), restore-latest.
 * `SummaryWriters`: TensorBoard writers under `workdir/train` and `workdir/eval`.
+* `start_run(config, workdir)`: seed, precision policy, strategy and flags.txt from the common flags;
+  `loop_intervals(config)`: `run_train_loop`'s step count, intervals and time budget from them.
 * `run_train_loop`: the loop itself: resume from the restored step, log scalars and steps/s, images,
   periodic evaluation, checkpoints at intervals / on the time budget / at the end, and a guard that
   stops on a non-finite loss without saving the bad state (the last good checkpoint stays).
@@ -201,6 +203,26 @@ def load_flags(define_fns: Iterable[Callable[[flags.FlagValues], None]], workdir
             f"{path} not found: --workdir must be a training workdir (it holds flags.txt and "
             f"checkpoints/).")
     return parse_flags(define_fns, ["prog", f"--flagfile={path}", *overrides])
+
+
+def start_run(config: flags.FlagValues, workdir: str) -> tuple[tf.distribute.Strategy, str]:
+    """The start every trainer shares: seeds everything (`--seed`), builds the strategy
+    (`--strategy`, `--cpu_devices`), sets the precision policy (`--mixed_precision`) and writes
+    the resolved flags to `workdir/flags.txt`. Returns (strategy, resolved policy name)."""
+    set_seed(config.seed)
+    strategy = get_strategy(config.strategy, config.cpu_devices)
+    policy = set_precision(config.mixed_precision)
+    save_flags(config, workdir)
+    return strategy, policy
+
+
+def loop_intervals(config: flags.FlagValues) -> dict:
+    """`run_train_loop`'s num_steps, log/checkpoint/image/eval intervals and time budget, from
+    the common flags: `run_train_loop(train_step=..., ..., **loop_intervals(config))`."""
+    return dict(num_steps=config.num_steps, log_every=config.log_every,
+                checkpoint_every=config.checkpoint_every,
+                max_train_minutes=config.max_train_minutes, image_every=config.image_every,
+                eval_every=config.eval_every)
 
 
 # --------------------------------------------------------------------------- devices, precision

@@ -104,22 +104,3 @@ def parse_floats(spec, n=None, name="--scale_weights"):
     if n is not None and len(values) != n:
         raise ValueError(f"{name}={spec!r}: need {n} comma-separated numbers")
     return np.asarray(values, np.float32)
-
-
-def save_run_flags(config, define_fns, workdir):
-    """Saves only this program's flags to workdir/flags.txt.
-
-    `common.train_utils.save_flags` on the global `absl.flags.FLAGS` would also write TensorFlow's
-    own internal flags (e.g. --delta_threshold), which `load_flags` cannot parse back, so the
-    values are copied onto a fresh FlagValues holding just `define_fns`' flags.
-    """
-    from absl import flags as _flags
-    from common import train_utils
-    clean = _flags.FlagValues()
-    for define in define_fns:
-        define(clean)
-    clean(["prog"])
-    for name in list(clean):
-        if name in config:
-            clean[name].value = config[name].value
-    return train_utils.save_flags(clean, workdir)

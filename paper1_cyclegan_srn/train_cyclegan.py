@@ -176,11 +176,8 @@ class CycleGANTrainer:
 
 def train_and_evaluate(workdir: str, config) -> int:
     """Trains stage 1 into `workdir`; returns the final step."""
-    train_utils.set_seed(config.seed)
-    strategy = train_utils.get_strategy(config.strategy, config.cpu_devices)
-    policy = train_utils.set_precision(config.mixed_precision)
+    strategy, policy = train_utils.start_run(config, workdir)
     logging.info("CycleGAN: strategy %s, precision %s", type(strategy).__name__, policy)
-    inputs.save_run_flags(config, all_define_fns(), workdir)
     trainer = CycleGANTrainer(config, strategy)
     checkpointer = train_utils.Checkpointer(workdir, config.keep_checkpoints, **trainer.trackables())
     start = checkpointer.restore_latest()
@@ -203,10 +200,7 @@ def train_and_evaluate(workdir: str, config) -> int:
 
     step = train_utils.run_train_loop(
         train_step=trainer.step_fn, iterator=iterator, checkpointer=checkpointer, writers=writers,
-        num_steps=config.num_steps, log_every=config.log_every,
-        checkpoint_every=config.checkpoint_every, max_train_minutes=config.max_train_minutes,
-        image_fn=image_fn, image_every=config.image_every, eval_fn=eval_fn,
-        eval_every=config.eval_every)
+        image_fn=image_fn, eval_fn=eval_fn, **train_utils.loop_intervals(config))
     writers.close()
     return step
 

@@ -125,6 +125,22 @@ def test_run_main_requires_workdir_then_calls_train_and_evaluate(tmp_path):
     assert "CALLED" not in done.stdout
 
 
+def test_start_run_saves_flags_and_loop_intervals_come_from_flags(tmp_path):
+    fv = tu.parse_flags([tu.define_common_flags, _define_extra],
+                        ["prog", "--variant=tiny", "--num_steps=7", "--log_every=2", "--eval_every=3",
+                         "--checkpoint_every=5", "--image_every=0", "--max_train_minutes=1.5",
+                         "--seed=4"])
+    strategy, policy = tu.start_run(fv, str(tmp_path / "w"))
+    assert policy == "float32" and isinstance(strategy, tf.distribute.Strategy)
+    loaded = tu.load_flags([tu.define_common_flags, _define_extra], str(tmp_path / "w"))
+    assert loaded.variant == "tiny" and loaded.num_steps == 7 and loaded.seed == 4
+    a = np.random.rand()
+    tu.start_run(fv, str(tmp_path / "w"))  # seeded again: same draw
+    assert np.random.rand() == a
+    assert tu.loop_intervals(loaded) == dict(num_steps=7, log_every=2, checkpoint_every=5,
+                                             max_train_minutes=1.5, image_every=0, eval_every=3)
+
+
 def test_set_precision_and_optimizer():
     try:
         assert tu.set_precision("auto") == "mixed_bfloat16"  # no GPU here
