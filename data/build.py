@@ -54,65 +54,67 @@ SHEN_SEED = 2018
 
 
 def define_flags(fv=flags.FLAGS):
-  flags.DEFINE_enum("source", None, SOURCES, "Dataset layout to read.", flag_values=fv)
-  flags.DEFINE_string("manual_dir", None, "Dataset root on disk (see data/README.md).", flag_values=fv)
-  flags.DEFINE_string("split", "train", "Source split (celeba: train/validation/test; lfw: "
-                      "train/test/all; helen_parsing: train/validation/test/test330; gopro: "
-                      "train/test; shen_blurred_faces: subset name; face_videos: all or "
-                      "train/test for youtube_faces).", flag_values=fv)
-  flags.DEFINE_string("output_dir", None, "Where records go (created).", flag_values=fv)
-  flags.DEFINE_string("name", None, "Record file prefix (default: --split).", flag_values=fv)
-  flags.DEFINE_enum("mode", "kernel", MODES, "What to write (see module doc).", flag_values=fv)
-  flags.DEFINE_string("kernels", "camera_shake", "camera_shake | markov | gaussian | shen | "
-                      "path to a .npz/.mat kernel bank.", flag_values=fv)
-  flags.DEFINE_string("kernel_sizes", "13:29:2", "Odd kernel sizes, 'start:stop:step' "
-                      "(inclusive) or a comma list.", flag_values=fv)
-  flags.DEFINE_integer("blurs_per_image", 1, "Blurred copies per sharp image (kernel mode).",
+    flags.DEFINE_enum("source", None, SOURCES, "Dataset layout to read.", flag_values=fv)
+    flags.DEFINE_string("manual_dir", None, "Dataset root on disk (see data/README.md).",
+                        flag_values=fv)
+    flags.DEFINE_string("split", "train", "Source split (celeba: train/validation/test; lfw: "
+                        "train/test/all; helen_parsing: train/validation/test/test330; gopro: "
+                        "train/test; shen_blurred_faces: subset name; face_videos: all or "
+                        "train/test for youtube_faces).", flag_values=fv)
+    flags.DEFINE_string("output_dir", None, "Where records go (created).", flag_values=fv)
+    flags.DEFINE_string("name", None, "Record file prefix (default: --split).", flag_values=fv)
+    flags.DEFINE_enum("mode", "kernel", MODES, "What to write (see module doc).", flag_values=fv)
+    flags.DEFINE_string("kernels", "camera_shake", "camera_shake | markov | gaussian | shen | "
+                        "path to a .npz/.mat kernel bank.", flag_values=fv)
+    flags.DEFINE_string("kernel_sizes", "13:29:2", "Odd kernel sizes, 'start:stop:step' "
+                        "(inclusive) or a comma list.", flag_values=fv)
+    flags.DEFINE_integer("blurs_per_image", 1, "Blurred copies per sharp image (kernel mode).",
+                         flag_values=fv)
+    flags.DEFINE_float("noise_sigma", 0.03, "Gaussian noise std on [0,1] (paper 3: 0.03).",
                        flag_values=fv)
-  flags.DEFINE_float("noise_sigma", 0.03, "Gaussian noise std on [0,1] (paper 3: 0.03).",
-                     flag_values=fv)
-  flags.DEFINE_bool("quantize", True, "Round blurred images to 8 bits (always true once stored "
-                    "as PNG; kept explicit).", flag_values=fv)
-  flags.DEFINE_string("lengths", "7,9,11,15,21", "PrAvg window lengths L (odd).", flag_values=fv)
-  flags.DEFINE_float("gamma", None, "Camera response gamma for frame averaging (None: average "
-                     "stored intensities).", flag_values=fv)
-  flags.DEFINE_enum("video_layout", "frames", ["300vw", "youtube_faces", "frames"],
-                    "face_videos layout.", flag_values=fv)
-  flags.DEFINE_integer("max_clips_per_video", None, "Clips per video (None: all).", flag_values=fv)
-  flags.DEFINE_string("mask_dir", None, "Folder of <stem>.png class masks to carry through.",
-                      flag_values=fv)
-  flags.DEFINE_string("resize", None, "'HxW': resize every image (bilinear; masks nearest; "
-                      "landmarks scaled).", flag_values=fv)
-  flags.DEFINE_integer("min_size", 32, "Skip images whose height or width is smaller.",
-                       flag_values=fv)
-  flags.DEFINE_integer("num_shards", 8, "Output shards.", flag_values=fv)
-  flags.DEFINE_integer("max_items", None, "Use only the first N source items.", flag_values=fv)
-  flags.DEFINE_integer("seed", 0, "Seed of every random choice.", flag_values=fv)
-  flags.mark_flags_as_required(["source", "manual_dir", "output_dir"], flag_values=fv)
+    flags.DEFINE_bool("quantize", True, "Round blurred images to 8 bits (always true once stored "
+                      "as PNG; kept explicit).", flag_values=fv)
+    flags.DEFINE_string("lengths", "7,9,11,15,21", "PrAvg window lengths L (odd).", flag_values=fv)
+    flags.DEFINE_float("gamma", None, "Camera response gamma for frame averaging (None: average "
+                       "stored intensities).", flag_values=fv)
+    flags.DEFINE_enum("video_layout", "frames", ["300vw", "youtube_faces", "frames"],
+                      "face_videos layout.", flag_values=fv)
+    flags.DEFINE_integer("max_clips_per_video", None, "Clips per video (None: all).",
+                         flag_values=fv)
+    flags.DEFINE_string("mask_dir", None, "Folder of <stem>.png class masks to carry through.",
+                        flag_values=fv)
+    flags.DEFINE_string("resize", None, "'HxW': resize every image (bilinear; masks nearest; "
+                        "landmarks scaled).", flag_values=fv)
+    flags.DEFINE_integer("min_size", 32, "Skip images whose height or width is smaller.",
+                         flag_values=fv)
+    flags.DEFINE_integer("num_shards", 8, "Output shards.", flag_values=fv)
+    flags.DEFINE_integer("max_items", None, "Use only the first N source items.", flag_values=fv)
+    flags.DEFINE_integer("seed", 0, "Seed of every random choice.", flag_values=fv)
+    flags.mark_flags_as_required(["source", "manual_dir", "output_dir"], flag_values=fv)
 
 
 def parse_sizes(text):
-  text = str(text).strip()
-  if ":" in text:
-    parts = [int(p) for p in text.split(":")]
-    start, stop = parts[0], parts[1]
-    step = parts[2] if len(parts) > 2 else 2
-    sizes = list(range(start, stop + 1, step))
-  else:
-    sizes = [int(p) for p in text.split(",") if p.strip()]
-  if not sizes or any(s < 1 or s % 2 == 0 for s in sizes):
-    raise ValueError(f"--kernel_sizes must give odd sizes >= 1, got {text!r} -> {sizes}")
-  return sizes
+    text = str(text).strip()
+    if ":" in text:
+        parts = [int(p) for p in text.split(":")]
+        start, stop = parts[0], parts[1]
+        step = parts[2] if len(parts) > 2 else 2
+        sizes = list(range(start, stop + 1, step))
+    else:
+        sizes = [int(p) for p in text.split(",") if p.strip()]
+    if not sizes or any(s < 1 or s % 2 == 0 for s in sizes):
+        raise ValueError(f"--kernel_sizes must give odd sizes >= 1, got {text!r} -> {sizes}")
+    return sizes
 
 
 def parse_hw(text):
-  if not text:
-    return None
-  try:
-    h, w = (int(v) for v in text.lower().split("x"))
-  except ValueError as e:
-    raise ValueError(f"--resize must be 'HxW', got {text!r}") from e
-  return h, w
+    if not text:
+        return None
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError as e:
+        raise ValueError(f"--resize must be 'HxW', got {text!r}") from e
+    return h, w
 
 
 # ----------------------------------------------------------------------------------- sources
@@ -120,318 +122,321 @@ def parse_hw(text):
 
 def source_items(source, manual_dir, split, video_layout="frames", clip_length=21,
                  max_clips_per_video=None):
-  """List of (key, example dict) from the builder generators (paths, not pixels)."""
-  from data.builders import (celeba, face_videos, gopro, helen_parsing, lfw,  # pylint: disable=g-import-not-at-top
-                             shen_blurred_faces, unpaired_blur)
-  if source == "folder":
-    if not os.path.isdir(manual_dir):
-      raise FileNotFoundError(f"--manual_dir {manual_dir!r} is not a folder.")
-    return [(os.path.relpath(p, manual_dir), {"image": p})
-            for p in image_io.list_images(manual_dir, recursive=True)]
-  if source == "face_videos":
-    return list(face_videos.generate(manual_dir, split, video_layout, clip_length,
-                                     max_clips_per_video))
-  module = {"celeba": celeba, "lfw": lfw, "helen_parsing": helen_parsing,
-            "shen_blurred_faces": shen_blurred_faces, "gopro": gopro,
-            "unpaired_blur": unpaired_blur}[source]
-  return list(module.generate(manual_dir, split))
+    """List of (key, example dict) from the builder generators (paths, not pixels)."""
+    from data.builders import (celeba, face_videos, gopro, helen_parsing, lfw,  # pylint: disable=g-import-not-at-top
+                               shen_blurred_faces, unpaired_blur)
+    if source == "folder":
+        if not os.path.isdir(manual_dir):
+            raise FileNotFoundError(f"--manual_dir {manual_dir!r} is not a folder.")
+        return [(os.path.relpath(p, manual_dir), {"image": p})
+                for p in image_io.list_images(manual_dir, recursive=True)]
+    if source == "face_videos":
+        return list(face_videos.generate(manual_dir, split, video_layout, clip_length,
+                                         max_clips_per_video))
+    module = {"celeba": celeba, "lfw": lfw, "helen_parsing": helen_parsing,
+              "shen_blurred_faces": shen_blurred_faces, "gopro": gopro,
+              "unpaired_blur": unpaired_blur}[source]
+    return list(module.generate(manual_dir, split))
 
 
 class Skip(Exception):
-  """An input that is skipped (reason in the message)."""
+    """An input that is skipped (reason in the message)."""
 
 
 def load_rgb(path, min_size, notes):
-  """uint8 [H,W,3]; appends 'converted' notes; raises Skip for unreadable or tiny images."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  try:
-    with Image.open(path) as im:
-      mode = im.mode
-  except Exception as e:  # pylint: disable=broad-except
-    raise Skip(f"unreadable: {e}") from e
-  try:
-    img = image_io.read_image(path)
-  except (image_io.ImageReadError, OSError) as e:
-    raise Skip(f"unreadable: {e}") from e
-  if mode != "RGB":
-    notes.append({"path": path, "converted": f"{mode} -> RGB"})
-  if min(img.shape[:2]) < min_size:
-    raise Skip(f"too small: {img.shape[1]}x{img.shape[0]} < --min_size={min_size}")
-  return img
+    """uint8 [H,W,3]; appends 'converted' notes; raises Skip for unreadable or tiny images."""
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+    try:
+        with Image.open(path) as im:
+            mode = im.mode
+    except Exception as e:  # pylint: disable=broad-except
+        raise Skip(f"unreadable: {e}") from e
+    try:
+        img = image_io.read_image(path)
+    except (image_io.ImageReadError, OSError) as e:
+        raise Skip(f"unreadable: {e}") from e
+    if mode != "RGB":
+        notes.append({"path": path, "converted": f"{mode} -> RGB"})
+    if min(img.shape[:2]) < min_size:
+        raise Skip(f"too small: {img.shape[1]}x{img.shape[0]} < --min_size={min_size}")
+    return img
 
 
 def resize_uint8(img, hw, nearest=False):
-  method = "nearest" if nearest else "bilinear"
-  out = tf.image.resize(img, hw, method=method, antialias=not nearest)
-  if nearest:
-    return tf.cast(out, tf.uint8).numpy()
-  return image_io.to_uint8(np.clip(out.numpy() / 255.0, 0, 1))
+    method = "nearest" if nearest else "bilinear"
+    out = tf.image.resize(img, hw, method=method, antialias=not nearest)
+    if nearest:
+        return tf.cast(out, tf.uint8).numpy()
+    return image_io.to_uint8(np.clip(out.numpy() / 255.0, 0, 1))
 
 
 # ----------------------------------------------------------------------------------- kernels
 
 
 def shen_bank(seed=SHEN_SEED):
-  """80 kernels: 10 seeded camera-shake kernels for each size 13:2:27 (size-major order)."""
-  rng = np.random.default_rng(seed)
-  return [(s, blur.camera_shake_kernel(s, rng=rng))
-          for s in SHEN_SIZES for _ in range(SHEN_KERNELS_PER_SIZE)]
+    """80 kernels: 10 seeded camera-shake kernels for each size 13:2:27 (size-major order)."""
+    rng = np.random.default_rng(seed)
+    return [(s, blur.camera_shake_kernel(s, rng=rng))
+            for s in SHEN_SIZES for _ in range(SHEN_KERNELS_PER_SIZE)]
 
 
 class KernelSource:
-  """Deterministic kernel choice per (item index, copy)."""
+    """Deterministic kernel choice per (item index, copy)."""
 
-  def __init__(self, spec, sizes, seed):
-    self.spec, self.sizes, self.seed = spec, sizes, seed
-    self.bank = None
-    if spec == "shen":
-      self.bank = [k for _, k in shen_bank()]
-    elif spec not in ("camera_shake", "markov", "gaussian"):
-      if not os.path.isfile(spec):
-        raise FileNotFoundError(f"--kernels={spec!r}: not a known generator and no such file.")
-      self.bank = blur.load_kernel_bank(spec)
+    def __init__(self, spec, sizes, seed):
+        self.spec, self.sizes, self.seed = spec, sizes, seed
+        self.bank = None
+        if spec == "shen":
+            self.bank = [k for _, k in shen_bank()]
+        elif spec not in ("camera_shake", "markov", "gaussian"):
+            if not os.path.isfile(spec):
+                raise FileNotFoundError(
+                    f"--kernels={spec!r}: not a known generator and no such file.")
+            self.bank = blur.load_kernel_bank(spec)
 
-  def kernels(self, index, count):
-    rng = np.random.default_rng([self.seed, index])
-    if self.bank is not None:
-      if self.spec == "shen":
-        ids = [(index * count + c) % len(self.bank) for c in range(count)]
-      else:
-        ids = rng.choice(len(self.bank), size=count, replace=count > len(self.bank))
-      return [np.asarray(self.bank[i], np.float32) for i in ids]
-    out = []
-    for _ in range(count):
-      s = int(self.sizes[rng.integers(len(self.sizes))])
-      if self.spec == "camera_shake":
-        out.append(blur.camera_shake_kernel(s, rng=rng))
-      elif self.spec == "markov":
-        out.append(blur.markov_kernel(s, rng=rng))
-      else:
-        out.append(blur.gaussian_kernel(s, rng.uniform(0.5, max(0.5, s / 6))))
-    return out
+    def kernels(self, index, count):
+        rng = np.random.default_rng([self.seed, index])
+        if self.bank is not None:
+            if self.spec == "shen":
+                ids = [(index * count + c) % len(self.bank) for c in range(count)]
+            else:
+                ids = rng.choice(len(self.bank), size=count, replace=count > len(self.bank))
+            return [np.asarray(self.bank[i], np.float32) for i in ids]
+        out = []
+        for _ in range(count):
+            s = int(self.sizes[rng.integers(len(self.sizes))])
+            if self.spec == "camera_shake":
+                out.append(blur.camera_shake_kernel(s, rng=rng))
+            elif self.spec == "markov":
+                out.append(blur.markov_kernel(s, rng=rng))
+            else:
+                out.append(blur.gaussian_kernel(s, rng.uniform(0.5, max(0.5, s / 6))))
+        return out
 
 
 @tf.function(reduce_retracing=True)
 def _blur_tf(x, kernel, noise_sigma, seed, quantize):
-  y = blur.apply_kernels(x, kernel)
-  y = blur.add_noise(y, noise_sigma, seed=seed)  # sigma 0 -> unchanged (clipped)
-  return tf.cond(quantize, lambda: blur.quantize_uint8(y), lambda: y)
+    y = blur.apply_kernels(x, kernel)
+    y = blur.add_noise(y, noise_sigma, seed=seed)  # sigma 0 -> unchanged (clipped)
+    return tf.cond(quantize, lambda: blur.quantize_uint8(y), lambda: y)
 
 
 def blur_image(sharp_u8, kernel, noise_sigma, seed, quantize=True):
-  """uint8 blurred image: k * x (reflect borders) + noise, clipped, 8-bit."""
-  y = _blur_tf(tf.constant(image_io.to_float32(sharp_u8)), tf.constant(kernel, tf.float32),
-               tf.constant(noise_sigma, tf.float32), tf.constant([int(seed), 0], tf.int64),
-               tf.constant(bool(quantize)))
-  return image_io.to_uint8(np.clip(y.numpy(), 0, 1))
+    """uint8 blurred image: k * x (reflect borders) + noise, clipped, 8-bit."""
+    y = _blur_tf(tf.constant(image_io.to_float32(sharp_u8)), tf.constant(kernel, tf.float32),
+                 tf.constant(noise_sigma, tf.float32), tf.constant([int(seed), 0], tf.int64),
+                 tf.constant(bool(quantize)))
+    return image_io.to_uint8(np.clip(y.numpy(), 0, 1))
 
 
 # ----------------------------------------------------------------------------------- records
 
 
 def _resized(img, hw, lm=None, nearest=False):
-  if hw is None or img.shape[:2] == tuple(hw):
-    return img, lm
-  if lm is not None:
-    lm = np.asarray(lm, np.float32) * np.array([hw[1] / img.shape[1], hw[0] / img.shape[0]],
-                                               np.float32)
-  return resize_uint8(img, hw, nearest), lm
+    if hw is None or img.shape[:2] == tuple(hw):
+        return img, lm
+    if lm is not None:
+        lm = np.asarray(lm, np.float32) * np.array([hw[1] / img.shape[1], hw[0] / img.shape[0]],
+                                                   np.float32)
+    return resize_uint8(img, hw, nearest), lm
 
 
 def item_examples(cfg, index, key, ex, notes, identity_map):
-  """Serialized tf.train.Examples for one source item (raises Skip)."""
-  hw = cfg["resize"]
-  mode = cfg["mode"]
-  out = []
-  if mode in ("pravg", "vla"):
-    frames = ex["frames"]
-    if isinstance(frames, (list, tuple)):
-      frames = [load_rgb(p, cfg["min_size"], notes) for p in frames]
-      if len({f.shape for f in frames}) != 1:
-        raise Skip("frames of one clip differ in size")
-      frames = np.stack(frames)
-    if hw is not None:
-      frames = np.stack([_resized(f, hw)[0] for f in frames])
-    frames_f = image_io.to_float32(frames)
-    c = len(frames_f) // 2
-    lms = ex.get("landmarks")
-    lm = None if lms is None else np.asarray(lms[c], np.float32)
-    if lm is not None and hw is not None:
-      lm = lm * np.array([hw[1] / ex_w(ex, frames), hw[0] / ex_h(ex, frames)], np.float32)
-    ident = identity_map.get(ex.get("identity"))
-    if mode == "pravg":
-      for length in cfg["lengths"]:
-        if length > len(frames_f):
-          raise Skip(f"clip has {len(frames_f)} frames < L={length}")
-        window = frames_f[c - length // 2:c + length // 2 + 1]
-        blurred, sharp = blur.average_frames(window, gamma=cfg["gamma"])
-        out.append(tfrecord.make_example(sharp=sharp, blurred=blurred, landmarks=lm,
-                                         identity=ident, source=f"{key}:L={length}"))
-    else:
-      r = blur.vla_average(frames_f, c, gamma=cfg["gamma"])
-      out.append(tfrecord.make_example(sharp=r.sharp, blurred=r.blurred, landmarks=lm,
-                                       identity=ident,
-                                       source=f"{key}:L={r.length}:{r.reason}"))
+    """Serialized tf.train.Examples for one source item (raises Skip)."""
+    hw = cfg["resize"]
+    mode = cfg["mode"]
+    out = []
+    if mode in ("pravg", "vla"):
+        frames = ex["frames"]
+        if isinstance(frames, (list, tuple)):
+            frames = [load_rgb(p, cfg["min_size"], notes) for p in frames]
+            if len({f.shape for f in frames}) != 1:
+                raise Skip("frames of one clip differ in size")
+            frames = np.stack(frames)
+        if hw is not None:
+            frames = np.stack([_resized(f, hw)[0] for f in frames])
+        frames_f = image_io.to_float32(frames)
+        c = len(frames_f) // 2
+        lms = ex.get("landmarks")
+        lm = None if lms is None else np.asarray(lms[c], np.float32)
+        if lm is not None and hw is not None:
+            lm = lm * np.array([hw[1] / ex_w(ex, frames), hw[0] / ex_h(ex, frames)], np.float32)
+        ident = identity_map.get(ex.get("identity"))
+        if mode == "pravg":
+            for length in cfg["lengths"]:
+                if length > len(frames_f):
+                    raise Skip(f"clip has {len(frames_f)} frames < L={length}")
+                window = frames_f[c - length // 2:c + length // 2 + 1]
+                blurred, sharp = blur.average_frames(window, gamma=cfg["gamma"])
+                out.append(tfrecord.make_example(sharp=sharp, blurred=blurred, landmarks=lm,
+                                                 identity=ident, source=f"{key}:L={length}"))
+        else:
+            r = blur.vla_average(frames_f, c, gamma=cfg["gamma"])
+            out.append(tfrecord.make_example(sharp=r.sharp, blurred=r.blurred, landmarks=lm,
+                                             identity=ident,
+                                             source=f"{key}:L={r.length}:{r.reason}"))
+        return out
+    if mode == "paired":
+        if "blurred" not in ex or "sharp" not in ex:
+            raise ValueError(f"--mode=paired needs a paired source (gopro, shen_blurred_faces), "
+                             f"got {cfg['source']}")
+        s = load_rgb(ex["sharp"], cfg["min_size"], notes)
+        b = load_rgb(ex["blurred"], cfg["min_size"], notes)
+        if s.shape != b.shape:
+            raise Skip(f"sharp {s.shape} and blurred {b.shape} differ in size")
+        s, _ = _resized(s, hw)
+        b, _ = _resized(b, hw)
+        return [tfrecord.make_example(sharp=s, blurred=b, source=key)]
+    if "image" not in ex:
+        raise ValueError(
+            f"--mode={mode} needs an image source; {cfg['source']} is paired or video: "
+            "use --mode=paired / pravg / vla")
+    img = load_rgb(ex["image"], cfg["min_size"], notes)
+    lm = ex.get("landmarks") if ex.get("has_landmarks", ex.get("landmarks") is not None) else None
+    mask = ex.get("mask")
+    if cfg["mask_dir"]:
+        stem = os.path.splitext(os.path.basename(ex["image"]))[0]
+        mpath = os.path.join(cfg["mask_dir"], stem + ".png")
+        if os.path.isfile(mpath):
+            from PIL import Image  # pylint: disable=g-import-not-at-top
+            with Image.open(mpath) as m:
+                mask = np.asarray(m)[..., None] if m.mode in ("L", "P") else None
+            if mask is None:
+                raise Skip(f"mask {mpath} is not a 1-channel class map")
+        else:
+            notes.append({"path": ex["image"], "note": f"no mask {mpath}"})
+    if mask is not None and mask.shape[:2] != img.shape[:2]:
+        raise Skip(f"mask {mask.shape[:2]} and image {img.shape[:2]} differ in size")
+    img, lm = _resized(img, hw, lm)
+    if mask is not None:
+        mask, _ = _resized(mask, hw, nearest=True)
+    ident = ex.get("identity")
+    ident = identity_map.get(ident, ident) if not isinstance(ident, (int, np.integer)) else int(ident)
+    common_fields = dict(mask=mask, landmarks=lm, identity=ident)
+    if mode == "sharp":
+        return [tfrecord.make_example(sharp=img, source=key, **common_fields)]
+    if mode == "unpaired":
+        domain = ex.get("domain", "clear")
+        field = {"clear": "sharp", "blurred": "blurred"}[domain]
+        return [tfrecord.make_example(**{field: img}, source=key,
+                                      identity=common_fields["identity"])]
+    # kernel mode
+    for c, k in enumerate(cfg["kernel_source"].kernels(index, cfg["blurs_per_image"])):
+        seed = np.random.default_rng([cfg["seed"], index, c, 7]).integers(2**31 - 1)
+        b = blur_image(img, k, cfg["noise_sigma"], seed, cfg["quantize"])
+        out.append(tfrecord.make_example(sharp=img, blurred=b, kernel=k,
+                                         source=f"{key}#{c}" if cfg["blurs_per_image"] > 1 else key,
+                                         **common_fields))
     return out
-  if mode == "paired":
-    if "blurred" not in ex or "sharp" not in ex:
-      raise ValueError(f"--mode=paired needs a paired source (gopro, shen_blurred_faces), "
-                       f"got {cfg['source']}")
-    s = load_rgb(ex["sharp"], cfg["min_size"], notes)
-    b = load_rgb(ex["blurred"], cfg["min_size"], notes)
-    if s.shape != b.shape:
-      raise Skip(f"sharp {s.shape} and blurred {b.shape} differ in size")
-    s, _ = _resized(s, hw)
-    b, _ = _resized(b, hw)
-    return [tfrecord.make_example(sharp=s, blurred=b, source=key)]
-  if "image" not in ex:
-    raise ValueError(f"--mode={mode} needs an image source; {cfg['source']} is paired or video: "
-                     "use --mode=paired / pravg / vla")
-  img = load_rgb(ex["image"], cfg["min_size"], notes)
-  lm = ex.get("landmarks") if ex.get("has_landmarks", ex.get("landmarks") is not None) else None
-  mask = ex.get("mask")
-  if cfg["mask_dir"]:
-    stem = os.path.splitext(os.path.basename(ex["image"]))[0]
-    mpath = os.path.join(cfg["mask_dir"], stem + ".png")
-    if os.path.isfile(mpath):
-      from PIL import Image  # pylint: disable=g-import-not-at-top
-      with Image.open(mpath) as m:
-        mask = np.asarray(m)[..., None] if m.mode in ("L", "P") else None
-      if mask is None:
-        raise Skip(f"mask {mpath} is not a 1-channel class map")
-    else:
-      notes.append({"path": ex["image"], "note": f"no mask {mpath}"})
-  if mask is not None and mask.shape[:2] != img.shape[:2]:
-    raise Skip(f"mask {mask.shape[:2]} and image {img.shape[:2]} differ in size")
-  img, lm = _resized(img, hw, lm)
-  if mask is not None:
-    mask, _ = _resized(mask, hw, nearest=True)
-  ident = ex.get("identity")
-  ident = identity_map.get(ident, ident) if not isinstance(ident, (int, np.integer)) else int(ident)
-  common_fields = dict(mask=mask, landmarks=lm, identity=ident)
-  if mode == "sharp":
-    return [tfrecord.make_example(sharp=img, source=key, **common_fields)]
-  if mode == "unpaired":
-    domain = ex.get("domain", "clear")
-    field = {"clear": "sharp", "blurred": "blurred"}[domain]
-    return [tfrecord.make_example(**{field: img}, source=key, identity=common_fields["identity"])]
-  # kernel mode
-  for c, k in enumerate(cfg["kernel_source"].kernels(index, cfg["blurs_per_image"])):
-    seed = np.random.default_rng([cfg["seed"], index, c, 7]).integers(2**31 - 1)
-    b = blur_image(img, k, cfg["noise_sigma"], seed, cfg["quantize"])
-    out.append(tfrecord.make_example(sharp=img, blurred=b, kernel=k,
-                                     source=f"{key}#{c}" if cfg["blurs_per_image"] > 1 else key,
-                                     **common_fields))
-  return out
 
 
 def ex_w(ex, frames):
-  del ex
-  return frames.shape[2]
+    del ex
+    return frames.shape[2]
 
 
 def ex_h(ex, frames):
-  del ex
-  return frames.shape[1]
+    del ex
+    return frames.shape[1]
 
 
 def _atomic_json(path, obj):
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=1, default=str)
-  os.replace(tmp, path)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1, default=str)
+    os.replace(tmp, path)
 
 
 def build(cfg):
-  """Writes the records; returns the combined report dict."""
-  out_dir, name, n_shards = cfg["output_dir"], cfg["name"], cfg["num_shards"]
-  os.makedirs(out_dir, exist_ok=True)
-  clip_length = max(cfg["lengths"]) if cfg["mode"] in ("pravg", "vla") else 21
-  items = source_items(cfg["source"], cfg["manual_dir"], cfg["split"], cfg["video_layout"],
-                       clip_length, cfg["max_clips_per_video"])
-  if cfg["max_items"]:
-    items = items[:cfg["max_items"]]
-  if not items:
-    raise ValueError(f"source {cfg['source']} split {cfg['split']!r} in {cfg['manual_dir']} "
-                     "yielded no item.")
-  idents = sorted({e.get("identity") for _, e in items if isinstance(e.get("identity"), str)})
-  identity_map = {s: i for i, s in enumerate(idents)}
-  bounds = np.linspace(0, len(items), n_shards + 1).astype(int)
-  t0 = time.time()
-  done_items = new_items = 0
-  written = 0
-  bar = tqdm(total=len(items), desc=f"{name}", unit="img")
-  for s in range(n_shards):
-    path = os.path.join(out_dir, tfrecord.shard_name(name, s, n_shards))
-    lo, hi = int(bounds[s]), int(bounds[s + 1])
-    if os.path.isfile(path) and os.path.isfile(path + ".json"):
-      bar.update(hi - lo)
-      done_items += hi - lo
-      continue
-    examples, skipped, notes = [], [], []
-    for i in range(lo, hi):
-      key, ex = items[i]
-      try:
-        examples.extend(item_examples(cfg, i, key, ex, notes, identity_map))
-      except Skip as e:
-        skipped.append({"item": key, "reason": str(e)})
-      bar.update(1)
-    tfrecord.write_shard(path, examples)
-    _atomic_json(path + ".json", {"items": hi - lo, "records": len(examples),
-                                  "skipped": skipped, "converted": notes})
-    new_items += hi - lo
-    written += len(examples)
-  bar.close()
-  seconds = time.time() - t0
-  report = {"source": cfg["source"], "manual_dir": cfg["manual_dir"], "split": cfg["split"],
-            "mode": cfg["mode"], "num_shards": n_shards, "items": len(items),
-            "items_this_run": new_items, "items_resumed": done_items,
-            "seconds_this_run": round(seconds, 3),
-            "items_per_second": round(new_items / seconds, 2) if new_items else None,
-            "records": 0, "bytes": 0, "skipped": [], "converted": []}
-  for s in range(n_shards):
-    path = os.path.join(out_dir, tfrecord.shard_name(name, s, n_shards))
-    with open(path + ".json") as f:
-      r = json.load(f)
-    report["records"] += r["records"]
-    report["bytes"] += os.path.getsize(path)
-    report["skipped"] += r["skipped"]
-    report["converted"] += r["converted"]
-  report["flags"] = {k: v for k, v in cfg.items() if k != "kernel_source"}
-  _atomic_json(os.path.join(out_dir, f"{name}-report.json"), report)
-  logging.info("%s: %d records (%.1f MB), %d skipped, %d converted; %s items/s", name,
-               report["records"], report["bytes"] / 1e6, len(report["skipped"]),
-               len(report["converted"]), report["items_per_second"])
-  return report
+    """Writes the records; returns the combined report dict."""
+    out_dir, name, n_shards = cfg["output_dir"], cfg["name"], cfg["num_shards"]
+    os.makedirs(out_dir, exist_ok=True)
+    clip_length = max(cfg["lengths"]) if cfg["mode"] in ("pravg", "vla") else 21
+    items = source_items(cfg["source"], cfg["manual_dir"], cfg["split"], cfg["video_layout"],
+                         clip_length, cfg["max_clips_per_video"])
+    if cfg["max_items"]:
+        items = items[:cfg["max_items"]]
+    if not items:
+        raise ValueError(f"source {cfg['source']} split {cfg['split']!r} in {cfg['manual_dir']} "
+                         "yielded no item.")
+    idents = sorted({e.get("identity") for _, e in items if isinstance(e.get("identity"), str)})
+    identity_map = {s: i for i, s in enumerate(idents)}
+    bounds = np.linspace(0, len(items), n_shards + 1).astype(int)
+    t0 = time.time()
+    done_items = new_items = 0
+    written = 0
+    bar = tqdm(total=len(items), desc=f"{name}", unit="img")
+    for s in range(n_shards):
+        path = os.path.join(out_dir, tfrecord.shard_name(name, s, n_shards))
+        lo, hi = int(bounds[s]), int(bounds[s + 1])
+        if os.path.isfile(path) and os.path.isfile(path + ".json"):
+            bar.update(hi - lo)
+            done_items += hi - lo
+            continue
+        examples, skipped, notes = [], [], []
+        for i in range(lo, hi):
+            key, ex = items[i]
+            try:
+                examples.extend(item_examples(cfg, i, key, ex, notes, identity_map))
+            except Skip as e:
+                skipped.append({"item": key, "reason": str(e)})
+            bar.update(1)
+        tfrecord.write_shard(path, examples)
+        _atomic_json(path + ".json", {"items": hi - lo, "records": len(examples),
+                                      "skipped": skipped, "converted": notes})
+        new_items += hi - lo
+        written += len(examples)
+    bar.close()
+    seconds = time.time() - t0
+    report = {"source": cfg["source"], "manual_dir": cfg["manual_dir"], "split": cfg["split"],
+              "mode": cfg["mode"], "num_shards": n_shards, "items": len(items),
+              "items_this_run": new_items, "items_resumed": done_items,
+              "seconds_this_run": round(seconds, 3),
+              "items_per_second": round(new_items / seconds, 2) if new_items else None,
+              "records": 0, "bytes": 0, "skipped": [], "converted": []}
+    for s in range(n_shards):
+        path = os.path.join(out_dir, tfrecord.shard_name(name, s, n_shards))
+        with open(path + ".json") as f:
+            r = json.load(f)
+        report["records"] += r["records"]
+        report["bytes"] += os.path.getsize(path)
+        report["skipped"] += r["skipped"]
+        report["converted"] += r["converted"]
+    report["flags"] = {k: v for k, v in cfg.items() if k != "kernel_source"}
+    _atomic_json(os.path.join(out_dir, f"{name}-report.json"), report)
+    logging.info("%s: %d records (%.1f MB), %d skipped, %d converted; %s items/s", name,
+                 report["records"], report["bytes"] / 1e6, len(report["skipped"]),
+                 len(report["converted"]), report["items_per_second"])
+    return report
 
 
 def config_from_flags(fv):
-  mode = fv.mode
-  cfg = {
-      "source": fv.source, "manual_dir": fv.manual_dir, "split": fv.split,
-      "output_dir": fv.output_dir, "name": fv.name or fv.split, "mode": mode,
-      "kernels": fv.kernels, "kernel_sizes": parse_sizes(fv.kernel_sizes),
-      "blurs_per_image": fv.blurs_per_image, "noise_sigma": fv.noise_sigma,
-      "quantize": fv.quantize, "lengths": [int(v) for v in fv.lengths.split(",")],
-      "gamma": fv.gamma, "video_layout": fv.video_layout,
-      "max_clips_per_video": fv.max_clips_per_video, "mask_dir": fv.mask_dir,
-      "resize": parse_hw(fv.resize), "min_size": fv.min_size, "num_shards": fv.num_shards,
-      "max_items": fv.max_items, "seed": fv.seed,
-  }
-  if any(L < 1 or L % 2 == 0 for L in cfg["lengths"]):
-    raise ValueError(f"--lengths must be odd, got {fv.lengths}")
-  if mode in ("pravg", "vla") and fv.source != "face_videos":
-    raise ValueError(f"--mode={mode} needs --source=face_videos")
-  if mode == "kernel":
-    cfg["kernel_source"] = KernelSource(fv.kernels, cfg["kernel_sizes"], fv.seed)
-  return cfg
+    mode = fv.mode
+    cfg = {
+        "source": fv.source, "manual_dir": fv.manual_dir, "split": fv.split,
+        "output_dir": fv.output_dir, "name": fv.name or fv.split, "mode": mode,
+        "kernels": fv.kernels, "kernel_sizes": parse_sizes(fv.kernel_sizes),
+        "blurs_per_image": fv.blurs_per_image, "noise_sigma": fv.noise_sigma,
+        "quantize": fv.quantize, "lengths": [int(v) for v in fv.lengths.split(",")],
+        "gamma": fv.gamma, "video_layout": fv.video_layout,
+        "max_clips_per_video": fv.max_clips_per_video, "mask_dir": fv.mask_dir,
+        "resize": parse_hw(fv.resize), "min_size": fv.min_size, "num_shards": fv.num_shards,
+        "max_items": fv.max_items, "seed": fv.seed,
+    }
+    if any(L < 1 or L % 2 == 0 for L in cfg["lengths"]):
+        raise ValueError(f"--lengths must be odd, got {fv.lengths}")
+    if mode in ("pravg", "vla") and fv.source != "face_videos":
+        raise ValueError(f"--mode={mode} needs --source=face_videos")
+    if mode == "kernel":
+        cfg["kernel_source"] = KernelSource(fv.kernels, cfg["kernel_sizes"], fv.seed)
+    return cfg
 
 
 def main(argv):
-  del argv
-  build(config_from_flags(flags.FLAGS))
+    del argv
+    build(config_from_flags(flags.FLAGS))
 
 
 if __name__ == "__main__":
-  define_flags()
-  app.run(main)
+    define_flags()
+    app.run(main)
