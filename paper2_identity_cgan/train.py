@@ -16,11 +16,10 @@ Two stages, one trainer (``--stage``):
 from __future__ import annotations
 
 import glob
-import importlib
 import math
 import os
 
-from absl import app, flags, logging
+from absl import flags, logging
 import keras
 import numpy as np
 import tensorflow as tf
@@ -331,10 +330,7 @@ def train_and_evaluate(workdir: str, config) -> int:
         raise ValueError(f"--image_size={config.image_size} must be a multiple of "
                          f"{models.GEN_DIVISOR} (Table 3 has seven stride-2 layers)")
     tf.io.gfile.makedirs(workdir)
-    train_utils.set_seed(config.seed)
-    train_utils.set_precision(config.mixed_precision)
-    strategy = train_utils.get_strategy(config.strategy, config.cpu_devices)
-    train_utils.save_flags(own_flags(config), workdir)
+    strategy, _ = train_utils.start_run(config, workdir)
 
     if config.stage == "hg":
         ds = hg_dataset(config, config.seed)
@@ -373,21 +369,6 @@ def train_and_evaluate(workdir: str, config) -> int:
     return final
 
 
-def own_flags(config) -> flags.FlagValues:
-    """A FlagValues holding only this trainer's flags with ``config``'s values (the global
-    FLAGS also holds flags other libraries define, which ``load_flags`` could not parse)."""
-    own = flags.FlagValues()
-    # define through the imported module, not ``__main__``: under ``python -m`` the flags would
-    # belong to ``__main__``, which ``train_utils.save_flags`` leaves out of flags.txt
-    importlib.import_module("paper2_identity_cgan.train").define_all(own)
-    for name in own:
-        if name in config:
-            own[name].value = config[name].value
-            own[name].present = config[name].present
-    own.mark_as_parsed()
-    return own
-
-
 def _count_source(source) -> int:
     """Examples in an image folder or a TFRecord glob."""
     if os.path.isdir(source):
@@ -396,14 +377,5 @@ def _count_source(source) -> int:
     return num_examples(sorted(glob.glob(source)))
 
 
-def main(argv):
-    del argv
-    cfg = flags.FLAGS
-    if not cfg.workdir:
-        raise app.UsageError("--workdir is required")
-    train_and_evaluate(cfg.workdir, cfg)
-
-
 if __name__ == "__main__":
-    define_all(flags.FLAGS)
-    app.run(main, flags_parser=train_utils.flags_parser)
+    train_utils.run_main(train_and_evaluate, [define_all])
