@@ -112,9 +112,10 @@ def load_run(workdir):
     return config, model
 
 
-def run_eval(workdir, test_data, num_images=256, crop=0):
-    """Returns dict with blurred/restored/sharp arrays, class maps and PSNR/SSIM arrays."""
-    config, model = load_run(workdir)
+def run_eval(workdir, test_data, num_images=256, crop=0, run=None):
+    """Returns dict with blurred/restored/sharp arrays, class maps and PSNR/SSIM arrays (and the
+    run's config and model). run: `load_run(workdir)`'s (config, model) when already loaded."""
+    config, model = run if run is not None else load_run(workdir)
     crop = crop or config.crop
     bank = train.make_kernel_bank(config)
     keys = ("sharp", "blurred")

@@ -132,7 +132,7 @@ def load_vgg16_relu12(weights_path=None, allow_random=False):
             return vgg
         raise ValueError("the perceptual loss (Eq. 5) needs ImageNet VGG16 weights: pass "
                          "--vgg16_weights=/path/to/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 "
-                         "(no download is attempted), or set --perceptual_weight=0 to train without it")
+                         "(no download is attempted), or set --lambda_1=0 to train without L_p")
     if not os.path.exists(weights_path):
         raise FileNotFoundError(f"--vgg16_weights: file not found: {weights_path}")
     full = keras.applications.VGG16(include_top=False, weights=None, input_shape=(None, None, 3))

@@ -38,3 +38,26 @@ def stages(tmp_path_factory):
         dirs["umsn"], "--stage=umsn", f"--init_sn={dirs['sn_blurry']}",
         f"--init_fnets={dirs['fnet']}")) == 1
     return dirs
+
+
+@pytest.fixture(scope="session")
+def umsn_run(stages):
+    """(config, UMSNDeblurrer) restored once from the umsn stage (evaluate.load_run), shared by
+    the evaluate / deblur / export / face-table tests."""
+    from paper3_umsn import evaluate
+    return evaluate.load_run(stages["umsn"])
+
+
+@pytest.fixture
+def shared_load_run(umsn_run, stages, monkeypatch):
+    """Makes evaluate.load_run(stages["umsn"]) return the shared run instead of rebuilding it
+    (deblur.load_model and export.export call it); any other path still fails loudly."""
+    from paper3_umsn import evaluate
+    calls = []
+
+    def load_run(workdir):
+        assert workdir == stages["umsn"], workdir
+        calls.append(workdir)
+        return umsn_run
+    monkeypatch.setattr(evaluate, "load_run", load_run)
+    return calls

@@ -8,8 +8,8 @@ from common import image_io, inference
 from paper3_umsn import deblur, evaluate, export, models
 
 
-def test_evaluate_prints_tables_with_paper_numbers(stages):
-    result = evaluate.run_eval(stages["umsn"], "data/sample/test_faces", num_images=4)
+def test_evaluate_prints_tables_with_paper_numbers(stages, umsn_run):
+    result = evaluate.run_eval(stages["umsn"], "data/sample/test_faces", num_images=4, run=umsn_run)
     assert result["restored"].shape == (4, 32, 32, 3)
     np.testing.assert_allclose(result["psnr_blurred"], [
         -10 * np.log10(np.mean((b - s) ** 2)) for b, s in zip(result["blurred"], result["sharp"])], rtol=1e-4)
@@ -35,13 +35,14 @@ def test_evaluate_prints_tables_with_paper_numbers(stages):
     assert t3.value("Blurred input", "PSNR") == pytest.approx(float(np.mean(result["psnr_blurred"])))
 
 
-def test_deblur_cli_on_files_of_any_size(stages, tmp_path):
+def test_deblur_cli_on_files_of_any_size(stages, shared_load_run, tmp_path):
     src = tmp_path / "in"
     rng = np.random.default_rng(0)
     image_io.write_image(str(src / "odd.png"), (rng.random((37, 45, 3)) * 255).astype(np.uint8))
     image_io.write_image(str(src / "b.jpg"), (rng.random((24, 24, 3)) * 255).astype(np.uint8))
     before = {p: open(src / p, "rb").read() for p in os.listdir(src)}
     outs = deblur.run(stages["umsn"], [str(src)], str(tmp_path / "out"))
+    assert shared_load_run == [stages["umsn"]]   # the workdir was rebuilt through evaluate.load_run
     shapes = sorted(image_io.read_image(p).shape for p in outs)
     assert shapes == [(24, 24, 3), (37, 45, 3)]
     assert all(p.endswith("_umsn.png") for p in outs)
@@ -50,9 +51,9 @@ def test_deblur_cli_on_files_of_any_size(stages, tmp_path):
         deblur.run(stages["umsn"], [str(src / "odd.png")], str(src), suffix="")
 
 
-def test_export_round_trip_safe_mode(stages, tmp_path):
+def test_export_round_trip_safe_mode(stages, umsn_run, shared_load_run, tmp_path):
     paths = export.export(stages["umsn"], str(tmp_path / "exp"))
-    _, model = evaluate.load_run(stages["umsn"])
+    model = umsn_run[1]
     x = np.random.default_rng(1).random((1, 16, 20, 3)).astype(np.float32)
     want = np.asarray(model(x))
     loaded = inference.load_keras(paths["keras"])

@@ -118,10 +118,10 @@ def test_load_config_names_workdir(tmp_path):
         evaluate.load_config(str(tmp_path))
 
 
-def test_face_tables_on_the_trained_smoke_run(fm, stages):
+def test_face_tables_on_the_trained_smoke_run(fm, umsn_run):
     """The --face_tables path end to end on the fixture's tiny umsn run (2 test faces, 2 LFW
     identities x 9 gallery images, 1 blur per probe)."""
-    config, model = evaluate.load_run(stages["umsn"])
+    config, model = umsn_run
     t4, t5 = evaluate.run_face_tables(model, config, "data/sample/test_faces", num_images=2,
                                       recognition_ids=2, gallery_per_id=9, blurs_per_probe=1)
     assert "2 test faces" in t4.title and t4.value("UMSN (ours)", "d") >= 0
