@@ -16,7 +16,6 @@ run's bank), through `common.face` / `common.face_eval` (dlib 128-D descriptor b
 paper's d_VGG is VGG-Face pool5, so the two are not on the same scale).
 """
 import os
-import zlib
 
 import numpy as np
 import tensorflow as tf
