@@ -87,25 +87,12 @@ def define_flags(fv):
 
 # ---------------------------------------------------------------------------- models ----
 def load_train_flags(workdir):
-    """The trainer's flags from ``workdir/flags.txt``, ignoring lines of flags that other
-    libraries defined on the global FlagValues (e.g. TensorFlow's ``--delta_threshold``)."""
-    path = os.path.join(workdir, "flags.txt")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found: --workdirs / --checkpoint must name a cGAN "
-                                "training workdir (flags.txt + checkpoints/)")
-    known = flags.FlagValues()
-    train.define_all(known)
-    argv = ["prog"]
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line.startswith("--") or line.startswith("--flagfile"):
-                continue
-            name = line[2:].split("=", 1)[0]
-            if name in known or (name.startswith("no") and name[2:] in known):
-                argv.append(line)
-    known(argv)
-    return known
+    """The trainer's flags, rebuilt from ``workdir/flags.txt`` (``train_utils.load_flags``)."""
+    if not os.path.isfile(os.path.join(workdir, train_utils.FLAGS_FILENAME)):
+        raise FileNotFoundError(f"{workdir}/{train_utils.FLAGS_FILENAME} not found: --workdirs / "
+                                "--checkpoint must name a cGAN training workdir (flags.txt + "
+                                "checkpoints/)")
+    return train_utils.load_flags([train.define_all], workdir)
 
 
 def load_model(workdir):
