@@ -261,8 +261,11 @@ def tables(results, ver=None, n_pairs=0, model_names=("ours",)):
         return [r.get("auc"), r.get("failure"), r.get("ssim"), r.get("psnr")]
 
     if "pravg7" in results:
+        b7 = results["pravg7"]["blurred"]
         t = Table("Table 4: self evaluation, PrAvg 7", cols, formats=fmts,
-                  notes=["paper: 300VW, 17,125 images; ours: see n"])
+                  notes=[f"paper: 300VW, 17,125 images; ours: "
+                         f"{b7.get('n_landmarks', b7['n'])} held-out test images; a row is "
+                         "'–' when that variant was not given in --workdirs"])
         for name in list(PAPER_TABLE4):
             key = name if name in results["pravg7"] else None
             paper = list(PAPER_TABLE4[name]) + [None]

@@ -41,3 +41,4 @@ def test_tables_put_paper_numbers_beside_ours():
     assert ts[1].value("ours", "AUC", "paper") == 0.798
     assert ts[0].value("final", "SSIM", "paper") == 0.93501
     assert ts[-1].value("blurred", "PrAvg 7", "paper") == (0.8414, 0.0206)
+    assert "ours: 3 held-out test images" in str(ts[0])
