@@ -21,126 +21,126 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 class LayoutError(FileNotFoundError):
-  """The manual folder does not hold the layout a builder expects (message says what is missing)."""
+    """The manual folder does not hold the layout a builder expects (message says what is missing)."""
 
 
 def _where(manual_dir, what, hint):
-  msg = f"{what} (manual_dir={manual_dir!r})."
-  if hint:
-    msg += " " + hint
-  return msg
+    msg = f"{what} (manual_dir={manual_dir!r})."
+    if hint:
+        msg += " " + hint
+    return msg
 
 
 def require_dir(manual_dir, *candidates, hint=""):
-  """The first existing folder among `candidates` (relative to manual_dir) or LayoutError."""
-  if not manual_dir or not os.path.isdir(manual_dir):
-    raise LayoutError(f"manual_dir {manual_dir!r} does not exist or is not a folder. {hint}".strip())
-  for c in candidates:
-    p = os.path.join(manual_dir, c)
-    if os.path.isdir(p):
-      return p
-  raise LayoutError(_where(manual_dir, "expected folder " + " or ".join(repr(c) for c in candidates)
-                           + " inside manual_dir, found none", hint))
+    """The first existing folder among `candidates` (relative to manual_dir) or LayoutError."""
+    if not manual_dir or not os.path.isdir(manual_dir):
+        raise LayoutError(f"manual_dir {manual_dir!r} does not exist or is not a folder. {hint}".strip())
+    for c in candidates:
+        p = os.path.join(manual_dir, c)
+        if os.path.isdir(p):
+            return p
+    raise LayoutError(_where(manual_dir, "expected folder " + " or ".join(repr(c) for c in candidates)
+                             + " inside manual_dir, found none", hint))
 
 
 def find_file(manual_dir, *candidates):
-  """The first existing file among `candidates` (relative to manual_dir), else None."""
-  for c in candidates:
-    p = os.path.join(manual_dir, c)
-    if os.path.isfile(p):
-      return p
-  return None
+    """The first existing file among `candidates` (relative to manual_dir), else None."""
+    for c in candidates:
+        p = os.path.join(manual_dir, c)
+        if os.path.isfile(p):
+            return p
+    return None
 
 
 def require_file(manual_dir, *candidates, hint=""):
-  p = find_file(manual_dir, *candidates)
-  if p is None:
-    raise LayoutError(_where(manual_dir, "expected file " + " or ".join(repr(c) for c in candidates)
-                             + " inside manual_dir, found none", hint))
-  return p
+    p = find_file(manual_dir, *candidates)
+    if p is None:
+        raise LayoutError(_where(manual_dir, "expected file " + " or ".join(repr(c) for c in candidates)
+                                 + " inside manual_dir, found none", hint))
+    return p
 
 
 def is_image(name):
-  return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
+    return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
 
 
 def images_in(folder, recursive=False):
-  """Sorted image paths in `folder` (natural order: 'frame2' before 'frame10')."""
-  out = []
-  if recursive:
-    for root, dirs, files in os.walk(folder):
-      dirs.sort()
-      out.extend(os.path.join(root, f) for f in files if is_image(f))
-  else:
-    out = [os.path.join(folder, f) for f in os.listdir(folder) if is_image(f)]
-  return sorted(out, key=natural_key)
+    """Sorted image paths in `folder` (natural order: 'frame2' before 'frame10')."""
+    out = []
+    if recursive:
+        for root, dirs, files in os.walk(folder):
+            dirs.sort()
+            out.extend(os.path.join(root, f) for f in files if is_image(f))
+    else:
+        out = [os.path.join(folder, f) for f in os.listdir(folder) if is_image(f)]
+    return sorted(out, key=natural_key)
 
 
 def natural_key(s):
-  return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
 
 
 def prepare(builder_cls, manual_dir, data_dir, config=None, max_examples_per_split=None, **kwargs):
-  """Builds `builder_cls` into `data_dir` from `manual_dir`; never touches the network.
+    """Builds `builder_cls` into `data_dir` from `manual_dir`; never touches the network.
 
-  Returns the prepared builder (`builder.as_dataset(split=...)` reads it back).
-  """
-  builder = builder_cls(data_dir=data_dir, config=config, **kwargs)
-  download_config = tfds.download.DownloadConfig(
-      manual_dir=manual_dir,
-      download_mode=tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS,
-      try_download_gcs=False,
-      max_examples_per_split=max_examples_per_split)
-  builder.download_and_prepare(download_config=download_config,
-                               file_format="tfrecord")
-  return builder
+    Returns the prepared builder (`builder.as_dataset(split=...)` reads it back).
+    """
+    builder = builder_cls(data_dir=data_dir, config=config, **kwargs)
+    download_config = tfds.download.DownloadConfig(
+        manual_dir=manual_dir,
+        download_mode=tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS,
+        try_download_gcs=False,
+        max_examples_per_split=max_examples_per_split)
+    builder.download_and_prepare(download_config=download_config,
+                                 file_format="tfrecord")
+    return builder
 
 
 def manual_dir_of(dl_manager):
-  """`dl_manager.manual_dir` as a str, with an error that says how to pass it."""
-  try:
-    d = dl_manager.manual_dir
-  except AssertionError as e:  # tfds raises AssertionError when the folder is missing
-    raise LayoutError(f"{e} Pass --manual_dir (tfds DownloadConfig(manual_dir=...)).") from e
-  return os.fspath(d)
+    """`dl_manager.manual_dir` as a str, with an error that says how to pass it."""
+    try:
+        d = dl_manager.manual_dir
+    except AssertionError as e:  # tfds raises AssertionError when the folder is missing
+        raise LayoutError(f"{e} Pass --manual_dir (tfds DownloadConfig(manual_dir=...)).") from e
+    return os.fspath(d)
 
 
 class ManualDirBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-  """Base of the facedeblur TFDS builders: examples come from a local manual folder.
+    """Base of the facedeblur TFDS builders: examples come from a local manual folder.
 
-  A subclass sets `name`, `MANUAL_DOWNLOAD_INSTRUCTIONS` and optionally `HOMEPAGE`, `CITATION`,
-  `SUPERVISED_KEYS`, and implements:
-    * `_features()` -> dict of feature name -> tfds feature;
-    * `_split_names(manual_dir)` -> the split names, after checking the layout (`LayoutError`);
-    * `_examples(manual_dir, split)` -> iterator of `(key, example)` (the module's `generate`).
-  """
+    A subclass sets `name`, `MANUAL_DOWNLOAD_INSTRUCTIONS` and optionally `HOMEPAGE`, `CITATION`,
+    `SUPERVISED_KEYS`, and implements:
+      * `_features()` -> dict of feature name -> tfds feature;
+      * `_split_names(manual_dir)` -> the split names, after checking the layout (`LayoutError`);
+      * `_examples(manual_dir, split)` -> iterator of `(key, example)` (the module's `generate`).
+    """
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Manual-dir builder for facedeblur."}
-  HOMEPAGE = None
-  CITATION = None
-  SUPERVISED_KEYS = None
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Manual-dir builder for facedeblur."}
+    HOMEPAGE = None
+    CITATION = None
+    SUPERVISED_KEYS = None
 
-  @abc.abstractmethod
-  def _features(self):
-    """dict of feature name -> tfds feature (built per call)."""
+    @abc.abstractmethod
+    def _features(self):
+        """dict of feature name -> tfds feature (built per call)."""
 
-  @abc.abstractmethod
-  def _split_names(self, manual_dir):
-    """Checks manual_dir's layout (LayoutError) and returns the split names to build."""
+    @abc.abstractmethod
+    def _split_names(self, manual_dir):
+        """Checks manual_dir's layout (LayoutError) and returns the split names to build."""
 
-  @abc.abstractmethod
-  def _examples(self, manual_dir, split):
-    """Iterator of (key, example) of one split."""
+    @abc.abstractmethod
+    def _examples(self, manual_dir, split):
+        """Iterator of (key, example) of one split."""
 
-  def _info(self):
-    return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict(self._features()),
-        supervised_keys=self.SUPERVISED_KEYS, homepage=self.HOMEPAGE, citation=self.CITATION)
+    def _info(self):
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict(self._features()),
+            supervised_keys=self.SUPERVISED_KEYS, homepage=self.HOMEPAGE, citation=self.CITATION)
 
-  def _split_generators(self, dl_manager):
-    manual_dir = manual_dir_of(dl_manager)
-    return {s: self._generate_examples(manual_dir, s) for s in self._split_names(manual_dir)}
+    def _split_generators(self, dl_manager):
+        manual_dir = manual_dir_of(dl_manager)
+        return {s: self._generate_examples(manual_dir, s) for s in self._split_names(manual_dir)}
 
-  def _generate_examples(self, manual_dir, split):
-    yield from self._examples(manual_dir, split)
+    def _generate_examples(self, manual_dir, split):
+        yield from self._examples(manual_dir, split)

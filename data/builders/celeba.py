@@ -36,99 +36,99 @@ list_eval_partition.txt (or Eval/...), identity_CelebA.txt and list_landmarks_al
 
 
 def _read_table(path, skip_header_lines=0):
-  rows = {}
-  with open(path) as f:
-    lines = f.read().splitlines()
-  for line_no, line in enumerate(lines[skip_header_lines:], skip_header_lines + 1):
-    parts = line.split()
-    if not parts:
-      continue
-    rows[parts[0]] = parts[1:]
-  if not rows:
-    raise _layout.LayoutError(f"{path} holds no rows; expected '<file>.jpg <values...>' lines.")
-  return rows
+    rows = {}
+    with open(path) as f:
+        lines = f.read().splitlines()
+    for line_no, line in enumerate(lines[skip_header_lines:], skip_header_lines + 1):
+        parts = line.split()
+        if not parts:
+            continue
+        rows[parts[0]] = parts[1:]
+    if not rows:
+        raise _layout.LayoutError(f"{path} holds no rows; expected '<file>.jpg <values...>' lines.")
+    return rows
 
 
 def check_layout(manual_dir):
-  """Resolved paths: images folder (required) and the three optional annotation files."""
-  images = _layout.require_dir(manual_dir, "img_align_celeba", "Img/img_align_celeba",
-                               hint="Extract img_align_celeba.zip there.")
-  return {
-      "images": images,
-      "partition": _layout.find_file(manual_dir, "list_eval_partition.txt",
-                                     "Eval/list_eval_partition.txt"),
-      "identity": _layout.find_file(manual_dir, "identity_CelebA.txt", "Anno/identity_CelebA.txt"),
-      "landmarks": _layout.find_file(manual_dir, "list_landmarks_align_celeba.txt",
-                                     "Anno/list_landmarks_align_celeba.txt"),
-  }
+    """Resolved paths: images folder (required) and the three optional annotation files."""
+    images = _layout.require_dir(manual_dir, "img_align_celeba", "Img/img_align_celeba",
+                                 hint="Extract img_align_celeba.zip there.")
+    return {
+        "images": images,
+        "partition": _layout.find_file(manual_dir, "list_eval_partition.txt",
+                                       "Eval/list_eval_partition.txt"),
+        "identity": _layout.find_file(manual_dir, "identity_CelebA.txt", "Anno/identity_CelebA.txt"),
+        "landmarks": _layout.find_file(manual_dir, "list_landmarks_align_celeba.txt",
+                                       "Anno/list_landmarks_align_celeba.txt"),
+    }
 
 
 def split_files(manual_dir, split):
-  """(layout, sorted file names of `split`)."""
-  if split not in SPLITS:
-    raise ValueError(f"unknown CelebA split {split!r}; use one of {sorted(SPLITS)}")
-  lay = check_layout(manual_dir)
-  files = sorted(f for f in os.listdir(lay["images"]) if _layout.is_image(f))
-  if not files:
-    raise _layout.LayoutError(f"{lay['images']} holds no images (expected 000001.jpg ...).")
-  if lay["partition"]:
-    part = _read_table(lay["partition"])
-    present = set(files)
-    files = [f for f, v in sorted(part.items()) if int(v[0]) == SPLITS[split] and f in present]
-  else:
-    n = len(files)
-    a = int(round(n * FALLBACK_FRACTIONS[0]))
-    b = int(round(n * (FALLBACK_FRACTIONS[0] + FALLBACK_FRACTIONS[1])))
-    files = {"train": files[:a], "validation": files[a:b], "test": files[b:]}[split]
-  return lay, files
+    """(layout, sorted file names of `split`)."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown CelebA split {split!r}; use one of {sorted(SPLITS)}")
+    lay = check_layout(manual_dir)
+    files = sorted(f for f in os.listdir(lay["images"]) if _layout.is_image(f))
+    if not files:
+        raise _layout.LayoutError(f"{lay['images']} holds no images (expected 000001.jpg ...).")
+    if lay["partition"]:
+        part = _read_table(lay["partition"])
+        present = set(files)
+        files = [f for f, v in sorted(part.items()) if int(v[0]) == SPLITS[split] and f in present]
+    else:
+        n = len(files)
+        a = int(round(n * FALLBACK_FRACTIONS[0]))
+        b = int(round(n * (FALLBACK_FRACTIONS[0] + FALLBACK_FRACTIONS[1])))
+        files = {"train": files[:a], "validation": files[a:b], "test": files[b:]}[split]
+    return lay, files
 
 
 def generate(manual_dir, split):
-  """Yields (file name, {"image": path, "identity", "landmarks" [5,2], "has_landmarks", "file_name"})."""
-  lay, files = split_files(manual_dir, split)
-  ids = _read_table(lay["identity"]) if lay["identity"] else {}
-  lms = _read_table(lay["landmarks"], skip_header_lines=2) if lay["landmarks"] else {}
-  scale = None
-  for f in files:
-    path = os.path.join(lay["images"], f)
-    lm = lms.get(f)
-    if lm is not None:
-      if scale is None:  # all images of one folder share a size
-        from PIL import Image  # pylint: disable=g-import-not-at-top
-        with Image.open(path) as im:
-          scale = np.array([im.size[0] / ALIGNED_SIZE[0], im.size[1] / ALIGNED_SIZE[1]], np.float32)
-      landmarks = np.asarray(lm[:10], np.float32).reshape(5, 2) * scale
-    else:
-      landmarks = np.full((5, 2), -1, np.float32)
-    yield f, {
-        "image": path,
-        "file_name": f,
-        "identity": int(ids[f][0]) if f in ids else -1,
-        "landmarks": landmarks,
-        "has_landmarks": lm is not None,
-    }
+    """Yields (file name, {"image": path, "identity", "landmarks" [5,2], "has_landmarks", "file_name"})."""
+    lay, files = split_files(manual_dir, split)
+    ids = _read_table(lay["identity"]) if lay["identity"] else {}
+    lms = _read_table(lay["landmarks"], skip_header_lines=2) if lay["landmarks"] else {}
+    scale = None
+    for f in files:
+        path = os.path.join(lay["images"], f)
+        lm = lms.get(f)
+        if lm is not None:
+            if scale is None:  # all images of one folder share a size
+                from PIL import Image  # pylint: disable=g-import-not-at-top
+                with Image.open(path) as im:
+                    scale = np.array([im.size[0] / ALIGNED_SIZE[0], im.size[1] / ALIGNED_SIZE[1]], np.float32)
+            landmarks = np.asarray(lm[:10], np.float32).reshape(5, 2) * scale
+        else:
+            landmarks = np.full((5, 2), -1, np.float32)
+        yield f, {
+            "image": path,
+            "file_name": f,
+            "identity": int(ids[f][0]) if f in ids else -1,
+            "landmarks": landmarks,
+            "has_landmarks": lm is not None,
+        }
 
 
 class Celeba(_layout.ManualDirBuilder):
-  """CelebA aligned faces with identity and 5 landmarks, from a local manual folder."""
+    """CelebA aligned faces with identity and 5 landmarks, from a local manual folder."""
 
-  name = "facedeblur_celeba"
-  MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
-  HOMEPAGE = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
-  CITATION = "Liu, Luo, Wang, Tang. Deep Learning Face Attributes in the Wild. ICCV 2015."
+    name = "facedeblur_celeba"
+    MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
+    HOMEPAGE = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
+    CITATION = "Liu, Luo, Wang, Tang. Deep Learning Face Attributes in the Wild. ICCV 2015."
 
-  def _features(self):
-    return {
-        "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
-        "file_name": tfds.features.Text(),
-        "identity": np.int64,
-        "landmarks": tfds.features.Tensor(shape=(5, 2), dtype=np.float32),
-        "has_landmarks": np.bool_,
-    }
+    def _features(self):
+        return {
+            "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
+            "file_name": tfds.features.Text(),
+            "identity": np.int64,
+            "landmarks": tfds.features.Tensor(shape=(5, 2), dtype=np.float32),
+            "has_landmarks": np.bool_,
+        }
 
-  def _split_names(self, manual_dir):
-    check_layout(manual_dir)
-    return list(SPLITS)
+    def _split_names(self, manual_dir):
+        check_layout(manual_dir)
+        return list(SPLITS)
 
-  def _examples(self, manual_dir, split):
-    return generate(manual_dir, split)
+    def _examples(self, manual_dir, split):
+        return generate(manual_dir, split)

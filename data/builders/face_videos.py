@@ -32,190 +32,190 @@ holding frame_images_DB/ and splits.txt. Otherwise: any folder of frame folders 
 
 
 def read_pts(path):
-  """[P,2] float32 points of an iBUG .pts file."""
-  with open(path) as f:
-    lines = [l.strip() for l in f if l.strip()]
-  try:
-    start, end = lines.index("{"), lines.index("}")
-    pts = np.array([[float(v) for v in l.split()[:2]] for l in lines[start + 1:end]], np.float32)
-  except ValueError as e:
-    raise _layout.LayoutError(f"{path} is not an iBUG .pts file (expected '{{' ... '}}' around "
-                              "'x y' lines).") from e
-  return pts
+    """[P,2] float32 points of an iBUG .pts file."""
+    with open(path) as f:
+        lines = [l.strip() for l in f if l.strip()]
+    try:
+        start, end = lines.index("{"), lines.index("}")
+        pts = np.array([[float(v) for v in l.split()[:2]] for l in lines[start + 1:end]], np.float32)
+    except ValueError as e:
+        raise _layout.LayoutError(f"{path} is not an iBUG .pts file (expected '{{' ... '}}' around "
+                                  "'x y' lines).") from e
+    return pts
 
 
 def read_video(path):
-  """uint8 [T,H,W,3] RGB frames of a video file (needs opencv)."""
-  try:
-    import cv2  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise ImportError(f"decoding {path} needs opencv (pip install opencv-python-headless), or "
-                      "extract its frames to a frames/ folder first.") from e
-  cap = cv2.VideoCapture(path)
-  frames = []
-  while True:
-    ok, frame = cap.read()
-    if not ok:
-      break
-    frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-  cap.release()
-  if not frames:
-    raise ValueError(f"could not decode any frame from {path}.")
-  return np.stack(frames)
+    """uint8 [T,H,W,3] RGB frames of a video file (needs opencv)."""
+    try:
+        import cv2  # pylint: disable=g-import-not-at-top
+    except ImportError as e:
+        raise ImportError(f"decoding {path} needs opencv (pip install opencv-python-headless), or "
+                          "extract its frames to a frames/ folder first.") from e
+    cap = cv2.VideoCapture(path)
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    cap.release()
+    if not frames:
+        raise ValueError(f"could not decode any frame from {path}.")
+    return np.stack(frames)
 
 
 def _videos_300vw(manual_dir):
-  vids = sorted(d for d in os.listdir(manual_dir)
-                if os.path.isdir(os.path.join(manual_dir, d, "annot")))
-  if not vids:
-    raise _layout.LayoutError(f"no 300VW video in {manual_dir!r}: expected <video>/vid.avi and "
-                              "<video>/annot/000001.pts.")
-  for v in vids:
-    root = os.path.join(manual_dir, v)
-    frames_dir = next((os.path.join(root, d) for d in ("frames", "img")
-                       if os.path.isdir(os.path.join(root, d))), None)
-    if frames_dir:
-      frames = _layout.images_in(frames_dir)
-    elif os.path.isfile(os.path.join(root, "vid.avi")):
-      frames = os.path.join(root, "vid.avi")
-    else:
-      raise _layout.LayoutError(f"300VW video {root} has neither vid.avi nor a frames/ folder.")
-    yield v, v, frames, os.path.join(root, "annot")
+    vids = sorted(d for d in os.listdir(manual_dir)
+                  if os.path.isdir(os.path.join(manual_dir, d, "annot")))
+    if not vids:
+        raise _layout.LayoutError(f"no 300VW video in {manual_dir!r}: expected <video>/vid.avi and "
+                                  "<video>/annot/000001.pts.")
+    for v in vids:
+        root = os.path.join(manual_dir, v)
+        frames_dir = next((os.path.join(root, d) for d in ("frames", "img")
+                           if os.path.isdir(os.path.join(root, d))), None)
+        if frames_dir:
+            frames = _layout.images_in(frames_dir)
+        elif os.path.isfile(os.path.join(root, "vid.avi")):
+            frames = os.path.join(root, "vid.avi")
+        else:
+            raise _layout.LayoutError(f"300VW video {root} has neither vid.avi nor a frames/ folder.")
+        yield v, v, frames, os.path.join(root, "annot")
 
 
 def read_ytf_splits(path):
-  rows = []
-  with open(path) as f:
-    for line in f:
-      parts = [p.strip() for p in line.split(",")]
-      if len(parts) >= 3 and parts[0].isdigit():
-        rows.append((int(parts[0]), parts[1], parts[2]))
-  if not rows:
-    raise _layout.LayoutError(f"{path}: no 'split, Name/n, Name/m, ...' lines.")
-  return rows
+    rows = []
+    with open(path) as f:
+        for line in f:
+            parts = [p.strip() for p in line.split(",")]
+            if len(parts) >= 3 and parts[0].isdigit():
+                rows.append((int(parts[0]), parts[1], parts[2]))
+    if not rows:
+        raise _layout.LayoutError(f"{path}: no 'split, Name/n, Name/m, ...' lines.")
+    return rows
 
 
 def _videos_ytf(manual_dir, split):
-  db = _layout.require_dir(manual_dir, "frame_images_DB",
-                           hint="Expected YouTube Faces frame_images_DB/<Name>/<n>/*.jpg.")
-  splits = None
-  if split != "all":
-    splits = _layout.require_file(manual_dir, "splits.txt", "meta_data/splits.txt",
-                                  "frame_images_DB/splits.txt",
-                                  hint=f"YouTube Faces split {split!r} needs splits.txt.")
-    test_people = {v.split("/")[0] for s, a, b in read_ytf_splits(splits) if s == 10 for v in (a, b)}
-  for name in sorted(os.listdir(db)):
-    pdir = os.path.join(db, name)
-    if not os.path.isdir(pdir):
-      continue
-    if splits is not None and (name in test_people) != (split == "test"):
-      continue
-    for n in sorted(os.listdir(pdir), key=_layout.natural_key):
-      vdir = os.path.join(pdir, n)
-      if os.path.isdir(vdir):
-        # frame files are <k>.<frame>.jpg: order by the frame number
-        frames = sorted(_layout.images_in(vdir),
-                        key=lambda p: _layout.natural_key(os.path.basename(p).split(".", 1)[-1]))
-        if frames:
-          yield f"{name}/{n}", name, frames, None
+    db = _layout.require_dir(manual_dir, "frame_images_DB",
+                             hint="Expected YouTube Faces frame_images_DB/<Name>/<n>/*.jpg.")
+    splits = None
+    if split != "all":
+        splits = _layout.require_file(manual_dir, "splits.txt", "meta_data/splits.txt",
+                                      "frame_images_DB/splits.txt",
+                                      hint=f"YouTube Faces split {split!r} needs splits.txt.")
+        test_people = {v.split("/")[0] for s, a, b in read_ytf_splits(splits) if s == 10 for v in (a, b)}
+    for name in sorted(os.listdir(db)):
+        pdir = os.path.join(db, name)
+        if not os.path.isdir(pdir):
+            continue
+        if splits is not None and (name in test_people) != (split == "test"):
+            continue
+        for n in sorted(os.listdir(pdir), key=_layout.natural_key):
+            vdir = os.path.join(pdir, n)
+            if os.path.isdir(vdir):
+                # frame files are <k>.<frame>.jpg: order by the frame number
+                frames = sorted(_layout.images_in(vdir),
+                                key=lambda p: _layout.natural_key(os.path.basename(p).split(".", 1)[-1]))
+                if frames:
+                    yield f"{name}/{n}", name, frames, None
 
 
 def _videos_generic(manual_dir):
-  if not manual_dir or not os.path.isdir(manual_dir):
-    raise _layout.LayoutError(f"manual_dir {manual_dir!r} is not a folder.")
-  found = False
-  for root, dirs, files in os.walk(manual_dir, followlinks=True):
-    dirs.sort()
-    rel = os.path.relpath(root, manual_dir)
-    imgs = [f for f in files if _layout.is_image(f)]
-    if imgs:
-      found = True
-      vid = rel if rel != "." else os.path.basename(os.path.abspath(manual_dir))
-      yield vid, vid.split(os.sep)[0], _layout.images_in(root), None
-    for f in sorted(files):
-      if f.lower().endswith(VIDEO_EXTENSIONS):
-        found = True
-        vid = os.path.join(rel, f) if rel != "." else f
-        yield vid, vid.split(os.sep)[0], os.path.join(root, f), None
-  if not found:
-    raise _layout.LayoutError(f"no frame folder or video file ({', '.join(VIDEO_EXTENSIONS)}) "
-                              f"under {manual_dir!r}.")
+    if not manual_dir or not os.path.isdir(manual_dir):
+        raise _layout.LayoutError(f"manual_dir {manual_dir!r} is not a folder.")
+    found = False
+    for root, dirs, files in os.walk(manual_dir, followlinks=True):
+        dirs.sort()
+        rel = os.path.relpath(root, manual_dir)
+        imgs = [f for f in files if _layout.is_image(f)]
+        if imgs:
+            found = True
+            vid = rel if rel != "." else os.path.basename(os.path.abspath(manual_dir))
+            yield vid, vid.split(os.sep)[0], _layout.images_in(root), None
+        for f in sorted(files):
+            if f.lower().endswith(VIDEO_EXTENSIONS):
+                found = True
+                vid = os.path.join(rel, f) if rel != "." else f
+                yield vid, vid.split(os.sep)[0], os.path.join(root, f), None
+    if not found:
+        raise _layout.LayoutError(f"no frame folder or video file ({', '.join(VIDEO_EXTENSIONS)}) "
+                                  f"under {manual_dir!r}.")
 
 
 def videos(manual_dir, layout, split="all"):
-  """(video_id, identity, frames: list of paths | video file path, annot_dir | None) per video."""
-  if layout == "300vw":
-    return _videos_300vw(manual_dir)
-  if layout == "youtube_faces":
-    return _videos_ytf(manual_dir, split)
-  if layout == "frames":
-    return _videos_generic(manual_dir)
-  raise ValueError(f"unknown face video layout {layout!r}; use 300vw, youtube_faces or frames")
+    """(video_id, identity, frames: list of paths | video file path, annot_dir | None) per video."""
+    if layout == "300vw":
+        return _videos_300vw(manual_dir)
+    if layout == "youtube_faces":
+        return _videos_ytf(manual_dir, split)
+    if layout == "frames":
+        return _videos_generic(manual_dir)
+    raise ValueError(f"unknown face video layout {layout!r}; use 300vw, youtube_faces or frames")
 
 
 def generate(manual_dir, split="all", layout="frames", clip_length=DEFAULT_CLIP_LENGTH,
              max_clips_per_video=None):
-  """Yields ("<video>@<start>", {"frames": list of paths or uint8 [L,H,W,3], "landmarks": [L,68,2]
-  float32 or None, "video_id", "identity", "start"})."""
-  for vid, identity, frames, annot in videos(manual_dir, layout, split):
-    if isinstance(frames, str):
-      frames = list(read_video(frames))
-    n_clips = len(frames) // clip_length
-    if max_clips_per_video:
-      n_clips = min(n_clips, max_clips_per_video)
-    for c in range(n_clips):
-      start = c * clip_length
-      clip = frames[start:start + clip_length]
-      lms = None
-      if annot:
-        paths = [os.path.join(annot, f"{start + i + 1:06d}.pts") for i in range(clip_length)]
-        if all(os.path.isfile(p) for p in paths):
-          lms = np.stack([read_pts(p) for p in paths])
-      yield f"{vid}@{start}", {"frames": clip if isinstance(clip[0], str) else np.stack(clip),
-                               "landmarks": lms, "video_id": vid, "identity": identity,
-                               "start": start}
+    """Yields ("<video>@<start>", {"frames": list of paths or uint8 [L,H,W,3], "landmarks": [L,68,2]
+    float32 or None, "video_id", "identity", "start"})."""
+    for vid, identity, frames, annot in videos(manual_dir, layout, split):
+        if isinstance(frames, str):
+            frames = list(read_video(frames))
+        n_clips = len(frames) // clip_length
+        if max_clips_per_video:
+            n_clips = min(n_clips, max_clips_per_video)
+        for c in range(n_clips):
+            start = c * clip_length
+            clip = frames[start:start + clip_length]
+            lms = None
+            if annot:
+                paths = [os.path.join(annot, f"{start + i + 1:06d}.pts") for i in range(clip_length)]
+                if all(os.path.isfile(p) for p in paths):
+                    lms = np.stack([read_pts(p) for p in paths])
+            yield f"{vid}@{start}", {"frames": clip if isinstance(clip[0], str) else np.stack(clip),
+                                     "landmarks": lms, "video_id": vid, "identity": identity,
+                                     "start": start}
 
 
 class FaceVideosConfig(tfds.core.BuilderConfig):
 
-  def __init__(self, *, layout, **kwargs):
-    super().__init__(**kwargs)
-    self.layout = layout
+    def __init__(self, *, layout, **kwargs):
+        super().__init__(**kwargs)
+        self.layout = layout
 
 
 class FaceVideos(_layout.ManualDirBuilder):
-  """Clips of `clip_length` consecutive face-video frames (+ 68 landmarks for 300VW)."""
+    """Clips of `clip_length` consecutive face-video frames (+ 68 landmarks for 300VW)."""
 
-  name = "facedeblur_face_videos"
-  MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
-  BUILDER_CONFIGS = [FaceVideosConfig(name="300vw", layout="300vw"),
-                     FaceVideosConfig(name="youtube_faces", layout="youtube_faces"),
-                     FaceVideosConfig(name="frames", layout="frames")]
+    name = "facedeblur_face_videos"
+    MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
+    BUILDER_CONFIGS = [FaceVideosConfig(name="300vw", layout="300vw"),
+                       FaceVideosConfig(name="youtube_faces", layout="youtube_faces"),
+                       FaceVideosConfig(name="frames", layout="frames")]
 
-  def __init__(self, *, clip_length=DEFAULT_CLIP_LENGTH, max_clips_per_video=None, **kwargs):
-    self._clip_length = clip_length
-    self._max_clips = max_clips_per_video
-    super().__init__(**kwargs)
+    def __init__(self, *, clip_length=DEFAULT_CLIP_LENGTH, max_clips_per_video=None, **kwargs):
+        self._clip_length = clip_length
+        self._max_clips = max_clips_per_video
+        super().__init__(**kwargs)
 
-  def _features(self):
-    return {
-        "frames": tfds.features.Sequence(tfds.features.Image(shape=(None, None, 3))),
-        "landmarks": tfds.features.Tensor(shape=(None, 68, 2), dtype=np.float32),
-        "video_id": tfds.features.Text(),
-        "identity": tfds.features.Text(),
-        "start": np.int64,
-    }
+    def _features(self):
+        return {
+            "frames": tfds.features.Sequence(tfds.features.Image(shape=(None, None, 3))),
+            "landmarks": tfds.features.Tensor(shape=(None, 68, 2), dtype=np.float32),
+            "video_id": tfds.features.Text(),
+            "identity": tfds.features.Text(),
+            "start": np.int64,
+        }
 
-  def _split_names(self, manual_dir):
-    # the layout is checked while generating; tfds reserves the split name "all": every video
-    # of a layout without splits goes to "train"
-    return ["train", "test"] if self.builder_config.layout == "youtube_faces" else ["train"]
+    def _split_names(self, manual_dir):
+        # the layout is checked while generating; tfds reserves the split name "all": every video
+        # of a layout without splits goes to "train"
+        return ["train", "test"] if self.builder_config.layout == "youtube_faces" else ["train"]
 
-  def _examples(self, manual_dir, split):
-    if self.builder_config.layout != "youtube_faces":
-      split = "all"
-    for key, ex in generate(manual_dir, split, self.builder_config.layout, self._clip_length,
-                            self._max_clips):
-      if ex["landmarks"] is None:
-        ex["landmarks"] = np.zeros((0, 68, 2), np.float32)
-      yield key, ex
+    def _examples(self, manual_dir, split):
+        if self.builder_config.layout != "youtube_faces":
+            split = "all"
+        for key, ex in generate(manual_dir, split, self.builder_config.layout, self._clip_length,
+                                self._max_clips):
+            if ex["landmarks"] is None:
+                ex["landmarks"] = np.zeros((0, 68, 2), np.float32)
+            yield key, ex

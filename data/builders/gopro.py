@@ -20,55 +20,55 @@ folder holding train/ and test/ as manual_dir.
 
 
 def check_layout(manual_dir, blur_folder="blur"):
-  lay = {}
-  for s in SPLITS:
-    root = _layout.require_dir(manual_dir, s, hint="Expected GOPRO_Large's train/ and test/ folders.")
-    seqs = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
-    if not seqs:
-      raise _layout.LayoutError(f"{root} holds no sequence folder (expected <seq>/{blur_folder}/ and <seq>/sharp/).")
-    for q in seqs:
-      for sub in (blur_folder, "sharp"):
-        if not os.path.isdir(os.path.join(root, q, sub)):
-          raise _layout.LayoutError(f"missing folder {os.path.join(root, q, sub)} "
-                                    f"(each GoPro sequence needs {blur_folder}/ and sharp/).")
-    lay[s] = (root, seqs)
-  return lay
+    lay = {}
+    for s in SPLITS:
+        root = _layout.require_dir(manual_dir, s, hint="Expected GOPRO_Large's train/ and test/ folders.")
+        seqs = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+        if not seqs:
+            raise _layout.LayoutError(f"{root} holds no sequence folder (expected <seq>/{blur_folder}/ and <seq>/sharp/).")
+        for q in seqs:
+            for sub in (blur_folder, "sharp"):
+                if not os.path.isdir(os.path.join(root, q, sub)):
+                    raise _layout.LayoutError(f"missing folder {os.path.join(root, q, sub)} "
+                                              f"(each GoPro sequence needs {blur_folder}/ and sharp/).")
+        lay[s] = (root, seqs)
+    return lay
 
 
 def generate(manual_dir, split, blur_folder="blur"):
-  """Yields ("<seq>/<frame>", {"blurred": path, "sharp": path, "sequence", "file_name"})."""
-  if split not in SPLITS:
-    raise ValueError(f"unknown GoPro split {split!r}; use train or test")
-  root, seqs = check_layout(manual_dir, blur_folder)[split]
-  for q in seqs:
-    for b in _layout.images_in(os.path.join(root, q, blur_folder)):
-      f = os.path.basename(b)
-      s = os.path.join(root, q, "sharp", f)
-      if not os.path.isfile(s):
-        raise _layout.LayoutError(f"blurred frame {b} has no sharp frame {s}.")
-      yield f"{q}/{f}", {"blurred": b, "sharp": s, "sequence": q, "file_name": f}
+    """Yields ("<seq>/<frame>", {"blurred": path, "sharp": path, "sequence", "file_name"})."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown GoPro split {split!r}; use train or test")
+    root, seqs = check_layout(manual_dir, blur_folder)[split]
+    for q in seqs:
+        for b in _layout.images_in(os.path.join(root, q, blur_folder)):
+            f = os.path.basename(b)
+            s = os.path.join(root, q, "sharp", f)
+            if not os.path.isfile(s):
+                raise _layout.LayoutError(f"blurred frame {b} has no sharp frame {s}.")
+            yield f"{q}/{f}", {"blurred": b, "sharp": s, "sequence": q, "file_name": f}
 
 
 class Gopro(_layout.ManualDirBuilder):
-  """GoPro_Large blurred/sharp frame pairs."""
+    """GoPro_Large blurred/sharp frame pairs."""
 
-  name = "facedeblur_gopro"
-  MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
-  HOMEPAGE = "https://seungjunnah.github.io/Datasets/gopro"
-  CITATION = "Nah, Kim, Lee. Deep Multi-scale CNN for Dynamic Scene Deblurring. CVPR 2017."
-  SUPERVISED_KEYS = ("blurred", "sharp")
+    name = "facedeblur_gopro"
+    MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
+    HOMEPAGE = "https://seungjunnah.github.io/Datasets/gopro"
+    CITATION = "Nah, Kim, Lee. Deep Multi-scale CNN for Dynamic Scene Deblurring. CVPR 2017."
+    SUPERVISED_KEYS = ("blurred", "sharp")
 
-  def _features(self):
-    return {
-        "blurred": tfds.features.Image(shape=(None, None, 3)),
-        "sharp": tfds.features.Image(shape=(None, None, 3)),
-        "sequence": tfds.features.Text(),
-        "file_name": tfds.features.Text(),
-    }
+    def _features(self):
+        return {
+            "blurred": tfds.features.Image(shape=(None, None, 3)),
+            "sharp": tfds.features.Image(shape=(None, None, 3)),
+            "sequence": tfds.features.Text(),
+            "file_name": tfds.features.Text(),
+        }
 
-  def _split_names(self, manual_dir):
-    check_layout(manual_dir)
-    return list(SPLITS)
+    def _split_names(self, manual_dir):
+        check_layout(manual_dir)
+        return list(SPLITS)
 
-  def _examples(self, manual_dir, split):
-    return generate(manual_dir, split)
+    def _examples(self, manual_dir, split):
+        return generate(manual_dir, split)

@@ -36,85 +36,85 @@ one holding images/, labels/, exemplars.txt, tuning.txt, testing.txt) as manual_
 
 
 def read_ids(path):
-  """Image ids of a split file ('index , id' per line; a bare id per line is accepted too)."""
-  ids = []
-  with open(path) as f:
-    for line in f:
-      line = line.strip()
-      if line:
-        ids.append(line.split(",")[-1].strip())
-  if not ids:
-    raise _layout.LayoutError(f"{path} lists no image ids (expected lines like '1 , 100032540_1').")
-  return ids
+    """Image ids of a split file ('index , id' per line; a bare id per line is accepted too)."""
+    ids = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                ids.append(line.split(",")[-1].strip())
+    if not ids:
+        raise _layout.LayoutError(f"{path} lists no image ids (expected lines like '1 , 100032540_1').")
+    return ids
 
 
 def check_layout(manual_dir):
-  hint = "Expected the SmithCVPR2013_dataset layout: images/, labels/<id>/<id>_lbl00.png, exemplars.txt."
-  lay = {
-      "images": _layout.require_dir(manual_dir, "images", hint=hint),
-      "labels": _layout.require_dir(manual_dir, "labels", hint=hint),
-  }
-  for names in SPLIT_FILES.values():
-    for n in names:
-      lay[n] = _layout.require_file(manual_dir, n, hint=hint)
-  return lay
+    hint = "Expected the SmithCVPR2013_dataset layout: images/, labels/<id>/<id>_lbl00.png, exemplars.txt."
+    lay = {
+        "images": _layout.require_dir(manual_dir, "images", hint=hint),
+        "labels": _layout.require_dir(manual_dir, "labels", hint=hint),
+    }
+    for names in SPLIT_FILES.values():
+        for n in names:
+            lay[n] = _layout.require_file(manual_dir, n, hint=hint)
+    return lay
 
 
 def find_image(images_dir, image_id):
-  for ext in (".jpg", ".png", ".jpeg"):
-    p = os.path.join(images_dir, image_id + ext)
-    if os.path.isfile(p):
-      return p
-  raise _layout.LayoutError(f"image {image_id!r} listed in the split file is missing: expected "
-                            f"{os.path.join(images_dir, image_id + '.jpg')}.")
+    for ext in (".jpg", ".png", ".jpeg"):
+        p = os.path.join(images_dir, image_id + ext)
+        if os.path.isfile(p):
+            return p
+    raise _layout.LayoutError(f"image {image_id!r} listed in the split file is missing: expected "
+                              f"{os.path.join(images_dir, image_id + '.jpg')}.")
 
 
 def class_mask(labels_dir, image_id):
-  """uint8 [H,W,1] class ids 0..3 from the 11 label maps of `image_id`."""
-  from common import image_io  # pylint: disable=g-import-not-at-top
-  maps = []
-  for i in range(NUM_LABELS):
-    p = os.path.join(labels_dir, image_id, f"{image_id}_lbl{i:02d}.png")
-    if not os.path.isfile(p):
-      raise _layout.LayoutError(f"missing label map {p} (expected labels/<id>/<id>_lbl00..10.png).")
-    maps.append(image_io.read_image(p)[..., 0])
-  shapes = {m.shape for m in maps}
-  if len(shapes) != 1:
-    raise ValueError(f"label maps of {image_id} differ in size: {sorted(shapes)}")
-  labels = np.argmax(np.stack(maps, 0), axis=0)
-  return LABEL_TO_CLASS[labels][..., None]
+    """uint8 [H,W,1] class ids 0..3 from the 11 label maps of `image_id`."""
+    from common import image_io  # pylint: disable=g-import-not-at-top
+    maps = []
+    for i in range(NUM_LABELS):
+        p = os.path.join(labels_dir, image_id, f"{image_id}_lbl{i:02d}.png")
+        if not os.path.isfile(p):
+            raise _layout.LayoutError(f"missing label map {p} (expected labels/<id>/<id>_lbl00..10.png).")
+        maps.append(image_io.read_image(p)[..., 0])
+    shapes = {m.shape for m in maps}
+    if len(shapes) != 1:
+        raise ValueError(f"label maps of {image_id} differ in size: {sorted(shapes)}")
+    labels = np.argmax(np.stack(maps, 0), axis=0)
+    return LABEL_TO_CLASS[labels][..., None]
 
 
 def generate(manual_dir, split):
-  """Yields (id, {"image": path, "mask": uint8 [H,W,1], "file_name": id})."""
-  if split not in SPLIT_FILES:
-    raise ValueError(f"unknown Helen split {split!r}; use one of {sorted(SPLIT_FILES)}")
-  lay = check_layout(manual_dir)
-  for n in SPLIT_FILES[split]:
-    for image_id in read_ids(lay[n]):
-      yield image_id, {"image": find_image(lay["images"], image_id),
-                       "mask": class_mask(lay["labels"], image_id),
-                       "file_name": image_id}
+    """Yields (id, {"image": path, "mask": uint8 [H,W,1], "file_name": id})."""
+    if split not in SPLIT_FILES:
+        raise ValueError(f"unknown Helen split {split!r}; use one of {sorted(SPLIT_FILES)}")
+    lay = check_layout(manual_dir)
+    for n in SPLIT_FILES[split]:
+        for image_id in read_ids(lay[n]):
+            yield image_id, {"image": find_image(lay["images"], image_id),
+                             "mask": class_mask(lay["labels"], image_id),
+                             "file_name": image_id}
 
 
 class HelenParsing(_layout.ManualDirBuilder):
-  """Helen images + 4-class parsing masks (paper 3's m1..m4)."""
+    """Helen images + 4-class parsing masks (paper 3's m1..m4)."""
 
-  name = "facedeblur_helen_parsing"
-  MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
-  HOMEPAGE = "http://pages.cs.wisc.edu/~lizhang/projects/face-parsing/"
-  CITATION = "Smith, Zhang, Brandt, Lin, Yang. Exemplar-Based Face Parsing. CVPR 2013."
+    name = "facedeblur_helen_parsing"
+    MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
+    HOMEPAGE = "http://pages.cs.wisc.edu/~lizhang/projects/face-parsing/"
+    CITATION = "Smith, Zhang, Brandt, Lin, Yang. Exemplar-Based Face Parsing. CVPR 2013."
 
-  def _features(self):
-    return {
-        "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
-        "mask": tfds.features.Image(shape=(None, None, 1), encoding_format="png"),
-        "file_name": tfds.features.Text(),
-    }
+    def _features(self):
+        return {
+            "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
+            "mask": tfds.features.Image(shape=(None, None, 1), encoding_format="png"),
+            "file_name": tfds.features.Text(),
+        }
 
-  def _split_names(self, manual_dir):
-    check_layout(manual_dir)
-    return list(SPLIT_FILES)
+    def _split_names(self, manual_dir):
+        check_layout(manual_dir)
+        return list(SPLIT_FILES)
 
-  def _examples(self, manual_dir, split):
-    return generate(manual_dir, split)
+    def _examples(self, manual_dir, split):
+        return generate(manual_dir, split)
