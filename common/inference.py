@@ -251,11 +251,16 @@ def deblur_main(argv: Sequence[str], run: Callable, fv) -> None:
     """`main` of a deblur CLI defined by `define_deblur_flags`: argv[1:] are the inputs,
     run(checkpoint, inputs, output_dir, suffix=, tile=, face_detector=, face_size=, overwrite=)
     deblurs them (usually `run_deblur` with the paper's loader); prints each written path."""
+    from absl import app  # pylint: disable=import-outside-toplevel
     if len(argv) < 2:
-        from absl import app  # pylint: disable=import-outside-toplevel
         raise app.UsageError("give one or more input images or folders")
-    for path in run(fv.checkpoint, argv[1:], fv.output_dir, suffix=fv.suffix, tile=fv.tile,
-                    face_detector=fv.face_detector, face_size=fv.face_size, overwrite=fv.overwrite):
+    try:
+        paths = run(fv.checkpoint, argv[1:], fv.output_dir, suffix=fv.suffix, tile=fv.tile,
+                    face_detector=fv.face_detector, face_size=fv.face_size,
+                    overwrite=fv.overwrite)
+    except (FileExistsError, FileNotFoundError) as e:  # a clear one-line error, no traceback
+        raise app.UsageError(str(e)) from e
+    for path in paths:
         print(path)
 
 

@@ -141,6 +141,11 @@ def test_deblur_main_passes_positional_inputs_and_flags(capsys):
         inference.deblur_main(["prog"], run, fv)
     assert "multiple of 8" in fv["tile"].help
 
+    def refuses(checkpoint, inputs, output_dir, **options):
+        raise FileExistsError("o/1_p.png exists: pass --overwrite or another --output_dir")
+    with pytest.raises(app.UsageError, match="pass --overwrite"):  # one line, no traceback
+        inference.deblur_main(["prog", "1.jpg"], refuses, fv)
+
 
 def test_export_and_safe_load_round_trip(tmp_path):
     import keras

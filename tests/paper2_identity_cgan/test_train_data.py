@@ -66,19 +66,16 @@ def test_cgan_stage_one_step_end_to_end(hg_workdir, video_dir, tmp_path):
     for k in keys:
         np.testing.assert_array_equal(tf.train.load_variable(hg, k), tf.train.load_variable(cg, k))
     # the deblur CLI path on files: any size in, same size out, inputs untouched, no overwrite
-    from common import inference
-    from paper2_identity_cgan import deblur, evaluate
+    from paper2_identity_cgan import deblur
     src = sorted(glob.glob(os.path.join(REPO, "data", "sample", "real_blurry", "*")))[:1]
     before = [open(f, "rb").read() for f in src]
     out = str(tmp_path / "deblurred")
-    paths = inference.run_deblur(lambda w: evaluate.load_model(w)[0], wd, src, out,
-                                 stride=deblur.models.GEN_DIVISOR)
-    assert len(paths) == 1 and paths[0].startswith(out)
+    paths = deblur.run(wd, src, out)
+    assert len(paths) == 1 and paths[0].startswith(out) and paths[0].endswith("_cgan.png")
     assert image_io.read_image(paths[0]).shape == image_io.read_image(src[0]).shape
     assert [open(f, "rb").read() for f in src] == before
     with pytest.raises(FileExistsError):
-        inference.run_deblur(lambda w: evaluate.load_model(w)[0], wd, src, out,
-                             stride=deblur.models.GEN_DIVISOR)
+        deblur.run(wd, src, out)
 
 
 def _batch(size=128, b=2):
