@@ -389,7 +389,7 @@ class Evaluator:
         if key not in self._boxes:
             img = image if (self.cfg.box_source == "detect" or condition == "sharp") else self.sources["sharp"](rel)
             b = self.box_detector.detect_largest(img)
-            self._boxes[key] = b if b is not None else Box(0.0, 0.0, float(img.shape[1]), float(img.shape[0]), 0.0)
+            self._boxes[key] = b if b is not None else Box.whole_image(img)
         return self._boxes[key]
 
     @property

@@ -167,7 +167,7 @@ class FaceTools:
         for im in sharp:
             u8 = image_io.to_uint8(im)
             b = self.det.detect_largest(u8) if self.det is not None else None
-            out.append(b or Box(0.0, 0.0, float(u8.shape[1]), float(u8.shape[0])))
+            out.append(b or Box.whole_image(u8, score=1.0))
         return out
 
     def landmarks(self, images, boxes):

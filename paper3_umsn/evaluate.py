@@ -245,7 +245,7 @@ class FaceModels:
             from common.face import Box
             b = self.detector.detect_largest(sharp)
             if b is None:
-                b = Box(0.0, 0.0, float(sharp.shape[1]), float(sharp.shape[0]), 0.0)
+                b = Box.whole_image(sharp)
                 self.fallbacks += 1
             self.boxes[name] = b
         return self.boxes[name]

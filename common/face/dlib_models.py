@@ -18,10 +18,6 @@ def _rect(dlib, box: Box):
                           int(round(box.right)) - 1, int(round(box.bottom)) - 1)
 
 
-def _whole_image_box(img: np.ndarray) -> Box:
-    return Box(0.0, 0.0, float(img.shape[1]), float(img.shape[0]), 0.0)
-
-
 class DlibLandmarker(Landmarker):
     """dlib 68-point landmarks in a given box, or in the detector's largest face.
 
@@ -90,7 +86,7 @@ class DlibResNetIdentity(IdentityModel):
         if box is None:
             box = self.detector.detect_largest(img)
             if box is None:
-                box, self.last_fallback = _whole_image_box(img), True
+                box, self.last_fallback = Box.whole_image(img), True
         shape = self._sp5(img, _rect(self._dlib, box))
         desc = self._net.compute_face_descriptor(img, shape, self.num_jitters)
         return l2_normalize(np.asarray(desc, np.float32))

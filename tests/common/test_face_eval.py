@@ -134,6 +134,12 @@ class _FakeDetector(Detector):
         return [Box(0, 0, 5, 5, 1.0)] if image.mean() > 100 else []
 
 
+def test_whole_image_box_is_the_no_detection_fallback():
+    b = Box.whole_image(np.zeros((40, 30, 3), np.uint8))
+    assert (b.left, b.top, b.right, b.bottom, b.score) == (0.0, 0.0, 30.0, 40.0, 0.0)
+    assert b.diagonal == 50.0 and Box.whole_image(np.zeros((2, 2)), score=1.0).score == 1.0
+
+
 def test_detection_success_rate_with_fake_detector():
     imgs = [np.full((8, 8, 3), v, np.uint8) for v in (200, 50, 150, 10)]
     rate, found = face_eval.detection_success_rate(_FakeDetector(), imgs)
