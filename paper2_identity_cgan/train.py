@@ -361,10 +361,8 @@ def train_and_evaluate(workdir: str, config) -> int:
 
     final = train_utils.run_train_loop(
         train_step=step_fn, iterator=iterator, checkpointer=ckpt, writers=writers,
-        num_steps=num_steps, log_every=config.log_every,
-        checkpoint_every=config.checkpoint_every, max_train_minutes=config.max_train_minutes,
-        image_fn=image_fn, image_every=config.image_every,
-        eval_fn=eval_psnr_fn(trainer, config, config.seed), eval_every=config.eval_every)
+        image_fn=image_fn, eval_fn=eval_psnr_fn(trainer, config, config.seed),
+        **{**train_utils.loop_intervals(config), "num_steps": num_steps})
     writers.close()
     return final
 

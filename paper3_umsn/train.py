@@ -297,11 +297,7 @@ def _latest(path):
 
 def train_and_evaluate(workdir, config):
     """Runs one stage from `config` (parsed FlagValues) in `workdir`; returns the final step."""
-    train_utils.set_seed(config.seed)
-    policy = train_utils.set_precision(config.mixed_precision)
-    strategy = train_utils.get_strategy(config.strategy, config.cpu_devices)
-    os.makedirs(workdir, exist_ok=True)
-    train_utils.save_flags(config, workdir)
+    strategy, policy = train_utils.start_run(config, workdir)
     logging.info("stage %s, variant %s, ablation %s, precision %s", config.stage, config.variant,
                  config.ablation, policy)
     bank = make_kernel_bank(config) if config.stage != "sn_clean" else None
@@ -340,10 +336,8 @@ def train_and_evaluate(workdir, config):
     start = time.time()
     final = train_utils.run_train_loop(
         train_step=step_fn, iterator=iterator, checkpointer=checkpointer, writers=writers,
-        num_steps=config.num_steps, log_every=config.log_every,
-        checkpoint_every=config.checkpoint_every, max_train_minutes=config.max_train_minutes,
-        image_fn=image_fn if eval_batch is not None else None, image_every=config.image_every,
-        eval_fn=eval_fn if eval_batch is not None else None, eval_every=config.eval_every)
+        image_fn=image_fn if eval_batch is not None else None,
+        eval_fn=eval_fn if eval_batch is not None else None, **train_utils.loop_intervals(config))
     writers.close()
     logging.info("stage %s finished at step %d in %.1f s", config.stage, final, time.time() - start)
     return final
