@@ -6,7 +6,7 @@ Kernel synthesis (NumPy, seeded):
     DeblurGAN and UMSN, paper 3).
   * `markov_kernel` -- Markov random-walk trajectory kernels in the style of Hradis et al. 2015 /
     Kupyn et al. 2018 (the synthetic camera-shake blur of paper 2, Sec. 5).
-  * `gaussian_kernel`, `defocus_kernel`, `load_kernel_bank`, `pad_kernels`, `make_kernel_bank`.
+  * `gaussian_kernel`, `defocus_kernel`, `linear_motion_kernel`, `load_kernel_bank`, `pad_kernels`, `make_kernel_bank`.
 
 Application (TensorFlow ops, usable inside `tf.data.Dataset.map`, on CPU and GPU):
   * `apply_kernels` -- one kernel per example, true convolution, same-size output, symmetric or
@@ -402,6 +402,30 @@ def markov_kernel(size, rng=None, seed=None, *, num_steps=None, length=None,
     return _normalise(k, "markov_kernel")
 
 
+def linear_motion_kernel(size, rng=None, seed=None, *, length=None, angle=None,
+                         length_range=(0.3, 1.0), samples=None):
+    """Uniform linear motion: a straight line segment of `length` pixels at `angle` radians.
+
+    The classical constant-velocity blur (e.g. the motion kernels of the USRNet/KAIR test set).
+    `length` defaults to a draw from `length_range` * size; `angle` to a uniform draw in
+    [0, pi). Rendered with sub-pixel bilinear splatting, normalised, centroid at the centre.
+
+    Returns:
+      float32 [size, size], non-negative, sums to 1.
+    """
+    size = _check_size(size, "linear_motion_kernel")
+    rng = _rng(rng, seed)
+    if length is None:
+        length = rng.uniform(*length_range) * size
+    if angle is None:
+        angle = rng.uniform(0.0, np.pi)
+    length = float(min(max(length, 1.0), size - 1))
+    n = int(samples or max(16, 8 * int(np.ceil(length))))
+    t = np.linspace(-0.5, 0.5, n) * length
+    points = np.stack([t * np.sin(angle), t * np.cos(angle)], axis=1)
+    return _splat(points, np.ones(n), size, "linear_motion_kernel")
+
+
 def _arrays_from(obj):
     """Yields the numeric 2-D (or stacks of 2-D) arrays inside a loaded .mat/.npz value."""
     a = np.asarray(obj)
@@ -467,7 +491,12 @@ def load_kernel_bank(path):
     return kernels
 
 
-KERNEL_SPECS = ("camera_shake", "markov", "gaussian", "defocus")
+KERNEL_SPECS = ("camera_shake", "markov", "linear", "gaussian", "defocus")
+
+
+def _is_mixture(spec):
+    """"camera_shake+markov+linear" style specs: each kernel from one family drawn uniformly."""
+    return isinstance(spec, str) and "+" in spec
 
 
 def effective_taps(kernel):
@@ -484,7 +513,9 @@ def make_kernel_bank(spec, num=None, sizes=range(13, 30, 2), seed=0, *, exposure
     """A bank of kernels, zero-padded to one size, ready for `apply_kernels` in tf.data.
 
     Args:
-      spec: "camera_shake" | "markov" | "gaussian" | "defocus", or a path to an .npz / .mat bank.
+      spec: "camera_shake" | "markov" | "linear" | "gaussian" | "defocus", a mixture of them
+        joined by "+" (e.g. "camera_shake+markov+linear+gaussian": each kernel's family drawn
+        uniformly at random), or a path to an .npz / .mat bank.
       num: number of kernels (default 256 for a generator; for a file all its kernels, or a
         seeded random subset of `num` of them).
       sizes: odd support sizes drawn uniformly per kernel (generators only). Gaussian sigma is
@@ -500,7 +531,12 @@ def make_kernel_bank(spec, num=None, sizes=range(13, 30, 2), seed=0, *, exposure
       float32 [K, S, S] with S = the largest size (odd).
     """
     rng = np.random.default_rng(seed)
-    if spec not in KERNEL_SPECS:
+    families = spec.split("+") if _is_mixture(spec) else [spec]
+    unknown = [f for f in families if f not in KERNEL_SPECS]
+    if _is_mixture(spec) and unknown:
+        raise ValueError(f"make_kernel_bank: unknown kernel families {unknown} in {spec!r}; "
+                         f"choose from {KERNEL_SPECS}")
+    if unknown:
         kernels = load_kernel_bank(spec)
         if num is not None:
             if num > len(kernels):
@@ -513,11 +549,14 @@ def make_kernel_bank(spec, num=None, sizes=range(13, 30, 2), seed=0, *, exposure
 
     def draw():
         s = int(sizes[rng.integers(len(sizes))])
-        if spec == "camera_shake":
+        family = families[rng.integers(len(families))] if len(families) > 1 else spec
+        if family == "camera_shake":
             return camera_shake_kernel(s, rng=rng, exposure=exposure)
-        if spec == "markov":
+        if family == "markov":
             return markov_kernel(s, rng=rng)
-        if spec == "gaussian":
+        if family == "linear":
+            return linear_motion_kernel(s, rng=rng)
+        if family == "gaussian":
             return gaussian_kernel(s, rng.uniform(0.5, max(0.5, s / 6)))
         return defocus_kernel(s, rng.uniform(1.0, s / 2 - 0.5))
 

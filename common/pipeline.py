@@ -56,6 +56,19 @@ def _pair(x, name):
     return x
 
 
+def noise_range(noise_sigma):
+    """(lo, hi) from a noise level: a number (fixed) or a (lo, hi) pair (uniform per example)."""
+    if isinstance(noise_sigma, (tuple, list)):
+        if len(noise_sigma) != 2:
+            raise ValueError(f"noise_sigma: a number or a (lo, hi) pair, got {noise_sigma!r}")
+        lo, hi = (float(v) for v in noise_sigma)
+    else:
+        lo = hi = float(noise_sigma)
+    if not 0.0 <= lo <= hi:
+        raise ValueError(f"noise_sigma: need 0 <= lo <= hi, got {noise_sigma!r}")
+    return lo, hi
+
+
 def _is_folder(source) -> bool:
     return isinstance(source, (str, os.PathLike)) and os.path.isdir(os.fspath(source))
 
@@ -129,6 +142,7 @@ def make_dataset(source, batch_size, crop=None, training=True, keys=("sharp", "b
       kernel_bank: float32 [K, S, S] (S odd). "blurred" is then made on the fly from the
         cropped "sharp" with a kernel drawn uniformly per example
         (``common.blur.apply_kernels``, reflect borders), plus Gaussian noise ``noise_sigma``
+        (a number, or a (lo, hi) pair: one level per example drawn uniformly in [lo, hi])
         (``common.blur.add_noise``) and, with ``quantize``, rounding to 1/255 steps.
       shuffle_buffer: shuffle buffer (training only); 0 disables.
       cache: cache the decoded (and resized) uint8 examples in memory (True) or in a file
@@ -282,15 +296,21 @@ def make_dataset(source, batch_size, crop=None, training=True, keys=("sharp", "b
     # ---------------------------------------------------------------- on-the-fly blur (per batch)
     if bank is not None:
         bank_t = tf.constant(bank)
-        sigma = float(noise_sigma)
+        lo, hi = noise_range(noise_sigma)
 
         def _blur(batch):
             out = {k: v for k, v in batch.items() if not k.startswith("_")}
             kernels = tf.gather(bank_t, batch["_kernel_index"])
             blurred = blur.apply_kernels(batch["sharp"], kernels, border="reflect")
-            if sigma > 0:
+            if hi > 0:
+                seed0 = batch["_seed"][0]
+                sigma = hi
+                if lo < hi:  # one noise level per example, uniform in [lo, hi]
+                    sigma = tf.random.stateless_uniform(
+                        [tf.shape(blurred)[0], 1, 1, 1], tf.random.experimental.stateless_fold_in(seed0, 2),
+                        minval=lo, maxval=hi)
                 blurred = blur.add_noise(blurred, sigma,
-                                         seed=tf.random.experimental.stateless_fold_in(batch["_seed"][0], 1))
+                                         seed=tf.random.experimental.stateless_fold_in(seed0, 1))
             else:
                 blurred = tf.clip_by_value(blurred, 0.0, 1.0)
             if quantize:

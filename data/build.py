@@ -36,6 +36,7 @@ inputs are converted to RGB; both are listed in the reports.
 """
 import json
 import os
+import re
 import time
 
 from absl import app, flags, logging
@@ -85,6 +86,19 @@ def define_flags(fv=flags.FLAGS):
                         flag_values=fv)
     flags.DEFINE_string("resize", None, "'HxW': resize every image (bilinear; masks nearest; "
                         "landmarks scaled).", flag_values=fv)
+    flags.DEFINE_integer("center_crop", 0, "Square centre crop of this size after --resize "
+                         "(images, masks, landmarks; 0: none). LFW's 150x150 faces are "
+                         "face-centred, so --center_crop=128 gives face-centred 128x128 faces.",
+                         flag_values=fv)
+    flags.DEFINE_enum("output_format", "records", ["records", "folder"],
+                      "records: TFRecord shards. folder: the test-set folder layout "
+                      "(sharp/NAME.png, blurred/NAME.png, kernels/NAME.npy, masks/NAME.png, "
+                      "landmarks/NAME.npy, identities.txt; see data/README.md).", flag_values=fv)
+    flags.DEFINE_string("exclude_identities", None, "Leave out items of these people: a text "
+                        "file of names (one per line) or a folder of LFW-style files "
+                        "<Name>_0001.jpg (e.g. data/sample/faces).", flag_values=fv)
+    flags.DEFINE_integer("max_per_identity", None, "Keep at most N items per person (sources "
+                         "with names/identities; None: all).", flag_values=fv)
     flags.DEFINE_integer("min_size", 32, "Skip images whose height or width is smaller.",
                          flag_values=fv)
     flags.DEFINE_integer("num_shards", 8, "Output shards.", flag_values=fv)
@@ -232,6 +246,18 @@ def blur_image(sharp_u8, kernel, noise_sigma, seed, quantize=True):
 # ----------------------------------------------------------------------------------- records
 
 
+def _center_cropped(img, size, lm=None):
+    if not size:
+        return img, lm
+    h, w = img.shape[:2]
+    if h < size or w < size:
+        raise Skip(f"smaller than --center_crop={size}: {w}x{h}")
+    top, left = (h - size) // 2, (w - size) // 2
+    if lm is not None:
+        lm = np.asarray(lm, np.float32) - np.array([left, top], np.float32)
+    return img[top:top + size, left:left + size], lm
+
+
 def _resized(img, hw, lm=None, nearest=False):
     if hw is None or img.shape[:2] == tuple(hw):
         return img, lm
@@ -284,8 +310,8 @@ def item_examples(cfg, index, key, ex, notes, identity_map):
         b = load_rgb(ex["blurred"], cfg["min_size"], notes)
         if s.shape != b.shape:
             raise Skip(f"sharp {s.shape} and blurred {b.shape} differ in size")
-        s, _ = _resized(s, hw)
-        b, _ = _resized(b, hw)
+        s, _ = _center_cropped(_resized(s, hw)[0], cfg["center_crop"])
+        b, _ = _center_cropped(_resized(b, hw)[0], cfg["center_crop"])
         return [tfrecord.make_example(sharp=s, blurred=b, source=key)]
     if "image" not in ex:
         raise ValueError(
@@ -308,8 +334,9 @@ def item_examples(cfg, index, key, ex, notes, identity_map):
     if mask is not None and mask.shape[:2] != img.shape[:2]:
         raise Skip(f"mask {mask.shape[:2]} and image {img.shape[:2]} differ in size")
     img, lm = _resized(img, hw, lm)
+    img, lm = _center_cropped(img, cfg["center_crop"], lm)
     if mask is not None:
-        mask, _ = _resized(mask, hw, nearest=True)
+        mask, _ = _center_cropped(_resized(mask, hw, nearest=True)[0], cfg["center_crop"])
     ident = ex.get("identity")
     ident = identity_map.get(ident, ident) if not isinstance(ident, (int, np.integer)) else int(ident)
     common_fields = dict(mask=mask, landmarks=lm, identity=ident)
@@ -347,6 +374,102 @@ def _atomic_json(path, obj):
     os.replace(tmp, path)
 
 
+def identity_name(ex):
+    """The person of a source item: its `name` (LFW, CelebA ids) or `identity`, else None."""
+    name = ex.get("name", ex.get("identity"))
+    return None if name is None else str(name)
+
+
+def read_excluded_identities(path):
+    """Names from a text file (one per line) or from a folder of <Name>_0001.jpg files."""
+    if os.path.isdir(path):
+        return {re.sub(r"_\d+$", "", os.path.splitext(f)[0]) for f in os.listdir(path)
+                if not f.startswith(".")}
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--exclude_identities: no such file or folder: {path}")
+    with open(path) as f:
+        return {line.strip() for line in f if line.strip() and not line.startswith("#")}
+
+
+def select_items(items, exclude=None, max_per_identity=None):
+    """Drops items of excluded people and keeps at most `max_per_identity` items per person."""
+    out, seen = [], {}
+    for key, ex in items:
+        name = identity_name(ex)
+        if exclude and name in exclude:
+            continue
+        if max_per_identity is not None and name is not None:
+            if seen.get(name, 0) >= max_per_identity:
+                continue
+            seen[name] = seen.get(name, 0) + 1
+        out.append((key, ex))
+    return out
+
+
+def folder_name(source):
+    """Test-set file stem from a record's source key ('Ann/Ann_0001.jpg#1' -> 'Ann_0001_1')."""
+    base = source.replace("\\", "/").split("/")[-1]
+    stem, _, suffix = base.partition("#")
+    stem = os.path.splitext(stem)[0]
+    name = f"{stem}_{suffix}" if suffix else stem
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+def write_folder_shard(out_dir, done_path, examples):
+    """Writes examples in the test-set folder layout; `done_path` (JSON) is written by the caller.
+
+    PNG bytes are written as they are stored in the record (no re-encoding).
+    """
+    names = []
+    ident_lines = []
+    for serialized in examples:  # tf.train.Example (or its bytes)
+        if isinstance(serialized, bytes):
+            serialized = tf.train.Example.FromString(serialized)
+        ex = serialized.features.feature
+        source = ex[tfrecord.SOURCE].bytes_list.value[0].decode() if tfrecord.SOURCE in ex else ""
+        name = folder_name(source) if source else f"item{len(names):06d}"
+        for key, sub in ((tfrecord.SHARP, "sharp"), (tfrecord.BLURRED, "blurred"),
+                         (tfrecord.MASK, "masks")):
+            if key in ex:
+                os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
+                image_io.atomic_write_bytes(os.path.join(out_dir, sub, name + ".png"),
+                                            ex[key].bytes_list.value[0])
+        if tfrecord.KERNEL in ex:
+            size = int(ex[tfrecord.KERNEL_SIZE].int64_list.value[0])
+            k = np.asarray(ex[tfrecord.KERNEL].float_list.value, np.float32).reshape(size, size)
+            os.makedirs(os.path.join(out_dir, "kernels"), exist_ok=True)
+            np.save(os.path.join(out_dir, "kernels", name + ".npy"), k)
+        if tfrecord.LANDMARKS in ex and ex[tfrecord.LANDMARKS].float_list.value:
+            lm = np.asarray(ex[tfrecord.LANDMARKS].float_list.value, np.float32).reshape(-1, 2)
+            os.makedirs(os.path.join(out_dir, "landmarks"), exist_ok=True)
+            np.save(os.path.join(out_dir, "landmarks", name + ".npy"), lm)
+        if tfrecord.IDENTITY in ex:
+            ident_lines.append(f"{name}\t{ex[tfrecord.IDENTITY].int64_list.value[0]}")
+        names.append(name)
+    os.makedirs(os.path.dirname(done_path), exist_ok=True)
+    if ident_lines:
+        image_io.atomic_write_bytes(done_path + ".identities",
+                                    ("\n".join(ident_lines) + "\n").encode())
+    return names
+
+
+def _finish_folder(out_dir, n_shards, name, cfg):
+    """identities.txt and meta.json of a folder-layout test set (from the shard markers)."""
+    lines = []
+    for s in range(n_shards):
+        p = os.path.join(out_dir, ".build", tfrecord.shard_name(name, s, n_shards)) + ".identities"
+        if os.path.isfile(p):
+            with open(p) as f:
+                lines.extend(l for l in f.read().splitlines() if l)
+    if lines:
+        image_io.atomic_write_bytes(os.path.join(out_dir, "identities.txt"),
+                                    ("\n".join(lines) + "\n").encode())
+    meta = {"layout": "facedeblur test set: sharp/NAME.png, blurred/NAME.png, kernels/NAME.npy",
+            "built_by": "python -m data.build", "flags": {k: v for k, v in cfg.items()
+                                                         if k != "kernel_source"}}
+    _atomic_json(os.path.join(out_dir, "meta.json"), meta)
+
+
 def build(cfg):
     """Writes the records; returns the combined report dict."""
     out_dir, name, n_shards = cfg["output_dir"], cfg["name"], cfg["num_shards"]
@@ -354,6 +477,9 @@ def build(cfg):
     clip_length = max(cfg["lengths"]) if cfg["mode"] in ("pravg", "vla") else 21
     items = source_items(cfg["source"], cfg["manual_dir"], cfg["split"], cfg["video_layout"],
                          clip_length, cfg["max_clips_per_video"])
+    exclude = read_excluded_identities(cfg["exclude_identities"]) if cfg.get(
+        "exclude_identities") else None
+    items = select_items(items, exclude, cfg.get("max_per_identity"))
     if cfg["max_items"]:
         items = items[:cfg["max_items"]]
     if not items:
@@ -367,7 +493,7 @@ def build(cfg):
     written = 0
     bar = tqdm(total=len(items), desc=f"{name}", unit="img")
     for s in range(n_shards):
-        path = os.path.join(out_dir, tfrecord.shard_name(name, s, n_shards))
+        path = shard_path(cfg, s)
         lo, hi = int(bounds[s]), int(bounds[s + 1])
         if os.path.isfile(path) and os.path.isfile(path + ".json"):
             bar.update(hi - lo)
@@ -381,7 +507,12 @@ def build(cfg):
             except Skip as e:
                 skipped.append({"item": key, "reason": str(e)})
             bar.update(1)
-        tfrecord.write_shard(path, examples)
+        if cfg.get("output_format") == "folder":
+            write_folder_shard(out_dir, path, examples)
+            with open(path, "w") as f:
+                f.write(f"{len(examples)} items in the folder layout\n")
+        else:
+            tfrecord.write_shard(path, examples)
         _atomic_json(path + ".json", {"items": hi - lo, "records": len(examples),
                                       "skipped": skipped, "converted": notes})
         new_items += hi - lo
@@ -395,7 +526,7 @@ def build(cfg):
               "items_per_second": round(new_items / seconds, 2) if new_items else None,
               "records": 0, "bytes": 0, "skipped": [], "converted": []}
     for s in range(n_shards):
-        path = os.path.join(out_dir, tfrecord.shard_name(name, s, n_shards))
+        path = shard_path(cfg, s)
         with open(path + ".json") as f:
             r = json.load(f)
         report["records"] += r["records"]
@@ -403,11 +534,21 @@ def build(cfg):
         report["skipped"] += r["skipped"]
         report["converted"] += r["converted"]
     report["flags"] = {k: v for k, v in cfg.items() if k != "kernel_source"}
+    if cfg.get("output_format") == "folder":
+        _finish_folder(out_dir, n_shards, name, cfg)
     _atomic_json(os.path.join(out_dir, f"{name}-report.json"), report)
     logging.info("%s: %d records (%.1f MB), %d skipped, %d converted; %s items/s", name,
                  report["records"], report["bytes"] / 1e6, len(report["skipped"]),
                  len(report["converted"]), report["items_per_second"])
     return report
+
+
+def shard_path(cfg, s):
+    """A shard's record file, or (folder layout) its completion marker under .build/."""
+    name = tfrecord.shard_name(cfg["name"], s, cfg["num_shards"])
+    if cfg.get("output_format") == "folder":
+        return os.path.join(cfg["output_dir"], ".build", name)
+    return os.path.join(cfg["output_dir"], name)
 
 
 def config_from_flags(fv):
@@ -421,7 +562,9 @@ def config_from_flags(fv):
         "gamma": fv.gamma, "video_layout": fv.video_layout,
         "max_clips_per_video": fv.max_clips_per_video, "mask_dir": fv.mask_dir,
         "resize": parse_hw(fv.resize), "min_size": fv.min_size, "num_shards": fv.num_shards,
-        "max_items": fv.max_items, "seed": fv.seed,
+        "max_items": fv.max_items, "seed": fv.seed, "center_crop": fv.center_crop,
+        "output_format": fv.output_format, "exclude_identities": fv.exclude_identities,
+        "max_per_identity": fv.max_per_identity,
     }
     if any(L < 1 or L % 2 == 0 for L in cfg["lengths"]):
         raise ValueError(f"--lengths must be odd, got {fv.lengths}")

@@ -51,6 +51,8 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_float("kernel_min_taps", 0.0, "Redraw kernels with fewer effective taps "
                        "(common.blur.effective_taps); 0 keeps every draw (paper).", **d)
     flags.DEFINE_float("noise_sigma", 0.03, "Gaussian noise on the blurred image (paper: 0.03).", **d)
+    flags.DEFINE_float("noise_sigma_min", None, "If set, each example's noise level is drawn "
+                       "uniformly in [noise_sigma_min, noise_sigma] (paper: fixed).", **d)
     flags.DEFINE_float("learning_rate", 2e-4, "Adam learning rate of the stage's network.", **d)
     flags.DEFINE_float("cn_learning_rate", 2e-4, "Adam learning rate of CN (umsn stage).", **d)
     flags.DEFINE_float("beta_1", 0.9, "Adam beta_1 (paper: default; authors' code: 0.5).", **d)
@@ -74,6 +76,13 @@ def _resize(config):
         return None
     h, w = (int(v) for v in config.resize.lower().split("x"))
     return (h, w)
+
+
+def noise_level(config):
+    """--noise_sigma, or the (min, max) range when --noise_sigma_min is set."""
+    if config.noise_sigma_min is None:
+        return config.noise_sigma
+    return (config.noise_sigma_min, config.noise_sigma)
 
 
 def make_kernel_bank(config):
@@ -140,7 +149,7 @@ def make_train_dataset(config, bank):
     ds = pipeline.make_dataset(source, config.batch_size, crop=config.crop, training=True,
                                keys=tuple(keys), resize=_resize(config),
                                kernel_bank=bank if "blurred" in keys else None,
-                               noise_sigma=config.noise_sigma, seed=config.seed)
+                               noise_sigma=noise_level(config), seed=config.seed)
     return ds
 
 
