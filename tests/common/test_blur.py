@@ -134,7 +134,7 @@ def test_pad_kernels_centres_and_sizes():
 
 
 # ------------------------------------------------------------------ kernel synthesis
-GENERATORS = [blur.camera_shake_kernel, blur.markov_kernel]
+GENERATORS = [blur.camera_shake_kernel, blur.markov_kernel, blur.linear_motion_kernel]
 SIZES = list(range(13, 30, 2))
 
 
@@ -421,3 +421,35 @@ def test_effective_taps_and_min_taps_bank():
     assert min(blur.effective_taps(k) for k in raw) < 2
     with pytest.raises(ValueError, match="min_taps"):
         blur.make_kernel_bank("gaussian", num=2, sizes=(13,), min_taps=1e6, max_tries_per_kernel=3)
+
+
+def test_linear_motion_kernel_is_a_line():
+    # Horizontal: all mass on the centre row, spread over about `length` pixels.
+    k = blur.linear_motion_kernel(21, length=15, angle=0.0)
+    assert k.dtype == np.float32 and k.min() >= 0
+    assert abs(float(k.sum(dtype=np.float64)) - 1.0) < 1e-5
+    assert np.allclose(np.delete(k, 10, axis=0), 0.0)
+    assert 13 <= blur.effective_taps(k) <= 17
+    # Vertical: the transpose.
+    np.testing.assert_allclose(blur.linear_motion_kernel(21, length=15, angle=np.pi / 2), k.T,
+                               atol=1e-6)
+    # Seeded draws stay inside the size and keep the centroid at the centre.
+    for seed in range(5):
+        r = blur.linear_motion_kernel(17, seed=seed)
+        cy, cx = _centroid(r.astype(np.float64))
+        assert abs(cy - 8) < 1.0 and abs(cx - 8) < 1.0
+
+
+def test_make_kernel_bank_mixture():
+    spec = "camera_shake+markov+linear+gaussian"
+    bank = blur.make_kernel_bank(spec, num=40, sizes=[13, 21], seed=0, exposure=1.0, min_taps=4)
+    assert bank.shape == (40, 21, 21)
+    np.testing.assert_allclose(bank.sum(axis=(1, 2)), 1.0, atol=1e-5)
+    assert min(blur.effective_taps(k) for k in bank) >= 4
+    np.testing.assert_array_equal(bank, blur.make_kernel_bank(spec, num=40, sizes=[13, 21], seed=0,
+                                                              exposure=1.0, min_taps=4))
+    # Gaussians fill their square (>= 13x13 taps); motion kernels are thin: both kinds are drawn.
+    full = [(k > 0).sum() >= 13 * 13 for k in bank]
+    assert any(full) and not all(full)
+    with pytest.raises(ValueError, match="unknown kernel families"):
+        blur.make_kernel_bank("camera_shake+blobs", num=2)

@@ -233,3 +233,16 @@ def test_error_messages(records, tmp_path):
         pipeline.make_dataset(records, 2, crop=32, keys=("image/sharp",))
     with pytest.raises(ValueError, match="odd"):
         pipeline.make_dataset(records, 2, crop=32, kernel_bank=np.ones((2, 4, 4), np.float32))
+
+
+def test_on_the_fly_noise_level_range(records):
+    """noise_sigma=(lo, hi): one level per example, uniform in [lo, hi]."""
+    bank = np.ones((1, 1, 1), np.float32)  # delta kernel: blurred - sharp is the noise alone
+    batch = next(iter(pipeline.make_dataset(records, 8, crop=48, kernel_bank=bank,
+                                            noise_sigma=(0.0, 0.08), seed=3)))
+    resid = (batch["blurred"] - batch["sharp"]).numpy().reshape(8, -1)
+    # Clipping at 0/1 shrinks the std a little; the levels must differ across the batch.
+    stds = resid.std(axis=1)
+    assert stds.max() < 0.085 and stds.max() - stds.min() > 0.01
+    with pytest.raises(ValueError, match="lo <= hi"):
+        pipeline.make_dataset(records, 2, crop=16, kernel_bank=bank, noise_sigma=(0.05, 0.01))

@@ -215,3 +215,46 @@ def test_vla_on_simulated_clips(tmp_path):
     assert length % 2 == 1 and 1 <= length <= 9
     if length > 1:
       assert not np.array_equal(r["image/sharp"], r["image/blurred"])
+
+
+def test_strong_blur_test_set_folder_layout(tmp_path):
+  """The committed strong-blur test-set flagfile, on 6 LFW test people, in the folder layout."""
+  out = str(tmp_path / "strong")
+  argv = [f"--flagfile={os.path.join(os.path.dirname(build.__file__), 'configs', 'lfw_strong_blur_test.flags')}",
+          f"--manual_dir={os.path.join(SHARED_DATA, 'lfw')}", f"--output_dir={out}",
+          f"--kernels={os.path.join(SHARED_DATA, 'kernels', 'levin09.npz')}",
+          f"--exclude_identities={os.path.join(os.path.dirname(build.__file__), 'sample', 'faces')}",
+          "--max_items=6", "--num_shards=2"]
+  run(argv)
+  names = sorted(os.path.splitext(f)[0] for f in os.listdir(os.path.join(out, "sharp")))
+  assert len(names) == 6
+  assert names == sorted(os.path.splitext(f)[0] for f in os.listdir(os.path.join(out, "blurred")))
+  people = [n.rsplit("_", 1)[0] for n in names]
+  assert len(set(people)) == 6  # one image per person
+  sample = {f.rsplit("_", 1)[0] for f in os.listdir(os.path.join(os.path.dirname(build.__file__), "sample", "faces"))}
+  assert not set(people) & sample
+  from data.builders import lfw
+  test_people = {e["name"] for _, e in lfw.generate_images(os.path.join(SHARED_DATA, "lfw"), "test")}
+  assert set(people) <= test_people
+  levin = np.load(os.path.join(SHARED_DATA, "kernels", "levin09.npz"))
+  levin = [levin[k] for k in levin.files]
+  for n, person in zip(names, people):
+    sharp = image_io.read_image(os.path.join(out, "sharp", n + ".png"))
+    blurred = image_io.read_image(os.path.join(out, "blurred", n + ".png"))
+    src = image_io.read_image(os.path.join(SHARED_DATA, "lfw", person, n + ".jpg"))
+    assert sharp.shape == blurred.shape == (128, 128, 3)
+    np.testing.assert_array_equal(sharp, src[11:139, 11:139])  # centre 128 of 150
+    k = np.load(os.path.join(out, "kernels", n + ".npy"))
+    assert any(k.shape == l.shape and np.allclose(k, l, atol=1e-6) for l in levin)
+    ref = np.stack([ndimage.convolve(sharp[..., c] / 255.0, k, mode="reflect") for c in range(3)], -1)
+    resid = blurred / 255.0 - ref
+    assert abs(resid.std() - 0.01) < 0.004 and abs(resid.mean()) < 0.004  # noise sigma 0.01
+  lines = open(os.path.join(out, "identities.txt")).read().split("\n")
+  assert sorted(l.split("\t")[0] for l in lines if l) == names
+  meta = json.load(open(os.path.join(out, "meta.json")))
+  assert meta["flags"]["noise_sigma"] == 0.01 and meta["flags"]["center_crop"] == 128
+  # A rerun resumes: nothing is rewritten.
+  stamp = os.path.getmtime(os.path.join(out, "blurred", names[0] + ".png"))
+  report = run(argv)
+  assert report["items_this_run"] == 0
+  assert os.path.getmtime(os.path.join(out, "blurred", names[0] + ".png")) == stamp
