@@ -320,3 +320,22 @@ def load_saved_model(path: str):
     def call(images, _keep=loaded):  # _keep holds the loaded object (its variables) alive
         return fn(tf.convert_to_tensor(images, tf.float32))
     return call
+
+
+# --------------------------------------------------------------------------- shipped weights
+
+
+def shipped_weights(package_dir: str, name: str) -> str:
+    """Path of a paper's shipped model: <package>/weights/<name>.keras (see its <name>.md)."""
+    return os.path.join(package_dir, "weights", name + ".keras")
+
+
+def checkpoint_or_shipped(checkpoint, shipped_path: str, flag: str = "--checkpoint") -> str:
+    """`checkpoint` when given, else the shipped `.keras` model (a clear error if it is missing)."""
+    if checkpoint:
+        return checkpoint
+    if not os.path.isfile(shipped_path):
+        raise FileNotFoundError(
+            f"{flag} not given and the shipped model {shipped_path} is missing (a checkout "
+            f"without weights?): pass {flag}=<a trained workdir or an exported .keras file>")
+    return shipped_path

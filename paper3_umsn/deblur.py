@@ -1,26 +1,33 @@
 """Deblur real photos with a trained UMSN (SN + UMSN), any size, inputs never overwritten.
 
+    python -m paper3_umsn.deblur photo.jpg --output_dir=/tmp/out     # the shipped weights
     python -m paper3_umsn.deblur --checkpoint=/tmp/umsn INPUT... --output_dir=/tmp/out \
         [--face_detector=mtcnn] [--face_size=128] [--tile=256]
 
---checkpoint: a umsn-stage workdir (rebuilt from its flags.txt) or an exported `.keras` file.
+--checkpoint: a umsn-stage workdir (rebuilt from its flags.txt) or an exported `.keras` file;
+without it, the shipped model `paper3_umsn/weights/umsn_small.keras` (model card beside it).
 --face_detector: detect faces (common.face backends), deblur an enlarged crop of each, paste back.
 """
-from absl import app, flags
+import os
+
+from absl import flags
 
 from common import inference, train_utils
 from paper3_umsn import models
 
+SHIPPED = inference.shipped_weights(os.path.dirname(os.path.abspath(__file__)), "umsn_small")
+
 
 def define_flags(fv=flags.FLAGS):
-    inference.define_deblur_flags(fv, checkpoint_help="umsn-stage workdir or exported .keras file.",
+    inference.define_deblur_flags(fv, checkpoint_help="umsn-stage workdir or exported .keras "
+                                  "file (default: the shipped paper3_umsn/weights/umsn_small.keras).",
                                   suffix="_umsn", stride=models.UMSN_STRIDE)
     flags.adopt_module_key_flags(inference, flag_values=fv)  # listed by --helpshort
 
 
-def load_model(checkpoint):
-    if checkpoint is None:
-        raise app.UsageError("--checkpoint is required (a umsn workdir or a .keras file)")
+def load_model(checkpoint=None):
+    """A umsn workdir, an exported .keras file, or (None) the shipped model."""
+    checkpoint = inference.checkpoint_or_shipped(checkpoint, SHIPPED)
     if checkpoint.endswith(".keras"):
         return inference.load_keras(checkpoint)
     from paper3_umsn import evaluate
@@ -40,4 +47,5 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
+    from absl import app
     app.run(main, flags_parser=train_utils.flags_parser)

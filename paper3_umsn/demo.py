@@ -1,15 +1,18 @@
-"""One command: train UMSN on the embedded sample for a few CPU minutes, evaluate, show results.
+"""One command: a few CPU minutes of UMSN training on the embedded sample, evaluation, a contact sheet.
 
-    python -m paper3_umsn.demo --workdir=/tmp/umsn_demo            # ~6 minutes of training
-    python -m paper3_umsn.demo --workdir=/tmp/umsn_demo --minutes=2
+    python -m paper3_umsn.demo --workdir=/tmp/umsn_demo              # ~6 minutes of training
+    python -m paper3_umsn.demo --workdir=/tmp/umsn_demo --from_scratch --minutes=30
 
-Runs the paper's four stages in order (Sec. IV-A: SN on clean faces, SN fine-tuned on blurry
-faces, the F-Nets, then UMSN + CN) from `configs/cpu_demo.flags` on `data/sample/faces` with their
-class masks, splitting the time budget between the stages, then `paper3_umsn.evaluate` on the
-held-out `data/sample/test_faces`. Prints Table III / Table I beside the paper's numbers and
-writes `WORKDIR/eval/contact_sheet.png` (blurred | UMSN | sharp). Each stage is an ordinary
-`python -m paper3_umsn.train` run, so an interrupted demo resumes where it stopped. A demo on 120
-faces for minutes is a smoke test of the whole method, not a reproduction of the paper.
+Default: fine-tunes the shipped model (`weights/umsn_small.keras`, trained ~90 CPU minutes on
+strong motion blur, see its model card) with the umsn stage (L_total, Eq. 6; CN starts fresh) on
+`data/sample/faces` for `--minutes`, with the blur of `configs/cpu90_strong.flags`.
+`--from_scratch`: the paper's four stages in order (Sec. IV-A: SN on clean faces, SN fine-tuned
+on blurry faces, the F-Nets, then UMSN + CN) from random weights, splitting the budget between
+them (a few minutes from scratch restore little: the shipped model took ~90).
+Then `paper3_umsn.evaluate` on the held-out `data/sample/test_faces` (whole 128x128 faces,
+blurred with the run's kernels): Table III / Table I beside the paper's numbers and
+`WORKDIR/eval/contact_sheet.png` (blurred | UMSN | sharp). Each stage is an ordinary
+`python -m paper3_umsn.train` run, so an interrupted demo resumes where it stopped.
 """
 import os
 import subprocess
@@ -19,14 +22,17 @@ from absl import app, flags
 
 from common import train_utils
 
-# Share of the time budget per stage: most of it goes to the full network.
+# --from_scratch: share of the time budget per stage; most of it goes to the full network.
 STAGE_SHARES = (("sn_clean", 0.15), ("sn_blurry", 0.10), ("fnet", 0.25), ("umsn", 0.50))
+SHIPPED = os.path.join(train_utils.REPO_ROOT, "paper3_umsn", "weights", "umsn_small.keras")
 
 
 def define_flags(fv=flags.FLAGS):
-    flags.DEFINE_string("workdir", None, "Folder for the four stage workdirs and eval/.",
+    flags.DEFINE_string("workdir", None, "Folder for the stage workdirs and eval/.",
                         flag_values=fv)
-    flags.DEFINE_float("minutes", 6.0, "Training minutes over all four stages.", flag_values=fv)
+    flags.DEFINE_float("minutes", 6.0, "Training minutes (over all stages).", flag_values=fv)
+    flags.DEFINE_bool("from_scratch", False, "Train the four stages from random weights "
+                      "instead of fine-tuning the shipped model.", flag_values=fv)
     flags.DEFINE_string("train_data", "data/sample/faces", "Sharp training faces (folder).",
                         flag_values=fv)
     flags.DEFINE_string("mask_dir", "data/sample/masks", "Class masks <stem>.png of the faces.",
@@ -36,12 +42,24 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_integer("num_images", 30, "Test faces to evaluate.", flag_values=fv)
 
 
-def stage_commands(workdir, minutes, train_data, mask_dir, test_data):
-    """The `python -m paper3_umsn.train` command lines of the four stages, in order."""
-    flagfile = os.path.join(train_utils.REPO_ROOT, "paper3_umsn", "configs", "cpu_demo.flags")
-    common = [sys.executable, "-m", "paper3_umsn.train", f"--flagfile={flagfile}",
+def stage_commands(workdir, minutes, train_data, mask_dir, test_data, from_scratch=False):
+    """The `python -m paper3_umsn.train` command lines of the stages, in order."""
+    configs = os.path.join(train_utils.REPO_ROOT, "paper3_umsn", "configs")
+    if not from_scratch:
+        if not os.path.isfile(SHIPPED):
+            raise app.UsageError(f"the shipped model {SHIPPED} is missing: run with "
+                                 "--from_scratch (or restore paper3_umsn/weights/)")
+        return [("umsn", [sys.executable, "-m", "paper3_umsn.train",
+                          f"--flagfile={os.path.join(configs, 'cpu90_strong.flags')}",
+                          f"--train_data={train_data}", f"--eval_data={test_data}",
+                          "--stage=umsn", f"--init_model={SHIPPED}",
+                          f"--workdir={os.path.join(workdir, 'umsn')}",
+                          f"--max_train_minutes={minutes:.3f}", "--eval_every=0",
+                          "--image_every=100"])]
+    common = [sys.executable, "-m", "paper3_umsn.train",
+              f"--flagfile={os.path.join(configs, 'cpu_demo.flags')}",
               f"--train_data={train_data}", f"--mask_dir={mask_dir}", f"--eval_data={test_data}",
-              "--num_steps=1000000"]
+              "--crop=128", "--num_steps=1000000"]
     init = {"sn_blurry": ["--learning_rate=0.00001", f"--init_sn={workdir}/sn_clean"],
             "fnet": [f"--init_sn={workdir}/sn_blurry"],
             "umsn": [f"--init_sn={workdir}/sn_blurry", f"--init_fnets={workdir}/fnet"]}
@@ -57,7 +75,7 @@ def main(argv):
         raise app.UsageError("--workdir is required")
     workdir = os.path.abspath(fv.workdir)
     for stage, command in stage_commands(workdir, fv.minutes, fv.train_data, fv.mask_dir,
-                                         fv.test_data):
+                                         fv.test_data, fv.from_scratch):
         print(f"[demo] stage {stage}: {' '.join(command[1:])}", flush=True)
         subprocess.run(command, cwd=train_utils.REPO_ROOT, check=True)
     eval_dir = os.path.join(workdir, "eval")

@@ -58,6 +58,10 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_float("beta_1", 0.9, "Adam beta_1 (paper: default; authors' code: 0.5).", **d)
     flags.DEFINE_string("init_sn", None, "Workdir or checkpoint of a trained SN.", **d)
     flags.DEFINE_string("init_fnets", None, "Workdir or checkpoint of the fnet stage.", **d)
+    flags.DEFINE_string("init_model", None, "umsn stage: start SN and UMSN from an exported "
+                        "SN + UMSN .keras file of the same --variant/--ablation (e.g. the shipped "
+                        "paper3_umsn/weights/umsn_small.keras) instead of --init_sn/--init_fnets; "
+                        "fine-tuning.", **d)
     flags.DEFINE_float("lambda_conf", 0.01, "lambda of Eq. 4 (paper: 0.01).", **d)
     flags.DEFINE_float("lambda_1", 1.0, "Perceptual weight lambda_1 of Eq. 6 (paper: 1.0).", **d)
     flags.DEFINE_string("vgg16_weights", None, "Local Keras VGG16 weights file for L_p (Eq. 5).", **d)
@@ -160,6 +164,25 @@ def _init_from(path, flag, **trackables):
     return train_utils.restore_for_eval(path, **trackables)
 
 
+def _load_init_model(config):
+    """--init_model's SN + UMSN (a `models.UMSNDeblurrer` .keras file), checked against the run."""
+    if not config.init_model:
+        return None
+    from common import inference  # pylint: disable=import-outside-toplevel
+    model = inference.load_keras(config.init_model)
+    if not isinstance(model, models.UMSNDeblurrer):
+        raise ValueError(f"--init_model={config.init_model} holds a {type(model).__name__}, not "
+                         "a paper-3 SN + UMSN model (python -m paper3_umsn.export writes one)")
+    want = models.build_umsn(config.variant, config.ablation)
+    size = config.crop
+    want([np.zeros((1, size, size, 3), np.float32), np.full((1, size, size, 4), 0.25, np.float32)])
+    got = [w.shape for w in model.umsn.weights]
+    if got != [w.shape for w in want.weights]:
+        raise ValueError(f"--init_model={config.init_model} does not match --variant="
+                         f"{config.variant} --ablation={config.ablation} (different weight shapes)")
+    return model
+
+
 class Stage:
     """Networks, optimizers and the per-replica step of one training stage."""
 
@@ -174,7 +197,11 @@ class Stage:
             self.sn = models.build_sn(v)
             self.sn(dummy)
             self.trackables["sn"] = self.sn
-            if stage in ("fnet", "umsn"):
+            init_model = _load_init_model(config) if stage == "umsn" else None
+            if init_model is not None:
+                self.sn.set_weights(init_model.sn.get_weights())
+                self.sn.trainable = False
+            elif stage in ("fnet", "umsn"):
                 _init_from(config.init_sn, "--init_sn", sn=self.sn)
                 self.sn.trainable = False
             if stage == "sn_blurry":
@@ -192,7 +219,9 @@ class Stage:
                 m = np.full((1, size, size, 4), 0.25, np.float32)
                 self.umsn([dummy, m])
                 self.trackables["umsn"] = self.umsn
-                if self.umsn.use_fnets:
+                if init_model is not None:
+                    self.umsn.set_weights(init_model.umsn.get_weights())
+                elif self.umsn.use_fnets:
                     if config.init_fnets:
                         fn = {f"fnet{i + 1}": f for i, f in enumerate(self.umsn.fnets)}
                         tf.train.Checkpoint(**fn).restore(
