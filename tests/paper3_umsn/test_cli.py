@@ -60,3 +60,31 @@ def test_export_round_trip_safe_mode(stages, umsn_run, shared_load_run, tmp_path
     assert isinstance(loaded, models.UMSNDeblurrer)
     np.testing.assert_allclose(np.asarray(loaded(x)), want, atol=1e-5)
     np.testing.assert_allclose(np.asarray(inference.load_saved_model(paths["saved_model"])(x)), want, atol=1e-5)
+
+
+def test_init_model_starts_sn_and_umsn_from_an_exported_model(stages, umsn_run, shared_load_run,
+                                                             tmp_path):
+    """--init_model (fine-tuning, e.g. the demo from the shipped weights) copies SN and UMSN."""
+    import tensorflow as tf
+    from tests.paper3_umsn.conftest import _config
+    from paper3_umsn import train
+    paths = export.export(stages["umsn"], str(tmp_path / "exp"))
+    config = _config(str(tmp_path / "ft"), "--stage=umsn", "--lambda_1=0",
+                     f"--init_model={paths['keras']}")
+    stage = train.Stage(config, tf.distribute.get_strategy())
+    model = umsn_run[1]
+    for got, want in ((stage.sn, model.sn), (stage.umsn, model.umsn)):
+        assert len(got.weights) == len(want.weights) > 0
+        for a, b in zip(got.weights, want.weights):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert not stage.sn.trainable
+    with pytest.raises(ValueError, match="does not match --variant=small"):
+        train.Stage(_config(str(tmp_path / "ft2"), "--stage=umsn", "--lambda_1=0",
+                            "--variant=small", f"--init_model={paths['keras']}"),
+                    tf.distribute.get_strategy())
+
+
+def test_deblur_without_checkpoint_names_the_flag_when_weights_are_missing(monkeypatch, tmp_path):
+    monkeypatch.setattr(deblur, "SHIPPED", str(tmp_path / "weights" / "umsn_small.keras"))
+    with pytest.raises(FileNotFoundError, match="--checkpoint not given"):
+        deblur.load_model(None)
