@@ -151,36 +151,6 @@ def make_protocol_pairs(sequences, protocol, seed=0):
     return np.stack(blurred).astype(np.float32), np.stack(sharp).astype(np.float32)
 
 
-# ------------------------------------------------------------------------ face tools ----
-class FaceTools:
-    """Landmarks (with the face box found on the sharp image) and identity embeddings."""
-
-    def __init__(self, landmarker, detector, identity_model):
-        from common import face  # pylint: disable=import-outside-toplevel
-        self.det = face.get_detector(detector) if detector and landmarker else None
-        self.lm = face.get_landmarker(landmarker, detector=self.det) if landmarker else None
-        self.idm = face.get_identity_model(identity_model) if identity_model else None
-
-    def boxes(self, sharp):
-        from common.face import Box  # pylint: disable=import-outside-toplevel
-        out = []
-        for im in sharp:
-            u8 = image_io.to_uint8(im)
-            b = self.det.detect_largest(u8) if self.det is not None else None
-            out.append(b or Box.whole_image(u8, score=1.0))
-        return out
-
-    def landmarks(self, images, boxes):
-        pts = []
-        for im, b in zip(images, boxes):
-            p = self.lm.landmarks(image_io.to_uint8(im), b)
-            pts.append(np.full((68, 2), np.nan, np.float32) if p is None else p)
-        return np.stack(pts)
-
-    def embed(self, images):
-        return self.idm.embed_many([image_io.to_uint8(im) for im in images])
-
-
 # ------------------------------------------------------------------------------ main ----
 def evaluate_protocols(models_, sequences, protocols, tools, seed=0):
     """results[protocol][row] = dict(psnr, ssim, auc, failure, ced, cosine, n)."""
@@ -196,22 +166,22 @@ def evaluate_protocols(models_, sequences, protocols, tools, seed=0):
         res = {}
         gt = boxes = None
         emb_sharp = None
-        if tools is not None and tools.lm is not None:
-            boxes = tools.boxes(sharp)
-            gt = tools.landmarks(sharp, boxes)
+        if tools is not None and tools.landmarker is not None:
+            boxes = [tools.box((proto, i), im) for i, im in enumerate(sharp)]   # found on sharp
+            gt = tools.landmarks_many(sharp, boxes)
             keep = ~np.isnan(gt).any(axis=(1, 2))  # images where the sharp face has landmarks
-        if tools is not None and tools.idm is not None:
-            emb_sharp = tools.embed(sharp)
+        if tools is not None and tools.identity is not None:
+            emb_sharp = tools.embed_many(sharp)
         for name, imgs in rows.items():
             r = {"n": len(imgs), "psnr": float(np.mean(metrics.psnr(imgs, sharp))) if name !=
                  "oracle" else None,
                  "ssim": float(np.mean(metrics.ssim(imgs, sharp))) if name != "oracle" else None}
             if gt is not None and keep.any():
-                lp = face_eval.landmark_protocol(tools.landmarks(imgs, boxes)[keep], gt[keep])
+                lp = face_eval.landmark_protocol(tools.landmarks_many(imgs, boxes)[keep], gt[keep])
                 r.update(auc=lp["auc"], failure=100.0 * lp["failure_rate"],
                          ced=[np.asarray(v).tolist() for v in lp["ced"]], n_landmarks=int(keep.sum()))
             if emb_sharp is not None:
-                r["cosine"] = face_eval.identity_similarity(tools.embed(imgs), emb_sharp)[
+                r["cosine"] = face_eval.identity_similarity(tools.embed_many(imgs), emb_sharp)[
                     "cosine"].tolist()
             res[name] = r
         results[proto] = res
@@ -238,7 +208,7 @@ def verification(models_, lfw_dir, pairs_path, per_fold, tools, size, seed=0):
         rows = {name: run(blurred) for name, run in models_.items()}
         rows["blurred"], rows["gt"] = blurred, sharp
         for name, imgs in rows.items():
-            e = tools.embed(imgs)
+            e = tools.embed_many(imgs)
             v = face_eval.lfw_verification(e[a], e[b], same, folds)
             out.setdefault(name, {})[L] = (v["mean"], v["std"])
     return out, len(pairs)
@@ -341,10 +311,13 @@ def run(cfg) -> list:
         raise app.UsageError("no test data: pass --test_stills and/or --test_videos")
     tools = None
     if cfg.landmarker or cfg.identity_model:
-        tools = FaceTools(cfg.landmarker, cfg.detector, cfg.identity_model)
+        from common.face import FaceModels  # pylint: disable=import-outside-toplevel
+        # boxes from --detector on the sharp image; no box-free detector needed here
+        tools = FaceModels(identity_model=cfg.identity_model, landmarker=cfg.landmarker,
+                           detector="", box_detector=cfg.detector or "dlib")
     results = evaluate_protocols(models_, seqs, cfg.protocols, tools, cfg.seed)
     ver, n_pairs = None, 0
-    if cfg.lfw_dir and cfg.lfw_pairs and tools is not None and tools.idm is not None:
+    if cfg.lfw_dir and cfg.lfw_pairs and tools is not None and tools.identity is not None:
         ver, n_pairs = verification(models_, cfg.lfw_dir, cfg.lfw_pairs, cfg.pairs_per_fold,
                                     tools, cfg.size, cfg.seed)
     ts = tables(results, ver, n_pairs, list(models_))

@@ -232,38 +232,12 @@ def make_blur(kernels, noise_sigma, load, seed):
     return lambda name, j=0: src(f"{name}#s{seed}#{j}")
 
 
-class FaceModels:
-    """An identity model and one face box per image, detected on the SHARP image (dlib HOG, as
-    `common.face_eval`) and reused for every condition; the whole image when none is found."""
-
-    def __init__(self, identity, detector):
-        self.identity, self.detector = identity, detector
-        self.boxes, self.fallbacks = {}, 0
-
-    def box(self, name, sharp):
-        if name not in self.boxes:
-            from common.face import Box
-            b = self.detector.detect_largest(sharp)
-            if b is None:
-                b = Box.whole_image(sharp)
-                self.fallbacks += 1
-            self.boxes[name] = b
-        return self.boxes[name]
-
-    def embed(self, name, sharp, image):
-        """Descriptor of `image` (a version of face `name`) in the box found on `sharp`."""
-        return np.asarray(self.identity.embed(image, self.box(name, sharp)), np.float64)
-
-
 def build_face_models(identity_model="dlib_resnet", vgg_face_weights=None, dlib_models_dir=None):
-    if identity_model == "vgg_face" and not vgg_face_weights:
-        raise ValueError("--identity_model=vgg_face needs --vgg_face_weights=PATH (a Keras VGG-Face "
-                         "weights file; none ships and nothing is downloaded), or use "
-                         "--identity_model=dlib_resnet")
-    from common import face
-    extra = {} if identity_model == "vgg_face" else {"models_dir": dlib_models_dir or None}
-    identity = face.get_identity_model(identity_model, weights=vgg_face_weights or None, **extra)
-    return FaceModels(identity, face.get_detector("dlib"))
+    """`common.face.FaceModels` with the identity model and dlib HOG boxes found on the SHARP
+    image (reused for every condition; the whole image when none is found)."""
+    from common.face import FaceModels
+    return FaceModels(identity_model=identity_model, landmarker="", detector="", box_detector="dlib",
+                      vgg_face_weights=vgg_face_weights, dlib_models_dir=dlib_models_dir)
 
 
 def _restore(model, y, stride):
@@ -278,7 +252,7 @@ def identity_distances(model, faces, blur, fm, stride=models.UMSN_STRIDE):
     for name, sharp in faces.items():
         y = blur(name)
         for cond, img in (("sharp", sharp), ("blurred", y), ("restored", _restore(model, y, stride))):
-            emb[cond].append(fm.embed(name, sharp, img))
+            emb[cond].append(fm.embed(img, fm.box(name, sharp)))
     emb = {k: np.stack(v) for k, v in emb.items()}
     return {"names": list(faces),
             "d_blurred": np.linalg.norm(emb["blurred"] - emb["sharp"], axis=1),
@@ -315,16 +289,17 @@ def recognition(model, load, split, blur, fm, blurs_per_probe=4, stride=models.U
     restored by `model` ("restored"), against the sharp gallery. Returns {"accuracy": {cond: {k:
     acc}}, "embeddings": {cond: [P,D], "gallery": [G,D]}, "ids": {cond: [P]}, "gallery_ids"}."""
     gallery, gallery_ids, probes, probe_ids = split
-    g_emb = np.stack([fm.embed(r, load(r), load(r)) for r in gallery])
+    g_emb = np.stack([fm.embed(load(r), fm.box(r, load(r))) for r in gallery])
     emb = {"clear": [], "blurred": [], "restored": []}
     ids = {"clear": list(probe_ids), "blurred": [], "restored": []}
     for rel, ident in zip(probes, probe_ids):
         sharp = load(rel)
-        emb["clear"].append(fm.embed(rel, sharp, sharp))
+        box = fm.box(rel, sharp)
+        emb["clear"].append(fm.embed(sharp, box))
         for j in range(blurs_per_probe):
             y = blur(rel, j)
-            emb["blurred"].append(fm.embed(rel, sharp, y))
-            emb["restored"].append(fm.embed(rel, sharp, _restore(model, y, stride)))
+            emb["blurred"].append(fm.embed(y, box))
+            emb["restored"].append(fm.embed(_restore(model, y, stride), box))
             ids["blurred"].append(ident)
             ids["restored"].append(ident)
     emb = {k: np.stack(v) for k, v in emb.items()}

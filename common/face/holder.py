@@ -9,7 +9,7 @@
 Boxes come from `box_detector` (dlib HOG by default: the boxes dlib's 68-point model was trained
 on) on the sharp image and are reused for every version of that image (blurred, restored), so
 landmark and identity numbers measure the landmarker / embedding, not the detector. When no face
-is found the whole image is the box (`fallbacks` counts them); `find_box` returns None instead.
+is found the whole image is the box (`fallbacks` counts such keys); `find_box` returns None instead.
 Used by `common.evaluation`, `common.face_eval` and the papers' `evaluate` modules.
 """
 from __future__ import annotations
@@ -80,15 +80,13 @@ class FaceModels:
         """The largest face the box detector finds on the sharp image (cached by key), or None."""
         if key not in self.boxes:
             self.boxes[key] = self.box_detector.detect_largest(as_uint8_rgb(sharp))
+            self.fallbacks += self.boxes[key] is None
         return self.boxes[key]
 
     def box(self, key, sharp) -> Box:
-        """`find_box`, or the whole image when no face is found (counted in `fallbacks`)."""
+        """`find_box`, or the whole image when no face is found (`fallbacks` counts the keys)."""
         b = self.find_box(key, sharp)
-        if b is None:
-            self.fallbacks += 1
-            return Box.whole_image(np.asarray(sharp))
-        return b
+        return Box.whole_image(np.asarray(sharp)) if b is None else b
 
     # ------------------------------------------------------------------ measurements
     def embed(self, image, box: Box | None = None) -> np.ndarray:
