@@ -77,6 +77,33 @@ def restore_all(method: Method, test_set: TestSet):
         yield s, restored, ms
 
 
+def restore_images(method: Method, images, kernels=None) -> np.ndarray:
+    """float32 [N,H,W,3] restored by `method` one image at a time (padded to its stride);
+    images: uint8 or float [N,H,W,3]; kernels: one [k,k] per image for non-blind methods."""
+    if method.needs_kernel and kernels is None:
+        raise ValueError(f"method {method.name!r} ({method.spec}) needs the blur kernel of every image, "
+                         "but this test set stores none; drop it or use a set with kernels")
+    out = []
+    for i, im in enumerate(images):
+        fn = (lambda x, k=kernels[i]: method(x, [k])) if method.needs_kernel else method
+        out.append(inference.deblur_image(fn, im, stride=method.stride))
+    return np.stack(out).astype(np.float32)
+
+
+def compare_rows(method_specs, blurred, sharp, kernels=None) -> dict:
+    """{name: {"psnr", "ssim", "num_params"}} of extra measured rows (`--compare=NAME=SPEC`: classical
+    baselines, the other papers' models) on fixed float [N,H,W,3] pairs, for the papers' tables."""
+    from common.evaluation.methods import resolve_method
+    out = {}
+    for spec in method_specs:
+        m = resolve_method(spec)
+        r = restore_images(m, blurred, kernels)
+        out[m.name] = {"psnr": float(np.mean(metrics.psnr(r, sharp))),
+                       "ssim": float(np.mean(metrics.ssim(r, sharp))), "num_params": m.num_params,
+                       "restored": r}
+    return out
+
+
 def _pair_metrics(restored, sharp) -> dict:
     return {"psnr": float(metrics.psnr(restored, sharp)),
             "ssim": float(metrics.ssim(restored, sharp))}

@@ -242,6 +242,25 @@ def load_tfrecords(pattern: str, num_images: int = 0) -> TestSet:
     return TestSet(name, pattern, kind, samples)
 
 
+def stores_blurred(path: str) -> bool:
+    """True when `path` is a test set that stores blurred images (the folder layout with
+    blurred/, or TFRecords whose first record holds image/blurred), so it must not be re-blurred."""
+    if not path:
+        return False
+    if os.path.isdir(path) and os.path.isdir(os.path.join(path, "blurred")):
+        return True
+    if os.path.isdir(path) and not _record_files(path):
+        return False
+    files = _record_files(path)
+    if not files:
+        return False
+    import tensorflow as tf
+    from common import tfrecord
+    for rec in tf.data.TFRecordDataset(files[:1]).take(1):
+        return tfrecord.BLURRED in tfrecord.record_keys(rec.numpy())
+    return False
+
+
 def load_test_set(path: str, num_images: int = 0) -> TestSet:
     """A TestSet from a folder in the layout above, a folder of blurry photos, or TFRecords."""
     if not path:

@@ -60,3 +60,29 @@ def test_export_round_trip_safe_mode(stages, umsn_run, shared_load_run, tmp_path
     assert isinstance(loaded, models.UMSNDeblurrer)
     np.testing.assert_allclose(np.asarray(loaded(x)), want, atol=1e-5)
     np.testing.assert_allclose(np.asarray(inference.load_saved_model(paths["saved_model"])(x)), want, atol=1e-5)
+
+
+def test_evaluate_on_a_stored_blur_test_set_never_reblurs(stages, umsn_run, tmp_path):
+    """Tables III/I on the folder layout (Shen et al. / GoPro style, written as data.build does):
+    the stored blurred images are scored as they are, the stored masks are Table I's classes, and
+    every row of the paper's Table III is printed, with --compare rows measured."""
+    from tests.common.test_evaluation import make_folder
+    root = make_folder(tmp_path / "shen", n=3, kernels=True, masks=True)
+    result = evaluate.run_eval(stages["umsn"], root, num_images=3, run=umsn_run,
+                               compare=["unsharp", "wiener"])
+    names = sorted(os.listdir(os.path.join(root, "blurred")))
+    stored = np.stack([image_io.read_image(os.path.join(root, "blurred", n)) for n in names])
+    np.testing.assert_array_equal(image_io.to_uint8(result["blurred"]), stored)   # not re-blurred
+    masks = np.stack([image_io.read_image(os.path.join(root, "masks", n))[..., 0] for n in names])
+    np.testing.assert_array_equal(result["classes"], masks)
+    assert result["restored"].shape == (3, 64, 64, 3)
+    t3, t1_region, _ = evaluate.tables(result, "helen")
+    for row in evaluate.PAPER_TABLE_III:
+        if row != "UMSN":
+            assert t3.value(row, "PSNR", "paper") == evaluate.PAPER_TABLE_III[row]["helen"][0]
+    assert t3.value("wiener (measured)", "PSNR") > t3.value("Blurred input", "PSNR")
+    assert t3.value("unsharp (measured)", "SSIM") == pytest.approx(result["compare"]["unsharp"]["ssim"])
+    assert "stored masks" in t1_region.title or "masks stored" in t1_region.title
+    with pytest.raises(ValueError, match="stores no sharp"):
+        os.rename(os.path.join(root, "sharp"), os.path.join(root, "gone"))
+        evaluate.run_eval(stages["umsn"], root, run=umsn_run)
