@@ -53,8 +53,10 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("baseline_srn_workdir", None, "Tao et al. row: SRN trained on synthetic "
                         "(kernel-blurred / GoPro-style) pairs.", **d)
     flags.DEFINE_string("cyclegan_workdir", None, "Zhu et al. row: a CycleGAN whose F deblurs.", **d)
-    flags.DEFINE_string("test_data", None, "Our generated test pairs (TFRecord glob).", **d)
-    flags.DEFINE_string("gopro_data", None, "GoPro test pairs (TFRecord glob), optional.", **d)
+    flags.DEFINE_string("test_data", None, "Our generated test pairs (TFRecord glob, or a folder "
+                        "DIR/blurred + DIR/sharp).", **d)
+    flags.DEFINE_string("gopro_data", None, "GoPro test pairs (TFRecord glob, or the GoPro folder "
+                        "layout DIR/blurred + DIR/sharp), optional; stored blur is never re-blurred.", **d)
     flags.DEFINE_string("synthetic_kernels", None, "Kernel banks for Table 2's synthetic set.", **d)
     flags.DEFINE_float("synthetic_noise", 0.01, "Noise std of the synthetic set.", **d)
     flags.DEFINE_string("detector", "mtcnn", "common.face detector for Table 2 (none: skip).", **d)

@@ -82,7 +82,19 @@ def test_evaluate_on_a_stored_blur_test_set_never_reblurs(stages, umsn_run, tmp_
             assert t3.value(row, "PSNR", "paper") == evaluate.PAPER_TABLE_III[row]["helen"][0]
     assert t3.value("wiener (measured)", "PSNR") > t3.value("Blurred input", "PSNR")
     assert t3.value("unsharp (measured)", "SSIM") == pytest.approx(result["compare"]["unsharp"]["ssim"])
-    assert "stored masks" in t1_region.title or "masks stored" in t1_region.title
+    assert "masks stored" in t1_region.title
+    assert t1_region.value("wiener (measured)", "class-2 PSNR") is not None
+    assert t1_region.value("Ziyi et al. [9]", "class-1 PSNR", "paper") is None   # masked-image table only
     with pytest.raises(ValueError, match="stores no sharp"):
         os.rename(os.path.join(root, "sharp"), os.path.join(root, "gone"))
         evaluate.run_eval(stages["umsn"], root, run=umsn_run)
+
+
+def test_benchmark_workdir_spec_loads_through_load_method(stages, umsn_run, shared_load_run):
+    from common.evaluation import methods
+    m = methods.resolve_method(stages["umsn"])   # paper 3 detected from flags.txt
+    config, model = umsn_run
+    assert m.kind == "paper3" and m.stride == models.UMSN_STRIDE
+    assert m.num_params == model.count_params() > 0
+    x = np.random.default_rng(0).random((1, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(m(x), np.clip(np.asarray(model(x)), 0, 1), atol=1e-6)
