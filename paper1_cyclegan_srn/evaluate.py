@@ -93,12 +93,16 @@ def load_method(workdir):
     `common.evaluation.Method`, for `common.benchmark`."""
     with open(os.path.join(workdir, train_utils.FLAGS_FILENAME), encoding="utf-8") as f:
         cyclegan_run = "--generator=" in f.read()
-    if cyclegan_run:
+    probe = np.zeros((1, 16, 16, 3), np.float32)
+    if cyclegan_run:  # parameter count: an unrestored twin built from the same flags
+        config = train_utils.load_flags(train_cyclegan.all_define_fns(), workdir)
+        n = methods_lib.count_params(cyclegan.build_generator(config.generator, name="f_net",
+                                                              image_size=16), probe)
         return methods_lib.Method("Zhu et al. [6] (CycleGAN F)", load_cyclegan_f(workdir), "paper1",
-                                  workdir, methods_lib.checkpoint_num_params(workdir, ["f_net"]), 4,
-                                  description=f"paper1_cyclegan_srn CycleGAN F of {workdir}")
-    return methods_lib.Method("SRN (paper 1)", load_srn(workdir), "paper1", workdir,
-                              methods_lib.checkpoint_num_params(workdir, ["srn"]), 16,
+                                  workdir, n, 4, description=f"paper1_cyclegan_srn CycleGAN F of {workdir}")
+    config = train_utils.load_flags(train_srn.all_define_fns(), workdir)
+    n = methods_lib.count_params(train_srn.build_model(config, image_size=16), probe)
+    return methods_lib.Method("SRN (paper 1)", load_srn(workdir), "paper1", workdir, n, 16,
                               description=f"paper1_cyclegan_srn SRN workdir {workdir}")
 
 

@@ -187,10 +187,15 @@ def load_model(workdir):
 def load_method(workdir):
     """A cGAN workdir as a `common.evaluation.Method` (for `common.benchmark`)."""
     fn, cfg = load_model(workdir)
-    names = ["g_bl"] + (["hg"] if cfg.use_hg else [])
-    return methods_lib.Method(f"cGAN (paper 2, {cfg.variant})", fn, "paper2", workdir,
-                              methods_lib.checkpoint_num_params(workdir, names), models.GEN_DIVISOR,
-                              description=f"paper2_identity_cgan workdir {workdir}")
+    # parameter count: unrestored twins of HG + G_bl built from the same flags
+    nets = models.build_networks(cfg.variant, use_hg=cfg.use_hg, identity=False,
+                                 global_residual=cfg.global_residual, hg_zero_init=cfg.hg_zero_init)
+    x = tf.zeros((1, models.GEN_DIVISOR, models.GEN_DIVISOR, 3))
+    hg = nets["hg"]
+    nets["g_bl"](models.g_bl_input(x, hg(x) if hg is not None else None))
+    n = sum(methods_lib.count_params(nets[k]) for k in ("hg", "g_bl") if nets[k] is not None)
+    return methods_lib.Method(f"cGAN (paper 2, {cfg.variant})", fn, "paper2", workdir, n,
+                              models.GEN_DIVISOR, description=f"paper2_identity_cgan workdir {workdir}")
 
 
 # ------------------------------------------------------------------------------ data ----

@@ -161,8 +161,11 @@ def classical(name: str) -> Method:
 
 
 # ------------------------------------------------------------------------ learned models
-def count_params(model) -> int | None:
-    """Number of weights of a Keras model / tf.Module (None when it has none we can see)."""
+def count_params(model, probe=None) -> int | None:
+    """Number of weights of a Keras model / tf.Module (None when it has none we can see).
+    probe: an input to build an unbuilt Keras model with first (e.g. zeros [1,16,16,3])."""
+    if probe is not None and hasattr(model, "built") and not model.built:
+        model(probe)
     if hasattr(model, "count_params"):
         try:
             return int(model.count_params())
@@ -172,22 +175,6 @@ def count_params(model) -> int | None:
     if variables is None:
         return None
     return int(sum(int(np.prod(v.shape)) for v in variables))
-
-
-def checkpoint_num_params(workdir: str, names) -> int | None:
-    """Weights of the trackables `names` (e.g. ["srn"]) in a workdir's newest checkpoint, optimizer
-    slots left out; None when no checkpoint is found."""
-    import tensorflow as tf
-    directory = os.path.join(workdir, "checkpoints")
-    path = tf.train.latest_checkpoint(directory if os.path.isdir(directory) else workdir)
-    if path is None:
-        return None
-    total = 0
-    for key, shape in tf.train.list_variables(path):
-        if (key.split("/", 1)[0] in names and ".OPTIMIZER_SLOT" not in key
-                and key.endswith(".ATTRIBUTES/VARIABLE_VALUE")):
-            total += int(np.prod(shape)) if shape else 1
-    return total
 
 
 def _import_keras_modules(packages) -> None:
