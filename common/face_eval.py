@@ -369,37 +369,30 @@ class Evaluator:
             if not cfg.restored_dir:
                 raise ValueError("condition 'restored' needs --restored_dir (a folder mirroring the LFW layout)")
             self.sources["restored"] = RestoredSource(cfg.restored_dir)
-        self._box_detector = None
-        self._boxes = {}
-        self._identity = None
+        from common.face import FaceModels
+        # the one face-model holder (common.face.FaceModels): dlib HOG boxes, dlib68, identity
+        self.face = FaceModels(identity_model=cfg.identity_model, landmarker="dlib68", detector="",
+                               box_detector="dlib", vgg_face_weights=cfg.vgg_face_weights,
+                               dlib_models_dir=cfg.dlib_models_dir)
         self.log = print
 
     # ---------------------------------------------------------------- backends
     @property
     def box_detector(self):
-        if self._box_detector is None:
-            from common import face
-            self._box_detector = face.get_detector("dlib")
-        return self._box_detector
+        return self.face.box_detector
 
     def box(self, rel: str, condition: str, image: np.ndarray):
         """Face box used for landmarks/identity (see module docstring: --box_source)."""
-        from common.face import Box
-        key = rel if self.cfg.box_source == "sharp" else (rel, condition)
-        if key not in self._boxes:
-            img = image if (self.cfg.box_source == "detect" or condition == "sharp") else self.sources["sharp"](rel)
-            b = self.box_detector.detect_largest(img)
-            self._boxes[key] = b if b is not None else Box.whole_image(img)
-        return self._boxes[key]
+        if self.cfg.box_source == "sharp":
+            key = rel
+            img = image if condition == "sharp" else self.sources["sharp"](rel)
+        else:
+            key, img = (rel, condition), image
+        return self.face.box(key, img)
 
     @property
     def identity(self):
-        if self._identity is None:
-            from common import face
-            self._identity = face.get_identity_model(
-                self.cfg.identity_model, weights=self.cfg.vgg_face_weights or None,
-                **({} if self.cfg.identity_model == "vgg_face" else {"models_dir": self.cfg.dlib_models_dir or None}))
-        return self._identity
+        return self.face.identity
 
     def _cache(self, condition: str) -> _EmbeddingCache:
         return _EmbeddingCache(os.path.join(self.cfg.cache_dir or os.path.join(self.cfg.out_dir, "cache"),
@@ -537,8 +530,7 @@ def run(cfg) -> dict:
 
     if "landmarks" in cfg.protocols:
         t0 = time.time()
-        from common import face
-        lm = face.get_landmarker("dlib68", detector=ev.box_detector, models_dir=cfg.dlib_models_dir or None)
+        lm = ev.face.landmarker
         rels = _image_subset(cfg, pairs)
         gt_note = "pseudo-GT: dlib 68 landmarks on the sharp image (oracle row is 0 by construction)"
         gt = None

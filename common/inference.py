@@ -319,6 +319,7 @@ def load_saved_model(path: str):
 
     def call(images, _keep=loaded):  # _keep holds the loaded object (its variables) alive
         return fn(tf.convert_to_tensor(images, tf.float32))
+    call.num_params = int(sum(int(np.prod(v.shape)) for v in getattr(loaded, "variables", ())))
     return call
 
 

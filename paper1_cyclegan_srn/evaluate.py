@@ -11,6 +11,10 @@ Table 1 (PSNR / SSIM on our generated test set and on GoPro): rows
   Yuan et al. [13]                    paper's numbers only (their CycleGAN deblurrer is not rebuilt here)
   Zhu et al. [6]                      CycleGAN F: blurred -> clear (--cyclegan_workdir)
   Ours                                SRN trained on the CycleGAN-labelled pairs (--srn_workdir)
+  NAME (measured)                     --compare=NAME=SPEC: classical baselines or the other papers'
+                                      models (specs of `python -m common.benchmark --method`)
+--test_data / --gopro_data: pair records, or a stored-blur folder DIR/blurred + DIR/sharp (GoPro
+layout, `python -m data.build --output_format=folder`), used as stored (never re-blurred).
 Table 2 (face-detection success rate: ground truth / blurred / restored by Ours): on our test set
 and on a synthetic set = the same clear test faces blurred with real kernels (--synthetic_kernels).
 A missing workdir or data set leaves its cells "–". Writes tables.md, tables.json and a contact
@@ -26,6 +30,8 @@ import numpy as np
 import tensorflow as tf
 
 from common import image_io, metrics, pipeline, report, train_utils
+from common.evaluation import methods as methods_lib
+from common.evaluation import runner, test_sets
 from paper1_cyclegan_srn import cyclegan, inputs, train_cyclegan, train_srn
 
 PAPER_TABLE1 = {  # (our testing set PSNR, SSIM, GoPro PSNR, SSIM)
@@ -47,14 +53,19 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("baseline_srn_workdir", None, "Tao et al. row: SRN trained on synthetic "
                         "(kernel-blurred / GoPro-style) pairs.", **d)
     flags.DEFINE_string("cyclegan_workdir", None, "Zhu et al. row: a CycleGAN whose F deblurs.", **d)
-    flags.DEFINE_string("test_data", None, "Our generated test pairs (TFRecord glob).", **d)
-    flags.DEFINE_string("gopro_data", None, "GoPro test pairs (TFRecord glob), optional.", **d)
+    flags.DEFINE_string("test_data", None, "Our generated test pairs (TFRecord glob, or a folder "
+                        "DIR/blurred + DIR/sharp).", **d)
+    flags.DEFINE_string("gopro_data", None, "GoPro test pairs (TFRecord glob, or the GoPro folder "
+                        "layout DIR/blurred + DIR/sharp), optional; stored blur is never re-blurred.", **d)
     flags.DEFINE_string("synthetic_kernels", None, "Kernel banks for Table 2's synthetic set.", **d)
     flags.DEFINE_float("synthetic_noise", 0.01, "Noise std of the synthetic set.", **d)
     flags.DEFINE_string("detector", "mtcnn", "common.face detector for Table 2 (none: skip).", **d)
     flags.DEFINE_integer("max_images", 0, "Evaluate at most this many images per set (0: all).", **d)
     flags.DEFINE_integer("batch_size", 8, "Evaluation batch size.", **d)
     flags.DEFINE_string("output_dir", None, "Where tables.md / tables.json / examples.png go.", **d)
+    flags.DEFINE_multi_string("compare", [], "Extra measured Table 1 rows, NAME=SPEC as in "
+                              "`python -m common.benchmark --method` (unsharp, the other papers' "
+                              "workdirs or .keras files).", **d)
 
 
 def load_srn(workdir):
@@ -77,8 +88,40 @@ def load_cyclegan_f(workdir):
     return run
 
 
+def load_method(workdir):
+    """An SRN workdir (or a CycleGAN workdir: its F, blurred -> clear) as a
+    `common.evaluation.Method`, for `common.benchmark`."""
+    with open(os.path.join(workdir, train_utils.FLAGS_FILENAME), encoding="utf-8") as f:
+        cyclegan_run = "--generator=" in f.read()
+    probe = np.zeros((1, 16, 16, 3), np.float32)
+    if cyclegan_run:  # parameter count: an unrestored twin built from the same flags
+        config = train_utils.load_flags(train_cyclegan.all_define_fns(), workdir)
+        n = methods_lib.count_params(cyclegan.build_generator(config.generator, name="f_net",
+                                                              image_size=16), probe)
+        return methods_lib.Method("Zhu et al. [6] (CycleGAN F)", load_cyclegan_f(workdir), "paper1",
+                                  workdir, n, 4, description=f"paper1_cyclegan_srn CycleGAN F of {workdir}")
+    config = train_utils.load_flags(train_srn.all_define_fns(), workdir)
+    n = methods_lib.count_params(train_srn.build_model(config, image_size=16), probe)
+    return methods_lib.Method("SRN (paper 1)", load_srn(workdir), "paper1", workdir, n, 16,
+                              description=f"paper1_cyclegan_srn SRN workdir {workdir}")
+
+
 def load_pairs(pattern, batch_size, max_images=0, kernels=None, noise=0.0, seed=0):
-    """(sharp, blurred) float32 [N,H,W,3] arrays from pair records (or kernel-blurred sharp)."""
+    """(sharp, blurred) float32 [N,H,W,3] arrays from pair records (or kernel-blurred sharp).
+
+    pattern may also be a stored-blur folder (DIR/blurred + DIR/sharp, e.g. GoPro written by
+    `python -m data.build --output_format=folder`): its blurred images are used as stored; with
+    `kernels` (Table 2's synthetic set) its sharp/ faces are blurred instead."""
+    if os.path.isdir(pattern) and test_sets.stores_blurred(pattern):
+        if kernels is not None:
+            pattern = os.path.join(pattern, "sharp")
+        else:
+            ts = test_sets.load_test_set(pattern, max_images)
+            if not ts.has_reference or len({s.blurred.shape for s in ts.samples}) > 1:
+                raise ValueError(f"test set {pattern}: Table 1 needs sharp/ images of one size "
+                                 "beside blurred/")
+            return (image_io.to_float32(np.stack([s.sharp for s in ts.samples])),
+                    image_io.to_float32(np.stack([s.blurred for s in ts.samples])))
     ds = pipeline.make_dataset(pattern, batch_size, training=False, keys=("sharp", "blurred"),
                                kernel_bank=kernels, noise_sigma=noise, quantize=kernels is not None,
                                seed=seed, repeat=False)
@@ -103,8 +146,9 @@ def psnr_ssim(sharp, restored):
     return float(np.mean(metrics.psnr(sharp, restored))), float(np.mean(metrics.ssim(sharp, restored)))
 
 
-def table1(methods, sets):
-    """methods: name -> fn or None; sets: "ours"/"gopro" -> (sharp, blurred) or None."""
+def table1(methods, sets, compare=()):
+    """methods: name -> fn or None; sets: "ours"/"gopro" -> (sharp, blurred) or None; compare:
+    `--compare` specs measured as extra rows (`common.evaluation.runner.compare_rows`)."""
     t = report.Table("Table 1: PSNR / SSIM on our generated test set and the GoPro test set",
                      T1_COLUMNS, formats={c: (".2f" if "PSNR" in c else ".4f") for c in T1_COLUMNS})
     results = {}
@@ -121,6 +165,15 @@ def table1(methods, sets):
             ours[2 * j], ours[2 * j + 1] = psnr_ssim(sharp, restored)
         results[name] = ours
         t.add(name, ours=ours, paper=PAPER_TABLE1.get(name))
+    measured = {}
+    for j, set_name in enumerate(("ours", "gopro")):
+        if sets.get(set_name) is not None and compare:
+            sharp, blurred = sets[set_name]
+            for name, r in runner.compare_rows(compare, blurred, sharp).items():
+                measured.setdefault(name, [None] * 4)[2 * j:2 * j + 2] = [r["psnr"], r["ssim"]]
+    for name, ours in measured.items():
+        results[f"{name} (measured)"] = ours
+        t.add(f"{name} (measured)", ours=ours)
     return t, results
 
 
@@ -159,7 +212,7 @@ def evaluate(config) -> dict:
     ours_set = load_pairs(config.test_data, config.batch_size, config.max_images)
     gopro_set = (load_pairs(config.gopro_data, config.batch_size, config.max_images)
                  if config.gopro_data else None)
-    t1, r1 = table1(methods, {"ours": ours_set, "gopro": gopro_set})
+    t1, r1 = table1(methods, {"ours": ours_set, "gopro": gopro_set}, config.compare)
     t1.notes.append(f"Our test set: {len(ours_set[0])} CycleGAN-labelled pairs ({config.test_data}).")
     if gopro_set is None:
         t1.notes.append("GoPro: not given (--gopro_data), so its columns are empty.")

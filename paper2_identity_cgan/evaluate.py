@@ -8,8 +8,11 @@ Test protocols (Sec. 5.2), on held-out faces (``--test_stills``, turned into 21-
 * ``pravg<L>``: L in {7, 9, 11, 15, 21} frames averaged around the middle frame;
 * ``vla``: variable length averaging around the middle frame (``common.blur.vla_average``).
 
-Rows: each trained model (``--workdirs=name=WORKDIR,...``; the first is "ours" = 'final'),
-"blurred" (the input itself) and "oracle" (the sharp image).  Metrics: PSNR/SSIM
+Rows: every row of the paper's Tables 5-8 (the ten compared methods with the paper's numbers:
+we cannot run them here), measured ``--compare=NAME=SPEC`` rows (classical baselines, the other
+papers' models; specs of ``python -m common.benchmark --method``), each trained model
+(``--workdirs=name=WORKDIR,...``; the first is "ours" = 'final'), "blurred" (the input itself)
+and "oracle" (the sharp image).  Metrics: PSNR/SSIM
 (``common.metrics``), 68-point landmark AUC@0.08 and failure rate (``common.face_eval
 .landmark_protocol`` with the ``common.face`` landmarker).  No test set here has landmark
 ground truth, so the landmarks found on the sharp image are the ground truth: the oracle row is
@@ -31,6 +34,8 @@ import numpy as np
 import tensorflow as tf
 
 from common import blur, face_eval, image_io, metrics, train_utils
+from common.evaluation import methods as methods_lib
+from common.evaluation import runner
 from common.report import Table
 from paper2_identity_cgan import data as p2data
 from paper2_identity_cgan import models, train
@@ -54,6 +59,60 @@ PAPER = {
             "oracle": (0.827, 1.568, None)},
     "synthetic": {"ours": (0.764, 2.672, 0.87141), "blurred": (0.697, 4.656, 0.85225),
                   "oracle": (0.830, 1.425, None)},
+}
+PAPER_COMPARISON = {  # Tables 5-7: (AUC, failure rate %, SSIM) of the ten compared methods
+    "Krishnan et al (2011)": {"pravg7": (0.706, 11.013, 0.7857), "pravg9": (0.734, 5.801, 0.78183),
+                              "pravg11": (0.728, 6.294, 0.7909), "pravg15": (0.719, 6.717, 0.78849),
+                              "pravg21": (0.707, 7.094, 0.78858), "vla": (0.731, 4.192, 0.78706),
+                              "synthetic": (0.736, 2.774, 0.7672)},
+    "Babacan et al (2012)": {"pravg7": (0.73, 9.95, 0.92877), "pravg9": (0.735, 7.796, 0.91614),
+                             "pravg11": (0.728, 7.993, 0.91913), "pravg15": (0.71, 8.807, 0.90831),
+                             "pravg21": (0.684, 10.641, 0.89621), "vla": (0.715, 6.817, 0.89318),
+                             "synthetic": (0.686, 5.344, 0.83956)},
+    "Zhang et al (2013)": {"pravg7": (0.692, 11.276, 0.79779), "pravg9": (0.713, 6.956, 0.79298),
+                           "pravg11": (0.711, 7.129, 0.80369), "pravg15": (0.705, 7.165, 0.80162),
+                           "pravg21": (0.689, 8.122, 0.79893), "vla": (0.721, 4.879, 0.8018),
+                           "synthetic": (0.73, 2.85, 0.77321)},
+    "Xu et al (2013)": {"pravg7": (0.451, 42.377, 0.86214), "pravg9": (0.348, 55.125, 0.85477),
+                        "pravg11": (0.451, 41.528, 0.85988), "pravg15": (0.446, 41.552, 0.85767),
+                        "pravg21": (0.438, 41.435, 0.85059), "vla": (0.39, 48.459, 0.84882),
+                        "synthetic": (0.437, 36.845, 0.76055)},
+    "Pan et al (2014b)": {"pravg7": (0.709, 7.527, 0.74978), "pravg9": (0.699, 8.194, 0.74378),
+                          "pravg11": (0.692, 8.434, 0.75232), "pravg15": (0.681, 8.536, 0.74793),
+                          "pravg21": (0.665, 9.17, 0.74447), "vla": (0.692, 6.852, 0.75602),
+                          "synthetic": (0.715, 3.486, 0.74478)},
+    "Pan et al (2014a)": {"pravg7": (0.745, 5.255, 0.80171), "pravg9": (0.734, 6.077, 0.80548),
+                          "pravg11": (0.727, 6.304, 0.79982), "pravg15": (0.716, 6.609, 0.79162),
+                          "pravg21": (0.694, 7.96, 0.78256), "vla": (0.727, 4.28, 0.78333),
+                          "synthetic": (0.718, 3.639, 0.72402)},
+    "Pan et al (2016)": {"pravg7": (0.768, 4.502, 0.86626), "pravg9": (0.756, 4.968, 0.85379),
+                         "pravg11": (0.749, 5.44, 0.86143), "pravg15": (0.735, 5.808, 0.85166),
+                         "pravg21": (0.714, 6.59, 0.8409), "vla": (0.745, 3.734, 0.84249),
+                         "synthetic": (0.727, 2.723, 0.77778)},
+    "Chakrabarti (2016)": {"pravg7": (0.504, 37.08, 0.88817), "pravg9": (0.48, 39.708, 0.88462),
+                           "pravg11": (0.466, 41.403, 0.88281), "pravg15": (0.437, 44.375, 0.87871),
+                           "pravg21": (0.405, 48.065, 0.87234), "vla": (0.41, 45.006, 0.84582),
+                           "synthetic": (0.475, 34.631, 0.84699)},
+    "Nah et al (2017)": {"pravg7": (0.792, 3.235, 0.94294), "pravg9": (0.779, 3.837, 0.93318),
+                         "pravg11": (0.771, 4.471, 0.92504), "pravg15": (0.754, 5.225, 0.91227),
+                         "pravg21": (0.73, 7.255, 0.89832), "vla": (0.767, 3.012, 0.90223),
+                         "synthetic": (0.729, 2.774, 0.83791)},
+    "Kupyn et al (2017)": {"pravg7": (0.766, 5.647, 0.88605), "pravg9": (0.749, 6.902, 0.8946),
+                           "pravg11": (0.739, 7.503, 0.89004), "pravg15": (0.72, 8.386, 0.86222),
+                           "pravg21": (0.694, 9.734, 0.85297), "vla": (0.728, 5.513, 0.85285),
+                           "synthetic": (0.733, 4.58, 0.84477)},
+}
+PAPER_TABLE8_COMPARISON = {  # Table 8: ((mean, std) PrAvg 7, (mean, std) PrAvg 11)
+    "Krishnan et al (2011)": ((0.7344, 0.0155), (0.7146, 0.0203)),
+    "Babacan et al (2012)": ((0.8194, 0.0193), (0.8024, 0.0168)),
+    "Zhang et al (2013)": ((0.7002, 0.0219), (0.6964, 0.015)),
+    "Xu et al (2013)": ((0.5346, 0.0264), (0.5348, 0.0176)),
+    "Pan et al (2014b)": ((0.6768, 0.0234), (0.6654, 0.0213)),
+    "Pan et al (2014a)": ((0.7386, 0.0228), (0.719, 0.0145)),
+    "Pan et al (2016)": ((0.7648, 0.0241), (0.7508, 0.0217)),
+    "Chakrabarti (2016)": ((0.551, 0.0272), (0.541, 0.0206)),
+    "Nah et al (2017)": ((0.8434, 0.0188), (0.8106, 0.0156)),
+    "Kupyn et al (2017)": ((0.8244, 0.0161), (0.7942, 0.0163)),
 }
 PAPER_TABLE4 = {"identity-noHG-only2mf2": (0.751, 8.800, 0.92031),
                 "identity-noHG": (0.759, 7.895, 0.88091),
@@ -83,6 +142,10 @@ def define_flags(fv):
     flags.DEFINE_integer("pairs_per_fold", 10, "Same and different pairs per fold (0: all 300).",
                          **d)
     flags.DEFINE_integer("seed", 0, "Seed of the synthetic videos and kernels.", **d)
+    flags.DEFINE_multi_string("compare", [], "Extra measured rows, NAME=SPEC as in `python -m "
+                              "common.benchmark --method` (unsharp, the other papers' workdirs or "
+                              ".keras files); the frame-averaged protocols store no kernel, so no "
+                              "wiener/rl.", **d)
 
 
 # ---------------------------------------------------------------------------- models ----
@@ -121,6 +184,20 @@ def load_model(workdir):
     return run, cfg
 
 
+def load_method(workdir):
+    """A cGAN workdir as a `common.evaluation.Method` (for `common.benchmark`)."""
+    fn, cfg = load_model(workdir)
+    # parameter count: unrestored twins of HG + G_bl built from the same flags
+    nets = models.build_networks(cfg.variant, use_hg=cfg.use_hg, identity=False,
+                                 global_residual=cfg.global_residual, hg_zero_init=cfg.hg_zero_init)
+    x = tf.zeros((1, models.GEN_DIVISOR, models.GEN_DIVISOR, 3))
+    hg = nets["hg"]
+    nets["g_bl"](models.g_bl_input(x, hg(x) if hg is not None else None))
+    n = sum(methods_lib.count_params(nets[k]) for k in ("hg", "g_bl") if nets[k] is not None)
+    return methods_lib.Method(f"cGAN (paper 2, {cfg.variant})", fn, "paper2", workdir, n,
+                              models.GEN_DIVISOR, description=f"paper2_identity_cgan workdir {workdir}")
+
+
 # ------------------------------------------------------------------------------ data ----
 def make_protocol_pairs(sequences, protocol, seed=0):
     """(blurred [N,H,W,3], sharp [N,H,W,3]) float32 for one protocol; ``sequences``: list of
@@ -151,36 +228,6 @@ def make_protocol_pairs(sequences, protocol, seed=0):
     return np.stack(blurred).astype(np.float32), np.stack(sharp).astype(np.float32)
 
 
-# ------------------------------------------------------------------------ face tools ----
-class FaceTools:
-    """Landmarks (with the face box found on the sharp image) and identity embeddings."""
-
-    def __init__(self, landmarker, detector, identity_model):
-        from common import face  # pylint: disable=import-outside-toplevel
-        self.det = face.get_detector(detector) if detector and landmarker else None
-        self.lm = face.get_landmarker(landmarker, detector=self.det) if landmarker else None
-        self.idm = face.get_identity_model(identity_model) if identity_model else None
-
-    def boxes(self, sharp):
-        from common.face import Box  # pylint: disable=import-outside-toplevel
-        out = []
-        for im in sharp:
-            u8 = image_io.to_uint8(im)
-            b = self.det.detect_largest(u8) if self.det is not None else None
-            out.append(b or Box.whole_image(u8, score=1.0))
-        return out
-
-    def landmarks(self, images, boxes):
-        pts = []
-        for im, b in zip(images, boxes):
-            p = self.lm.landmarks(image_io.to_uint8(im), b)
-            pts.append(np.full((68, 2), np.nan, np.float32) if p is None else p)
-        return np.stack(pts)
-
-    def embed(self, images):
-        return self.idm.embed_many([image_io.to_uint8(im) for im in images])
-
-
 # ------------------------------------------------------------------------------ main ----
 def evaluate_protocols(models_, sequences, protocols, tools, seed=0):
     """results[protocol][row] = dict(psnr, ssim, auc, failure, ced, cosine, n)."""
@@ -196,22 +243,22 @@ def evaluate_protocols(models_, sequences, protocols, tools, seed=0):
         res = {}
         gt = boxes = None
         emb_sharp = None
-        if tools is not None and tools.lm is not None:
-            boxes = tools.boxes(sharp)
-            gt = tools.landmarks(sharp, boxes)
+        if tools is not None and tools.landmarker is not None:
+            boxes = [tools.box((proto, i), im) for i, im in enumerate(sharp)]   # found on sharp
+            gt = tools.landmarks_many(sharp, boxes)
             keep = ~np.isnan(gt).any(axis=(1, 2))  # images where the sharp face has landmarks
-        if tools is not None and tools.idm is not None:
-            emb_sharp = tools.embed(sharp)
+        if tools is not None and tools.identity is not None:
+            emb_sharp = tools.embed_many(sharp)
         for name, imgs in rows.items():
             r = {"n": len(imgs), "psnr": float(np.mean(metrics.psnr(imgs, sharp))) if name !=
                  "oracle" else None,
                  "ssim": float(np.mean(metrics.ssim(imgs, sharp))) if name != "oracle" else None}
             if gt is not None and keep.any():
-                lp = face_eval.landmark_protocol(tools.landmarks(imgs, boxes)[keep], gt[keep])
+                lp = face_eval.landmark_protocol(tools.landmarks_many(imgs, boxes)[keep], gt[keep])
                 r.update(auc=lp["auc"], failure=100.0 * lp["failure_rate"],
                          ced=[np.asarray(v).tolist() for v in lp["ced"]], n_landmarks=int(keep.sum()))
             if emb_sharp is not None:
-                r["cosine"] = face_eval.identity_similarity(tools.embed(imgs), emb_sharp)[
+                r["cosine"] = face_eval.identity_similarity(tools.embed_many(imgs), emb_sharp)[
                     "cosine"].tolist()
             res[name] = r
         results[proto] = res
@@ -238,7 +285,7 @@ def verification(models_, lfw_dir, pairs_path, per_fold, tools, size, seed=0):
         rows = {name: run(blurred) for name, run in models_.items()}
         rows["blurred"], rows["gt"] = blurred, sharp
         for name, imgs in rows.items():
-            e = tools.embed(imgs)
+            e = tools.embed_many(imgs)
             v = face_eval.lfw_verification(e[a], e[b], same, folds)
             out.setdefault(name, {})[L] = (v["mean"], v["std"])
     return out, len(pairs)
@@ -250,8 +297,10 @@ def _synth(img, size, seed):
     return p2data.resize_sequence(np.asarray(frames), size)
 
 
-def tables(results, ver=None, n_pairs=0, model_names=("ours",)):
-    """The paper's Tables 4-8 as ``common.report.Table`` objects."""
+def tables(results, ver=None, n_pairs=0, model_names=("ours",), compare_names=()):
+    """The paper's Tables 4-8 as ``common.report.Table`` objects: every row of the paper's tables
+    (the ten compared methods with the paper's numbers only), then the measured ``--compare`` rows
+    (``compare_names``), our models, blurred and oracle."""
     cols = ["AUC", "Failure Rate (%)", "SSIM", "PSNR"]
     fmts = {"AUC": ".3f", "Failure Rate (%)": ".3f", "SSIM": ".5f", "PSNR": ".2f"}
     ours_name = model_names[0] if model_names else "ours"
@@ -283,8 +332,13 @@ def tables(results, ver=None, n_pairs=0, model_names=("ours",)):
             t = Table(f"{title} -- {proto}", cols, formats=fmts,
                       notes=[f"our test images: {n}; oracle landmarks are the ground truth by "
                              "construction (no annotated landmarks)"])
+            for name, vals in PAPER_COMPARISON.items():
+                t.add(name, paper=list(vals[proto]) + [None])
+            for name in compare_names:
+                if name in res:
+                    t.add(f"{name} (measured)", ours=ours_vals(res[name]))
             for name in list(model_names) + ["blurred", "oracle"]:
-                if name not in res:
+                if name not in res or name in compare_names:
                     continue
                 pkey = "ours" if name == ours_name else name
                 paper = PAPER[proto].get(pkey)
@@ -296,7 +350,14 @@ def tables(results, ver=None, n_pairs=0, model_names=("ours",)):
                   formats={"PrAvg 7": ".4f", "PrAvg 11": ".4f"},
                   notes=[f"paper: YouTube Faces + FaceNet; ours: LFW {n_pairs} pairs + "
                          "dlib ResNet embeddings"])
+        for name, vals in PAPER_TABLE8_COMPARISON.items():
+            t.add(name, paper=list(vals))
+        for name in compare_names:
+            if name in ver:
+                t.add(f"{name} (measured)", ours=[ver[name].get(7), ver[name].get(11)])
         for name, v in ver.items():
+            if name in compare_names:
+                continue
             pkey = "ours" if name == ours_name else name
             t.add("ours" if name == ours_name else name, ours=[v.get(7), v.get(11)],
                   paper=list(PAPER_TABLE8[pkey]) if pkey in PAPER_TABLE8 else None)
@@ -331,6 +392,13 @@ def run(cfg) -> list:
         if not wd:
             name, wd = ("final" if not models_ else f"model{len(models_)}"), name
         models_[name] = load_model(wd)[0]
+    trained = list(models_)
+    compare = [methods_lib.resolve_method(spec) for spec in cfg.compare]
+    for m in compare:
+        if m.needs_kernel:
+            raise app.UsageError(f"--compare={m.spec}: needs stored blur kernels, which the "
+                                 "frame-averaged protocols do not have")
+        models_[m.name] = lambda x, m=m: runner.restore_images(m, x)
     seqs = []
     if cfg.test_stills:
         seqs += list(p2data.still_sequences(cfg.test_stills, 21, cfg.size, seed=cfg.seed,
@@ -341,13 +409,16 @@ def run(cfg) -> list:
         raise app.UsageError("no test data: pass --test_stills and/or --test_videos")
     tools = None
     if cfg.landmarker or cfg.identity_model:
-        tools = FaceTools(cfg.landmarker, cfg.detector, cfg.identity_model)
+        from common.face import FaceModels  # pylint: disable=import-outside-toplevel
+        # boxes from --detector on the sharp image; no box-free detector needed here
+        tools = FaceModels(identity_model=cfg.identity_model, landmarker=cfg.landmarker,
+                           detector="", box_detector=cfg.detector or "dlib")
     results = evaluate_protocols(models_, seqs, cfg.protocols, tools, cfg.seed)
     ver, n_pairs = None, 0
-    if cfg.lfw_dir and cfg.lfw_pairs and tools is not None and tools.idm is not None:
+    if cfg.lfw_dir and cfg.lfw_pairs and tools is not None and tools.identity is not None:
         ver, n_pairs = verification(models_, cfg.lfw_dir, cfg.lfw_pairs, cfg.pairs_per_fold,
                                     tools, cfg.size, cfg.seed)
-    ts = tables(results, ver, n_pairs, list(models_))
+    ts = tables(results, ver, n_pairs, trained, [m.name for m in compare])
     text = "\n\n".join(str(t) for t in ts)
     print(text)
     if cfg.out_dir:

@@ -6,9 +6,14 @@
 Prints Table III (PSNR/SSIM of blurred input and UMSN), Table I (per-class PSNR/SSIM, twice:
 "region" = over the class's pixels only, "masked_image" = m*x vs m*x_hat over the whole frame,
 the only reading under which the paper's per-class numbers can exceed its whole-image PSNR;
-classes from SN's argmax on the sharp image) and,
-with --ablation_workdirs, Table VI (one row per run). Blur: the run's kernel bank (seed + 1,
-so not the training draw) applied on the fly to the sharp test faces, noise as in training.
+classes: the test set's stored masks, else SN's argmax on the sharp image) and,
+with --ablation_workdirs, Table VI (one row per run). Table III prints every row of the paper's
+table; --compare=NAME=SPEC adds measured rows (classical baselines, the other papers' models;
+specs as in `python -m common.benchmark`). Blur: a test set that stores blurred images
+(DIR/blurred + DIR/sharp as written by `python -m data.build --output_format=folder`, e.g.
+Shen et al.'s blurred Helen/CelebA or GoPro, or records holding image/blurred) is used as
+stored, never re-blurred; sharp-only faces are blurred with the run's kernel bank (seed + 1,
+so not the training draw), noise as in training.
 With --face_tables also Table IV (identity feature distance of restored vs sharp and of
 blurred vs sharp, whole test faces) and Table V (top-1/3/5 recognition of one probe per LFW
 identity against a sharp gallery, each probe blurred with --blurs_per_probe kernels of the
@@ -22,17 +27,29 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 from common import face_eval, image_io, inference, metrics, paths, pipeline, report, tfrecord, train_utils
+from common.evaluation import methods as methods_lib
+from common.evaluation import runner, test_sets
 from paper3_umsn import models, train
 
-PAPER_TABLE_III = {  # Table III, CelebA and Helen columns
-    "Blurred input": None,
-    "Nah et al. [7]": {"celeba": (22.43, 0.832), "helen": (24.12, 0.823)},
-    "Ziyi et al. [9]": {"celeba": (25.05, 0.879), "helen": (25.99, 0.871)},
-    "UMSN": {"celeba": (25.90, 0.906), "helen": (26.93, 0.897)},
+PAPER_TABLE_III = {  # Table III, every row: (PSNR, SSIM) on Helen and CelebA
+    "Krishnan et al. [14]": {"helen": (19.30, 0.670), "celeba": (18.38, 0.672)},
+    "Pan et al. [29]": {"helen": (20.93, 0.727), "celeba": (18.59, 0.677)},
+    "Shan et al. [42]": {"helen": (19.57, 0.670), "celeba": (18.43, 0.644)},
+    "Xu et al. [13]": {"helen": (20.11, 0.711), "celeba": (18.93, 0.685)},
+    "Cho et al. [43]": {"helen": (16.82, 0.574), "celeba": (13.03, 0.445)},
+    "Zhong et al. [44]": {"helen": (16.41, 0.614), "celeba": (17.26, 0.695)},
+    "Nah et al. [7]": {"helen": (24.12, 0.823), "celeba": (22.43, 0.832)},
+    "Ziyi et al. [9] w/GAN": {"helen": (25.58, 0.861), "celeba": (24.34, 0.860)},
+    "Ziyi et al. [9]": {"helen": (25.99, 0.871), "celeba": (25.05, 0.879)},
+    "UMSN": {"helen": (26.93, 0.897), "celeba": (25.90, 0.906)},
 }
 PAPER_TABLE_I = {  # Table I, UMSN rows: (PSNR, SSIM) per class 1..4
     "celeba": [(29.27, 0.91), (30.75, 0.95), (33.83, 0.96), (33.10, 0.94)],
     "helen": [(30.83, 0.87), (31.76, 0.90), (35.67, 0.93), (34.81, 0.91)],
+}
+PAPER_TABLE_I_ZIYI = {  # Table I, the compared row "Ziyi et al. [9]"
+    "celeba": [(27.86, 0.88), (30.27, 0.93), (33.33, 0.92), (31.79, 0.91)],
+    "helen": [(29.13, 0.85), (31.20, 0.88), (35.13, 0.92), (33.96, 0.88)],
 }
 PAPER_TABLE_VI = {  # Table VI: (PSNR, SSIM)
     "bn": {"helen": (25.12, 0.82), "celeba": (24.38, 0.81)},
@@ -67,7 +84,13 @@ def define_flags(fv=flags.FLAGS):
     d = dict(flag_values=fv)
     flags.DEFINE_string("workdir", None, "umsn-stage workdir (flags.txt + checkpoints/).", **d)
     flags.DEFINE_list("ablation_workdirs", [], "umsn-stage workdirs for Table VI rows.", **d)
-    flags.DEFINE_string("test_data", None, "Folder of sharp test faces or TFRecords.", **d)
+    flags.DEFINE_string("test_data", None, "Test set: a stored-blur set (DIR/blurred + DIR/sharp, "
+                        "e.g. Shen et al.'s blurred Helen/CelebA or GoPro, or TFRecords holding "
+                        "image/blurred: never re-blurred), or sharp faces (folder / records) blurred "
+                        "with the run's kernel bank.", **d)
+    flags.DEFINE_multi_string("compare", [], "Extra measured Table III rows, NAME=SPEC as in "
+                              "`python -m common.benchmark --method` (unsharp, wiener/rl when the "
+                              "test set stores kernels, the other papers' workdirs or .keras).", **d)
     flags.DEFINE_enum("paper_set", "celeba", ["celeba", "helen"], "Which paper column to show.", **d)
     flags.DEFINE_integer("num_images", 256, "At most this many test images.", **d)
     flags.DEFINE_integer("eval_crop", 0, "Centre crop (0: the run's --crop).", **d)
@@ -111,31 +134,83 @@ def load_run(workdir):
     return config, model
 
 
-def run_eval(workdir, test_data, num_images=256, crop=0, run=None):
+def load_method(workdir):
+    """The run of a umsn-stage workdir as a `common.evaluation.Method` (for `common.benchmark`)."""
+    config, model = load_run(workdir)
+    return methods_lib.Method(f"UMSN ({config.ablation}, {config.variant})", model, "paper3", workdir,
+                              methods_lib.count_params(model), models.UMSN_STRIDE,
+                              description=f"paper3_umsn workdir {workdir}")
+
+
+def _stored_pairs(test_data, num_images, crop):
+    """(blurred, sharp, masks or None, kernels or None, TestSet) of a stored-blur test set."""
+    ts = test_sets.load_test_set(test_data, num_images)
+    if not ts.has_reference:
+        raise ValueError(f"--test_data={test_data} stores no sharp images: Tables III/I need ground "
+                         "truth; score a no-reference set with `python -m common.benchmark`")
+    cut = lambda im: centre_crop(im, crop) if crop else im
+    blurred = [cut(s.blurred) for s in ts.samples]
+    if len({b.shape for b in blurred}) > 1:
+        raise ValueError(f"--test_data={test_data}: images of different sizes "
+                         f"{sorted({b.shape for b in blurred})[:3]}; pass --eval_crop=N to centre-crop them")
+    sharp = np.stack([cut(s.sharp) for s in ts.samples])
+    masks = np.stack([cut(s.mask) for s in ts.samples]).astype(np.int32) if ts.has_masks else None
+    kernels = [s.kernel for s in ts.samples] if ts.has_kernels else None
+    return (image_io.to_float32(np.stack(blurred)), image_io.to_float32(sharp), masks, kernels, ts)
+
+
+def run_eval(workdir, test_data, num_images=256, crop=0, run=None, compare=()):
     """Returns dict with blurred/restored/sharp arrays, class maps and PSNR/SSIM arrays (and the
-    run's config and model). run: `load_run(workdir)`'s (config, model) when already loaded."""
+    run's config and model). run: `load_run(workdir)`'s (config, model) when already loaded.
+
+    A test set that stores blurred images (`common.evaluation.test_sets.stores_blurred`: the folder
+    layout DIR/blurred + DIR/sharp, or records with image/blurred) is used as stored, never
+    re-blurred (crop: centre crop, 0 = whole images); its masks (when stored) are Table I's
+    classes. Otherwise the sharp faces are blurred with the run's kernel bank (seed + 1) at
+    `crop` (0: the run's --crop) and the classes are SN's argmax on the sharp face.
+    compare: `--compare` specs, measured as extra rows (`common.evaluation.runner.compare_rows`)."""
     config, model = run if run is not None else load_run(workdir)
-    crop = crop or config.crop
-    bank = train.make_kernel_bank(config)
-    keys = ("sharp", "blurred")
-    ds = pipeline.make_dataset(test_data, 8, crop=crop, training=False, keys=keys,
-                               kernel_bank=bank, noise_sigma=config.noise_sigma,
-                               seed=config.seed + 1, repeat=False)
-    sharp, blurred, restored, cmaps = [], [], [], []
-    for batch in ds:
-        y = batch["blurred"]
-        restored.append(model(y).numpy())
-        sharp.append(batch["sharp"].numpy())
-        blurred.append(y.numpy())
-        cmaps.append(tf.argmax(model.sn(batch["sharp"]), -1).numpy().astype(np.int32))
-        if sum(len(s) for s in sharp) >= num_images:
-            break
-    out = {k: np.concatenate(v)[:num_images] for k, v in
-           dict(sharp=sharp, blurred=blurred, restored=restored, classes=cmaps).items()}
+    kernels = None
+    if test_sets.stores_blurred(test_data):
+        blurred, sharp, masks, kernels, ts = _stored_pairs(test_data, num_images, crop)
+        restored = np.concatenate([
+            np.stack([inference.deblur_image(model, y, stride=models.UMSN_STRIDE) for y in blurred[i:i + 8]])
+            for i in range(0, len(blurred), 8)])
+        if masks is None:
+            masks = np.concatenate([tf.argmax(model.sn(sharp[i:i + 8]), -1).numpy().astype(np.int32)
+                                    for i in range(0, len(sharp), 8)])
+            class_source = "SN argmax on the sharp face"
+        else:
+            class_source = f"the masks stored with {test_data}"
+        out = dict(sharp=sharp, blurred=blurred, restored=restored, classes=masks)
+        out["blur"] = f"stored blurred images of {ts.describe()} (not re-blurred)"
+    else:
+        crop = crop or config.crop
+        bank = train.make_kernel_bank(config)
+        keys = ("sharp", "blurred")
+        ds = pipeline.make_dataset(test_data, 8, crop=crop, training=False, keys=keys,
+                                   kernel_bank=bank, noise_sigma=config.noise_sigma,
+                                   seed=config.seed + 1, repeat=False)
+        sharp, blurred, restored, cmaps = [], [], [], []
+        for batch in ds:
+            y = batch["blurred"]
+            restored.append(model(y).numpy())
+            sharp.append(batch["sharp"].numpy())
+            blurred.append(y.numpy())
+            cmaps.append(tf.argmax(model.sn(batch["sharp"]), -1).numpy().astype(np.int32))
+            if sum(len(s) for s in sharp) >= num_images:
+                break
+        out = {k: np.concatenate(v)[:num_images] for k, v in
+               dict(sharp=sharp, blurred=blurred, restored=restored, classes=cmaps).items()}
+        out["blur"] = (f"sharp faces of {test_data} blurred with the run's kernel bank ({config.kernels}, "
+                       f"seed {config.seed + 1}), noise sigma {config.noise_sigma:g}")
+        class_source = "SN argmax on the sharp face"
+    out["class_source"] = class_source
     out["psnr_restored"] = metrics.psnr(out["restored"], out["sharp"])
     out["psnr_blurred"] = metrics.psnr(out["blurred"], out["sharp"])
     out["ssim_restored"] = metrics.ssim(out["restored"], out["sharp"])
     out["ssim_blurred"] = metrics.ssim(out["blurred"], out["sharp"])
+    out["compare"] = runner.compare_rows(compare, out["blurred"], out["sharp"], kernels) if compare else {}
     out["config"] = config
     out["model"] = model
     return out
@@ -145,13 +220,16 @@ def tables(result, paper_set="celeba", ablation_results=()):
     fmt = {"PSNR": ".2f", "SSIM": ".3f"}
     n = len(result["sharp"])
     t3 = report.Table(f"Table III: PSNR/SSIM (ours: {n} test faces; paper: {paper_set})",
-                      ["PSNR", "SSIM"], formats=fmt)
+                      ["PSNR", "SSIM"], formats=fmt,
+                      notes=[f"ours: {result.get('blur', '')}",
+                             "rows with only the paper's numbers: methods we cannot run here"])
     t3.add("Blurred input", ours=[float(np.mean(result["psnr_blurred"])),
                                   float(np.mean(result["ssim_blurred"]))])
     for name, vals in PAPER_TABLE_III.items():
-        if name in ("Blurred input", "UMSN") or vals is None:
-            continue
-        t3.add(name, paper=list(vals[paper_set]))
+        if name != "UMSN":
+            t3.add(name, paper=list(vals[paper_set]))
+    for name, r in result.get("compare", {}).items():
+        t3.add(f"{name} (measured)", ours=[r["psnr"], r["ssim"]])
     t3.add(f"UMSN ({result['config'].ablation}, {result['config'].variant})",
            ours=[float(np.mean(result["psnr_restored"])), float(np.mean(result["ssim_restored"]))],
            paper=list(PAPER_TABLE_III["UMSN"][paper_set]))
@@ -161,8 +239,8 @@ def tables(result, paper_set="celeba", ablation_results=()):
     t1s = []
     for mode, what in (("region", "region only: pixels of the class"),
                        ("masked_image", "masked image: m*x vs m*x_hat over the whole frame")):
-        t = report.Table(f"Table I ({mode}): per-class PSNR/SSIM, {what} (classes: SN argmax on "
-                         "the sharp face)", cols,
+        t = report.Table(f"Table I ({mode}): per-class PSNR/SSIM, {what} (classes: "
+                         f"{result.get('class_source', 'SN argmax on the sharp face')})", cols,
                          formats={c: (".2f" if "PSNR" in c else ".3f") for c in cols})
         pc_b = metrics.per_class_psnr_ssim(result["blurred"], result["sharp"], result["classes"],
                                            mode=mode)
@@ -170,7 +248,12 @@ def tables(result, paper_set="celeba", ablation_results=()):
                                            mode=mode)
         t.add("Blurred input", ours=flat(pc_b))
         # the paper's per-class numbers exceed its whole-image PSNR: only the masked-image mode can
-        # do that, so the paper's row sits in that table
+        # do that, so the paper's rows sit in that table
+        ziyi = [v for pair in PAPER_TABLE_I_ZIYI[paper_set] for v in pair]
+        t.add("Ziyi et al. [9]", paper=ziyi if mode == "masked_image" else None)
+        for name, r in result.get("compare", {}).items():
+            t.add(f"{name} (measured)", ours=flat(metrics.per_class_psnr_ssim(
+                r["restored"], result["sharp"], result["classes"], mode=mode)))
         t.add("UMSN", ours=flat(pc_r), paper=paper_t1 if mode == "masked_image" else None)
         t1s.append(t)
     out = [t3, *t1s]
@@ -232,38 +315,12 @@ def make_blur(kernels, noise_sigma, load, seed):
     return lambda name, j=0: src(f"{name}#s{seed}#{j}")
 
 
-class FaceModels:
-    """An identity model and one face box per image, detected on the SHARP image (dlib HOG, as
-    `common.face_eval`) and reused for every condition; the whole image when none is found."""
-
-    def __init__(self, identity, detector):
-        self.identity, self.detector = identity, detector
-        self.boxes, self.fallbacks = {}, 0
-
-    def box(self, name, sharp):
-        if name not in self.boxes:
-            from common.face import Box
-            b = self.detector.detect_largest(sharp)
-            if b is None:
-                b = Box.whole_image(sharp)
-                self.fallbacks += 1
-            self.boxes[name] = b
-        return self.boxes[name]
-
-    def embed(self, name, sharp, image):
-        """Descriptor of `image` (a version of face `name`) in the box found on `sharp`."""
-        return np.asarray(self.identity.embed(image, self.box(name, sharp)), np.float64)
-
-
 def build_face_models(identity_model="dlib_resnet", vgg_face_weights=None, dlib_models_dir=None):
-    if identity_model == "vgg_face" and not vgg_face_weights:
-        raise ValueError("--identity_model=vgg_face needs --vgg_face_weights=PATH (a Keras VGG-Face "
-                         "weights file; none ships and nothing is downloaded), or use "
-                         "--identity_model=dlib_resnet")
-    from common import face
-    extra = {} if identity_model == "vgg_face" else {"models_dir": dlib_models_dir or None}
-    identity = face.get_identity_model(identity_model, weights=vgg_face_weights or None, **extra)
-    return FaceModels(identity, face.get_detector("dlib"))
+    """`common.face.FaceModels` with the identity model and dlib HOG boxes found on the SHARP
+    image (reused for every condition; the whole image when none is found)."""
+    from common.face import FaceModels
+    return FaceModels(identity_model=identity_model, landmarker="", detector="", box_detector="dlib",
+                      vgg_face_weights=vgg_face_weights, dlib_models_dir=dlib_models_dir)
 
 
 def _restore(model, y, stride):
@@ -278,7 +335,7 @@ def identity_distances(model, faces, blur, fm, stride=models.UMSN_STRIDE):
     for name, sharp in faces.items():
         y = blur(name)
         for cond, img in (("sharp", sharp), ("blurred", y), ("restored", _restore(model, y, stride))):
-            emb[cond].append(fm.embed(name, sharp, img))
+            emb[cond].append(fm.embed(img, fm.box(name, sharp)))
     emb = {k: np.stack(v) for k, v in emb.items()}
     return {"names": list(faces),
             "d_blurred": np.linalg.norm(emb["blurred"] - emb["sharp"], axis=1),
@@ -315,16 +372,17 @@ def recognition(model, load, split, blur, fm, blurs_per_probe=4, stride=models.U
     restored by `model` ("restored"), against the sharp gallery. Returns {"accuracy": {cond: {k:
     acc}}, "embeddings": {cond: [P,D], "gallery": [G,D]}, "ids": {cond: [P]}, "gallery_ids"}."""
     gallery, gallery_ids, probes, probe_ids = split
-    g_emb = np.stack([fm.embed(r, load(r), load(r)) for r in gallery])
+    g_emb = np.stack([fm.embed(load(r), fm.box(r, load(r))) for r in gallery])
     emb = {"clear": [], "blurred": [], "restored": []}
     ids = {"clear": list(probe_ids), "blurred": [], "restored": []}
     for rel, ident in zip(probes, probe_ids):
         sharp = load(rel)
-        emb["clear"].append(fm.embed(rel, sharp, sharp))
+        box = fm.box(rel, sharp)
+        emb["clear"].append(fm.embed(sharp, box))
         for j in range(blurs_per_probe):
             y = blur(rel, j)
-            emb["blurred"].append(fm.embed(rel, sharp, y))
-            emb["restored"].append(fm.embed(rel, sharp, _restore(model, y, stride)))
+            emb["blurred"].append(fm.embed(y, box))
+            emb["restored"].append(fm.embed(_restore(model, y, stride), box))
             ids["blurred"].append(ident)
             ids["restored"].append(ident)
     emb = {k: np.stack(v) for k, v in emb.items()}
@@ -378,8 +436,17 @@ def run_face_tables(model, config, test_data, num_images=256, paper_set="celeba"
     blur_desc = (f"blur: the run's bank ({len(kernels)} {config.kernels} kernels "
                  f"{config.kernel_min}..{config.kernel_max} px), noise sigma {config.noise_sigma:g}, "
                  "kernel and noise fixed per image by crc32 of its name (common.face_eval.BlurredSource)")
-    faces = load_faces(test_data, num_images, face_crop)
-    iv = identity_distances(net, faces, make_blur(kernels, config.noise_sigma, faces.__getitem__, seed), fm)
+    if test_sets.stores_blurred(test_data):   # stored blurred faces: never re-blurred
+        ts = test_sets.load_test_set(test_data, num_images)
+        faces = {s.name: s.sharp for s in ts.samples}
+        stored = {s.name: s.blurred for s in ts.samples}
+        face_blur = lambda name, j=0: stored[name]
+        blur_desc_iv = f"blur: stored in {test_data} (not re-blurred)"
+    else:
+        faces = load_faces(test_data, num_images, face_crop)
+        face_blur = make_blur(kernels, config.noise_sigma, faces.__getitem__, seed)
+        blur_desc_iv = blur_desc
+    iv = identity_distances(net, faces, face_blur, fm)
     fb_iv = fm.fallbacks
     lfw_dir = lfw_dir or os.path.join(paths.SHARED_DATA, "lfw")
     by_id = lfw_identities(lfw_dir)
@@ -399,7 +466,7 @@ def run_face_tables(model, config, test_data, num_images=256, paper_set="celeba"
         iv, v, paper_set, identity_model,
         notes_iv=[f"whole {face_crop}-px faces of {test_data}; face box: dlib HOG on the sharp "
                   f"face, reused for blurred/restored (whole image for {fb_iv} of {len(faces)})",
-                  blur_desc],
+                  blur_desc_iv],
         notes_v=[f"only {eligible} identities of {lfw_dir} have more than {gallery_per_id} images "
                  f"(paper: 100), {n_ids} used: chance top-1 = {100.0 / n_ids:.1f} %",
                  f"face boxes on the sharp images (whole image for {fm.fallbacks - fb_iv} of "
@@ -411,7 +478,10 @@ def main(argv):
     fv = flags.FLAGS
     if not fv.workdir or not fv.test_data:
         raise app.UsageError("--workdir and --test_data are required")
-    result = run_eval(fv.workdir, fv.test_data, fv.num_images, fv.eval_crop)
+    try:
+        result = run_eval(fv.workdir, fv.test_data, fv.num_images, fv.eval_crop, compare=fv.compare)
+    except (ValueError, FileNotFoundError) as e:  # one line naming the flag, no traceback
+        raise app.UsageError(str(e)) from e
     abl = [run_eval(w, fv.test_data, fv.num_images, fv.eval_crop) for w in fv.ablation_workdirs]
     tabs = tables(result, fv.paper_set, abl)
     if fv.face_tables:

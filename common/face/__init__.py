@@ -6,13 +6,15 @@
 
 Backends import their optional package only when built; a missing one raises
 FaceBackendMissing naming `pip install -e ".[face]"`. Models come from installed packages or a
-path flag, never from the network. To add a model, subclass Detector / Landmarker /
+path flag, never from the network. `FaceModels` (holder.py) holds the detector, landmarker and
+identity model an evaluation needs, with face boxes found once on the sharp image. To add a model, subclass Detector / Landmarker /
 IdentityModel and add it to the dicts below.
 """
 from __future__ import annotations
 
 from common.face._deps import INSTALL_HINT, FaceBackendMissing, dlib_model_path
 from common.face.base import Box, Detector, IdentityModel, Landmarker, as_uint8_rgb
+from common.face.holder import FaceModels
 
 # name -> "module:Class" (imported lazily so a missing backend only fails when asked for).
 DETECTORS = {
@@ -57,6 +59,6 @@ def get_identity_model(name: str = "dlib_resnet", weights: str | None = None,
     return cls(models_dir=models_dir, **kwargs)
 
 
-__all__ = ["Box", "Detector", "Landmarker", "IdentityModel", "FaceBackendMissing", "INSTALL_HINT",
+__all__ = ["Box", "FaceModels", "Detector", "Landmarker", "IdentityModel", "FaceBackendMissing", "INSTALL_HINT",
            "as_uint8_rgb", "dlib_model_path", "get_detector", "get_landmarker", "get_identity_model",
            "DETECTORS", "LANDMARKERS", "IDENTITY_MODELS"]

@@ -180,6 +180,23 @@ def test_evaluate_prints_tables_with_paper_numbers(stages, tmp_path):
     assert os.path.exists(tmp_path / "examples.png")
 
 
+def test_benchmark_method_specs_of_paper1_workdirs(stages):
+    """`common.benchmark --method=DIR`: paper 1 detected from flags.txt; SRN and CycleGAN F load
+    through evaluate.load_method; the parameter count read from the checkpoint equals the model's."""
+    from common.evaluation import methods
+    srn = methods.resolve_method(f"srn={stages['srn_dir']}")
+    assert (srn.kind, srn.stride) == ("paper1", 16)
+    cfg = train_utils.load_flags(train_srn.all_define_fns(), stages["srn_dir"])
+    model = train_srn.build_model(cfg, image_size=16)
+    model(np.zeros((1, 16, 16, 3), np.float32))
+    assert srn.num_params == model.count_params()
+    x = np.random.default_rng(0).random((1, 20, 24, 3)).astype(np.float32)
+    assert srn(x).shape == x.shape
+    f = methods.resolve_method(f"paper1:{stages['cg_dir']}")
+    assert f.kind == "paper1" and f.stride == 4
+    assert f.num_params > 0 and "CycleGAN" in f.description
+
+
 def test_deblur_cli_any_size_never_overwrites(stages, tmp_path):
     from common import image_io
     from paper1_cyclegan_srn import deblur

@@ -42,3 +42,29 @@ def test_tables_put_paper_numbers_beside_ours():
     assert ts[0].value("final", "SSIM", "paper") == 0.93501
     assert ts[-1].value("blurred", "PrAvg 7", "paper") == (0.8414, 0.0206)
     assert "ours: 3 held-out test images" in str(ts[0])
+
+
+def test_evaluate_protocols_with_the_common_face_models():
+    """Landmarks and identity through common.face.FaceModels on 2 real held-out faces: the oracle
+    row is perfect by construction and an identity 'model' equals the blurred row."""
+    from common.face import FaceModels
+    from paper2_identity_cgan import data as p2data
+    seqs = list(p2data.still_sequences("data/sample/test_faces", 21, 128, limit=2))
+    tools = FaceModels(identity_model="dlib_resnet", landmarker="dlib68", detector="", box_detector="dlib")
+    from common.evaluation import methods, runner
+    unsharp = methods.resolve_method("unsharp")
+    models_ = {"final": lambda x: x, "unsharp": lambda x: runner.restore_images(unsharp, x)}
+    results = evaluate.evaluate_protocols(models_, seqs, ["pravg7"], tools)
+    res = results["pravg7"]
+    assert res["oracle"]["auc"] == 1.0 and res["oracle"]["failure"] == 0.0
+    np.testing.assert_allclose(res["oracle"]["cosine"], 1.0, atol=1e-9)
+    for key in ("psnr", "ssim", "auc", "failure", "cosine"):
+        assert res["final"][key] == res["blurred"][key], key
+    assert 0.0 < res["blurred"]["auc"] < 1.0 and len(tools.boxes) == 2
+    assert res["unsharp"]["psnr"] != res["blurred"]["psnr"]
+    # every compared method of the paper's Table 5 is a row (paper numbers), then the measured one
+    t5 = evaluate.tables(results, model_names=["final"], compare_names=["unsharp"])[1]
+    for name, vals in evaluate.PAPER_COMPARISON.items():
+        assert t5.value(name, "AUC", "paper") == vals["pravg7"][0]
+    assert t5.value("unsharp (measured)", "PSNR") == res["unsharp"]["psnr"]
+    assert [r[0] for r in t5.rows][-3:] == ["ours", "blurred", "oracle"]

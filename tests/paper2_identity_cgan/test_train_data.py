@@ -76,6 +76,12 @@ def test_cgan_stage_one_step_end_to_end(hg_workdir, video_dir, tmp_path):
     assert [open(f, "rb").read() for f in src] == before
     with pytest.raises(FileExistsError):
         deblur.run(wd, src, out)
+    # the benchmark's workdir spec: the paper is detected from flags.txt, loaded by load_method
+    from common.evaluation import methods
+    m = methods.resolve_method(f"cgan={wd}")
+    assert (m.name, m.kind, m.stride) == ("cgan", "paper2", 128) and m.num_params > 0
+    x = np.random.default_rng(0).random((1, 128, 128, 3)).astype(np.float32)
+    assert m(x).shape == x.shape
 
 
 def _batch(size=128, b=2):

@@ -88,3 +88,41 @@ def test_deblur_without_checkpoint_names_the_flag_when_weights_are_missing(monke
     monkeypatch.setattr(deblur, "SHIPPED", str(tmp_path / "weights" / "umsn_small.keras"))
     with pytest.raises(FileNotFoundError, match="--checkpoint not given"):
         deblur.load_model(None)
+
+
+def test_evaluate_on_a_stored_blur_test_set_never_reblurs(stages, umsn_run, tmp_path):
+    """Tables III/I on the folder layout (Shen et al. / GoPro style, written as data.build does):
+    the stored blurred images are scored as they are, the stored masks are Table I's classes, and
+    every row of the paper's Table III is printed, with --compare rows measured."""
+    from tests.common.test_evaluation import make_folder
+    root = make_folder(tmp_path / "shen", n=3, kernels=True, masks=True)
+    result = evaluate.run_eval(stages["umsn"], root, num_images=3, run=umsn_run,
+                               compare=["unsharp", "wiener"])
+    names = sorted(os.listdir(os.path.join(root, "blurred")))
+    stored = np.stack([image_io.read_image(os.path.join(root, "blurred", n)) for n in names])
+    np.testing.assert_array_equal(image_io.to_uint8(result["blurred"]), stored)   # not re-blurred
+    masks = np.stack([image_io.read_image(os.path.join(root, "masks", n))[..., 0] for n in names])
+    np.testing.assert_array_equal(result["classes"], masks)
+    assert result["restored"].shape == (3, 64, 64, 3)
+    t3, t1_region, _ = evaluate.tables(result, "helen")
+    for row in evaluate.PAPER_TABLE_III:
+        if row != "UMSN":
+            assert t3.value(row, "PSNR", "paper") == evaluate.PAPER_TABLE_III[row]["helen"][0]
+    assert t3.value("wiener (measured)", "PSNR") > t3.value("Blurred input", "PSNR")
+    assert t3.value("unsharp (measured)", "SSIM") == pytest.approx(result["compare"]["unsharp"]["ssim"])
+    assert "masks stored" in t1_region.title
+    assert t1_region.value("wiener (measured)", "class-2 PSNR") is not None
+    assert t1_region.value("Ziyi et al. [9]", "class-1 PSNR", "paper") is None   # masked-image table only
+    with pytest.raises(ValueError, match="stores no sharp"):
+        os.rename(os.path.join(root, "sharp"), os.path.join(root, "gone"))
+        evaluate.run_eval(stages["umsn"], root, run=umsn_run)
+
+
+def test_benchmark_workdir_spec_loads_through_load_method(stages, umsn_run, shared_load_run):
+    from common.evaluation import methods
+    m = methods.resolve_method(stages["umsn"])   # paper 3 detected from flags.txt
+    config, model = umsn_run
+    assert m.kind == "paper3" and m.stride == models.UMSN_STRIDE
+    assert m.num_params == model.count_params() > 0
+    x = np.random.default_rng(0).random((1, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(m(x), np.clip(np.asarray(model(x)), 0, 1), atol=1e-6)
