@@ -268,6 +268,13 @@ def set_precision(policy: str = "none") -> str:
         raise ValueError(f"--mixed_precision={policy!r}: choose one of {PRECISIONS}")
     if policy == "auto":
         policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+        if policy == "mixed_bfloat16":
+            build = ("this TensorFlow is a CPU-only build (tensorflow-cpu): install the GPU one with "
+                     "pip install -e \".[gpu]\"" if not tf.test.is_built_with_cuda() else
+                     "TensorFlow has CUDA but sees no GPU: check nvidia-smi and "
+                     "CUDA_VISIBLE_DEVICES")
+            logging.warning("--mixed_precision=auto found no GPU: training in mixed_bfloat16 on "
+                            "the CPU; %s.", build)
     resolved = "float32" if policy == "none" else policy
     keras.mixed_precision.set_global_policy(resolved)
     return resolved
@@ -441,6 +448,18 @@ class NonFiniteLossError(RuntimeError):
     """A loss became NaN or infinite; the message names the step, the keys and the kept checkpoint."""
 
 
+# Under mixed_float16 a step whose loss or gradients overflow is skipped by
+# keras.optimizers.LossScaleOptimizer (weights untouched, scale halved). That many skips in a row
+# (the scale has then fallen 2^20-fold) mean a real divergence, and the loop stops as in float32.
+MAX_FLOAT16_SKIPS = 20
+
+
+def _loss_scale_skips(skips_in_a_row: int) -> bool:
+    """True when a non-finite step is a loss-scale skip to pass over, not a divergence."""
+    return (keras.mixed_precision.global_policy().name == "mixed_float16"
+            and skips_in_a_row < MAX_FLOAT16_SKIPS)
+
+
 def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
                    iterator, checkpointer: Checkpointer, writers: SummaryWriters, num_steps: int,
                    log_every: int = 100, checkpoint_every: int = 1000,
@@ -454,7 +473,9 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
     * `train_step(batch)` returns a dict of scalar tensors (losses, confidences, ...), logged as the
       mean over each `log_every` window together with `steps_per_sec`.
     * A non-finite value raises `NonFiniteLossError` before anything is saved, so the newest
-      checkpoint on disk is the last good state.
+      checkpoint on disk is the last good state. Under mixed_float16 the loss scale has skipped
+      that update instead: the loop moves on to the next batch without counting a step, and
+      raises only after `MAX_FLOAT16_SKIPS` skips in a row.
     * Checkpoints: every `checkpoint_every` steps, when `max_train_minutes` runs out, when the
       iterator ends, and at `num_steps`. `eval_fn(step)` runs every `eval_every` steps and at the
       end; its dict goes to the eval writer. `image_fn(step)` returns {name: images} for TensorBoard.
@@ -468,6 +489,7 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
     sums: dict[str, float] = {}
     last_saved = step
     log_every = max(1, int(log_every))
+    float16_skips = 0
 
     def save():
         nonlocal last_saved
@@ -483,6 +505,13 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
             break
         values = {k: float(v) for k, v in train_step(batch).items()}
         bad = sorted(k for k, v in values.items() if not math.isfinite(v))
+        if bad and _loss_scale_skips(float16_skips):
+            # float16: the LossScaleOptimizer skipped this update and halved its scale.
+            float16_skips += 1
+            logging.warning("non-finite %s at step %d under mixed_float16: update skipped by the "
+                            "loss scale (%d in a row).", ", ".join(bad), step + 1, float16_skips)
+            continue
+        float16_skips = 0
         if bad:
             raise NonFiniteLossError(
                 f"non-finite {', '.join(bad)} at step {step + 1}; nothing was saved for this step, "
