@@ -88,6 +88,9 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_integer("min_size", 32, "Skip images whose height or width is smaller.",
                          flag_values=fv)
     flags.DEFINE_integer("num_shards", 8, "Output shards.", flag_values=fv)
+    flags.DEFINE_integer("num_workers", 1, "Build this many shards at once in separate processes "
+                         "(shards are independent; the records are the same as with 1).",
+                         flag_values=fv)
     flags.DEFINE_integer("max_items", None, "Use only the first N source items.", flag_values=fv)
     flags.DEFINE_integer("seed", 0, "Seed of every random choice.", flag_values=fv)
     flags.mark_flags_as_required(["source", "manual_dir", "output_dir"], flag_values=fv)
@@ -347,6 +350,23 @@ def _atomic_json(path, obj):
     os.replace(tmp, path)
 
 
+def build_shard(cfg, path, shard_items, first_index, identity_map, bar=None):
+    """Writes one shard (`path`, its `.json` report) from `shard_items`, whose first item has
+    index `first_index` in the whole source (the item's seed). Returns the records written."""
+    examples, skipped, notes = [], [], []
+    for i, (key, ex) in enumerate(shard_items, start=first_index):
+        try:
+            examples.extend(item_examples(cfg, i, key, ex, notes, identity_map))
+        except Skip as e:
+            skipped.append({"item": key, "reason": str(e)})
+        if bar is not None:
+            bar.update(1)
+    tfrecord.write_shard(path, examples)
+    _atomic_json(path + ".json", {"items": len(shard_items), "records": len(examples),
+                                  "skipped": skipped, "converted": notes})
+    return len(examples)
+
+
 def build(cfg):
     """Writes the records; returns the combined report dict."""
     out_dir, name, n_shards = cfg["output_dir"], cfg["name"], cfg["num_shards"]
@@ -366,6 +386,7 @@ def build(cfg):
     done_items = new_items = 0
     written = 0
     bar = tqdm(total=len(items), desc=f"{name}", unit="img")
+    todo = []
     for s in range(n_shards):
         path = os.path.join(out_dir, tfrecord.shard_name(name, s, n_shards))
         lo, hi = int(bounds[s]), int(bounds[s + 1])
@@ -373,19 +394,24 @@ def build(cfg):
             bar.update(hi - lo)
             done_items += hi - lo
             continue
-        examples, skipped, notes = [], [], []
-        for i in range(lo, hi):
-            key, ex = items[i]
-            try:
-                examples.extend(item_examples(cfg, i, key, ex, notes, identity_map))
-            except Skip as e:
-                skipped.append({"item": key, "reason": str(e)})
-            bar.update(1)
-        tfrecord.write_shard(path, examples)
-        _atomic_json(path + ".json", {"items": hi - lo, "records": len(examples),
-                                      "skipped": skipped, "converted": notes})
-        new_items += hi - lo
-        written += len(examples)
+        todo.append((path, lo, hi))
+    workers = min(int(cfg.get("num_workers") or 1), len(todo))
+    if workers > 1:
+        # spawn, not fork: TensorFlow's runtime is not fork-safe
+        import multiprocessing  # pylint: disable=g-import-not-at-top
+        from concurrent import futures  # pylint: disable=g-import-not-at-top
+        with futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")
+                                         ) as pool:
+            jobs = {pool.submit(build_shard, cfg, path, items[lo:hi], lo, identity_map): hi - lo
+                    for path, lo, hi in todo}
+            for job in futures.as_completed(jobs):
+                written += job.result()
+                bar.update(jobs[job])
+                new_items += jobs[job]
+    else:
+        for path, lo, hi in todo:
+            written += build_shard(cfg, path, items[lo:hi], lo, identity_map, bar)
+            new_items += hi - lo
     bar.close()
     seconds = time.time() - t0
     report = {"source": cfg["source"], "manual_dir": cfg["manual_dir"], "split": cfg["split"],
@@ -421,8 +447,10 @@ def config_from_flags(fv):
         "gamma": fv.gamma, "video_layout": fv.video_layout,
         "max_clips_per_video": fv.max_clips_per_video, "mask_dir": fv.mask_dir,
         "resize": parse_hw(fv.resize), "min_size": fv.min_size, "num_shards": fv.num_shards,
-        "max_items": fv.max_items, "seed": fv.seed,
+        "max_items": fv.max_items, "seed": fv.seed, "num_workers": fv.num_workers,
     }
+    if fv.num_workers < 1:
+        raise ValueError(f"--num_workers={fv.num_workers}: give 1 (no pool) or more processes")
     if any(L < 1 or L % 2 == 0 for L in cfg["lengths"]):
         raise ValueError(f"--lengths must be odd, got {fv.lengths}")
     if mode in ("pravg", "vla") and fv.source != "face_videos":
