@@ -256,6 +256,7 @@ def item_examples(cfg, index, key, ex, notes, identity_map):
             if len({f.shape for f in frames}) != 1:
                 raise Skip("frames of one clip differ in size")
             frames = np.stack(frames)
+        src_hw = frames.shape[1:3]  # before --resize: the landmarks' frame
         if hw is not None:
             frames = np.stack([_resized(f, hw)[0] for f in frames])
         frames_f = image_io.to_float32(frames)
@@ -274,7 +275,13 @@ def item_examples(cfg, index, key, ex, notes, identity_map):
                 out.append(tfrecord.make_example(sharp=sharp, blurred=blurred, landmarks=lm,
                                                  identity=ident, source=f"{key}:L={length}"))
         else:
-            r = blur.vla_average(frames_f, c, gamma=cfg["gamma"])
+            boxes = None  # VLA's overlap stop: the box of each frame's landmarks (300VW)
+            if lms is not None:
+                pts = np.asarray(lms, np.float64)
+                if hw is not None:
+                    pts = pts * [hw[1] / src_hw[1], hw[0] / src_hw[0]]
+                boxes = np.concatenate([pts.min(axis=1), pts.max(axis=1)], axis=1)
+            r = blur.vla_average(frames_f, c, boxes=boxes, gamma=cfg["gamma"])
             out.append(tfrecord.make_example(sharp=r.sharp, blurred=r.blurred, landmarks=lm,
                                              identity=ident,
                                              source=f"{key}:L={r.length}:{r.reason}"))

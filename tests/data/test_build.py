@@ -237,3 +237,25 @@ def test_num_workers_builds_the_same_shards_in_parallel(tmp_path):
       assert tf.train.Example.FromString(a) == tf.train.Example.FromString(b)
   with pytest.raises(ValueError, match="--num_workers=0"):
     run(common_args + [f"--output_dir={tmp_path / 'bad'}", "--num_workers=0"])
+
+
+def test_vla_overlap_stop_uses_300vw_landmark_boxes(tmp_path):
+  """--mode=vla on a 300VW-laid-out clip: the face box (of each frame's 68 points) slides 6 px
+  a frame, so VLA stops on "overlap" at once; the same frames without annotations (a static
+  face) average all 9 frames."""
+  still = fixtures.rand_img(0, 32, 32)
+  for i in range(1, 10):
+    fixtures.save(os.path.join(tmp_path, "vw", "001", "frames", f"{i:06d}.png"), still)
+    fixtures.save(os.path.join(tmp_path, "plain", "001", f"{i:06d}.png"), still)
+    pts = np.stack([np.linspace(6 * i, 6 * i + 12, 68), np.linspace(0, 12, 68)], 1)
+    fixtures.write(os.path.join(tmp_path, "vw", "001", "annot", f"{i:06d}.pts"),
+                   fixtures.pts_text(pts))
+  sources = {}
+  for layout, folder in (("300vw", "vw"), ("frames", "plain")):
+    out = str(tmp_path / f"rec_{folder}")
+    run(["--source=face_videos", f"--video_layout={layout}", f"--manual_dir={tmp_path / folder}",
+         "--split=all", "--mode=vla", "--lengths=9", f"--output_dir={out}", "--num_shards=1"])
+    (r,) = read_all(os.path.join(out, "*.tfrecord"), ("source",))
+    sources[layout] = r["source"].decode()
+  assert sources["300vw"].endswith(":L=1:overlap")
+  assert ":L=9:" in sources["frames"]
