@@ -233,3 +233,20 @@ def test_error_messages(records, tmp_path):
         pipeline.make_dataset(records, 2, crop=32, keys=("image/sharp",))
     with pytest.raises(ValueError, match="odd"):
         pipeline.make_dataset(records, 2, crop=32, kernel_bank=np.ones((2, 4, 4), np.float32))
+
+
+def test_shard_reads_disjoint_parts(records, tmp_path):
+    """shard=(n, i): whole files when there are >= n files, else every n-th record; together the
+    shards hold every example once. A bad shard is a clear error."""
+    def sources(pattern, shard):
+        ds = pipeline.make_dataset(pattern, 1, training=False, keys=("source",), shard=shard)
+        return sorted(b["source"][0].numpy().decode() for b in ds)
+
+    every = sources(records, None)
+    by_file = [sources(records, (2, i)) for i in range(2)]  # 2 files: one each
+    by_record = [sources(records, (3, i)) for i in range(3)]  # 2 files < 3: records
+    for parts in (by_file, by_record):
+        assert all(parts) and sorted(sum(parts, [])) == every
+        assert not set(parts[0]) & set(parts[1])
+    with pytest.raises(ValueError, match="shard"):
+        pipeline.make_dataset(records, 1, shard=(2, 2))
