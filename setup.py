@@ -1,14 +1,18 @@
 """facedeblur: three face-deblurring papers on one shared `common` package.
 
-Install for development and tests:   pip install -e ".[test]"
-Face-analysis backends (detection, landmarks, identity): pip install -e ".[test,face]"
+Pick exactly one TensorFlow build with an extra (both install the same `tensorflow` module, so
+never both):
+
+    pip install -e ".[cpu,test,face]"   # CPU machine: tensorflow-cpu
+    pip install -e ".[gpu,test,face]"   # NVIDIA GPU machine (Linux): tensorflow[and-cuda], CUDA from pip
+
+`test` adds pytest, `face` the face-analysis backends (detection, landmarks, identity).
 """
 from setuptools import find_packages, setup
 
-# Versions tested together on Python 3.11 (CPU). GPU users swap tensorflow-cpu for
-# tensorflow[and-cuda]==2.21.0; everything else stays the same.
+# Versions tested together on Python 3.11 (CPU). TensorFlow itself comes from the `cpu` or `gpu`
+# extra (below); everything else is shared.
 INSTALL_REQUIRES = [
-    "tensorflow-cpu==2.21.0",
     "keras==3.15.1",
     "tensorboard==2.21.0",  # tf.summary writers need it; tensorflow-cpu does not bring it
     "tensorflow-datasets==4.9.10",
@@ -22,9 +26,17 @@ INSTALL_REQUIRES = [
     "tqdm==4.70.1",
 ]
 
+TF_VERSION = "2.21.0"
+# tensorflow-cpu: half the download, no CUDA probe. tensorflow[and-cuda]: the GPU build plus the
+# CUDA/cuDNN wheels it was built against (Linux x86_64), so no system CUDA install is needed.
+CPU_REQUIRES = [f"tensorflow-cpu=={TF_VERSION}"]
+GPU_REQUIRES = [f"tensorflow[and-cuda]=={TF_VERSION}"]
+
 # Face-analysis backends (common/face): models ship inside these wheels, nothing is downloaded.
 FACE_REQUIRES = [
-    "mtcnn==1.0.0",  # MTCNN detector (TensorFlow), weights inside the wheel
+    # MTCNN detector, weights inside the wheel; it needs TensorFlow but declares it only in its
+    # own `tensorflow` extra (not used here), so it brings no second TensorFlow.
+    "mtcnn==1.0.0",
     "lz4==4.4.5",  # mtcnn reads its packed weights with lz4
     "opencv-python-headless==4.14.0.94",  # Haar cascades; OpenCV 5 dropped CascadeClassifier
     "dlib-bin==20.0.1.post1",  # prebuilt dlib wheel (imports as `dlib`); plain `dlib` compiles ~8 min
@@ -41,11 +53,13 @@ setup(
     name="facedeblur",
     version="0.1.0",
     description="Reproductions of three face-deblurring papers in TensorFlow / Keras 3",
-    python_requires=">=3.10",
+    # numpy 2.4.6 and scipy 1.17.1 have no Python 3.10 wheels; TensorFlow 2.21 none for 3.14.
+    python_requires=">=3.11,<3.14",
     packages=find_packages(include=["common*", "data*", "paper1_cyclegan_srn*",
                                     "paper2_identity_cgan*", "paper3_umsn*"]),
     include_package_data=True,
     package_data={"": ["*.flags", "*.md", "sample/*", "sample/*/*"]},
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": TEST_REQUIRES, "face": FACE_REQUIRES},
+    extras_require={"cpu": CPU_REQUIRES, "gpu": GPU_REQUIRES, "test": TEST_REQUIRES,
+                    "face": FACE_REQUIRES},
 )

@@ -123,7 +123,7 @@ def _resize_example(ex, size, src_hw_key="sharp"):
 def make_dataset(source, batch_size, crop=None, training=True, keys=("sharp", "blurred"), *,
                  resize=None, kernel_bank=None, noise_sigma=0.0, quantize=False,
                  shuffle_buffer=256, cache=False, seed=None, repeat=None, drop_remainder=None,
-                 flip=True) -> tf.data.Dataset:
+                 flip=True, shard=None) -> tf.data.Dataset:
     """Builds the batched input pipeline.
 
     Args:
@@ -151,6 +151,9 @@ def make_dataset(source, batch_size, crop=None, training=True, keys=("sharp", "b
       repeat: repeat forever; default True when training.
       drop_remainder: default = ``training``.
       flip: random horizontal flip when training.
+      shard: (num_shards, index): read only shard ``index`` of ``num_shards`` (one per worker's
+        input pipeline, ``train_utils.distribute_per_worker``): whole files when there are at
+        least ``num_shards`` files (or images of a folder), else every num_shards-th record.
 
     Returns:
       tf.data.Dataset of dicts (see the module docstring), prefetched.
@@ -172,6 +175,11 @@ def make_dataset(source, batch_size, crop=None, training=True, keys=("sharp", "b
         raise ValueError(f"make_dataset: batch_size must be >= 1, got {batch_size}")
     crop = _pair(crop, "crop")
     resize = _pair(resize, "resize")
+    if shard is not None:
+        shard = (int(shard[0]), int(shard[1]))
+        if shard[0] < 1 or not 0 <= shard[1] < shard[0]:
+            raise ValueError(f"make_dataset: shard must be (num_shards >= 1, 0 <= index < "
+                             f"num_shards), got {shard}")
     if crop is not None and resize is not None and (crop[0] > resize[0] or crop[1] > resize[1]):
         raise ValueError(f"make_dataset: crop {crop} is larger than resize {resize}")
     if training and "landmarks" in keys:
@@ -217,6 +225,8 @@ def make_dataset(source, batch_size, crop=None, training=True, keys=("sharp", "b
             raise ValueError(f"make_dataset: the image folder {folder} holds only sharp images; "
                              f"key(s) {bad} need TFRecords (python -m data.build){hint}")
         files = image_io.list_images(folder)
+        if shard is not None:
+            files = files[shard[1]::shard[0]]
         ds = tf.data.Dataset.from_tensor_slices(files)
 
         def _load(path):
@@ -233,7 +243,12 @@ def make_dataset(source, batch_size, crop=None, training=True, keys=("sharp", "b
         files = tfrecord.list_files(source)
         _check_records(files, [RECORD_KEYS[k] for k in read], pattern_desc)
         rkeys = tuple(RECORD_KEYS[k] for k in read)
+        by_record = shard is not None and len(files) < shard[0]
+        if shard is not None and not by_record:
+            files = files[shard[1]::shard[0]]
         ds = tf.data.TFRecordDataset(files, num_parallel_reads=min(len(files), 8) if len(files) > 1 else None)
+        if by_record:
+            ds = ds.shard(shard[0], shard[1])
 
         def _parse(serialized):
             parsed = tfrecord.parse_example(serialized, keys=rkeys)

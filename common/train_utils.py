@@ -24,8 +24,11 @@ What lives here (a paper's `train.py` keeps only its networks, losses and `train
 """
 from __future__ import annotations
 
+import json
 import math
 import os
+import shutil
+import tempfile
 import time
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -212,7 +215,8 @@ def start_run(config: flags.FlagValues, workdir: str) -> tuple[tf.distribute.Str
     set_seed(config.seed)
     strategy = get_strategy(config.strategy, config.cpu_devices)
     policy = set_precision(config.mixed_precision)
-    save_flags(config, workdir)
+    if is_chief():
+        save_flags(config, workdir)
     return strategy, policy
 
 
@@ -262,12 +266,65 @@ def get_strategy(name: str = "default", cpu_devices: int = 0) -> tf.distribute.S
     return tf.distribute.TPUStrategy(resolver)
 
 
+def is_chief(tf_config: str | None = None) -> bool:
+    """Whether this process is the one that writes checkpoints, TensorBoard events and flags.txt.
+
+    Read from `TF_CONFIG` (the JSON `MultiWorkerMirroredStrategy` reads): the `chief` task, or
+    worker 0 when the cluster has no chief. Without a cluster (one machine, `mirrored`, `tpu`)
+    the process is the chief.
+    """
+    raw = os.environ.get("TF_CONFIG", "") if tf_config is None else tf_config
+    if not raw:
+        return True
+    try:
+        spec = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"TF_CONFIG is not JSON ({e}): set it to "
+                         f'{{"cluster": {{"worker": ["host:port", ...]}}, '
+                         f'"task": {{"type": "worker", "index": 0}}}}') from e
+    cluster, task = spec.get("cluster") or {}, spec.get("task") or {}
+    if not cluster or not task:
+        return True
+    if task.get("type") == "chief":
+        return True
+    return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and "chief" not in cluster
+
+
+def distribute_per_worker(strategy: tf.distribute.Strategy, global_batch: int,
+                          make_dataset: Callable[[int, int, int], tf.data.Dataset]):
+    """`strategy.distribute_datasets_from_function`: each worker builds its own input pipeline.
+
+    `make_dataset(per_replica_batch, pipeline_id, num_pipelines)` must return a dataset batched
+    per replica that reads shard `pipeline_id` of `num_pipelines` (e.g. `make_dataset(...,
+    shard=(num_pipelines, pipeline_id))`) with a seed that differs per pipeline, so workers see
+    different examples. With one worker this is one pipeline over all the data; the global batch
+    (`--batch_size`) is always split evenly over all replicas of all workers.
+    """
+    replicas = strategy.num_replicas_in_sync
+    if global_batch % replicas:
+        raise ValueError(f"--batch_size={global_batch} is not divisible by the {replicas} replicas "
+                         f"of the strategy: use a multiple of {replicas}")
+
+    def fn(ctx: tf.distribute.InputContext):
+        return make_dataset(ctx.get_per_replica_batch_size(global_batch), ctx.input_pipeline_id,
+                            ctx.num_input_pipelines)
+
+    return strategy.distribute_datasets_from_function(fn)
+
+
 def set_precision(policy: str = "none") -> str:
     """Sets Keras's global dtype policy; returns the resolved name ("float32" for none)."""
     if policy not in PRECISIONS:
         raise ValueError(f"--mixed_precision={policy!r}: choose one of {PRECISIONS}")
     if policy == "auto":
         policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+        if policy == "mixed_bfloat16":
+            build = ("this TensorFlow is a CPU-only build (tensorflow-cpu): install the GPU one with "
+                     "pip install -e \".[gpu]\"" if not tf.test.is_built_with_cuda() else
+                     "TensorFlow has CUDA but sees no GPU: check nvidia-smi and "
+                     "CUDA_VISIBLE_DEVICES")
+            logging.warning("--mixed_precision=auto found no GPU: training in mixed_bfloat16 on "
+                            "the CPU; %s.", build)
     resolved = "float32" if policy == "none" else policy
     keras.mixed_precision.set_global_policy(resolved)
     return resolved
@@ -350,6 +407,10 @@ class Checkpointer:
     Build every model and optimizer (`optimizer.build(model.trainable_variables)`) before
     `restore_latest()`, so their variables exist and are restored in place. Saving or restoring
     checks that every variable of every Keras model is reachable (see `check_checkpoint_reaches`).
+
+    Multi-worker: every worker restores from `workdir/checkpoints` and takes part in each save
+    (saving mirrored variables is collective), but only the chief (`is_chief`) writes there; the
+    others write to a private temporary folder that is deleted after each save.
     """
 
     def __init__(self, workdir: str, max_to_keep: int = 3, **trackables):
@@ -357,13 +418,15 @@ class Checkpointer:
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self._trackables = trackables
         self.checkpoint = tf.train.Checkpoint(step=self.step, **trackables)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory,
+        self.chief = is_chief()
+        self._write_dir = self.directory if self.chief else tempfile.mkdtemp(prefix="ckpt_worker_")
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self._write_dir,
                                                   max_to_keep=max_to_keep)
 
     def restore_latest(self) -> int:
         """Restores the newest checkpoint if there is one; returns the step to resume from."""
         check_checkpoint_reaches(self.checkpoint, self._trackables)
-        path = self.manager.latest_checkpoint
+        path = self.latest
         if path is None:
             return 0
         status = self.checkpoint.restore(path)
@@ -375,11 +438,16 @@ class Checkpointer:
         check_checkpoint_reaches(self.checkpoint, self._trackables)
         if step is not None:
             self.step.assign(int(step))
-        return self.manager.save(checkpoint_number=int(self.step.numpy()))
+        path = self.manager.save(checkpoint_number=int(self.step.numpy()))
+        if not self.chief:  # a non-chief worker's copy: written (collectives), then dropped
+            shutil.rmtree(self._write_dir, ignore_errors=True)
+            os.makedirs(self._write_dir, exist_ok=True)
+            return os.path.join(self.directory, os.path.basename(path))
+        return path
 
     @property
     def latest(self) -> str | None:
-        return self.manager.latest_checkpoint
+        return tf.train.latest_checkpoint(self.directory)
 
 
 def restore_for_eval(workdir_or_checkpoint: str, **trackables) -> str:
@@ -405,9 +473,13 @@ def restore_for_eval(workdir_or_checkpoint: str, **trackables) -> str:
 
 
 class SummaryWriters:
-    """TensorBoard writers under `workdir/train` and `workdir/eval`."""
+    """TensorBoard writers under `workdir/train` and `workdir/eval` (no-op writers on a
+    non-chief worker, see `is_chief`)."""
 
     def __init__(self, workdir: str):
+        if not is_chief():
+            self.train = self.eval = tf.summary.create_noop_writer()
+            return
         self.train = tf.summary.create_file_writer(os.path.join(workdir, "train"))
         self.eval = tf.summary.create_file_writer(os.path.join(workdir, "eval"))
 
@@ -441,6 +513,18 @@ class NonFiniteLossError(RuntimeError):
     """A loss became NaN or infinite; the message names the step, the keys and the kept checkpoint."""
 
 
+# Under mixed_float16 a step whose loss or gradients overflow is skipped by
+# keras.optimizers.LossScaleOptimizer (weights untouched, scale halved). That many skips in a row
+# (the scale has then fallen 2^20-fold) mean a real divergence, and the loop stops as in float32.
+MAX_FLOAT16_SKIPS = 20
+
+
+def _loss_scale_skips(skips_in_a_row: int) -> bool:
+    """True when a non-finite step is a loss-scale skip to pass over, not a divergence."""
+    return (keras.mixed_precision.global_policy().name == "mixed_float16"
+            and skips_in_a_row < MAX_FLOAT16_SKIPS)
+
+
 def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
                    iterator, checkpointer: Checkpointer, writers: SummaryWriters, num_steps: int,
                    log_every: int = 100, checkpoint_every: int = 1000,
@@ -454,7 +538,9 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
     * `train_step(batch)` returns a dict of scalar tensors (losses, confidences, ...), logged as the
       mean over each `log_every` window together with `steps_per_sec`.
     * A non-finite value raises `NonFiniteLossError` before anything is saved, so the newest
-      checkpoint on disk is the last good state.
+      checkpoint on disk is the last good state. Under mixed_float16 the loss scale has skipped
+      that update instead: the loop moves on to the next batch without counting a step, and
+      raises only after `MAX_FLOAT16_SKIPS` skips in a row.
     * Checkpoints: every `checkpoint_every` steps, when `max_train_minutes` runs out, when the
       iterator ends, and at `num_steps`. `eval_fn(step)` runs every `eval_every` steps and at the
       end; its dict goes to the eval writer. `image_fn(step)` returns {name: images} for TensorBoard.
@@ -468,6 +554,7 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
     sums: dict[str, float] = {}
     last_saved = step
     log_every = max(1, int(log_every))
+    float16_skips = 0
 
     def save():
         nonlocal last_saved
@@ -483,6 +570,13 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
             break
         values = {k: float(v) for k, v in train_step(batch).items()}
         bad = sorted(k for k, v in values.items() if not math.isfinite(v))
+        if bad and _loss_scale_skips(float16_skips):
+            # float16: the LossScaleOptimizer skipped this update and halved its scale.
+            float16_skips += 1
+            logging.warning("non-finite %s at step %d under mixed_float16: update skipped by the "
+                            "loss scale (%d in a row).", ", ".join(bad), step + 1, float16_skips)
+            continue
+        float16_skips = 0
         if bad:
             raise NonFiniteLossError(
                 f"non-finite {', '.join(bad)} at step {step + 1}; nothing was saved for this step, "

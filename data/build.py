@@ -102,6 +102,9 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_integer("min_size", 32, "Skip images whose height or width is smaller.",
                          flag_values=fv)
     flags.DEFINE_integer("num_shards", 8, "Output shards.", flag_values=fv)
+    flags.DEFINE_integer("num_workers", 1, "Build this many shards at once in separate processes "
+                         "(shards are independent; the records are the same as with 1).",
+                         flag_values=fv)
     flags.DEFINE_integer("max_items", None, "Use only the first N source items.", flag_values=fv)
     flags.DEFINE_integer("seed", 0, "Seed of every random choice.", flag_values=fv)
     flags.mark_flags_as_required(["source", "manual_dir", "output_dir"], flag_values=fv)
@@ -279,6 +282,7 @@ def item_examples(cfg, index, key, ex, notes, identity_map):
             if len({f.shape for f in frames}) != 1:
                 raise Skip("frames of one clip differ in size")
             frames = np.stack(frames)
+        src_hw = frames.shape[1:3]  # before --resize: the landmarks' frame
         if hw is not None:
             frames = np.stack([_resized(f, hw)[0] for f in frames])
         frames_f = image_io.to_float32(frames)
@@ -297,7 +301,13 @@ def item_examples(cfg, index, key, ex, notes, identity_map):
                 out.append(tfrecord.make_example(sharp=sharp, blurred=blurred, landmarks=lm,
                                                  identity=ident, source=f"{key}:L={length}"))
         else:
-            r = blur.vla_average(frames_f, c, gamma=cfg["gamma"])
+            boxes = None  # VLA's overlap stop: the box of each frame's landmarks (300VW)
+            if lms is not None:
+                pts = np.asarray(lms, np.float64)
+                if hw is not None:
+                    pts = pts * [hw[1] / src_hw[1], hw[0] / src_hw[0]]
+                boxes = np.concatenate([pts.min(axis=1), pts.max(axis=1)], axis=1)
+            r = blur.vla_average(frames_f, c, boxes=boxes, gamma=cfg["gamma"])
             out.append(tfrecord.make_example(sharp=r.sharp, blurred=r.blurred, landmarks=lm,
                                              identity=ident,
                                              source=f"{key}:L={r.length}:{r.reason}"))
@@ -470,6 +480,27 @@ def _finish_folder(out_dir, n_shards, name, cfg):
     _atomic_json(os.path.join(out_dir, "meta.json"), meta)
 
 
+def build_shard(cfg, path, shard_items, first_index, identity_map, bar=None):
+    """Writes one shard (`path`, its `.json` report) from `shard_items`, whose first item has
+    index `first_index` in the whole source (the item's seed). Returns the records written."""
+    examples, skipped, notes = [], [], []
+    for i, (key, ex) in enumerate(shard_items, start=first_index):
+        try:
+            examples.extend(item_examples(cfg, i, key, ex, notes, identity_map))
+        except Skip as e:
+            skipped.append({"item": key, "reason": str(e)})
+        if bar is not None:
+            bar.update(1)
+    if cfg.get("output_format") == "folder":
+        write_folder_shard(cfg["output_dir"], path, examples)
+        image_io.atomic_write_bytes(path, f"{len(examples)} items in the folder layout\n".encode())
+    else:
+        tfrecord.write_shard(path, examples)
+    _atomic_json(path + ".json", {"items": len(shard_items), "records": len(examples),
+                                  "skipped": skipped, "converted": notes})
+    return len(examples)
+
+
 def build(cfg):
     """Writes the records; returns the combined report dict."""
     out_dir, name, n_shards = cfg["output_dir"], cfg["name"], cfg["num_shards"]
@@ -492,6 +523,7 @@ def build(cfg):
     done_items = new_items = 0
     written = 0
     bar = tqdm(total=len(items), desc=f"{name}", unit="img")
+    todo = []
     for s in range(n_shards):
         path = shard_path(cfg, s)
         lo, hi = int(bounds[s]), int(bounds[s + 1])
@@ -499,24 +531,24 @@ def build(cfg):
             bar.update(hi - lo)
             done_items += hi - lo
             continue
-        examples, skipped, notes = [], [], []
-        for i in range(lo, hi):
-            key, ex = items[i]
-            try:
-                examples.extend(item_examples(cfg, i, key, ex, notes, identity_map))
-            except Skip as e:
-                skipped.append({"item": key, "reason": str(e)})
-            bar.update(1)
-        if cfg.get("output_format") == "folder":
-            write_folder_shard(out_dir, path, examples)
-            with open(path, "w") as f:
-                f.write(f"{len(examples)} items in the folder layout\n")
-        else:
-            tfrecord.write_shard(path, examples)
-        _atomic_json(path + ".json", {"items": hi - lo, "records": len(examples),
-                                      "skipped": skipped, "converted": notes})
-        new_items += hi - lo
-        written += len(examples)
+        todo.append((path, lo, hi))
+    workers = min(int(cfg.get("num_workers") or 1), len(todo))
+    if workers > 1:
+        # spawn, not fork: TensorFlow's runtime is not fork-safe
+        import multiprocessing  # pylint: disable=g-import-not-at-top
+        from concurrent import futures  # pylint: disable=g-import-not-at-top
+        with futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")
+                                         ) as pool:
+            jobs = {pool.submit(build_shard, cfg, path, items[lo:hi], lo, identity_map): hi - lo
+                    for path, lo, hi in todo}
+            for job in futures.as_completed(jobs):
+                written += job.result()
+                bar.update(jobs[job])
+                new_items += jobs[job]
+    else:
+        for path, lo, hi in todo:
+            written += build_shard(cfg, path, items[lo:hi], lo, identity_map, bar)
+            new_items += hi - lo
     bar.close()
     seconds = time.time() - t0
     report = {"source": cfg["source"], "manual_dir": cfg["manual_dir"], "split": cfg["split"],
@@ -564,8 +596,10 @@ def config_from_flags(fv):
         "resize": parse_hw(fv.resize), "min_size": fv.min_size, "num_shards": fv.num_shards,
         "max_items": fv.max_items, "seed": fv.seed, "center_crop": fv.center_crop,
         "output_format": fv.output_format, "exclude_identities": fv.exclude_identities,
-        "max_per_identity": fv.max_per_identity,
+        "max_per_identity": fv.max_per_identity, "num_workers": fv.num_workers,
     }
+    if fv.num_workers < 1:
+        raise ValueError(f"--num_workers={fv.num_workers}: give 1 (no pool) or more processes")
     if any(L < 1 or L % 2 == 0 for L in cfg["lengths"]):
         raise ValueError(f"--lengths must be odd, got {fv.lengths}")
     if mode in ("pravg", "vla") and fv.source != "face_videos":

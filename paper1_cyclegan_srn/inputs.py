@@ -68,7 +68,7 @@ def domain_dataset(source, key, batch_size, crop, *, kernels=None, noise_sigma=0
 
 
 def paired_dataset(source, batch_size, crop, *, kernels=None, noise_sigma=0.0, resize=None,
-                   training=True, seed=None, repeat=None, flag_name="--train_data"):
+                   training=True, seed=None, repeat=None, flag_name="--train_data", shard=None):
     """Batches of {"sharp", "blurred"} pairs from records, or from a folder blurred with `kernels`."""
     if not source:
         raise ValueError(f"{flag_name} is required (a TFRecord glob or a folder of images)")
@@ -78,10 +78,10 @@ def paired_dataset(source, batch_size, crop, *, kernels=None, noise_sigma=0.0, r
         return pipeline.make_dataset(source, batch_size, crop=crop, training=training,
                                      keys=("sharp", "blurred"), kernel_bank=kernels,
                                      noise_sigma=noise_sigma, quantize=True, resize=_pair(resize),
-                                     seed=seed, repeat=repeat)
+                                     seed=seed, repeat=repeat, shard=shard)
     return pipeline.make_dataset(source, batch_size, crop=crop, training=training,
                                  keys=("sharp", "blurred"), resize=_pair(resize), seed=seed,
-                                 repeat=repeat)
+                                 repeat=repeat, shard=shard)
 
 
 def side_by_side(*images):

@@ -49,11 +49,12 @@ def build_model(config, image_size=None):
     return srn.build_srn(config.variant, recurrent=config.recurrent, image_size=image_size)
 
 
-def make_train_dataset(config, seed=None):
-    return inputs.paired_dataset(config.train_data, config.batch_size, config.crop_size,
+def make_train_dataset(config, seed=None, batch_size=None, shard=None):
+    return inputs.paired_dataset(config.train_data, batch_size or config.batch_size,
+                                 config.crop_size,
                                  kernels=inputs.load_kernels(config.blur_kernels),
                                  noise_sigma=config.noise_sigma, resize=config.resize,
-                                 seed=config.seed if seed is None else seed)
+                                 seed=config.seed if seed is None else seed, shard=shard)
 
 
 def make_eval_dataset(config, source=None, batch_size=None):
@@ -131,8 +132,14 @@ def train_and_evaluate(workdir: str, config) -> int:
     trainer = SRNTrainer(config, strategy)
     checkpointer = train_utils.Checkpointer(workdir, config.keep_checkpoints, **trainer.trackables())
     start = checkpointer.restore_latest()
-    iterator = iter(strategy.experimental_distribute_dataset(
-        make_train_dataset(config, seed=config.seed + start)))
+
+    def worker_dataset(per_replica_batch, pipeline_id, num_pipelines):
+        # each worker: its own shard, its own seed (one worker: the whole data, seed + start)
+        return make_train_dataset(config, seed=(config.seed + start) * num_pipelines + pipeline_id,
+                                  batch_size=per_replica_batch,
+                                  shard=(num_pipelines, pipeline_id) if num_pipelines > 1 else None)
+
+    iterator = iter(train_utils.distribute_per_worker(strategy, config.batch_size, worker_dataset))
     writers = train_utils.SummaryWriters(workdir)
     run = restore_fn(trainer.model)
     eval_source = config.eval_data

@@ -18,6 +18,11 @@ its blurred image is within 1/255 (max abs) of the forward pair with the same sh
 symmetric windows, averaging is order-free, so most reverse pairs duplicate forward ones and are
 skipped; the reverse pass only adds pairs where VLA's motion tests stop differently.
 
+VLA's overlap stop (Sec. 3.3: the face boxes of the window's first and last frames must
+overlap) needs a face box per frame: real frame folders take it from 300VW-style annotations
+(``<video>/annot/<frame stem>.pts``, the box of the 68 landmarks) when present; synthetic clips of
+a still carry the still's whole frame moved with the simulated motion.
+
 ``write_pairs`` stores pairs in the shared record schema (``image/sharp``, ``image/blurred``,
 ``source`` = "<sequence>|<mode>|<centre>|<fwd/rev>") with ``common.tfrecord.ShardedWriter``, so
 ``common.pipeline.make_dataset`` reads them.
@@ -64,6 +69,33 @@ def read_sequence(folder: str, size: int | None = None) -> np.ndarray:
     return resize_sequence(seq, size) if size else seq
 
 
+def sequence_boxes(folder: str) -> np.ndarray | None:
+    """float64 [N, 4] face boxes (x0, y0, x1, y1) of a frame folder's frames, in name order, from
+    300VW annotations: the bounding box of ``annot/<frame stem>.pts`` beside the ``frames/``
+    folder (or inside the folder). None when the folder has no annotation for every frame."""
+    from data.builders import face_videos  # pylint: disable=import-outside-toplevel
+    paths = image_io.list_images(folder, recursive=False)
+    parent = os.path.dirname(folder) if os.path.basename(folder) == "frames" else folder
+    annot = os.path.join(parent, "annot")
+    if not os.path.isdir(annot) or not paths:
+        return None
+    boxes = []
+    for p in paths:
+        pts_path = os.path.join(annot, os.path.splitext(os.path.basename(p))[0] + ".pts")
+        if not os.path.isfile(pts_path):
+            return None
+        pts = face_videos.read_pts(pts_path)
+        boxes.append([pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()])
+    return np.asarray(boxes, np.float64)
+
+
+def resize_boxes(boxes: np.ndarray, h: int, w: int, size: int) -> np.ndarray:
+    """Boxes of h x w frames -> the same boxes after ``resize_sequence(..., size)``."""
+    s = min(h, w)
+    y0, x0 = (h - s) // 2, (w - s) // 2
+    return (np.asarray(boxes, np.float64) - [x0, y0, x0, y0]) * (size / s)
+
+
 def resize_sequence(seq: np.ndarray, size: int) -> np.ndarray:
     """Centre-crop to a square and resize (bilinear, antialiased) every frame to size x size."""
     import tensorflow as tf  # local: keep NumPy-only callers light
@@ -78,9 +110,11 @@ def resize_sequence(seq: np.ndarray, size: int) -> np.ndarray:
 
 
 def still_sequences(folder: str, num_frames: int, size: int, seed: int = 0,
-                    limit: int | None = None) -> Iterator[tuple[str, np.ndarray]]:
+                    limit: int | None = None, with_boxes: bool = False
+                    ) -> Iterator[tuple[str, np.ndarray]]:
     """(name, uint8 [num_frames, size, size, 3]) synthetic videos of the still faces in ``folder``
-    made by ``data.synth_video`` (the data helper's module)."""
+    made by ``data.synth_video`` (the data helper's module). ``with_boxes``: (name, frames,
+    boxes [num_frames, 4]), the still's whole frame moved with each frame's motion."""
     try:
         from data import synth_video  # pylint: disable=import-outside-toplevel
     except ImportError as e:  # pragma: no cover - depends on the data helper's module
@@ -93,11 +127,20 @@ def still_sequences(folder: str, num_frames: int, size: int, seed: int = 0,
         paths = paths[:limit]
     for path in paths:
         face = image_io.read_image(path)
-        frames = np.asarray(synth_video.synthesize(face, num_frames=num_frames,
-                                                   seed=int(rng.integers(2**31)))["frames"])
+        h, w = face.shape[:2]
+        corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], np.float32)
+        clip = synth_video.synthesize(face, num_frames=num_frames, seed=int(rng.integers(2**31)),
+                                      landmarks=corners)
+        frames = np.asarray(clip["frames"])
         if frames.dtype != np.uint8:
             frames = image_io.to_uint8(frames)
-        yield os.path.splitext(os.path.basename(path))[0], resize_sequence(frames, size)
+        name = os.path.splitext(os.path.basename(path))[0]
+        if not with_boxes:
+            yield name, resize_sequence(frames, size)
+            continue
+        moved = np.asarray(clip["landmarks"], np.float64)  # [num_frames, 4 corners, 2]
+        boxes = np.concatenate([moved.min(axis=1), moved.max(axis=1)], axis=1)
+        yield name, resize_sequence(frames, size), resize_boxes(boxes, h, w, size)
 
 
 def pravg_pairs(frames: np.ndarray, length: int, stride: int | None = None):
@@ -114,31 +157,34 @@ def pravg_pairs(frames: np.ndarray, length: int, stride: int | None = None):
 
 
 def vla_pairs(frames: np.ndarray, stride: int = 3, max_length: int | None = 21,
-              min_length: int = 3, **thresholds):
+              min_length: int = 3, boxes: np.ndarray | None = None, **thresholds):
     """VLA (Sec. 3.3): a window grown around every ``stride``-th frame; pairs shorter than
-    ``min_length`` (nothing averaged) are dropped.  Yields (centre, blurred, sharp, length)."""
+    ``min_length`` (nothing averaged) are dropped.  ``boxes`` [N, 4] per-frame face boxes turn
+    on the overlap stop.  Yields (centre, blurred, sharp, length)."""
     for c in range(0, len(frames), stride):
-        res = blur.vla_average(frames, c, max_length=max_length, **thresholds)
+        res = blur.vla_average(frames, c, boxes=boxes, max_length=max_length, **thresholds)
         if res.length >= min_length:
             yield c, res.blurred, res.sharp, res.length
 
 
 def make_pairs(name: str, frames: np.ndarray, modes=("pravg", "vla"), pravg_length: int = 7,
                pravg_stride: int | None = None, vla_stride: int = 3, vla_max_length: int = 21,
-               reverse: bool = True):
+               reverse: bool = True, boxes: np.ndarray | None = None):
     """All pairs of one sequence: list of dicts ``blurred``, ``sharp`` (float32 [H,W,3]),
-    ``source`` and ``length``.  ``modes``: "pravg" and/or "vla"."""
+    ``source`` and ``length``.  ``modes``: "pravg" and/or "vla".  ``boxes``: optional [N, 4]
+    face boxes per frame for VLA's overlap stop."""
     out = []
-    passes = [("fwd", frames)] + ([("rev", frames[::-1])] if reverse else [])
+    rev_boxes = None if boxes is None else np.asarray(boxes)[::-1]
+    passes = [("fwd", frames, boxes)] + ([("rev", frames[::-1], rev_boxes)] if reverse else [])
     n = len(frames)
     forward = {}
-    for direction, seq in passes:
+    for direction, seq, seq_boxes in passes:
         for mode in modes:
             if mode == "pravg":
                 items = ((c, b, s, pravg_length) for c, b, s in
                          pravg_pairs(seq, pravg_length, pravg_stride))
             elif mode == "vla":
-                items = vla_pairs(seq, vla_stride, vla_max_length)
+                items = vla_pairs(seq, vla_stride, vla_max_length, boxes=seq_boxes)
             else:
                 raise ValueError(f"unknown pair mode {mode!r}; choose pravg or vla")
             for c, b, s, length in items:
@@ -164,15 +210,25 @@ def write_pairs(output_dir: str, name: str, pairs, num_shards: int = 1) -> list[
 
 
 def collect_sequences(videos: str = "", stills: str = "", size: int = 128, num_frames: int = 21,
-                      seed: int = 0, stills_limit: int | None = None):
-    """(name, frames) for every real frame folder in ``videos`` and every still in ``stills``."""
+                      seed: int = 0, stills_limit: int | None = None, with_boxes: bool = False):
+    """(name, frames) for every real frame folder in ``videos`` and every still in ``stills``;
+    ``with_boxes``: (name, frames, boxes [N, 4] or None), see ``sequence_boxes``."""
     if videos:
         for folder in find_sequences(videos):
             rel = os.path.basename(os.path.dirname(folder)) if folder.endswith("frames") else \
                 os.path.basename(folder)
-            yield rel, read_sequence(folder, size)
+            frames = read_sequence(folder, size)
+            if not with_boxes:
+                yield rel, frames
+                continue
+            boxes = sequence_boxes(folder)
+            if boxes is not None:
+                h, w = image_io.read_image(image_io.list_images(folder, recursive=False)[0]).shape[:2]
+                boxes = resize_boxes(boxes, h, w, size)
+            yield rel, frames, boxes
     if stills:
-        yield from still_sequences(stills, num_frames, size, seed=seed, limit=stills_limit)
+        yield from still_sequences(stills, num_frames, size, seed=seed, limit=stills_limit,
+                                   with_boxes=with_boxes)
 
 
 def main(argv=None):
@@ -196,11 +252,12 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     pairs = []
-    for name, frames in collect_sequences(a.videos, a.stills, a.size, a.num_frames, a.seed,
-                                          a.stills_limit or None):
+    for name, frames, boxes in collect_sequences(a.videos, a.stills, a.size, a.num_frames,
+                                                 a.seed, a.stills_limit or None, with_boxes=True):
         pairs += make_pairs(name, frames, modes=tuple(a.modes.split(",")),
                             pravg_length=a.pravg_length, vla_stride=a.vla_stride,
-                            vla_max_length=a.vla_max_length, reverse=not a.noreverse)
+                            vla_max_length=a.vla_max_length, reverse=not a.noreverse,
+                            boxes=boxes)
     files = write_pairs(a.output_dir, a.name, pairs)
     print(f"{len(pairs)} pairs -> {files}")
 

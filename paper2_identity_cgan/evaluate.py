@@ -130,7 +130,8 @@ def define_flags(fv):
     flags.DEFINE_integer("stills_limit", 0, "Use at most N stills (0: all).", **d)
     flags.DEFINE_string("test_videos", "", "Globs of real held-out frame folders.", **d)
     flags.DEFINE_list("protocols", list(PROTOCOLS), "Protocols to run.", **d)
-    flags.DEFINE_integer("size", 128, "Evaluation image size (multiple of 128).", **d)
+    flags.DEFINE_integer("size", 0, "Evaluation image size (multiple of 128); 0: the first "
+                         "workdir's training --image_size (paper: 256).", **d)
     flags.DEFINE_string("out_dir", None, "Where tables, CSV, JSON and plots go.", **d)
     flags.DEFINE_string("landmarker", "dlib68", "common.face landmarker ('' to skip).", **d)
     flags.DEFINE_string("detector", "dlib", "common.face detector for the face box (on sharp).",
@@ -387,11 +388,14 @@ def run(cfg) -> list:
     if not cfg.workdirs:
         raise app.UsageError("--workdirs=name=WORKDIR is required (e.g. final=/tmp/p2/cgan)")
     models_ = {}
+    size = cfg.size
     for item in cfg.workdirs:
         name, _, wd = item.partition("=")
         if not wd:
             name, wd = ("final" if not models_ else f"model{len(models_)}"), name
-        models_[name] = load_model(wd)[0]
+        models_[name], train_cfg = load_model(wd)
+        if not size:
+            size = train_cfg.image_size  # the size the (first) model was trained at
     trained = list(models_)
     compare = [methods_lib.resolve_method(spec) for spec in cfg.compare]
     for m in compare:
@@ -401,10 +405,10 @@ def run(cfg) -> list:
         models_[m.name] = lambda x, m=m: runner.restore_images(m, x)
     seqs = []
     if cfg.test_stills:
-        seqs += list(p2data.still_sequences(cfg.test_stills, 21, cfg.size, seed=cfg.seed,
+        seqs += list(p2data.still_sequences(cfg.test_stills, 21, size, seed=cfg.seed,
                                             limit=cfg.stills_limit or None))
     if cfg.test_videos:
-        seqs += list(p2data.collect_sequences(cfg.test_videos, "", cfg.size))
+        seqs += list(p2data.collect_sequences(cfg.test_videos, "", size))
     if not seqs:
         raise app.UsageError("no test data: pass --test_stills and/or --test_videos")
     tools = None
@@ -417,7 +421,7 @@ def run(cfg) -> list:
     ver, n_pairs = None, 0
     if cfg.lfw_dir and cfg.lfw_pairs and tools is not None and tools.identity is not None:
         ver, n_pairs = verification(models_, cfg.lfw_dir, cfg.lfw_pairs, cfg.pairs_per_fold,
-                                    tools, cfg.size, cfg.seed)
+                                    tools, size, cfg.seed)
     ts = tables(results, ver, n_pairs, trained, [m.name for m in compare])
     text = "\n\n".join(str(t) for t in ts)
     print(text)

@@ -112,12 +112,14 @@ def build_cgan_pairs(config, workdir) -> list[str]:
         return existing
     pairs = []
     seqs = p2data.collect_sequences(config.train_videos, config.train_stills, config.image_size,
-                                    config.synth_frames, config.seed, config.stills_limit or None)
+                                    config.synth_frames, config.seed, config.stills_limit or None,
+                                    with_boxes=True)
     lengths = []
-    for name, frames in seqs:
+    for name, frames, boxes in seqs:
         ps = p2data.make_pairs(name, frames, modes=tuple(config.pair_modes),
                                pravg_length=config.pravg_length, vla_stride=config.vla_stride,
-                               vla_max_length=config.vla_max_length, reverse=config.reverse)
+                               vla_max_length=config.vla_max_length, reverse=config.reverse,
+                               boxes=boxes)
         lengths += [p["length"] for p in ps]
         pairs += ps
     if not pairs:

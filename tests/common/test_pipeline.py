@@ -246,3 +246,20 @@ def test_on_the_fly_noise_level_range(records):
     assert stds.max() < 0.085 and stds.max() - stds.min() > 0.01
     with pytest.raises(ValueError, match="lo <= hi"):
         pipeline.make_dataset(records, 2, crop=16, kernel_bank=bank, noise_sigma=(0.05, 0.01))
+
+
+def test_shard_reads_disjoint_parts(records, tmp_path):
+    """shard=(n, i): whole files when there are >= n files, else every n-th record; together the
+    shards hold every example once. A bad shard is a clear error."""
+    def sources(pattern, shard):
+        ds = pipeline.make_dataset(pattern, 1, training=False, keys=("source",), shard=shard)
+        return sorted(b["source"][0].numpy().decode() for b in ds)
+
+    every = sources(records, None)
+    by_file = [sources(records, (2, i)) for i in range(2)]  # 2 files: one each
+    by_record = [sources(records, (3, i)) for i in range(3)]  # 2 files < 3: records
+    for parts in (by_file, by_record):
+        assert all(parts) and sorted(sum(parts, [])) == every
+        assert not set(parts[0]) & set(parts[1])
+    with pytest.raises(ValueError, match="shard"):
+        pipeline.make_dataset(records, 1, shard=(2, 2))

@@ -372,3 +372,62 @@ def test_checkpointer_refuses_models_whose_variables_it_cannot_reach(tmp_path):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     with pytest.raises(ValueError, match="not reachable"):
         tu.restore_for_eval(str(tmp_path / "b"), model=bad)
+
+
+def test_auto_precision_warns_without_gpu(caplog):
+    try:
+        with caplog.at_level("WARNING"):
+            assert tu.set_precision("auto") == "mixed_bfloat16"
+        assert "--mixed_precision=auto found no GPU" in caplog.text
+        assert ".[gpu]" in caplog.text  # this machine has tensorflow-cpu
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            tu.set_precision("mixed_bfloat16")  # asked for explicitly: no warning
+        assert "found no GPU" not in caplog.text
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_float16_overflow_is_skipped_by_the_loss_scale_not_an_error(tmp_path):
+    """Under mixed_float16 a batch whose loss overflows (an input beyond float16's 65504 becomes
+    inf) is skipped by the LossScaleOptimizer: weights untouched, scale halved, the loop goes on
+    and counts only real updates. Twenty skips in a row are a divergence and stop the run."""
+    try:
+        tu.set_precision("mixed_float16")
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2),
+                                  keras.layers.Dense(1, dtype="float32")])
+        opt = tu.make_optimizer(1e-2)
+        opt.build(model.trainable_variables)
+        assert isinstance(opt, keras.optimizers.LossScaleOptimizer)
+
+        @tf.function
+        def step(batch):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.square(tf.cast(model(batch["x"]), tf.float32) - 1.0))
+                scaled = opt.scale_loss(loss)
+            opt.apply(tape.gradient(scaled, model.trainable_variables), model.trainable_variables)
+            return {"loss": loss}
+
+        good = {"x": tf.ones([4, 3])}
+        bad = {"x": tf.fill([4, 3], 1e5)}
+        weights = [v.numpy().copy() for v in model.trainable_variables]
+        scale = float(opt.dynamic_scale.numpy())
+        assert not np.isfinite(float(step(bad)["loss"]))
+        assert all(np.array_equal(w, v.numpy()) for w, v in zip(weights, model.trainable_variables))
+        assert float(opt.dynamic_scale.numpy()) == scale / 2
+
+        ckpt = tu.Checkpointer(str(tmp_path / "a"), model=model, opt=opt)
+        final = tu.run_train_loop(train_step=step, iterator=iter([good, bad, bad, good, good]),
+                                  checkpointer=ckpt, writers=tu.SummaryWriters(str(tmp_path / "a")),
+                                  num_steps=3, log_every=1, checkpoint_every=100)
+        assert final == 3  # the two skipped batches do not count as steps
+        assert not all(np.array_equal(w, v.numpy())
+                       for w, v in zip(weights, model.trainable_variables))
+
+        ckpt = tu.Checkpointer(str(tmp_path / "b"), model=model, opt=opt)
+        with pytest.raises(tu.NonFiniteLossError, match="loss at step 1"):
+            tu.run_train_loop(train_step=step, iterator=iter([bad] * (tu.MAX_FLOAT16_SKIPS + 1)),
+                              checkpointer=ckpt, writers=tu.SummaryWriters(str(tmp_path / "b")),
+                              num_steps=3, log_every=1, checkpoint_every=100)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

@@ -258,3 +258,47 @@ def test_strong_blur_test_set_folder_layout(tmp_path):
   report = run(argv)
   assert report["items_this_run"] == 0
   assert os.path.getmtime(os.path.join(out, "blurred", names[0] + ".png")) == stamp
+
+
+def test_num_workers_builds_the_same_shards_in_parallel(tmp_path):
+  """--num_workers=2 builds shards in two spawned processes: the same records (every feature
+  equal; the bytes may differ because protobuf map order varies between processes) and counts
+  as one process; a bad value is a one-line error naming the flag."""
+  src = str(tmp_path / "src")
+  for i in range(6):
+    fixtures.save(os.path.join(src, f"{i}.png"), fixtures.rand_img(i, 40, 40))
+  common_args = [f"--source=folder", f"--manual_dir={src}", "--name=t", "--num_shards=3",
+                 "--kernel_sizes=3"]
+  one = run(common_args + [f"--output_dir={tmp_path / 'one'}"])
+  two = run(common_args + [f"--output_dir={tmp_path / 'two'}", "--num_workers=2"])
+  assert two["records"] == one["records"] == 6 and two["items_this_run"] == 6
+  for path in sorted(glob.glob(str(tmp_path / "one" / "t-*.tfrecord"))):
+    other = path.replace(str(tmp_path / "one"), str(tmp_path / "two"))
+    mine, theirs = (list(tf.data.TFRecordDataset(p).as_numpy_iterator()) for p in (path, other))
+    assert len(mine) == len(theirs) == 2
+    for a, b in zip(mine, theirs):
+      assert tf.train.Example.FromString(a) == tf.train.Example.FromString(b)
+  with pytest.raises(ValueError, match="--num_workers=0"):
+    run(common_args + [f"--output_dir={tmp_path / 'bad'}", "--num_workers=0"])
+
+
+def test_vla_overlap_stop_uses_300vw_landmark_boxes(tmp_path):
+  """--mode=vla on a 300VW-laid-out clip: the face box (of each frame's 68 points) slides 6 px
+  a frame, so VLA stops on "overlap" at once; the same frames without annotations (a static
+  face) average all 9 frames."""
+  still = fixtures.rand_img(0, 32, 32)
+  for i in range(1, 10):
+    fixtures.save(os.path.join(tmp_path, "vw", "001", "frames", f"{i:06d}.png"), still)
+    fixtures.save(os.path.join(tmp_path, "plain", "001", f"{i:06d}.png"), still)
+    pts = np.stack([np.linspace(6 * i, 6 * i + 12, 68), np.linspace(0, 12, 68)], 1)
+    fixtures.write(os.path.join(tmp_path, "vw", "001", "annot", f"{i:06d}.pts"),
+                   fixtures.pts_text(pts))
+  sources = {}
+  for layout, folder in (("300vw", "vw"), ("frames", "plain")):
+    out = str(tmp_path / f"rec_{folder}")
+    run(["--source=face_videos", f"--video_layout={layout}", f"--manual_dir={tmp_path / folder}",
+         "--split=all", "--mode=vla", "--lengths=9", f"--output_dir={out}", "--num_shards=1"])
+    (r,) = read_all(os.path.join(out, "*.tfrecord"), ("source",))
+    sources[layout] = r["source"].decode()
+  assert sources["300vw"].endswith(":L=1:overlap")
+  assert ":L=9:" in sources["frames"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common import image_io, pipeline, train_utils
+from common import blur, image_io, pipeline, train_utils
 from paper2_identity_cgan import data as p2data
 from paper2_identity_cgan import train
 
@@ -205,3 +205,51 @@ def test_camera_shake_bank_rejects_near_deltas():
     assert bank.shape == (6, 29, 29)
     np.testing.assert_allclose(bank.sum((1, 2)), 1.0, atol=1e-5)
     assert (1.0 / np.square(bank.astype(np.float64)).sum((1, 2)) >= 8.0).all()
+
+
+def _write_pts(path, box):
+    x0, y0, x1, y1 = box
+    pts = [(x0, y0), (x1, y0), (x0, y1), (x1, y1)] + [((x0 + x1) / 2, (y0 + y1) / 2)] * 64
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("version: 1\nn_points: 68\n{\n" + "".join(f"{x} {y}\n" for x, y in pts) + "}\n")
+
+
+def test_vla_overlap_stop_fires_with_300vw_boxes(tmp_path):
+    """A 300VW-laid-out clip (frames/ + annot/*.pts) whose face box slides 8 px per frame: the
+    boxes reach make_pairs, and VLA stops on "overlap" (first/last box IoU < 0.25) where the
+    same frames without annotations grow to the maximum length."""
+    frames = _seq(n=9, size=64, shift=0)  # a static face: only the boxes move
+    for i, f in enumerate(frames):
+        image_io.write_image(str(tmp_path / "vid1" / "frames" / f"{i + 1:06d}.png"), f)
+        _write_pts(str(tmp_path / "vid1" / "annot" / f"{i + 1:06d}.pts"), (8 * i, 0, 8 * i + 24, 24))
+    (name, seq, boxes), = p2data.collect_sequences(str(tmp_path / "vid1"), size=32, with_boxes=True)
+    assert name == "vid1" and seq.shape == (9, 32, 32, 3)
+    np.testing.assert_allclose(boxes[1], [4, 0, 16, 12])  # 64 -> 32 px: halved
+    kw = dict(modes=("vla",), vla_stride=4, vla_max_length=9, reverse=False)
+    with_boxes = p2data.make_pairs(name, seq, boxes=boxes, **kw)
+    without = p2data.make_pairs(name, seq, **kw)
+    lengths = {int(p["source"].split("|")[2]): p["length"] for p in with_boxes}
+    assert {int(p["source"].split("|")[2]): p["length"] for p in without}[4] == 9
+    # 32 px boxes [4i, 0, 4i + 12, 12]: frames 3 and 5 overlap 4 x 12 px of a 240 px union,
+    # IoU 0.2 < 0.25, so the window around frame 4 cannot grow: L = 1, no pair.
+    assert 4 not in lengths
+    assert blur.vla_average(seq, 4, boxes=boxes, max_length=9).reason == "overlap"
+    # a frame folder without annot/: no boxes, no overlap stop
+    (_, _, no_boxes), = p2data.collect_sequences(_frames_only(tmp_path, frames), size=32,
+                                                 with_boxes=True)
+    assert no_boxes is None
+
+
+def _frames_only(tmp_path, frames):
+    for i, f in enumerate(frames[:3]):
+        image_io.write_image(str(tmp_path / "vid2" / "frames" / f"{i:04d}.png"), f)
+    return str(tmp_path / "vid2")
+
+
+def test_still_sequences_carry_moved_whole_frame_boxes():
+    (name, seq, boxes), = p2data.still_sequences(os.path.join(REPO, "data", "sample", "faces"),
+                                                 num_frames=5, size=64, limit=1, with_boxes=True)
+    assert seq.shape == (5, 64, 64, 3) and boxes.shape == (5, 4)
+    np.testing.assert_allclose(boxes[2], [0, 0, 64, 64], atol=1e-6)  # the still itself
+    assert np.abs(boxes - boxes[2]).max() > 0.1  # the others moved
