@@ -282,6 +282,7 @@ def export_model(model, out_dir: str, name: str = "model", input_size: int | Non
     os.close(fd)
     try:
         model.save(tmp)
+        os.chmod(tmp, image_io.umask_mode())  # mkstemp's file is 0600; outputs get the umask's mode
         os.replace(tmp, keras_path)
     finally:
         if os.path.exists(tmp):

@@ -341,10 +341,7 @@ def ex_h(ex, frames):
 
 
 def _atomic_json(path, obj):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, default=str)
-    os.replace(tmp, path)
+    image_io.atomic_write(path, json.dumps(obj, indent=1, default=str))
 
 
 def build(cfg):
