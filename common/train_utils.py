@@ -435,6 +435,7 @@ class Checkpointer:
                     f"{self.directory} away.")
             return 0
         failures = []
+        rates = self._flag_learning_rates()
         for path in candidates:
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
@@ -454,11 +455,33 @@ class Checkpointer:
                 logging.warning("Restored the older checkpoint %s instead of the unreadable %s.",
                                 path, "; ".join(failures))
             logging.info("Restored %s (step %d)", path, int(self.step.numpy()))
+            self._keep_flag_learning_rates(rates)
             return int(self.step.numpy())
         raise CheckpointError(
             f"no checkpoint under {self.directory} can be read: {'; '.join(failures)}. Move the "
             f"unreadable ckpt-N.* files away to fall back further, or the whole folder to start "
             f"over.")
+
+    def _flag_learning_rates(self) -> dict:
+        """{name: (optimizer, rate)} of the optimizers whose learning rate is a constant (a Keras
+        variable, which checkpoints save): the rate the run was started with."""
+        out = {}
+        for name, obj in self._trackables.items():
+            if isinstance(obj, keras.optimizers.Optimizer) and isinstance(
+                    getattr(obj, "_learning_rate", None), keras.Variable):
+                out[name] = (obj, float(np.asarray(obj.learning_rate)))
+        return out
+
+    @staticmethod
+    def _keep_flag_learning_rates(rates: dict) -> None:
+        """A restore brings back the saved learning rate; the run's own (its flags) wins, so a
+        restart after a non-finite step with a lower --learning_rate really uses it."""
+        for name, (opt, rate) in rates.items():
+            saved = float(np.asarray(opt.learning_rate))
+            if saved != rate:
+                logging.info("%s: learning rate %g from the flags replaces the checkpoint's %g",
+                             name, rate, saved)
+                opt.learning_rate = rate
 
     def save(self, step: int | None = None) -> str:
         """Saves a checkpoint at `step` (default: the current one) after checking that every
@@ -480,11 +503,13 @@ class Checkpointer:
         """(names of the floating-point variables holding NaN/inf, number of float variables)."""
         bad, total, seen = [], 0, set()
         for obj in tf.train.TrackableView(self.checkpoint).descendants():
-            if not isinstance(obj, tf.Variable) or id(obj) in seen or not obj.dtype.is_floating:
+            if not isinstance(obj, (tf.Variable, keras.Variable)) or id(obj) in seen:
                 continue
             seen.add(id(obj))
+            if not tf.as_dtype(obj.dtype).is_floating:
+                continue
             total += 1
-            if not bool(tf.reduce_all(tf.math.is_finite(obj))):
+            if not bool(tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(obj)))):
                 bad.append(getattr(obj, "path", None) or obj.name)
         return bad, total
 
@@ -581,7 +606,7 @@ def describe_workdir(path: str) -> str:
     return describe_kind(workdir_kind(path))
 
 
-def check_workdir_kind(path: str, paper: str, stages: Sequence[str], flag: str) -> None:
+def check_workdir_kind(path: str, paper: str, stages: Sequence[str], flag: str = "") -> None:
     """Raises ValueError "--flag=PATH is a paper-1 SRN workdir, not a paper-3 umsn one" when the
     workdir holding `path` was trained by another paper or stage. A path without a flags.txt
     (e.g. a bare checkpoint prefix) passes: the restore itself then checks the variables."""
@@ -591,8 +616,9 @@ def check_workdir_kind(path: str, paper: str, stages: Sequence[str], flag: str) 
     if kind is not None and kind[0] == paper and kind[1] in stages:
         return
     wanted = " or ".join(_STAGE_WORDS.get(s, s) for s in stages)
-    raise ValueError(f"{flag}={path} is {describe_kind(kind)}, not a {_PAPER_WORDS.get(paper, paper)} "
-                     f"{wanted} one: pass the workdir of that training stage.")
+    raise ValueError(f"{flag + '=' if flag else ''}{path} is {describe_kind(kind)}, not a "
+                     f"{_PAPER_WORDS.get(paper, paper)} {wanted} one: pass the workdir of that "
+                     f"training stage.")
 
 
 def restore_init(path: str | None, flag: str, *, paper: str, stages: Sequence[str],

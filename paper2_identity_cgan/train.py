@@ -225,7 +225,8 @@ class CGANTrainer:
                 if not config.hg_workdir:
                     raise ValueError("--use_hg needs --hg_workdir (the stage-1 workdir); or pass "
                                      "--nouse_hg for the 'identity-noHG' variant")
-                path = train_utils.restore_for_eval(config.hg_workdir, hg=self.hg)
+                path = train_utils.restore_init(config.hg_workdir, "--hg_workdir",
+                                                paper="paper2", stages=("hg",), hg=self.hg)
                 logging.info("HG restored from %s (frozen)", path)
         self.trackables = {"g_bl": self.g_bl, "d": self.d, "g_optimizer": self.g_optimizer,
                            "d_optimizer": self.d_optimizer}

@@ -26,6 +26,9 @@ from common import blur, image_io, pipeline, tfrecord, train_utils
 from paper3_umsn import losses, models
 
 STAGES = ("sn_clean", "sn_blurry", "fnet", "umsn")
+# Workdirs whose checkpoint holds a trained SN for --init_sn (the SN stages; later stages keep a
+# frozen copy of theirs).
+SN_STAGES = STAGES
 
 
 def define_flags(fv=flags.FLAGS):
@@ -144,11 +147,11 @@ def make_train_dataset(config, bank):
     return ds
 
 
-def _init_from(path, flag, **trackables):
+def _init_from(path, flag, stages, **trackables):
     if not path:
         raise ValueError(f"this stage needs {flag}=<workdir of the earlier stage> "
                          "(see paper3_umsn/README.md for the stage order)")
-    return train_utils.restore_for_eval(path, **trackables)
+    return train_utils.restore_init(path, flag, paper="paper3", stages=stages, **trackables)
 
 
 class Stage:
@@ -166,10 +169,10 @@ class Stage:
             self.sn(dummy)
             self.trackables["sn"] = self.sn
             if stage in ("fnet", "umsn"):
-                _init_from(config.init_sn, "--init_sn", sn=self.sn)
+                _init_from(config.init_sn, "--init_sn", SN_STAGES, sn=self.sn)
                 self.sn.trainable = False
             if stage == "sn_blurry":
-                _init_from(config.init_sn, "--init_sn", sn=self.sn)
+                _init_from(config.init_sn, "--init_sn", SN_STAGES, sn=self.sn)
             if stage in ("sn_clean", "sn_blurry"):
                 self.train_vars = self.sn.trainable_variables
             elif stage == "fnet":
@@ -186,8 +189,7 @@ class Stage:
                 if self.umsn.use_fnets:
                     if config.init_fnets:
                         fn = {f"fnet{i + 1}": f for i, f in enumerate(self.umsn.fnets)}
-                        tf.train.Checkpoint(**fn).restore(
-                            _latest(config.init_fnets)).expect_partial()
+                        _init_from(config.init_fnets, "--init_fnets", ("fnet",), **fn)
                     else:
                         logging.warning("--init_fnets not given: F-Net streams start from scratch")
                 self.train_vars = self.umsn.trainable_variables
@@ -283,16 +285,6 @@ class Stage:
         if self.config.stage != "umsn":
             return None
         return tf.clip_by_value(self.umsn([x, self._masks(x)], training=False)["x_hat"], 0.0, 1.0)
-
-
-def _latest(path):
-    if tf.io.gfile.exists(path + ".index"):
-        return path
-    directory = os.path.join(path, "checkpoints") if os.path.isdir(os.path.join(path, "checkpoints")) else path
-    latest = tf.train.latest_checkpoint(directory)
-    if latest is None:
-        raise FileNotFoundError(f"no checkpoint under {directory}")
-    return latest
 
 
 def train_and_evaluate(workdir, config):
