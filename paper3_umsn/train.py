@@ -287,9 +287,19 @@ class Stage:
         return tf.clip_by_value(self.umsn([x, self._masks(x)], training=False)["x_hat"], 0.0, 1.0)
 
 
+def validate_flags(config):
+    """Checks run before the workdir is written (`train_utils.start_run`)."""
+    for name in ("crop", "num_kernels"):
+        train_utils.check_min(config, name, 1)
+    if config.kernel_min > config.kernel_max:
+        raise ValueError(f"--kernel_min={config.kernel_min} is larger than "
+                         f"--kernel_max={config.kernel_max}.")
+    pipeline.check_crop(config.train_data, config.crop, _resize(config))
+
+
 def train_and_evaluate(workdir, config):
     """Runs one stage from `config` (parsed FlagValues) in `workdir`; returns the final step."""
-    strategy, policy = train_utils.start_run(config, workdir)
+    strategy, policy = train_utils.start_run(config, workdir, validate=validate_flags)
     logging.info("stage %s, variant %s, ablation %s, precision %s", config.stage, config.variant,
                  config.ablation, policy)
     bank = make_kernel_bank(config) if config.stage != "sn_clean" else None
