@@ -14,13 +14,20 @@ What lives here (a paper's `train.py` keeps only its networks, losses and `train
 * `get_strategy`, `set_precision`, `make_optimizer`: `tf.distribute` strategy, Keras mixed precision
   policy (float16 on GPU, bfloat16 on CPU with `auto`), Adam wrapped in a loss-scale optimizer only
   for float16.
-* `Checkpointer`: `tf.train.CheckpointManager` over (step, models, optimizers, ...), restore-latest.
+* `Checkpointer`: `tf.train.CheckpointManager` over (step, models, optimizers, ...), restore-latest
+  (an unreadable newest checkpoint falls back to the previous one with a warning; checkpoint
+  files without their index are an error), and a save that refuses non-finite weights.
+* `workdir_kind` / `check_workdir_kind` / `restore_init`: what a workdir holds, read from its
+  flags.txt ("a paper-1 SRN workdir"), and the restore behind every init flag (`--init_sn`,
+  `--hg_workdir`, ...) that fails naming the flag and that kind instead of restoring nothing.
 * `SummaryWriters`: TensorBoard writers under `workdir/train` and `workdir/eval`.
 * `start_run(config, workdir)`: seed, precision policy, strategy and flags.txt from the common flags;
   `loop_intervals(config)`: `run_train_loop`'s step count, intervals and time budget from them.
 * `run_train_loop`: the loop itself: resume from the restored step, log scalars and steps/s, images,
-  periodic evaluation, checkpoints at intervals / on the time budget / at the end, and a guard that
-  stops on a non-finite loss without saving the bad state (the last good checkpoint stays).
+  periodic evaluation, checkpoints at intervals / on the time budget / at the end / on SIGTERM or
+  SIGINT (`--save_on_signal`), and a guard that stops on a non-finite loss or non-finite weights
+  without saving the bad state (the error names the last finite checkpoint).
+* `validate_common_flags` (called by `start_run` before flags.txt is written) and `check_min`.
 """
 from __future__ import annotations
 
