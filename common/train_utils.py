@@ -645,10 +645,8 @@ def restore_init(path: str | None, flag: str, *, paper: str, stages: Sequence[st
         return restore_for_eval(path, **trackables)
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{flag}={path}: {e}") from None
-    except (AssertionError, ValueError) as e:
-        raise ValueError(
-            f"{flag}={path}: its checkpoint does not hold {', '.join(sorted(trackables))} "
-            f"({_first_line(e, 200)}); {workdir_of(path)} holds {describe_workdir(path)}.") from None
+    except ValueError as e:
+        raise ValueError(f"{flag}={path}: {e}") from None
 
 
 def restore_for_eval(workdir_or_checkpoint: str, **trackables) -> str:
@@ -669,7 +667,12 @@ def restore_for_eval(workdir_or_checkpoint: str, **trackables) -> str:
         raise FileNotFoundError(f"checkpoint {path!r} not found (expected {path}.index)")
     checkpoint = tf.train.Checkpoint(**trackables)
     check_checkpoint_reaches(checkpoint, trackables)
-    checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
+    try:
+        checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
+    except AssertionError as e:  # one line, not pages of unmatched objects
+        raise ValueError(
+            f"{path} does not hold {', '.join(sorted(trackables))} ({_first_line(e, 200)}); "
+            f"{workdir_of(path)} holds {describe_workdir(path)}.") from None
     return path
 
 
@@ -730,6 +733,8 @@ class _SignalFlag:
 
     def _handle(self, signum, frame):
         del frame
+        if self.signum is not None:  # a second signal: stop now, without the checkpoint
+            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}")
         self.signum = signum
 
     def __enter__(self):

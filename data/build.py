@@ -529,7 +529,10 @@ def config_from_flags(fv):
 
 def main(argv):
     del argv
-    build(config_from_flags(flags.FLAGS))
+    try:
+        build(config_from_flags(flags.FLAGS))
+    except (ValueError, FileNotFoundError) as e:  # bad flags or a refused rerun: one line
+        raise SystemExit(f"error: {e}") from None
 
 
 if __name__ == "__main__":

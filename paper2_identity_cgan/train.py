@@ -330,8 +330,7 @@ def train_and_evaluate(workdir: str, config) -> int:
     if config.image_size % models.GEN_DIVISOR and config.stage == "cgan":
         raise ValueError(f"--image_size={config.image_size} must be a multiple of "
                          f"{models.GEN_DIVISOR} (Table 3 has seven stride-2 layers)")
-    tf.io.gfile.makedirs(workdir)
-    strategy, _ = train_utils.start_run(config, workdir)
+    strategy, _ = train_utils.start_run(config, workdir)  # checks flags, then creates workdir
 
     if config.stage == "hg":
         ds = hg_dataset(config, config.seed)

@@ -226,7 +226,7 @@ def test_restore_init_asserts_every_object_matched_and_names_the_flag(tmp_path):
     for a, b in zip(model.get_weights(), other.get_weights()):
         np.testing.assert_array_equal(a, b)
     # objects the checkpoint does not hold: an error (expect_partial alone restored 0 of them)
-    with pytest.raises(ValueError, match=r"^--init_x=\S+: its checkpoint does not hold fnet1"):
+    with pytest.raises(ValueError, match=r"^--init_x=\S+: \S+ckpt-1 does not hold fnet1 \("):
         tu.restore_init(workdir, "--init_x", paper="paper3", stages=("fnet",), fnet1=_dense()[0])
     with pytest.raises(FileNotFoundError, match=r"^--init_x=\S+missing: "):
         tu.restore_init(str(tmp_path / "missing"), "--init_x", paper="paper3", stages=("fnet",),

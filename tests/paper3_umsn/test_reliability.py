@@ -57,8 +57,8 @@ def test_init_from_the_wrong_workdir_is_an_error(stages, tmp_path):
     # checkpoints without flags.txt: the restore itself finds the F-Nets missing
     bare = str(tmp_path / "bare")
     shutil.copytree(os.path.join(stages["sn_clean"], "checkpoints"), bare)
-    with pytest.raises(ValueError, match=r"^--init_fnets=\S+: its checkpoint does not hold fnet1, "
-                                         r"fnet2, fnet3, fnet4"):
+    with pytest.raises(ValueError, match=r"^--init_fnets=\S+: \S+ckpt-1 does not hold fnet1, "
+                                         r"fnet2, fnet3, fnet4 \("):
         umsn_stage(bare)
     with pytest.raises(ValueError, match=r"^--init_sn=\S+ is a paper-1 SRN workdir"):
         umsn_stage(stages["fnet"], init_sn=str(p1))
