@@ -18,15 +18,17 @@ Conversions applied on read, so every caller sees plain RGB:
 
 Only PNG, JPEG and BMP are accepted (:data:`IMAGE_EXTENSIONS`); any other format, a corrupt
 or truncated file raises :class:`ImageReadError`, whose message names the file and says what
-to do.  Writes are atomic: the image goes to a temporary file in the target folder which is
-then renamed over the final name with ``os.replace``.
+to do.  Writes are atomic (:func:`atomic_write`, also used for flags.txt, reports and
+``.keras`` files): the data goes to a fresh ``O_EXCL`` temporary file in the target folder (never
+through a symlink) which gets the umask's mode (``0644`` usually) and is then renamed over the
+final name with ``os.replace``.
 """
 from __future__ import annotations
 
 import io
 import os
 import tempfile
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
@@ -178,13 +180,40 @@ def write_image(path, img) -> str:
     pil = _to_pil(img)
     if _WRITE_FORMATS[ext] in ("JPEG", "BMP") and pil.mode == "RGBA":
         pil = pil.convert("RGB")
+    kwargs = {"quality": 95} if _WRITE_FORMATS[ext] == "JPEG" else {}
+    return atomic_write(path, lambda f: pil.save(f, format=_WRITE_FORMATS[ext], **kwargs))
+
+
+def umask_mode(mode: int = 0o666) -> int:
+    """``mode`` with the process umask applied (``0o644`` under the usual umask 022)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mode & ~mask
+
+
+def atomic_write(path, write: Callable | bytes | str) -> str:
+    """Writes a file atomically and safely; returns ``path``.
+
+    ``write`` is bytes, a str (written as UTF-8) or a function given the open binary file. The
+    data goes to a fresh temporary file in the target folder, created with ``O_CREAT | O_EXCL``
+    (``tempfile.mkstemp``: a random name, never opened through a planted symlink), then gets the
+    mode a plain ``open()`` would give (``0o666`` less the umask, instead of mkstemp's ``0o600``)
+    and is renamed over ``path`` with ``os.replace`` (which replaces a symlink at ``path`` itself,
+    never its target). Parent folders are created. On any error the temporary file is removed.
+    """
+    path = os.fspath(path)
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=parent, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            kwargs = {"quality": 95} if _WRITE_FORMATS[ext] == "JPEG" else {}
-            pil.save(f, format=_WRITE_FORMATS[ext], **kwargs)
+            if isinstance(write, str):
+                f.write(write.encode("utf-8"))
+            elif isinstance(write, (bytes, bytearray)):
+                f.write(write)
+            else:
+                write(f)
+            os.fchmod(f.fileno(), umask_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

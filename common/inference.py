@@ -189,25 +189,47 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
     return files
 
 
+class InputErrors(RuntimeError):
+    """Some inputs could not be deblurred; the others were. `.written`: the outputs written,
+    `.failures`: one "INPUT: reason" line per bad input."""
+
+    def __init__(self, written: list[str], failures: list[str]):
+        self.written, self.failures = written, failures
+        super().__init__(f"{len(failures)} of {len(written) + len(failures)} input(s) not "
+                         f"deblurred:\n" + "\n".join(failures))
+
+
 def deblur_files(model: Callable, inputs: Sequence[str], output_dir: str, stride: int = 1,
                  tile: int = 0, detector=None, face_size: int | None = None, suffix: str = "",
                  overwrite: bool = False) -> list[str]:
     """Deblurs image files (or folders) into output_dir as PNG; returns the written paths.
 
-    Existing outputs are kept unless overwrite=True (inputs are never overwritten).
+    Existing outputs are kept unless overwrite=True (FileExistsError before any work; inputs are
+    never overwritten). Every input is tried: one that cannot be read (corrupt, not an image) or
+    that the network rejects does not stop the others; once all are done, `InputErrors` lists
+    each bad one in one line (and holds the written paths).
     """
     files = expand_inputs(inputs)
     outs = output_paths(files, output_dir, suffix)
-    written = []
+    existing = [dst for dst in outs if os.path.exists(dst)]
+    if existing and not overwrite:  # refused before any work: the fix is one flag for all
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise FileExistsError(f"{existing[0]}{more} exists: pass --overwrite or another "
+                              "--output_dir")
+    written, failures = [], []
     for src, dst in zip(files, outs):
-        if os.path.exists(dst) and not overwrite:
-            raise FileExistsError(f"{dst} exists: pass --overwrite or another --output_dir")
-        img = image_io.read_image(src)
-        if detector is not None:
-            res = deblur_faces(model, img, detector, stride, size=face_size, tile=tile)
-        else:
-            res = deblur_image(model, img, stride, tile)
-        written.append(image_io.write_image(dst, res) or dst)
+        try:
+            img = image_io.read_image(src)
+            if detector is not None:
+                res = deblur_faces(model, img, detector, stride, size=face_size, tile=tile)
+            else:
+                res = deblur_image(model, img, stride, tile)
+            written.append(image_io.write_image(dst, res) or dst)
+        except (ValueError, OSError) as e:  # ImageReadError is a ValueError
+            lines = str(e).strip().splitlines() or [type(e).__name__]
+            failures.append(f"{src}: {lines[0]}")
+    if failures:
+        raise InputErrors(written, failures)
     return written
 
 
@@ -251,6 +273,7 @@ def deblur_main(argv: Sequence[str], run: Callable, fv) -> None:
     """`main` of a deblur CLI defined by `define_deblur_flags`: argv[1:] are the inputs,
     run(checkpoint, inputs, output_dir, suffix=, tile=, face_detector=, face_size=, overwrite=)
     deblurs them (usually `run_deblur` with the paper's loader); prints each written path."""
+    import sys  # pylint: disable=import-outside-toplevel
     from absl import app  # pylint: disable=import-outside-toplevel
     if len(argv) < 2:
         raise app.UsageError("give one or more input images or folders")
@@ -258,7 +281,17 @@ def deblur_main(argv: Sequence[str], run: Callable, fv) -> None:
         paths = run(fv.checkpoint, argv[1:], fv.output_dir, suffix=fv.suffix, tile=fv.tile,
                     face_detector=fv.face_detector, face_size=fv.face_size,
                     overwrite=fv.overwrite)
-    except (FileExistsError, FileNotFoundError) as e:  # a clear one-line error, no traceback
+    except InputErrors as e:  # the good inputs are done; one line per bad one, then exit 1
+        for path in e.written:
+            print(path)
+        sys.stdout.flush()
+        for line in e.failures:
+            sys.stderr.write(f"error: {line}\n")
+        sys.stderr.write(f"{len(e.failures)} of {len(e.written) + len(e.failures)} input(s) "
+                         f"failed.\n")
+        sys.exit(1)
+    except (FileExistsError, FileNotFoundError, ValueError) as e:  # one line, no traceback
+        # (wrong inputs or a checkpoint of the wrong kind: "is a paper-1 SRN workdir, not ...")
         raise app.UsageError(str(e)) from e
     for path in paths:
         print(path)
@@ -282,6 +315,7 @@ def export_model(model, out_dir: str, name: str = "model", input_size: int | Non
     os.close(fd)
     try:
         model.save(tmp)
+        os.chmod(tmp, image_io.umask_mode())  # mkstemp's file is 0600; outputs get the umask's mode
         os.replace(tmp, keras_path)
     finally:
         if os.path.exists(tmp):

@@ -95,6 +95,47 @@ def _check_records(files: Sequence[str], record_keys: Sequence[str], pattern) ->
         raise ValueError(f"the TFRecord files matching {pattern!r} hold no records ({len(files)} files)")
 
 
+def first_image_sizes(source, limit: int = 8) -> list[tuple[str, int, int]]:
+    """(name, height, width) of the first `limit` images of an image folder or a TFRecord glob
+    (their first file's first records), read without decoding whole datasets."""
+    import io  # pylint: disable=import-outside-toplevel
+    from PIL import Image  # pylint: disable=import-outside-toplevel
+    out = []
+    if _is_folder(source):
+        for path in image_io.list_images(os.fspath(source))[:limit]:
+            with Image.open(path) as im:
+                out.append((path, im.size[1], im.size[0]))
+        return out
+    files = tfrecord.list_files(source)
+    for raw in tf.data.TFRecordDataset(files[:1]).take(limit):
+        example = tf.train.Example.FromString(raw.numpy())
+        for key in tfrecord.IMAGE_KEYS:
+            values = example.features.feature[key].bytes_list.value
+            if values:
+                with Image.open(io.BytesIO(values[0])) as im:
+                    out.append((f"a record of {files[0]}", im.size[1], im.size[0]))
+                break
+    return out
+
+
+def check_crop(source, crop: int | None, resize=None, crop_flag: str = "--crop",
+               source_flag: str = "--train_data") -> None:
+    """Raises a one-line ValueError when the training crop is larger than the images of `source`
+    (after `resize`, an int or (height, width)), so the mistake shows before a workdir exists
+    rather than as a tf.data error at the first step."""
+    if not crop or not source:
+        return
+    resize = _pair(resize, "resize")
+    for name, h, w in first_image_sizes(source):
+        if resize is not None:
+            h, w = resize
+        if crop > min(h, w):
+            raise ValueError(f"{crop_flag}={crop} is larger than the images of {source_flag}="
+                             f"{source} ({name} is {h}x{w}"
+                             f"{' after the resize' if resize is not None else ''}): use "
+                             f"{crop_flag} <= {min(h, w)} or resize the images.")
+
+
 def _read_folder_image(path):
     return image_io.read_image(path.decode() if isinstance(path, bytes) else path)
 

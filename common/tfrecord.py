@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import glob as _glob
 import os
+import re
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -236,11 +237,42 @@ def list_files(pattern) -> list[str]:
         if os.path.isdir(p):
             raise ValueError(f"{p} is a folder; give a TFRecord glob such as {os.path.join(p, '*.tfrecord')}")
         matched = tf.io.gfile.glob(p) if "://" in p else _glob.glob(p)
-        files.update(f for f in matched if not f.endswith(".tmp"))
+        matched = [f for f in matched if not f.endswith(".tmp")]
+        if _glob.has_magic(p):
+            check_shard_sets(matched, p)
+        files.update(matched)
     if not files:
         raise FileNotFoundError(f"no TFRecord files match {pattern!r}; check the path "
                                 f"(shards look like name-00000-of-00008.tfrecord)")
     return sorted(files)
+
+
+_SHARD_RE = re.compile(r"^(?P<prefix>.*)-(?P<index>\d{5})-of-(?P<total>\d{5})(?P<ext>\.tfrecord)?$")
+
+
+def check_shard_sets(files: Sequence[str], pattern: str = "") -> None:
+    """Raises ValueError when `files` (what a glob matched) hold part of a shard set: some
+    ``name-0000i-of-0000N`` files of a set but not all N, i.e. a build that was killed or shards
+    deleted since. Reading them would silently train or evaluate on a fraction of the data.
+    (Name shard files one by one, without a glob, to read part of a set on purpose.)"""
+    sets: dict[tuple[str, int, str], set[int]] = {}
+    for f in files:
+        m = _SHARD_RE.match(os.fspath(f))
+        if m:
+            key = (m["prefix"], int(m["total"]), m["ext"] or "")
+            sets.setdefault(key, set()).add(int(m["index"]))
+    for (prefix, total, ext), present in sorted(sets.items()):
+        missing = [i for i in range(total) if i not in present]
+        if missing:
+            names = ", ".join(os.path.basename(shard_name(os.path.basename(prefix), i, total))
+                              if ext else f"{os.path.basename(prefix)}-{i:05d}-of-{total:05d}"
+                              for i in missing[:3])
+            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            raise ValueError(
+                f"{pattern or 'the records'} matches {len(present)} of the {total} shards of "
+                f"{prefix}-*-of-{total:05d}{ext}: missing {names}{more}. Its build did not finish "
+                f"(or shards were deleted): rerun the same python -m data.build command to "
+                f"complete it.")
 
 
 def count_records(pattern) -> int:

@@ -14,21 +14,33 @@ What lives here (a paper's `train.py` keeps only its networks, losses and `train
 * `get_strategy`, `set_precision`, `make_optimizer`: `tf.distribute` strategy, Keras mixed precision
   policy (float16 on GPU, bfloat16 on CPU with `auto`), Adam wrapped in a loss-scale optimizer only
   for float16.
-* `Checkpointer`: `tf.train.CheckpointManager` over (step, models, optimizers, ...), restore-latest.
+* `Checkpointer`: `tf.train.CheckpointManager` over (step, models, optimizers, ...), restore-latest
+  (an unreadable newest checkpoint falls back to the previous one with a warning; checkpoint
+  files without their index are an error), and a save that refuses non-finite weights.
+* `workdir_kind` / `check_workdir_kind` / `restore_init`: what a workdir holds, read from its
+  flags.txt ("a paper-1 SRN workdir"), and the restore behind every init flag (`--init_sn`,
+  `--hg_workdir`, ...) that fails naming the flag and that kind instead of restoring nothing.
 * `SummaryWriters`: TensorBoard writers under `workdir/train` and `workdir/eval`.
 * `start_run(config, workdir)`: seed, precision policy, strategy and flags.txt from the common flags;
   `loop_intervals(config)`: `run_train_loop`'s step count, intervals and time budget from them.
 * `run_train_loop`: the loop itself: resume from the restored step, log scalars and steps/s, images,
-  periodic evaluation, checkpoints at intervals / on the time budget / at the end, and a guard that
-  stops on a non-finite loss without saving the bad state (the last good checkpoint stays).
+  periodic evaluation, checkpoints at intervals / on the time budget / at the end / on SIGTERM or
+  SIGINT (`--save_on_signal`), and a guard that stops on a non-finite loss or non-finite weights
+  without saving the bad state (the error names the last finite checkpoint).
+* `validate_common_flags` (called by `start_run` before flags.txt is written) and `check_min`.
 """
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
+import re
 import shutil
+import signal
+import sys
 import tempfile
+import threading
 import time
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -37,6 +49,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from common import image_io
 from common.paths import REPO_ROOT
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -79,6 +92,37 @@ def define_common_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                        "training; 0 means no limit.", flag_values=fv)
     flags.DEFINE_integer("keep_checkpoints", 3, "How many recent checkpoints to keep.",
                          flag_values=fv)
+    flags.DEFINE_bool("save_on_signal", True, "On SIGTERM or SIGINT, save a checkpoint and exit "
+                      "(status 128 + signal number) instead of losing the steps since the last "
+                      "one.", flag_values=fv)
+
+
+# (flag, smallest allowed value, what it is) checked by validate_common_flags.
+_COMMON_MINIMA = (("num_steps", 1, "the total number of training steps"),
+                  ("batch_size", 1, "the global batch size"),
+                  ("log_every", 1, "steps between logged scalars"),
+                  ("checkpoint_every", 0, "steps between checkpoints; 0: only at the end"),
+                  ("eval_every", 0, "steps between evaluations; 0: only at the end"),
+                  ("image_every", 0, "steps between image summaries; 0: never"),
+                  ("keep_checkpoints", 1, "checkpoints kept"),
+                  ("cpu_devices", 0, "logical CPU devices; 0: leave as is"),
+                  ("max_train_minutes", 0, "minutes of training; 0: no limit"))
+
+
+def check_min(fv: flags.FlagValues, name: str, minimum, what: str = "") -> None:
+    """Raises a one-line ValueError if `--name` is below `minimum` (and not None)."""
+    value = getattr(fv, name)
+    if value is not None and value < minimum:
+        raise ValueError(f"--{name}={value}: must be >= {minimum}" + (f" ({what})" if what else "")
+                         + ".")
+
+
+def validate_common_flags(fv: flags.FlagValues) -> None:
+    """Checks the common flags' values (`--num_steps=-5`, `--batch_size=0`, ...) so a bad value
+    fails in one line before the workdir or flags.txt exist."""
+    for name, minimum, what in _COMMON_MINIMA:
+        if name in fv:
+            check_min(fv, name, minimum, what)
 
 
 def _resolve_flagfile(path: str, including_dir: str | None) -> str:
@@ -156,7 +200,15 @@ def run_main(train_and_evaluate: Callable[[str, flags.FlagValues], object],
         del argv
         if not flags.FLAGS.workdir:
             raise app.UsageError("--workdir is required")
-        train_and_evaluate(flags.FLAGS.workdir, flags.FLAGS)
+        try:
+            train_and_evaluate(flags.FLAGS.workdir, flags.FLAGS)
+        except TrainingInterrupted as e:  # checkpoint saved: exit like a signalled process would
+            sys.stderr.write(f"{e}\n")
+            sys.exit(128 + e.signum)
+        except (ValueError, FileNotFoundError, NonFiniteLossError, CheckpointError) as e:
+            # bad input or a stopped run: one line that says what to do, no traceback
+            sys.stderr.write(f"error: {e}\n")
+            sys.exit(1)
 
     app.run(main, flags_parser=flags_parser)
 
@@ -189,11 +241,8 @@ def save_flags(fv: flags.FlagValues, workdir: str) -> str:
     os.makedirs(workdir, exist_ok=True)
     lines = [f.serialize() for f in _own_flags(fv) if f.value is not None]
     path = os.path.join(workdir, FLAGS_FILENAME)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("# Resolved flags of this run (a flagfile: --flagfile=" + path + ")\n")
-        f.write("\n".join(line for line in lines if line) + "\n")
-    os.replace(tmp, path)
+    image_io.atomic_write(path, "# Resolved flags of this run (a flagfile: --flagfile=" + path
+                          + ")\n" + "\n".join(line for line in lines if line) + "\n")
     return path
 
 
@@ -208,13 +257,20 @@ def load_flags(define_fns: Iterable[Callable[[flags.FlagValues], None]], workdir
     return parse_flags(define_fns, ["prog", f"--flagfile={path}", *overrides])
 
 
-def start_run(config: flags.FlagValues, workdir: str) -> tuple[tf.distribute.Strategy, str]:
-    """The start every trainer shares: seeds everything (`--seed`), builds the strategy
-    (`--strategy`, `--cpu_devices`), sets the precision policy (`--mixed_precision`) and writes
-    the resolved flags to `workdir/flags.txt`. Returns (strategy, resolved policy name)."""
+def start_run(config: flags.FlagValues, workdir: str,
+              validate: Callable[[flags.FlagValues], None] | None = None,
+              ) -> tuple[tf.distribute.Strategy, str]:
+    """The start every trainer shares: checks the common flags (`validate_common_flags`), seeds
+    everything (`--seed`), builds the strategy (`--strategy`, `--cpu_devices`), sets the precision
+    policy (`--mixed_precision`), runs the trainer's own checks `validate(config)` (e.g. the crop
+    against the images) and only then writes the resolved flags to `workdir/flags.txt`, so a bad
+    value leaves nothing behind. Returns (strategy, resolved policy name)."""
+    validate_common_flags(config)
     set_seed(config.seed)
     strategy = get_strategy(config.strategy, config.cpu_devices)
     policy = set_precision(config.mixed_precision)
+    if validate is not None:
+        validate(config)
     if is_chief():
         save_flags(config, workdir)
     return strategy, policy
@@ -226,7 +282,7 @@ def loop_intervals(config: flags.FlagValues) -> dict:
     return dict(num_steps=config.num_steps, log_every=config.log_every,
                 checkpoint_every=config.checkpoint_every,
                 max_train_minutes=config.max_train_minutes, image_every=config.image_every,
-                eval_every=config.eval_every)
+                eval_every=config.eval_every, save_on_signal=config.save_on_signal)
 
 
 # --------------------------------------------------------------------------- devices, precision
@@ -424,20 +480,97 @@ class Checkpointer:
                                                   max_to_keep=max_to_keep)
 
     def restore_latest(self) -> int:
-        """Restores the newest checkpoint if there is one; returns the step to resume from."""
+        """Restores the newest readable checkpoint if there is one; returns the step to resume from.
+
+        * No checkpoint: returns 0 (a fresh run).
+        * Checkpoint files (`ckpt-N.index`) but no `checkpoints/checkpoint` index file: raises
+          `CheckpointError` (never a silent restart at step 0 beside old checkpoints).
+        * The newest checkpoint is unreadable (truncated, corrupt): a warning names its files and
+          the next older one is restored; if none can be read, `CheckpointError` names them all.
+        * A checkpoint that reads but does not match this run's networks (another paper, stage or
+          variant): `CheckpointError` saying what the workdir holds (`describe_workdir`).
+        """
         check_checkpoint_reaches(self.checkpoint, self._trackables)
-        path = self.latest
-        if path is None:
+        if self.chief:
+            candidates = list(reversed(self.manager.checkpoints))  # newest first
+        else:  # a non-chief worker restores what the chief wrote
+            state = tf.train.get_checkpoint_state(self.directory)
+            candidates = list(reversed(state.all_model_checkpoint_paths)) if state else []
+        if not candidates:
+            orphans = _checkpoint_prefixes(self.directory)
+            if orphans:
+                newest = os.path.basename(orphans[-1])
+                raise CheckpointError(
+                    f"{os.path.join(self.directory, 'checkpoint')} (the index file) is missing but "
+                    f"{len(orphans)} checkpoint(s) are there, the newest {newest}: refusing to "
+                    f"restart at step 0 beside them. To resume, recreate the index: echo "
+                    f"'model_checkpoint_path: \"{newest}\"' > "
+                    f"{os.path.join(self.directory, 'checkpoint')}; to start over, move "
+                    f"{self.directory} away.")
             return 0
-        status = self.checkpoint.restore(path)
-        status.assert_existing_objects_matched()
-        logging.info("Restored %s (step %d)", path, int(self.step.numpy()))
-        return int(self.step.numpy())
+        failures = []
+        rates = self._flag_learning_rates()
+        for path in candidates:
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except AssertionError as e:
+                workdir = os.path.dirname(self.directory)
+                raise CheckpointError(
+                    f"{path} does not match this run's networks ({_first_line(e)}); "
+                    f"{workdir} holds {describe_workdir(workdir)}: is --workdir the workdir of "
+                    f"another paper, stage or variant? Use a fresh --workdir.") from None
+            except Exception as e:  # noqa: BLE001 - unreadable: try the next older one
+                failures.append(f"{path} ({type(e).__name__}: {_first_line(e)})")
+                logging.warning("checkpoint %s (files %s.index, %s.data-*) cannot be read "
+                                "(%s: %s); trying the previous one.", path, path, path,
+                                type(e).__name__, _first_line(e))
+                continue
+            if failures:
+                logging.warning("Restored the older checkpoint %s instead of the unreadable %s.",
+                                path, "; ".join(failures))
+            logging.info("Restored %s (step %d)", path, int(self.step.numpy()))
+            self._keep_flag_learning_rates(rates)
+            return int(self.step.numpy())
+        raise CheckpointError(
+            f"no checkpoint under {self.directory} can be read: {'; '.join(failures)}. Move the "
+            f"unreadable ckpt-N.* files away to fall back further, or the whole folder to start "
+            f"over.")
+
+    def _flag_learning_rates(self) -> dict:
+        """{name: (optimizer, rate)} of the optimizers whose learning rate is a constant (a Keras
+        variable, which checkpoints save): the rate the run was started with."""
+        out = {}
+        for name, obj in self._trackables.items():
+            if isinstance(obj, keras.optimizers.Optimizer) and isinstance(
+                    getattr(obj, "_learning_rate", None), keras.Variable):
+                out[name] = (obj, float(np.asarray(obj.learning_rate)))
+        return out
+
+    @staticmethod
+    def _keep_flag_learning_rates(rates: dict) -> None:
+        """A restore brings back the saved learning rate; the run's own (its flags) wins, so a
+        restart after a non-finite step with a lower --learning_rate really uses it."""
+        for name, (opt, rate) in rates.items():
+            saved = float(np.asarray(opt.learning_rate))
+            if saved != rate:
+                logging.info("%s: learning rate %g from the flags replaces the checkpoint's %g",
+                             name, rate, saved)
+                opt.learning_rate = rate
 
     def save(self, step: int | None = None) -> str:
+        """Saves a checkpoint at `step` (default: the current one) after checking that every
+        floating-point variable is finite: raises `NonFiniteLossError` instead of saving broken
+        weights, so the newest checkpoint on disk is always the last finite state."""
         check_checkpoint_reaches(self.checkpoint, self._trackables)
         if step is not None:
             self.step.assign(int(step))
+        bad, total = self.non_finite_variables()
+        if bad:
+            raise NonFiniteLossError(
+                f"{len(bad)} of {total} weight tensors are non-finite after step "
+                f"{int(self.step.numpy())} (e.g. {', '.join(bad[:3])}); not saved: the last "
+                f"finite checkpoint is {self.latest}. Lower the learning rate (or check the data) "
+                f"and rerun the same command to resume from it.")
         path = self.manager.save(checkpoint_number=int(self.step.numpy()))
         if not self.chief:  # a non-chief worker's copy: written (collectives), then dropped
             shutil.rmtree(self._write_dir, ignore_errors=True)
@@ -445,9 +578,147 @@ class Checkpointer:
             return os.path.join(self.directory, os.path.basename(path))
         return path
 
+    def non_finite_variables(self) -> tuple[list[str], int]:
+        """(names of the floating-point variables holding NaN/inf, number of float variables)."""
+        bad, total, seen = [], 0, set()
+        for obj in tf.train.TrackableView(self.checkpoint).descendants():
+            if not isinstance(obj, (tf.Variable, keras.Variable)) or id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            if not tf.as_dtype(obj.dtype).is_floating:
+                continue
+            total += 1
+            if not bool(tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(obj)))):
+                bad.append(getattr(obj, "path", None) or obj.name)
+        return bad, total
+
     @property
     def latest(self) -> str | None:
         return tf.train.latest_checkpoint(self.directory)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint folder that cannot be resumed safely; the message names the files and the fix."""
+
+
+def _first_line(e: BaseException, limit: int = 300) -> str:
+    text = str(e).strip().splitlines()
+    line = text[0] if text else type(e).__name__
+    return line if len(line) <= limit else line[:limit] + "..."
+
+
+def _checkpoint_prefixes(directory: str) -> list[str]:
+    """`directory/ckpt-N` prefixes that have an `.index` file, oldest (smallest N) first."""
+    found = []
+    for index in glob.glob(os.path.join(directory, "*.index")):
+        m = re.search(r"-(\d+)\.index$", index)
+        found.append((int(m.group(1)) if m else -1, index[:-len(".index")]))
+    return [p for _, p in sorted(found)]
+
+
+# --------------------------------------------------------------------------- what a workdir holds
+
+# (paper, stage) -> words; the stage of paper 1 is the trainer (srn or cyclegan).
+_PAPER_WORDS = {"paper1": "paper-1", "paper2": "paper-2", "paper3": "paper-3"}
+_STAGE_WORDS = {"srn": "SRN", "cyclegan": "CycleGAN", "hg": "HG", "cgan": "cGAN"}
+
+
+def workdir_of(path: str) -> str:
+    """The workdir of a workdir, its `checkpoints/` folder or a checkpoint prefix in it."""
+    path = os.path.abspath(path)
+    if not os.path.isdir(path):
+        path = os.path.dirname(path)
+    if os.path.basename(path) == "checkpoints" and not os.path.isfile(
+            os.path.join(path, FLAGS_FILENAME)):
+        path = os.path.dirname(path)
+    return path
+
+
+def read_flags_file(workdir: str) -> dict[str, str] | None:
+    """{flag name: value string} of `workdir/flags.txt` (booleans as "true"/"false"), or None."""
+    path = os.path.join(workdir, FLAGS_FILENAME)
+    if not os.path.isfile(path):
+        return None
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line.startswith("--"):
+                continue
+            name, eq, value = line[2:].partition("=")
+            if eq:
+                out[name] = value
+            elif name.startswith("no"):
+                out[name[2:]] = "false"
+            else:
+                out[name] = "true"
+    return out
+
+
+def workdir_kind(path: str) -> tuple[str, str] | None:
+    """(paper, stage) of the training workdir holding `path`, read from its flags.txt, e.g.
+    ("paper1", "srn"), ("paper1", "cyclegan"), ("paper2", "cgan"), ("paper3", "umsn");
+    None when there is no flags.txt or it is none of these."""
+    fl = read_flags_file(workdir_of(path))
+    if fl is None:
+        return None
+    if "ablation" in fl and "stage" in fl:
+        return "paper3", fl["stage"]
+    if "lambda_ci" in fl and "stage" in fl:
+        return "paper2", fl["stage"]
+    if "recurrent" in fl or "scale_weights" in fl:
+        return "paper1", "srn"
+    if "lambda_cycle" in fl:
+        return "paper1", "cyclegan"
+    return None
+
+
+def describe_kind(kind: tuple[str, str] | None) -> str:
+    """("paper1", "srn") -> "a paper-1 SRN workdir"."""
+    if kind is None:
+        return "no recognisable training workdir (no flags.txt of this project)"
+    paper, stage = kind
+    return f"a {_PAPER_WORDS.get(paper, paper)} {_STAGE_WORDS.get(stage, stage)} workdir"
+
+
+def describe_workdir(path: str) -> str:
+    return describe_kind(workdir_kind(path))
+
+
+def check_workdir_kind(path: str, paper: str, stages: Sequence[str], flag: str = "") -> None:
+    """Raises ValueError "--flag=PATH is a paper-1 SRN workdir, not a paper-3 umsn one" when the
+    workdir holding `path` was trained by another paper or stage. A path without a flags.txt
+    (e.g. a bare checkpoint prefix) passes: the restore itself then checks the variables."""
+    kind = workdir_kind(path)
+    if kind is None and read_flags_file(workdir_of(path)) is None:
+        return
+    if kind is not None and kind[0] == paper and kind[1] in stages:
+        return
+    wanted = " or ".join(_STAGE_WORDS.get(s, s) for s in stages)
+    raise ValueError(f"{flag + '=' if flag else ''}{path} is {describe_kind(kind)}, not a "
+                     f"{_PAPER_WORDS.get(paper, paper)} {wanted} one: pass the workdir of that "
+                     f"training stage.")
+
+
+def restore_init(path: str | None, flag: str, *, paper: str, stages: Sequence[str],
+                 **trackables) -> str:
+    """Restores networks from an earlier run for an init flag (`--init_sn`, `--hg_workdir`, ...).
+
+    Checks the workdir's kind (`check_workdir_kind`), then restores with
+    `expect_partial().assert_existing_objects_matched()`: every variable of `trackables` must come
+    from the checkpoint, else a ValueError names the flag, the path and what the workdir holds.
+    Returns the checkpoint path used.
+    """
+    if not path:
+        raise ValueError(f"{flag} is required: the workdir of the "
+                         f"{'/'.join(_STAGE_WORDS.get(s, s) for s in stages)} stage")
+    check_workdir_kind(path, paper, stages, flag)
+    try:
+        return restore_for_eval(path, **trackables)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{flag}={path}: {e}") from None
+    except ValueError as e:
+        raise ValueError(f"{flag}={path}: {e}") from None
 
 
 def restore_for_eval(workdir_or_checkpoint: str, **trackables) -> str:
@@ -468,7 +739,12 @@ def restore_for_eval(workdir_or_checkpoint: str, **trackables) -> str:
         raise FileNotFoundError(f"checkpoint {path!r} not found (expected {path}.index)")
     checkpoint = tf.train.Checkpoint(**trackables)
     check_checkpoint_reaches(checkpoint, trackables)
-    checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
+    try:
+        checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
+    except AssertionError as e:  # one line, not pages of unmatched objects
+        raise ValueError(
+            f"{path} does not hold {', '.join(sorted(trackables))} ({_first_line(e, 200)}); "
+            f"{workdir_of(path)} holds {describe_workdir(path)}.") from None
     return path
 
 
@@ -510,7 +786,43 @@ class SummaryWriters:
 
 
 class NonFiniteLossError(RuntimeError):
-    """A loss became NaN or infinite; the message names the step, the keys and the kept checkpoint."""
+    """A loss or a weight became NaN or infinite; the message names the step and the last finite
+    checkpoint."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """SIGTERM or SIGINT arrived; a checkpoint was saved (`run_main` exits with 128 + signum)."""
+
+    def __init__(self, signum: int, step: int, path: str | None):
+        self.signum, self.step, self.path = signum, step, path
+        super().__init__(f"{signal.Signals(signum).name} at step {step}: saved {path}; rerun the "
+                         f"same command to resume.")
+
+
+class _SignalFlag:
+    """Within `with`, SIGTERM/SIGINT only set `.signum` (main thread only; restored on exit)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.signum = None
+        self._old = {}
+
+    def _handle(self, signum, frame):
+        del frame
+        if self.signum is not None:  # a second signal: stop now, without the checkpoint
+            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}")
+        self.signum = signum
+
+    def __enter__(self):
+        if self.enabled:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        return False
 
 
 # Under mixed_float16 a step whose loss or gradients overflow is skipped by
@@ -532,15 +844,19 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
                    image_fn: Callable[[int], Mapping[str, tf.Tensor]] | None = None,
                    image_every: int = 0,
                    eval_fn: Callable[[int], Mapping[str, float]] | None = None,
-                   eval_every: int = 0) -> int:
+                   eval_every: int = 0, save_on_signal: bool = True) -> int:
     """Runs `train_step` from the checkpointer's step up to `num_steps`; returns the final step.
 
     * `train_step(batch)` returns a dict of scalar tensors (losses, confidences, ...), logged as the
       mean over each `log_every` window together with `steps_per_sec`.
-    * A non-finite value raises `NonFiniteLossError` before anything is saved, so the newest
-      checkpoint on disk is the last good state. Under mixed_float16 the loss scale has skipped
-      that update instead: the loop moves on to the next batch without counting a step, and
-      raises only after `MAX_FLOAT16_SKIPS` skips in a row.
+    * A non-finite value raises `NonFiniteLossError` before anything is saved, and every save
+      first checks that the weights are finite (the update of the last step can break them while
+      its loss, computed before the update, was finite): the newest checkpoint on disk is always
+      the last finite state, and the error names it. Under mixed_float16 the loss scale has
+      skipped that update instead: the loop moves on to the next batch without counting a step,
+      and raises only after `MAX_FLOAT16_SKIPS` skips in a row.
+    * `save_on_signal`: SIGTERM or SIGINT finishes the current step, saves a checkpoint and raises
+      `TrainingInterrupted` (the handlers are restored afterwards).
     * Checkpoints: every `checkpoint_every` steps, when `max_train_minutes` runs out, when the
       iterator ends, and at `num_steps`. `eval_fn(step)` runs every `eval_every` steps and at the
       end; its dict goes to the eval writer. `image_fn(step)` returns {name: images} for TensorBoard.
@@ -562,52 +878,59 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
             checkpointer.save(step)
             last_saved = step
 
-    while step < num_steps:
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            logging.info("Training data ended at step %d.", step)
-            break
-        values = {k: float(v) for k, v in train_step(batch).items()}
-        bad = sorted(k for k, v in values.items() if not math.isfinite(v))
-        if bad and _loss_scale_skips(float16_skips):
-            # float16: the LossScaleOptimizer skipped this update and halved its scale.
-            float16_skips += 1
-            logging.warning("non-finite %s at step %d under mixed_float16: update skipped by the "
-                            "loss scale (%d in a row).", ", ".join(bad), step + 1, float16_skips)
-            continue
-        float16_skips = 0
-        if bad:
-            raise NonFiniteLossError(
-                f"non-finite {', '.join(bad)} at step {step + 1}; nothing was saved for this step, "
-                f"the last good checkpoint is {checkpointer.latest}. Lower the learning rate or "
-                f"check the data, then resume.")
-        step += 1
-        checkpointer.step.assign(step)
-        window_steps += 1
-        for k, v in values.items():
-            sums[k] = sums.get(k, 0.0) + v
-        if step % log_every == 0 or step == num_steps:
-            elapsed = max(time.time() - window_start, 1e-9)
-            means = {k: v / window_steps for k, v in sums.items()}
-            means["steps_per_sec"] = window_steps / elapsed
-            writers.scalars("train", step, means)
-            logging.info("step %d: %s", step,
-                         ", ".join(f"{k}={v:.4g}" for k, v in sorted(means.items())))
-            sums, window_steps, window_start = {}, 0, time.time()
-        if image_fn is not None and image_every and step % image_every == 0:
-            for name, images in image_fn(step).items():
-                writers.images("train", step, name, images)
-        if eval_fn is not None and eval_every and step % eval_every == 0:
+    with _SignalFlag(save_on_signal) as signals:
+        while step < num_steps:
+            if signals.signum is not None:
+                save()
+                logging.warning("%s received at step %d: saved %s.",
+                                signal.Signals(signals.signum).name, step, checkpointer.latest)
+                raise TrainingInterrupted(signals.signum, step, checkpointer.latest)
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                logging.info("Training data ended at step %d.", step)
+                break
+            values = {k: float(v) for k, v in train_step(batch).items()}
+            bad = sorted(k for k, v in values.items() if not math.isfinite(v))
+            if bad and _loss_scale_skips(float16_skips):
+                # float16: the LossScaleOptimizer skipped this update and halved its scale.
+                float16_skips += 1
+                logging.warning("non-finite %s at step %d under mixed_float16: update skipped by "
+                                "the loss scale (%d in a row).", ", ".join(bad), step + 1,
+                                float16_skips)
+                continue
+            float16_skips = 0
+            if bad:
+                raise NonFiniteLossError(
+                    f"non-finite {', '.join(bad)} at step {step + 1}; nothing was saved for this "
+                    f"step, the last finite checkpoint is {checkpointer.latest}. Lower the learning "
+                    f"rate or check the data, then rerun to resume from it.")
+            step += 1
+            checkpointer.step.assign(step)
+            window_steps += 1
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v
+            if step % log_every == 0 or step == num_steps:
+                elapsed = max(time.time() - window_start, 1e-9)
+                means = {k: v / window_steps for k, v in sums.items()}
+                means["steps_per_sec"] = window_steps / elapsed
+                writers.scalars("train", step, means)
+                logging.info("step %d: %s", step,
+                             ", ".join(f"{k}={v:.4g}" for k, v in sorted(means.items())))
+                sums, window_steps, window_start = {}, 0, time.time()
+            if image_fn is not None and image_every and step % image_every == 0:
+                for name, images in image_fn(step).items():
+                    writers.images("train", step, name, images)
+            if eval_fn is not None and eval_every and step % eval_every == 0:
+                writers.scalars("eval", step, eval_fn(step))
+            if checkpoint_every and step % checkpoint_every == 0:
+                save()
+            if max_train_minutes and time.time() - start > 60.0 * max_train_minutes:
+                logging.info("--max_train_minutes=%g reached at step %d.", max_train_minutes, step)
+                break
+        save()
+        if eval_fn is not None and not (eval_every and step % eval_every == 0):
             writers.scalars("eval", step, eval_fn(step))
-        if checkpoint_every and step % checkpoint_every == 0:
-            save()
-        if max_train_minutes and time.time() - start > 60.0 * max_train_minutes:
-            logging.info("--max_train_minutes=%g reached at step %d.", max_train_minutes, step)
-            break
-    save()
-    if eval_fn is not None and not (eval_every and step % eval_every == 0):
-        writers.scalars("eval", step, eval_fn(step))
     return step
 
 

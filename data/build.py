@@ -30,10 +30,16 @@ Output: `<output_dir>/<name>-0000i-of-0000N.tfrecord` (+ `.json` per shard: coun
 skipped/converted inputs) and `<name>-report.json` (all shards). Input items are split into N
 contiguous chunks, one per shard; a shard is written to `.tmp` and renamed when complete, and
 every item's randomness is seeded by (--seed, item index), so re-running the same command skips
-finished shards and rebuilds only missing ones, with identical results. Corrupt or unreadable
+finished shards and rebuilds only missing ones, with identical results. `<name>-build.json`
+(written first) holds a fingerprint of the flags and the source files (paths, sizes, mtimes): a
+rerun with other flags or changed sources is refused, or with --overwrite rebuilds from scratch,
+so old shards never pass for new ones. Readers (`common.tfrecord.list_files`) refuse a glob that
+matches an incomplete shard set (a build that was killed). Corrupt or unreadable
 images and images smaller than --min_size are skipped; grayscale / palette / RGBA / 16-bit
 inputs are converted to RGB; both are listed in the reports.
 """
+import glob
+import hashlib
 import json
 import os
 import re
@@ -107,6 +113,8 @@ def define_flags(fv=flags.FLAGS):
                          flag_values=fv)
     flags.DEFINE_integer("max_items", None, "Use only the first N source items.", flag_values=fv)
     flags.DEFINE_integer("seed", 0, "Seed of every random choice.", flag_values=fv)
+    flags.DEFINE_bool("overwrite", False, "Rebuild when --output_dir holds records of this --name "
+                      "built with other flags or sources (otherwise refused).", flag_values=fv)
     flags.mark_flags_as_required(["source", "manual_dir", "output_dir"], flag_values=fv)
 
 
@@ -378,10 +386,94 @@ def ex_h(ex, frames):
 
 
 def _atomic_json(path, obj):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, default=str)
-    os.replace(tmp, path)
+    image_io.atomic_write(path, json.dumps(obj, indent=1, default=str))
+
+
+# cfg entries that do not change what the records hold
+_NOT_FINGERPRINTED = ("kernel_source", "output_dir", "overwrite", "num_workers")
+
+
+def _fingerprint_value(v):
+    """JSON-able stand-in of a source item value: files by (path, size, mtime), arrays by hash."""
+    if isinstance(v, dict):
+        return {str(k): _fingerprint_value(x) for k, x in sorted(v.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(v, (list, tuple)):
+        return [_fingerprint_value(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return hashlib.sha1(np.ascontiguousarray(v).tobytes()).hexdigest()
+    if isinstance(v, str) and os.path.isfile(v):
+        st = os.stat(v)
+        return [v, st.st_size, st.st_mtime_ns]
+    return v if isinstance(v, (int, float, bool, type(None))) else str(v)
+
+
+def build_fingerprint(cfg, items):
+    """(hex digest, flags dict) over the flags that shape the records and the source items
+    (their keys, and every input file's path, size and mtime; mask files and a kernel file too)."""
+    flag_values = {k: v for k, v in cfg.items() if k not in _NOT_FINGERPRINTED}
+    extra = {}
+    if cfg.get("mask_dir") and os.path.isdir(cfg["mask_dir"]):
+        extra["masks"] = _fingerprint_value(
+            [os.path.join(cfg["mask_dir"], f) for f in sorted(os.listdir(cfg["mask_dir"]))])
+    extra["kernels"] = _fingerprint_value(cfg.get("kernels"))
+    blob = json.dumps({"flags": flag_values, "items": _fingerprint_value(items), **extra},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest(), json.loads(
+        json.dumps(flag_values, default=str))
+
+
+def _existing_build_files(out_dir, name):
+    pattern = os.path.join(glob.escape(out_dir), glob.escape(name))
+    files = glob.glob(pattern + "-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9].tfrecord")
+    files += [f + ".json" for f in files if os.path.isfile(f + ".json")]
+    files += glob.glob(pattern + "-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9]"
+                                 ".tfrecord.json")
+    # the folder layout's shard markers (data.build --output_format=folder)
+    files += glob.glob(os.path.join(glob.escape(out_dir), ".build", glob.escape(name) + "-*"))
+    report = os.path.join(out_dir, f"{name}-report.json")
+    return sorted(set(files + ([report] if os.path.isfile(report) else [])))
+
+
+def check_build_fingerprint(cfg, items):
+    """Makes sure the shards already in --output_dir (if any) were built from the same flags and
+    sources, so a rerun resumes only a build of the same records; writes `<name>-build.json`.
+
+    Different flags or sources: ValueError naming what differs, or with --overwrite the old
+    shards, their .json files and the report are deleted and everything is rebuilt. Shards
+    without a `<name>-build.json` (a build of an older version) count as different.
+    """
+    out_dir, name = cfg["output_dir"], cfg["name"]
+    fingerprint, flag_values = build_fingerprint(cfg, items)
+    path = os.path.join(out_dir, f"{name}-build.json")
+    old = None
+    if os.path.isfile(path):
+        with open(path) as f:
+            old = json.load(f)
+    existing = _existing_build_files(out_dir, name)
+    if old is not None and old.get("fingerprint") == fingerprint:
+        return
+    if existing:
+        if old is None:
+            why = f"no {name}-build.json says which flags and sources built them"
+        else:
+            diff = [f"--{k}: {old['flags'].get(k)!r} then, {flag_values.get(k)!r} now"
+                    for k in sorted(set(old.get("flags", {})) | set(flag_values))
+                    if old.get("flags", {}).get(k) != flag_values.get(k)]
+            why = ("they were built with other flags (" + "; ".join(diff) + ")" if diff else
+                   f"the source files changed ({old.get('items')} items then, {len(items)} now, "
+                   "or files added, removed or modified)")
+        if not cfg.get("overwrite"):
+            raise ValueError(f"--output_dir={out_dir} holds {name} records that this command "
+                             f"would not build: {why}. Pass --overwrite to rebuild them, or "
+                             f"another --output_dir or --name.")
+        logging.warning("--overwrite: deleting %d old %s files in %s (%s)", len(existing), name,
+                        out_dir, why)
+        for f in existing:
+            os.remove(f)
+    _atomic_json(path, {"fingerprint": fingerprint, "items": len(items),
+                        "shards": [tfrecord.shard_name(name, s, cfg["num_shards"])
+                                   for s in range(cfg["num_shards"])],
+                        "flags": flag_values})
 
 
 def identity_name(ex):
@@ -502,7 +594,11 @@ def build_shard(cfg, path, shard_items, first_index, identity_map, bar=None):
 
 
 def build(cfg):
-    """Writes the records; returns the combined report dict."""
+    """Writes the records; returns the combined report dict.
+
+    A rerun of the same command resumes (finished shards are kept); a rerun with other flags or
+    sources is refused unless cfg["overwrite"] (`check_build_fingerprint`).
+    """
     out_dir, name, n_shards = cfg["output_dir"], cfg["name"], cfg["num_shards"]
     os.makedirs(out_dir, exist_ok=True)
     clip_length = max(cfg["lengths"]) if cfg["mode"] in ("pravg", "vla") else 21
@@ -516,6 +612,7 @@ def build(cfg):
     if not items:
         raise ValueError(f"source {cfg['source']} split {cfg['split']!r} in {cfg['manual_dir']} "
                          "yielded no item.")
+    check_build_fingerprint(cfg, items)
     idents = sorted({e.get("identity") for _, e in items if isinstance(e.get("identity"), str)})
     identity_map = {s: i for i, s in enumerate(idents)}
     bounds = np.linspace(0, len(items), n_shards + 1).astype(int)
@@ -597,6 +694,7 @@ def config_from_flags(fv):
         "max_items": fv.max_items, "seed": fv.seed, "center_crop": fv.center_crop,
         "output_format": fv.output_format, "exclude_identities": fv.exclude_identities,
         "max_per_identity": fv.max_per_identity, "num_workers": fv.num_workers,
+        "overwrite": fv.overwrite,
     }
     if fv.num_workers < 1:
         raise ValueError(f"--num_workers={fv.num_workers}: give 1 (no pool) or more processes")
@@ -611,7 +709,10 @@ def config_from_flags(fv):
 
 def main(argv):
     del argv
-    build(config_from_flags(flags.FLAGS))
+    try:
+        build(config_from_flags(flags.FLAGS))
+    except (ValueError, FileNotFoundError) as e:  # bad flags or a refused rerun: one line
+        raise SystemExit(f"error: {e}") from None
 
 
 if __name__ == "__main__":

@@ -70,6 +70,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
 
 def load_srn(workdir):
     """Rebuilds SRN from workdir/flags.txt, restores it; returns a [0,1] -> [0,1] function."""
+    train_utils.check_workdir_kind(workdir, "paper1", ("srn",))
     config = train_utils.load_flags(train_srn.all_define_fns(), workdir)
     model = train_srn.build_model(config, image_size=16)
     train_utils.restore_for_eval(workdir, srn=model)
@@ -78,6 +79,7 @@ def load_srn(workdir):
 
 def load_cyclegan_f(workdir):
     """F: blurred -> clear of a stage-1 run, as a [0,1] -> [0,1] function."""
+    train_utils.check_workdir_kind(workdir, "paper1", ("cyclegan",))
     config = train_utils.load_flags(train_cyclegan.all_define_fns(), workdir)
     f = cyclegan.build_generator(config.generator, name="f_net", image_size=16)
     train_utils.restore_for_eval(workdir, f_net=f)

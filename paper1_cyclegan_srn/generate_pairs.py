@@ -85,6 +85,7 @@ def split_indices(n, test_fraction, seed):
 
 def load_generator(cyclegan_workdir):
     """Rebuilds G from the stage-1 flags and restores its newest checkpoint."""
+    train_utils.check_workdir_kind(cyclegan_workdir, "paper1", ("cyclegan",), "--cyclegan_workdir")
     config = train_utils.load_flags(train_cyclegan.all_define_fns(), cyclegan_workdir)
     g = cyclegan.build_generator(config.generator, name="g_net", image_size=config.crop_size)
     path = train_utils.restore_for_eval(cyclegan_workdir, g_net=g)

@@ -14,7 +14,7 @@ from absl import flags, logging
 import keras
 import tensorflow as tf
 
-from common import metrics, train_utils
+from common import metrics, pipeline, train_utils
 from paper1_cyclegan_srn import cyclegan, inputs, losses
 from paper1_cyclegan_srn.image_pool import ImagePool
 
@@ -176,7 +176,9 @@ class CycleGANTrainer:
 
 def train_and_evaluate(workdir: str, config) -> int:
     """Trains stage 1 into `workdir`; returns the final step."""
-    strategy, policy = train_utils.start_run(config, workdir)
+    strategy, policy = train_utils.start_run(config, workdir, validate=lambda c: [
+        pipeline.check_crop(src, c.crop_size, inputs._pair(c.resize), "--crop_size", flag)
+        for src, flag in ((c.clear_data, "--clear_data"), (c.blurred_data, "--blurred_data"))])
     logging.info("CycleGAN: strategy %s, precision %s", type(strategy).__name__, policy)
     trainer = CycleGANTrainer(config, strategy)
     checkpointer = train_utils.Checkpointer(workdir, config.keep_checkpoints, **trainer.trackables())

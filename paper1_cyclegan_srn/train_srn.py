@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import metrics, train_utils
+from common import metrics, pipeline, train_utils
 from paper1_cyclegan_srn import inputs, losses, srn
 
 
@@ -127,7 +127,8 @@ class SRNTrainer:
 
 
 def train_and_evaluate(workdir: str, config) -> int:
-    strategy, policy = train_utils.start_run(config, workdir)
+    strategy, policy = train_utils.start_run(config, workdir, validate=lambda c: (
+        pipeline.check_crop(c.train_data, c.crop_size, inputs._pair(c.resize), "--crop_size")))
     logging.info("SRN: strategy %s, precision %s", type(strategy).__name__, policy)
     trainer = SRNTrainer(config, strategy)
     checkpointer = train_utils.Checkpointer(workdir, config.keep_checkpoints, **trainer.trackables())

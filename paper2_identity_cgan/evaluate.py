@@ -161,6 +161,7 @@ def load_train_flags(workdir):
 
 def load_model(workdir):
     """(deblur_fn [B,H,W,3] -> [B,H,W,3], flags) rebuilt from ``workdir/flags.txt``."""
+    train_utils.check_workdir_kind(workdir, "paper2", ("cgan",))
     cfg = load_train_flags(workdir)
     nets = models.build_networks(cfg.variant, use_hg=cfg.use_hg, identity=False,
                                  global_residual=cfg.global_residual,

@@ -227,7 +227,8 @@ class CGANTrainer:
                 if not config.hg_workdir:
                     raise ValueError("--use_hg needs --hg_workdir (the stage-1 workdir); or pass "
                                      "--nouse_hg for the 'identity-noHG' variant")
-                path = train_utils.restore_for_eval(config.hg_workdir, hg=self.hg)
+                path = train_utils.restore_init(config.hg_workdir, "--hg_workdir",
+                                                paper="paper2", stages=("hg",), hg=self.hg)
                 logging.info("HG restored from %s (frozen)", path)
         self.trackables = {"g_bl": self.g_bl, "d": self.d, "g_optimizer": self.g_optimizer,
                            "d_optimizer": self.d_optimizer}
@@ -331,8 +332,7 @@ def train_and_evaluate(workdir: str, config) -> int:
     if config.image_size % models.GEN_DIVISOR and config.stage == "cgan":
         raise ValueError(f"--image_size={config.image_size} must be a multiple of "
                          f"{models.GEN_DIVISOR} (Table 3 has seven stride-2 layers)")
-    tf.io.gfile.makedirs(workdir)
-    strategy, _ = train_utils.start_run(config, workdir)
+    strategy, _ = train_utils.start_run(config, workdir)  # checks flags, then creates workdir
 
     if config.stage == "hg":
         ds = hg_dataset(config, config.seed)

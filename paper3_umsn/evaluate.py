@@ -121,6 +121,7 @@ def load_config(workdir):
 
 def load_run(workdir):
     """Rebuilds SN + UMSN from workdir/flags.txt and restores the newest checkpoint."""
+    train_utils.check_workdir_kind(workdir, "paper3", ("umsn",))
     config = load_config(workdir)
     sn = models.build_sn(config.variant)
     umsn = models.build_umsn(config.variant, config.ablation)

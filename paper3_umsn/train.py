@@ -26,6 +26,9 @@ from common import blur, image_io, pipeline, tfrecord, train_utils
 from paper3_umsn import losses, models
 
 STAGES = ("sn_clean", "sn_blurry", "fnet", "umsn")
+# Workdirs whose checkpoint holds a trained SN for --init_sn (the SN stages; later stages keep a
+# frozen copy of theirs).
+SN_STAGES = STAGES
 
 
 def define_flags(fv=flags.FLAGS):
@@ -157,11 +160,11 @@ def make_train_dataset(config, bank):
     return ds
 
 
-def _init_from(path, flag, **trackables):
+def _init_from(path, flag, stages, **trackables):
     if not path:
         raise ValueError(f"this stage needs {flag}=<workdir of the earlier stage> "
                          "(see paper3_umsn/README.md for the stage order)")
-    return train_utils.restore_for_eval(path, **trackables)
+    return train_utils.restore_init(path, flag, paper="paper3", stages=stages, **trackables)
 
 
 def _load_init_model(config):
@@ -202,10 +205,10 @@ class Stage:
                 self.sn.set_weights(init_model.sn.get_weights())
                 self.sn.trainable = False
             elif stage in ("fnet", "umsn"):
-                _init_from(config.init_sn, "--init_sn", sn=self.sn)
+                _init_from(config.init_sn, "--init_sn", SN_STAGES, sn=self.sn)
                 self.sn.trainable = False
             if stage == "sn_blurry":
-                _init_from(config.init_sn, "--init_sn", sn=self.sn)
+                _init_from(config.init_sn, "--init_sn", SN_STAGES, sn=self.sn)
             if stage in ("sn_clean", "sn_blurry"):
                 self.train_vars = self.sn.trainable_variables
             elif stage == "fnet":
@@ -224,8 +227,7 @@ class Stage:
                 elif self.umsn.use_fnets:
                     if config.init_fnets:
                         fn = {f"fnet{i + 1}": f for i, f in enumerate(self.umsn.fnets)}
-                        tf.train.Checkpoint(**fn).restore(
-                            _latest(config.init_fnets)).expect_partial()
+                        _init_from(config.init_fnets, "--init_fnets", ("fnet",), **fn)
                     else:
                         logging.warning("--init_fnets not given: F-Net streams start from scratch")
                 self.train_vars = self.umsn.trainable_variables
@@ -323,19 +325,19 @@ class Stage:
         return tf.clip_by_value(self.umsn([x, self._masks(x)], training=False)["x_hat"], 0.0, 1.0)
 
 
-def _latest(path):
-    if tf.io.gfile.exists(path + ".index"):
-        return path
-    directory = os.path.join(path, "checkpoints") if os.path.isdir(os.path.join(path, "checkpoints")) else path
-    latest = tf.train.latest_checkpoint(directory)
-    if latest is None:
-        raise FileNotFoundError(f"no checkpoint under {directory}")
-    return latest
+def validate_flags(config):
+    """Checks run before the workdir is written (`train_utils.start_run`)."""
+    for name in ("crop", "num_kernels"):
+        train_utils.check_min(config, name, 1)
+    if config.kernel_min > config.kernel_max:
+        raise ValueError(f"--kernel_min={config.kernel_min} is larger than "
+                         f"--kernel_max={config.kernel_max}.")
+    pipeline.check_crop(config.train_data, config.crop, _resize(config))
 
 
 def train_and_evaluate(workdir, config):
     """Runs one stage from `config` (parsed FlagValues) in `workdir`; returns the final step."""
-    strategy, policy = train_utils.start_run(config, workdir)
+    strategy, policy = train_utils.start_run(config, workdir, validate=validate_flags)
     logging.info("stage %s, variant %s, ablation %s, precision %s", config.stage, config.variant,
                  config.ablation, policy)
     bank = make_kernel_bank(config) if config.stage != "sn_clean" else None

@@ -151,7 +151,12 @@ def test_export_and_safe_load_round_trip(tmp_path):
     import keras
     inp = keras.Input((None, None, 3))
     model = keras.Model(inp, keras.layers.Conv2D(3, 3, padding="same")(inp))
-    paths = inference.export_model(model, str(tmp_path / "export"))
+    old_umask = os.umask(0o022)
+    try:
+        paths = inference.export_model(model, str(tmp_path / "export"))
+    finally:
+        os.umask(old_umask)
+    assert os.stat(paths["keras"]).st_mode & 0o777 == 0o644  # the umask's mode, not mkstemp's 0600
     x = RNG.random((1, 12, 12, 3)).astype(np.float32)
     want = np.asarray(model(x))
     np.testing.assert_allclose(np.asarray(inference.load_keras(paths["keras"])(x)), want, atol=1e-5)

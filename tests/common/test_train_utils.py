@@ -138,7 +138,8 @@ def test_start_run_saves_flags_and_loop_intervals_come_from_flags(tmp_path):
     tu.start_run(fv, str(tmp_path / "w"))  # seeded again: same draw
     assert np.random.rand() == a
     assert tu.loop_intervals(loaded) == dict(num_steps=7, log_every=2, checkpoint_every=5,
-                                             max_train_minutes=1.5, image_every=0, eval_every=3)
+                                             max_train_minutes=1.5, image_every=0, eval_every=3,
+                                             save_on_signal=True)
 
 
 def test_set_precision_and_optimizer():

@@ -194,7 +194,7 @@ def test_interrupted_run_keeps_finished_shards(tmp_path, monkeypatch):
     run(args)
   names = sorted(os.listdir(out))
   assert names == ["t-00000-of-00003.tfrecord", "t-00000-of-00003.tfrecord.json",
-                   "t-00001-of-00003.tfrecord", "t-00001-of-00003.tfrecord.json"]
+                   "t-00001-of-00003.tfrecord", "t-00001-of-00003.tfrecord.json", "t-build.json"]
   monkeypatch.setattr(build, "item_examples", real)
   rep = run(args)
   assert rep["items_resumed"] == 4 and rep["items_this_run"] == 2 and rep["records"] == 6
