@@ -58,7 +58,7 @@ setup(
     packages=find_packages(include=["common*", "data*", "paper1_cyclegan_srn*",
                                     "paper2_identity_cgan*", "paper3_umsn*"]),
     include_package_data=True,
-    package_data={"": ["*.flags", "*.md", "sample/*", "sample/*/*"]},
+    package_data={"": ["*.flags", "*.md", "*.sh", "sample/*", "sample/*/*", "weights/*.keras"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={"cpu": CPU_REQUIRES, "gpu": GPU_REQUIRES, "test": TEST_REQUIRES,
                     "face": FACE_REQUIRES},
