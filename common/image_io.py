@@ -222,23 +222,6 @@ def atomic_write(path, write: Callable | bytes | str) -> str:
     return path
 
 
-def atomic_write_bytes(path, data: bytes) -> str:
-    """Writes ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = os.fspath(path)
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
-
-
 # --------------------------------------------------------------------------- folders
 def list_images(folder, recursive: bool = True) -> list[str]:
     """Sorted paths of the PNG/JPEG/BMP files (any case of extension) under ``folder``.

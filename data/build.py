@@ -534,7 +534,7 @@ def write_folder_shard(out_dir, done_path, examples):
                          (tfrecord.MASK, "masks")):
             if key in ex:
                 os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
-                image_io.atomic_write_bytes(os.path.join(out_dir, sub, name + ".png"),
+                image_io.atomic_write(os.path.join(out_dir, sub, name + ".png"),
                                             ex[key].bytes_list.value[0])
         if tfrecord.KERNEL in ex:
             size = int(ex[tfrecord.KERNEL_SIZE].int64_list.value[0])
@@ -550,7 +550,7 @@ def write_folder_shard(out_dir, done_path, examples):
         names.append(name)
     os.makedirs(os.path.dirname(done_path), exist_ok=True)
     if ident_lines:
-        image_io.atomic_write_bytes(done_path + ".identities",
+        image_io.atomic_write(done_path + ".identities",
                                     ("\n".join(ident_lines) + "\n").encode())
     return names
 
@@ -564,7 +564,7 @@ def _finish_folder(out_dir, n_shards, name, cfg):
             with open(p) as f:
                 lines.extend(l for l in f.read().splitlines() if l)
     if lines:
-        image_io.atomic_write_bytes(os.path.join(out_dir, "identities.txt"),
+        image_io.atomic_write(os.path.join(out_dir, "identities.txt"),
                                     ("\n".join(lines) + "\n").encode())
     meta = {"layout": "facedeblur test set: sharp/NAME.png, blurred/NAME.png, kernels/NAME.npy",
             "built_by": "python -m data.build", "flags": {k: v for k, v in cfg.items()
@@ -585,7 +585,7 @@ def build_shard(cfg, path, shard_items, first_index, identity_map, bar=None):
             bar.update(1)
     if cfg.get("output_format") == "folder":
         write_folder_shard(cfg["output_dir"], path, examples)
-        image_io.atomic_write_bytes(path, f"{len(examples)} items in the folder layout\n".encode())
+        image_io.atomic_write(path, f"{len(examples)} items in the folder layout\n".encode())
     else:
         tfrecord.write_shard(path, examples)
     _atomic_json(path + ".json", {"items": len(shard_items), "records": len(examples),
