@@ -24,10 +24,11 @@ import sys
 from absl import app, flags
 
 from common import train_utils
+from paper3_umsn import deblur
 
 # --from_scratch: share of the time budget per stage; most of it goes to the full network.
 STAGE_SHARES = (("sn_clean", 0.15), ("sn_blurry", 0.10), ("fnet", 0.25), ("umsn", 0.50))
-SHIPPED = os.path.join(train_utils.REPO_ROOT, "paper3_umsn", "weights", "umsn_small.keras")
+SHIPPED = deblur.SHIPPED
 
 
 def define_flags(fv=flags.FLAGS):

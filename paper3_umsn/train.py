@@ -168,7 +168,7 @@ def _init_from(path, flag, stages, **trackables):
 
 
 def _load_init_model(config):
-    """--init_model's SN + UMSN (a `models.UMSNDeblurrer` .keras file), checked against the run."""
+    """--init_model's SN + UMSN (a `models.UMSNDeblurrer` .keras file), or None."""
     if not config.init_model:
         return None
     from common import inference  # pylint: disable=import-outside-toplevel
@@ -176,14 +176,15 @@ def _load_init_model(config):
     if not isinstance(model, models.UMSNDeblurrer):
         raise ValueError(f"--init_model={config.init_model} holds a {type(model).__name__}, not "
                          "a paper-3 SN + UMSN model (python -m paper3_umsn.export writes one)")
-    want = models.build_umsn(config.variant, config.ablation)
-    size = config.crop
-    want([np.zeros((1, size, size, 3), np.float32), np.full((1, size, size, 4), 0.25, np.float32)])
-    got = [w.shape for w in model.umsn.weights]
-    if got != [w.shape for w in want.weights]:
+    return model
+
+
+def _copy_init_weights(src, dst, config):
+    """Copies a network of --init_model into the run's (built) one, or a one-line error."""
+    if [w.shape for w in src.weights] != [w.shape for w in dst.weights]:
         raise ValueError(f"--init_model={config.init_model} does not match --variant="
                          f"{config.variant} --ablation={config.ablation} (different weight shapes)")
-    return model
+    dst.set_weights(src.get_weights())
 
 
 class Stage:
@@ -202,7 +203,7 @@ class Stage:
             self.trackables["sn"] = self.sn
             init_model = _load_init_model(config) if stage == "umsn" else None
             if init_model is not None:
-                self.sn.set_weights(init_model.sn.get_weights())
+                _copy_init_weights(init_model.sn, self.sn, config)
                 self.sn.trainable = False
             elif stage in ("fnet", "umsn"):
                 _init_from(config.init_sn, "--init_sn", SN_STAGES, sn=self.sn)
@@ -223,7 +224,7 @@ class Stage:
                 self.umsn([dummy, m])
                 self.trackables["umsn"] = self.umsn
                 if init_model is not None:
-                    self.umsn.set_weights(init_model.umsn.get_weights())
+                    _copy_init_weights(init_model.umsn, self.umsn, config)
                 elif self.umsn.use_fnets:
                     if config.init_fnets:
                         fn = {f"fnet{i + 1}": f for i, f in enumerate(self.umsn.fnets)}

@@ -218,7 +218,8 @@ def shipped_path(ref: str) -> str:
         raise ValueError(f"shipped weights must be named PACKAGE/NAME (e.g. paper3_umsn/umsn_small), "
                          f"got {ref!r}")
     pkg = PAPERS.get(pkg, pkg)
-    return os.path.join(REPO_ROOT, pkg, "weights", wname if wname.endswith(".keras") else wname + ".keras")
+    from common import inference  # pylint: disable=import-outside-toplevel
+    return inference.shipped_weights(os.path.join(REPO_ROOT, pkg), wname.removesuffix(".keras"))
 
 
 def detect_paper(workdir: str) -> str:
