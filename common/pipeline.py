@@ -56,6 +56,12 @@ def _pair(x, name):
     return x
 
 
+def noise_level(noise_sigma: float, noise_sigma_min: float | None = None):
+    """The ``noise_sigma`` argument of ``make_dataset`` from the trainers' --noise_sigma and
+    --noise_sigma_min flags: a fixed level, or the (min, max) range when a minimum is set."""
+    return noise_sigma if noise_sigma_min is None else (noise_sigma_min, noise_sigma)
+
+
 def noise_range(noise_sigma):
     """(lo, hi) from a noise level: a number (fixed) or a (lo, hi) pair (uniform per example)."""
     if isinstance(noise_sigma, (tuple, list)):
@@ -185,6 +191,7 @@ def make_dataset(source, batch_size, crop=None, training=True, keys=("sharp", "b
         (``common.blur.apply_kernels``, reflect borders), plus Gaussian noise ``noise_sigma``
         (a number, or a (lo, hi) pair: one level per example drawn uniformly in [lo, hi])
         (``common.blur.add_noise``) and, with ``quantize``, rounding to 1/255 steps.
+        Without a bank, ``noise_sigma`` is added to the stored "blurred" image the same way.
       shuffle_buffer: shuffle buffer (training only); 0 disables.
       cache: cache the decoded (and resized) uint8 examples in memory (True) or in a file
         (a path string).
@@ -310,6 +317,7 @@ def make_dataset(source, batch_size, crop=None, training=True, keys=("sharp", "b
     crop_msg = (f"an image is smaller than the crop {crop}; pass resize=(H, W) to make_dataset "
                 f"(source: {pattern_desc})")
     num_kernels = 0 if bank is None else len(bank)
+    noise_lo, noise_hi = noise_range(noise_sigma)
 
     def _augment(index, ex):
         s = tf.stack([tf.constant(seed, tf.int64), tf.cast(index, tf.int64)])
@@ -344,6 +352,12 @@ def make_dataset(source, batch_size, crop=None, training=True, keys=("sharp", "b
         if bank is not None:
             out["_kernel_index"] = tf.random.stateless_uniform([], s_kernel, maxval=num_kernels, dtype=tf.int32)
             out["_seed"] = s
+        elif noise_hi > 0 and "blurred" in out:  # stored pairs: noise on the stored blurred image
+            sigma = tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(s_kernel, 2),
+                                                minval=noise_lo, maxval=noise_hi) \
+                if noise_lo < noise_hi else noise_hi
+            out["blurred"] = blur.add_noise(out["blurred"], sigma,
+                                            seed=tf.random.experimental.stateless_fold_in(s_kernel, 1))
         return out
 
     ds = ds.enumerate().map(_augment, num_parallel_calls=_AUTOTUNE)

@@ -110,11 +110,14 @@ def resize_sequence(seq: np.ndarray, size: int) -> np.ndarray:
 
 
 def still_sequences(folder: str, num_frames: int, size: int, seed: int = 0,
-                    limit: int | None = None, with_boxes: bool = False
+                    limit: int | None = None, with_boxes: bool = False,
+                    motion_scales: tuple[float, ...] = (1.0,)
                     ) -> Iterator[tuple[str, np.ndarray]]:
     """(name, uint8 [num_frames, size, size, 3]) synthetic videos of the still faces in ``folder``
     made by ``data.synth_video`` (the data helper's module). ``with_boxes``: (name, frames,
-    boxes [num_frames, 4]), the still's whole frame moved with each frame's motion."""
+    boxes [num_frames, 4]), the still's whole frame moved with each frame's motion.
+    ``motion_scales``: the i-th still's motion is ``synth_video.DEFAULTS`` (translation, rotation,
+    zoom, shake) times ``motion_scales[i % len(motion_scales)]``; larger motion, stronger blur."""
     try:
         from data import synth_video  # pylint: disable=import-outside-toplevel
     except ImportError as e:  # pragma: no cover - depends on the data helper's module
@@ -125,12 +128,16 @@ def still_sequences(folder: str, num_frames: int, size: int, seed: int = 0,
     paths = image_io.list_images(folder)
     if limit:
         paths = paths[:limit]
-    for path in paths:
+    if not motion_scales or min(motion_scales) <= 0:
+        raise ValueError(f"motion scales must be > 0, got {motion_scales!r} (--motion_scale)")
+    for i, path in enumerate(paths):
         face = image_io.read_image(path)
         h, w = face.shape[:2]
         corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], np.float32)
+        scale = float(motion_scales[i % len(motion_scales)])
+        motion = {k: v * scale for k, v in synth_video.DEFAULTS.items()}
         clip = synth_video.synthesize(face, num_frames=num_frames, seed=int(rng.integers(2**31)),
-                                      landmarks=corners)
+                                      landmarks=corners, **motion)
         frames = np.asarray(clip["frames"])
         if frames.dtype != np.uint8:
             frames = image_io.to_uint8(frames)
@@ -210,9 +217,11 @@ def write_pairs(output_dir: str, name: str, pairs, num_shards: int = 1) -> list[
 
 
 def collect_sequences(videos: str = "", stills: str = "", size: int = 128, num_frames: int = 21,
-                      seed: int = 0, stills_limit: int | None = None, with_boxes: bool = False):
+                      seed: int = 0, stills_limit: int | None = None, with_boxes: bool = False,
+                      motion_scales: tuple[float, ...] = (1.0,)):
     """(name, frames) for every real frame folder in ``videos`` and every still in ``stills``;
-    ``with_boxes``: (name, frames, boxes [N, 4] or None), see ``sequence_boxes``."""
+    ``with_boxes``: (name, frames, boxes [N, 4] or None), see ``sequence_boxes``;
+    ``motion_scales``: see ``still_sequences``."""
     if videos:
         for folder in find_sequences(videos):
             rel = os.path.basename(os.path.dirname(folder)) if folder.endswith("frames") else \
@@ -228,7 +237,7 @@ def collect_sequences(videos: str = "", stills: str = "", size: int = 128, num_f
             yield rel, frames, boxes
     if stills:
         yield from still_sequences(stills, num_frames, size, seed=seed, limit=stills_limit,
-                                   with_boxes=with_boxes)
+                                   with_boxes=with_boxes, motion_scales=motion_scales)
 
 
 def main(argv=None):
@@ -250,10 +259,15 @@ def main(argv=None):
     ap.add_argument("--vla_max_length", type=int, default=21)
     ap.add_argument("--noreverse", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--motion_scale", default="1",
+                    help="comma-separated factors on synth_video's motion, cycled over the stills "
+                         "(e.g. 1,2,3: a third of the clips each at 1x, 2x, 3x; stronger blur)")
     a = ap.parse_args(argv)
+    motion_scales = tuple(float(v) for v in a.motion_scale.split(",") if v.strip())
     pairs = []
     for name, frames, boxes in collect_sequences(a.videos, a.stills, a.size, a.num_frames,
-                                                 a.seed, a.stills_limit or None, with_boxes=True):
+                                                 a.seed, a.stills_limit or None, with_boxes=True,
+                                                 motion_scales=motion_scales):
         pairs += make_pairs(name, frames, modes=tuple(a.modes.split(",")),
                             pravg_length=a.pravg_length, vla_stride=a.vla_stride,
                             vla_max_length=a.vla_max_length, reverse=not a.noreverse,

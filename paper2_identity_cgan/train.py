@@ -50,7 +50,10 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_integer("num_kernels", 256, "Kernels drawn for the HG bank.", **d)
     flags.DEFINE_float("min_kernel_taps", 8.0, "camera_shake: keep kernels with 1/sum(k^2) >= "
                        "this (0 keeps all, most of which are near-deltas).", **d)
-    flags.DEFINE_float("noise_sigma", 0.0, "Gaussian noise added to kernel-blurred images.", **d)
+    flags.DEFINE_float("noise_sigma", 0.0, "Gaussian noise added to the blurred images (HG: "
+                       "kernel-blurred; cGAN: the stored frame-averaged pairs).", **d)
+    flags.DEFINE_float("noise_sigma_min", None, "If set, each example's noise level is drawn "
+                       "uniformly in [noise_sigma_min, noise_sigma] (paper: no noise).", **d)
     flags.DEFINE_float("hg_learning_rate", 2.5e-4, "HG Adam learning rate (Newell: 2.5e-4).", **d)
     # stage cgan
     flags.DEFINE_string("hg_workdir", None, "Workdir (or checkpoint prefix) of the trained HG; "
@@ -159,7 +162,7 @@ def hg_dataset(config, seed):
         raise ValueError("stage hg needs --train_data (a folder of sharp faces or records)")
     return pipeline.make_dataset(config.train_data, config.batch_size, crop=config.image_size,
                                  training=True, keys=("sharp", "blurred"), resize=_resize(config),
-                                 kernel_bank=bank, noise_sigma=config.noise_sigma, seed=seed)
+                                 kernel_bank=bank, noise_sigma=pipeline.noise_level(config.noise_sigma, config.noise_sigma_min), seed=seed)
 
 
 # ------------------------------------------------------------------------------ trainers ----
@@ -342,7 +345,8 @@ def train_and_evaluate(workdir: str, config) -> int:
         n_examples = num_examples(files) if config.epochs else None
         ds = pipeline.make_dataset(files, config.batch_size, crop=config.image_size,
                                    training=True, keys=("sharp", "blurred"),
-                                   resize=_resize(config), seed=config.seed)
+                                   resize=_resize(config), seed=config.seed,
+                                   noise_sigma=pipeline.noise_level(config.noise_sigma, config.noise_sigma_min))
     num_steps = config.num_steps
     if config.epochs and n_examples:
         num_steps = max(1, math.ceil(config.epochs * n_examples / config.batch_size))

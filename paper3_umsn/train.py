@@ -85,13 +85,6 @@ def _resize(config):
     return (h, w)
 
 
-def noise_level(config):
-    """--noise_sigma, or the (min, max) range when --noise_sigma_min is set."""
-    if config.noise_sigma_min is None:
-        return config.noise_sigma
-    return (config.noise_sigma_min, config.noise_sigma)
-
-
 def make_kernel_bank(config):
     return blur.make_kernel_bank(config.kernels, num=config.num_kernels,
                                  sizes=range(config.kernel_min, config.kernel_max + 1, 2),
@@ -156,7 +149,7 @@ def make_train_dataset(config, bank):
     ds = pipeline.make_dataset(source, config.batch_size, crop=config.crop, training=True,
                                keys=tuple(keys), resize=_resize(config),
                                kernel_bank=bank if "blurred" in keys else None,
-                               noise_sigma=noise_level(config), seed=config.seed)
+                               noise_sigma=pipeline.noise_level(config.noise_sigma, config.noise_sigma_min), seed=config.seed)
     return ds
 
 

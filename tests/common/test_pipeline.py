@@ -263,3 +263,19 @@ def test_shard_reads_disjoint_parts(records, tmp_path):
         assert not set(parts[0]) & set(parts[1])
     with pytest.raises(ValueError, match="shard"):
         pipeline.make_dataset(records, 1, shard=(2, 2))
+
+
+def test_noise_on_stored_pairs(records):
+    """Without a kernel bank, noise_sigma is added to the stored "blurred" image: the difference
+    to the same batch read without noise is zero-mean noise of about that level (clipped at
+    0/1), one level per example with a range; "sharp" is untouched."""
+    kw = dict(crop=48, keys=("sharp", "blurred"), seed=5)
+    clean = next(iter(pipeline.make_dataset(records, 8, **kw)))
+    noisy = next(iter(pipeline.make_dataset(records, 8, noise_sigma=0.05, **kw)))
+    np.testing.assert_array_equal(clean["sharp"].numpy(), noisy["sharp"].numpy())
+    resid = (noisy["blurred"] - clean["blurred"]).numpy()
+    assert 0.035 < resid.std() < 0.051 and abs(resid.mean()) < 0.005
+    ranged = next(iter(pipeline.make_dataset(records, 8, noise_sigma=(0.0, 0.08), **kw)))
+    stds = (ranged["blurred"] - clean["blurred"]).numpy().reshape(8, -1).std(axis=1)
+    assert stds.max() - stds.min() > 0.01
+    assert pipeline.noise_level(0.03) == 0.03 and pipeline.noise_level(0.03, 0.0) == (0.0, 0.03)

@@ -253,3 +253,21 @@ def test_still_sequences_carry_moved_whole_frame_boxes():
     assert seq.shape == (5, 64, 64, 3) and boxes.shape == (5, 4)
     np.testing.assert_allclose(boxes[2], [0, 0, 64, 64], atol=1e-6)  # the still itself
     assert np.abs(boxes - boxes[2]).max() > 0.1  # the others moved
+
+
+def test_motion_scale_makes_stronger_frame_averaged_blur():
+    """--motion_scale multiplies synth_video's motion: 3x motion averages into a blurrier
+    (lower-PSNR) 7-frame PrAvg image of the same stills and seed than 1x."""
+    faces = os.path.join(REPO, "data", "sample", "faces")
+
+    def mean_psnr(scale):
+        out = []
+        for _, seq in p2data.still_sequences(faces, num_frames=7, size=64, limit=3,
+                                             motion_scales=(scale,)):
+            (_, b, s), = p2data.pravg_pairs(seq.astype(np.float32) / 255.0, 7)
+            out.append(10 * np.log10(1.0 / np.mean((b - s) ** 2)))
+        return float(np.mean(out))
+
+    assert mean_psnr(3.0) < mean_psnr(1.0) - 2.0
+    with pytest.raises(ValueError, match="--motion_scale"):
+        next(p2data.still_sequences(faces, num_frames=7, size=64, limit=1, motion_scales=(0.0,)))
