@@ -1,32 +1,43 @@
 """Deblur face photos with a trained HG + G_bl (test-time path of Fig. 2, right), any size,
 inputs never overwritten; the same CLI as the other papers' ``deblur``.
 
+    python -m paper2_identity_cgan.deblur photo.jpg --output_dir=/tmp/out   # the shipped weights
     python -m paper2_identity_cgan.deblur --checkpoint=/tmp/p2/cgan INPUT... \
         --output_dir=/tmp/p2/deblurred [--face_detector=mtcnn] [--face_size=256] [--tile=256]
 
---checkpoint: a cGAN workdir (HG + G_bl rebuilt from its flags.txt, newest checkpoint restored).
+--checkpoint: a cGAN workdir (HG + G_bl rebuilt from its flags.txt, newest checkpoint restored) or
+an exported .keras file (`python -m paper2_identity_cgan.export`); without it, the shipped model
+`paper2_identity_cgan/weights/cgan_small.keras` (model card beside it).
 Images are reflect-padded to a multiple of 128 (Table 3's seven stride-2 layers) by
 ``common.inference``; --tile processes big images in overlapping tiles; --face_detector deblurs an
 enlarged crop around each detected face (at --face_size) and pastes it back.
 """
 from __future__ import annotations
 
+import os
+
 from absl import app, flags
 
 from common import inference, train_utils
 from paper2_identity_cgan import evaluate, models
 
+SHIPPED = inference.shipped_weights(os.path.dirname(os.path.abspath(__file__)), "cgan_small")
+
 
 def define_flags(fv=flags.FLAGS):
-    inference.define_deblur_flags(fv, checkpoint_help="cGAN workdir (flags.txt + checkpoints/).",
+    inference.define_deblur_flags(fv, checkpoint_help="cGAN workdir (flags.txt + checkpoints/) or "
+                                  "an exported .keras file (default: the shipped "
+                                  "paper2_identity_cgan/weights/cgan_small.keras).",
                                   suffix="_cgan", stride=models.GEN_DIVISOR)
     flags.adopt_module_key_flags(inference, flag_values=fv)  # listed by --helpshort
 
 
-def load_model(checkpoint):
-    """HG + G_bl of a cGAN workdir as a [0,1] -> [0,1] function."""
-    if not checkpoint:
-        raise app.UsageError("--checkpoint is required (a cGAN training workdir)")
+def load_model(checkpoint=None):
+    """HG + G_bl of a cGAN workdir, an exported .keras file or (None) the shipped model, as a
+    [0,1] -> [0,1] function."""
+    checkpoint = inference.checkpoint_or_shipped(checkpoint, SHIPPED)
+    if checkpoint.endswith(".keras"):
+        return evaluate.batched(inference.load_keras(checkpoint))
     return evaluate.load_model(checkpoint)[0]
 
 

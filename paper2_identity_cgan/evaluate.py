@@ -159,45 +159,47 @@ def load_train_flags(workdir):
     return train_utils.load_flags([train.define_all], workdir)
 
 
-def load_model(workdir):
-    """(deblur_fn [B,H,W,3] -> [B,H,W,3], flags) rebuilt from ``workdir/flags.txt``."""
+def load_deblurrer(workdir):
+    """(``models.CGANDeblurrer`` with the newest checkpoint of a cGAN workdir restored, flags)."""
     train_utils.check_workdir_kind(workdir, "paper2", ("cgan",))
     cfg = load_train_flags(workdir)
-    nets = models.build_networks(cfg.variant, use_hg=cfg.use_hg, identity=False,
+    model = models.CGANDeblurrer(cfg.variant, use_hg=cfg.use_hg,
                                  global_residual=cfg.global_residual,
                                  hg_zero_init=cfg.hg_zero_init)
-    hg, g_bl = nets["hg"], nets["g_bl"]
-    x = tf.zeros((1, models.GEN_DIVISOR, models.GEN_DIVISOR, 3))
-    g_bl(models.g_bl_input(x, hg(x) if hg is not None else None))
-    trackables = {"g_bl": g_bl}
-    if hg is not None:
-        trackables["hg"] = hg
+    model(tf.zeros((1, models.GEN_DIVISOR, models.GEN_DIVISOR, 3)))  # build (export needs it)
+    trackables = {"g_bl": model.g_bl}
+    if model.hg is not None:
+        trackables["hg"] = model.hg
     path = train_utils.restore_for_eval(workdir, **trackables)
     logging.info("restored %s", path)
+    return model, cfg
 
-    @tf.function  # one trace per image shape (static shapes: HG's resize needs them)
-    def fn(images):
-        return models.deblur(hg, g_bl, images)
+
+def batched(model, batch=8):
+    """[N,H,W,3] float -> [N,H,W,3] in [0, 1] through a Keras deblurrer, ``batch`` at a time
+    (one ``tf.function`` trace per image shape: HG's resize needs static shapes)."""
+    fn = tf.function(model)
 
     def run(images):
-        outs = [fn(tf.constant(images[i:i + 8], tf.float32)).numpy()
-                for i in range(0, len(images), 8)]
+        outs = [fn(tf.constant(images[i:i + batch], tf.float32)).numpy()
+                for i in range(0, len(images), batch)]
         return np.clip(np.concatenate(outs), 0.0, 1.0)
-    return run, cfg
+    run.model = model
+    return run
+
+
+def load_model(workdir):
+    """(deblur_fn [B,H,W,3] -> [B,H,W,3], flags) rebuilt from ``workdir/flags.txt``."""
+    model, cfg = load_deblurrer(workdir)
+    return batched(model), cfg
 
 
 def load_method(workdir):
     """A cGAN workdir as a `common.evaluation.Method` (for `common.benchmark`)."""
     fn, cfg = load_model(workdir)
-    # parameter count: unrestored twins of HG + G_bl built from the same flags
-    nets = models.build_networks(cfg.variant, use_hg=cfg.use_hg, identity=False,
-                                 global_residual=cfg.global_residual, hg_zero_init=cfg.hg_zero_init)
-    x = tf.zeros((1, models.GEN_DIVISOR, models.GEN_DIVISOR, 3))
-    hg = nets["hg"]
-    nets["g_bl"](models.g_bl_input(x, hg(x) if hg is not None else None))
-    n = sum(methods_lib.count_params(nets[k]) for k in ("hg", "g_bl") if nets[k] is not None)
-    return methods_lib.Method(f"cGAN (paper 2, {cfg.variant})", fn, "paper2", workdir, n,
-                              models.GEN_DIVISOR, description=f"paper2_identity_cgan workdir {workdir}")
+    return methods_lib.Method(f"cGAN (paper 2, {cfg.variant})", fn, "paper2", workdir,
+                              methods_lib.count_params(fn.model), models.GEN_DIVISOR,
+                              description=f"paper2_identity_cgan workdir {workdir}")
 
 
 # ------------------------------------------------------------------------------ data ----

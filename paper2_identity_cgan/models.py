@@ -464,3 +464,33 @@ def deblur(hg, g_bl, blurred):
     """Test-time path (Fig. 2 right): ``G_bl(concat(I_bl, HG(I_bl)))``; [B,H,W,3] -> [B,H,W,3]."""
     hg_out = hg(blurred, training=False) if hg is not None else None
     return g_bl(g_bl_input(blurred, hg_out), training=False)
+
+
+class CGANDeblurrer(keras.Model):
+    """Inference model HG + G_bl (test-time path of Fig. 2, right), what ``deblur``, ``export``
+    and the shipped weights use: blurry [B, H, W, 3] in [0, 1] (H, W multiples of 128,
+    ``common.inference`` pads) -> deblurred [B, H, W, 3] float32 in [0, 1].
+
+    Built from the training flags that shape the networks (``variant``, ``use_hg``,
+    ``global_residual``, ``hg_zero_init``), so a saved ``.keras`` file rebuilds the same HG and
+    G_bl (layer names ``hg`` / ``g_bl`` as in training) and loads their weights.
+    """
+
+    def __init__(self, variant="small", use_hg=True, global_residual=False, hg_zero_init=False,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.variant, self.use_hg = variant, bool(use_hg)
+        self.global_residual, self.hg_zero_init = bool(global_residual), bool(hg_zero_init)
+        nets = build_networks(variant, use_hg=use_hg, identity=False,
+                              global_residual=global_residual, hg_zero_init=hg_zero_init)
+        self.hg, self.g_bl = nets["hg"], nets["g_bl"]
+
+    def call(self, blurred):
+        return ops.clip(deblur(self.hg, self.g_bl, blurred), 0.0, 1.0)
+
+    def get_config(self):
+        return {**super().get_config(), "variant": self.variant, "use_hg": self.use_hg,
+                "global_residual": self.global_residual, "hg_zero_init": self.hg_zero_init}
+
+
+keras.saving.register_keras_serializable(package="paper2_identity_cgan")(CGANDeblurrer)

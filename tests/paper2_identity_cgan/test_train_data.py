@@ -76,6 +76,12 @@ def test_cgan_stage_one_step_end_to_end(hg_workdir, video_dir, tmp_path):
     assert [open(f, "rb").read() for f in src] == before
     with pytest.raises(FileExistsError):
         deblur.run(wd, src, out)
+    # export -> .keras (what weights/ ships): the same outputs as the workdir's model
+    from paper2_identity_cgan import export
+    exported = export.export(wd, str(tmp_path / "export"))
+    x = np.random.default_rng(0).random((2, 128, 128, 3)).astype(np.float32)
+    np.testing.assert_allclose(deblur.load_model(exported["keras"])(x), deblur.load_model(wd)(x),
+                               atol=1e-5)
     # the benchmark's workdir spec: the paper is detected from flags.txt, loaded by load_method
     from common.evaluation import methods
     m = methods.resolve_method(f"cgan={wd}")
