@@ -2,13 +2,9 @@
 deblur uses it without --checkpoint, and the demo fine-tunes it by default."""
 import os
 
-import numpy as np
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
 from common import image_io
-from common.paths import SHARED_DATA
 from paper3_umsn import deblur, demo
-from tests.data.test_build import run as build_run
+from tests.strong_blur import gains, strong_blur_faces
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -16,22 +12,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def test_shipped_model_restores_strong_blur_better_than_the_input(tmp_path):
     """8 faces of the strong-blur test set (LFW test people, Levin et al.'s real camera-shake
     kernels, noise 0.01), built by the committed flagfile: PSNR and SSIM both go up."""
-    out = str(tmp_path / "strong")
-    build_run([f"--flagfile={os.path.join(REPO, 'data', 'configs', 'lfw_strong_blur_test.flags')}",
-               f"--manual_dir={os.path.join(SHARED_DATA, 'lfw')}", f"--output_dir={out}",
-               f"--kernels={os.path.join(SHARED_DATA, 'kernels', 'levin09.npz')}",
-               f"--exclude_identities={os.path.join(REPO, 'data', 'sample', 'faces')}",
-               "--max_items=8", "--num_shards=1"])
-    names = sorted(os.listdir(os.path.join(out, "sharp")))
-    sharp = np.stack([image_io.read_image(os.path.join(out, "sharp", n)) for n in names])
-    blurred = np.stack([image_io.read_image(os.path.join(out, "blurred", n)) for n in names])
-    model = deblur.load_model(None)
-    restored = image_io.to_uint8(np.asarray(model(image_io.to_float32(blurred))))
-    gain_psnr = np.mean([peak_signal_noise_ratio(s, r) - peak_signal_noise_ratio(s, b)
-                         for s, b, r in zip(sharp, blurred, restored)])
-    gain_ssim = np.mean([structural_similarity(s, r, channel_axis=2) -
-                         structural_similarity(s, b, channel_axis=2)
-                         for s, b, r in zip(sharp, blurred, restored)])
+    sharp, blurred = strong_blur_faces(str(tmp_path / "strong"))
+    gain_psnr, gain_ssim = gains(deblur.load_model(None), sharp, blurred)
     assert gain_psnr > 0.2 and gain_ssim > 0.005, (gain_psnr, gain_ssim)
 
 
