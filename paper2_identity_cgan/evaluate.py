@@ -6,7 +6,7 @@ Test protocols (Sec. 5.2), on held-out faces (``--test_stills``, turned into 21-
 
 * ``synthetic``: the still convolved with a Markov-trajectory kernel (Kupyn et al.);
 * ``pravg<L>``: L in {7, 9, 11, 15, 21} frames averaged around the middle frame;
-* ``vla``: variable length averaging around the middle frame (``common.blur.vla_average``).
+* ``vla``: variable length averaging around the middle frame (``common.frame_averaging.vla_average``).
 
 Rows: every row of the paper's Tables 5-8 (the ten compared methods with the paper's numbers:
 we cannot run them here), measured ``--compare=NAME=SPEC`` rows (classical baselines, the other
@@ -33,7 +33,7 @@ from absl import app, flags, logging
 import numpy as np
 import tensorflow as tf
 
-from common import blur, face_eval, image_io, metrics, train_utils
+from common import blur, face_eval, frame_averaging, image_io, metrics, train_utils
 from common.evaluation import methods as methods_lib
 from common.evaluation import runner
 from common.report import Table
@@ -212,9 +212,9 @@ def make_protocol_pairs(sequences, protocol, seed=0):
             if L > len(frames):
                 continue
             lo = min(max(c - L // 2, 0), len(frames) - L)
-            b, s = blur.average_frames(frames[lo:lo + L])
+            b, s = frame_averaging.average_frames(frames[lo:lo + L])
         elif protocol == "vla":
-            res = blur.vla_average(frames, c, max_length=21)
+            res = frame_averaging.vla_average(frames, c, max_length=21)
             b, s = res.blurred, res.sharp
         elif protocol == "synthetic":
             rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
