@@ -7,11 +7,11 @@
 Tables (results.md, CSV), results.json, plots and TensorBoard go to --output_dir; details in
 common/face/evaluate.py.
 """
-from absl import flags
+from absl import app, flags
 
 from common.face import cli
 
 if __name__ == "__main__":
     cli.define_flags()
     flags.adopt_module_key_flags(cli)  # --help lists the evaluation's flags
-    cli.run_main()
+    app.run(cli.main)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 
 from absl import app, flags
@@ -43,7 +44,9 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
         else:
             _DEFINE[meta["kind"]](f.name, default, meta["help"], flag_values=fv)
     flags.mark_flag_as_required("output_dir", flag_values=fv)
-    for names, rule in RULES[1:]:  # RULES[0] (--output_dir given) is mark_flag_as_required
+    for names, rule in RULES:
+        if names == ("output_dir",):  # mark_flag_as_required says it in absl's words
+            continue
         flags.register_multi_flags_validator(list(names), _validator(names, rule), flag_values=fv)
     return fv
 
@@ -55,15 +58,15 @@ def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> EvalConfig:
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; every option is a --flag")
+    from common.face import FaceBackendMissing
     from common.face.evaluate import run
     cfg = config_from_flags()
     t0 = time.time()
-    run(cfg)
+    try:
+        run(cfg)
+    except (FileNotFoundError, FaceBackendMissing) as e:  # a missing input or model: its message says which
+        sys.exit(f"FATAL common.face: {e}")
     with open(os.path.join(cfg.output_dir, "results.md")) as f:
         print(f.read())
     print(f"[common.face] done in {time.time() - t0:.1f} s; outputs in {cfg.output_dir}")
 
-
-def run_main(argv=None) -> None:
-    """`app.run(main)` once the flags are defined (python -m common.face defines them first)."""
-    app.run(main, argv=argv)

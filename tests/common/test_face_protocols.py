@@ -320,3 +320,9 @@ def test_embedding_cache_round_trip(tmp_path):
     again = EmbeddingCache(path)
     assert sorted(again.data) == ["a.jpg", "b.jpg"]
     np.testing.assert_array_equal(again.data["b.jpg"], [0.0, 1.0])
+
+
+def test_cli_missing_input_is_one_fatal_line(tmp_path):
+    r = _cli(f"--output_dir={tmp_path / 'out'}", f"--lfw_dir={tmp_path / 'no_lfw'}", "--protocols=detection")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == f"FATAL common.face: image folder {tmp_path / 'no_lfw'} not found"
