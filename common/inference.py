@@ -19,29 +19,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from common import image_io
-
-
-# --------------------------------------------------------------------------- padding
-
-
-def pad_to_multiple(img: np.ndarray, stride: int, mode: str = "reflect"):
-    """Pads [H,W,C] (or [B,H,W,C]) at the bottom/right to multiples of `stride`.
-
-    Returns (padded, (H, W)). Reflect padding needs the pad smaller than the side; for tiny
-    images it falls back to symmetric (edge-including) padding, repeated as needed.
-    """
-    if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
-    batched = img.ndim == 4
-    x = img if batched else img[None]
-    h, w = x.shape[1:3]
-    ph, pw = (-h) % stride, (-w) % stride
-    if ph or pw:
-        pad = ((0, 0), (0, ph), (0, pw), (0, 0))
-        use = mode if (mode != "reflect" or (ph < h and pw < w)) else "symmetric"
-        x = np.pad(x, pad, mode=use)
-    return (x if batched else x[0]), (h, w)
+from common import image_io, keras_utils
 
 
 def _run(model, batch: np.ndarray) -> np.ndarray:
@@ -73,7 +51,7 @@ def deblur_image(model: Callable, img, stride: int = 1, tile: int = 0, overlap: 
         raise ValueError(f"expected an RGB image [H,W,3], got shape {x.shape}")
     h, w = x.shape[:2]
     if not tile or (h <= tile and w <= tile):
-        padded, _ = pad_to_multiple(x, stride)
+        padded = np.asarray(keras_utils.pad_to_multiple(x, stride))
         return np.clip(_run(model, padded[None])[0, :h, :w], 0.0, 1.0)
     if tile % stride:
         raise ValueError(f"tile {tile} must be a multiple of the network stride {stride}")
@@ -93,7 +71,7 @@ def deblur_image(model: Callable, img, stride: int = 1, tile: int = 0, overlap: 
             y0c, x0c = max(y0, 0), max(x0, 0)
             patch = x[y0c:y0c + tile, x0c:x0c + tile]
             ph, pw = patch.shape[:2]
-            padded, _ = pad_to_multiple(patch, stride)
+            padded = np.asarray(keras_utils.pad_to_multiple(patch, stride))
             res = _run(model, padded[None])[0, :ph, :pw]
             win = (_hann(ph)[:, None] * _hann(pw)[None, :])[..., None]
             out[y0c:y0c + ph, x0c:x0c + pw] += res * win

@@ -933,7 +933,3 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
             writers.scalars("eval", step, eval_fn(step))
     return step
 
-
-def to_numpy_images(images) -> np.ndarray:
-    """float [B,H,W,3] tensor -> float32 NumPy in [0, 1] (for contact sheets and metrics)."""
-    return np.clip(np.asarray(tf.cast(images, tf.float32)), 0.0, 1.0)

@@ -16,9 +16,9 @@ Modes (`--mode`):
             each size 13:2:27; image i gets kernel i mod 80 -- or every kernel with
             --blurs_per_image=80), or a .npz/.mat kernel bank file. The kernel is stored.
   pravg     face_videos -> for every clip and every L in --lengths (7,9,11,15,21), the mean of L
-            frames around the clip centre (common.blur.average_frames, optional --gamma);
+            frames around the clip centre (common.frame_averaging.average_frames, optional --gamma);
             sharp = the middle frame (paper 2 Sec. 5.1).
-  vla       face_videos -> variable length averaging (common.blur.vla_average).
+  vla       face_videos -> variable length averaging (common.frame_averaging.vla_average).
   paired    gopro / shen_blurred_faces -> their own blurred/sharp pairs.
   unpaired  unpaired_blur (or folder) -> clear images as image/sharp, blurred as image/blurred,
             one image per record (paper 1 stage 1).
@@ -50,7 +50,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from common import blur, image_io, tfrecord
+from common import blur, frame_averaging, image_io, tfrecord
 
 SOURCES = ("celeba", "lfw", "helen_parsing", "shen_blurred_faces", "gopro", "face_videos",
            "unpaired_blur", "folder")
@@ -305,7 +305,7 @@ def item_examples(cfg, index, key, ex, notes, identity_map):
                 if length > len(frames_f):
                     raise Skip(f"clip has {len(frames_f)} frames < L={length}")
                 window = frames_f[c - length // 2:c + length // 2 + 1]
-                blurred, sharp = blur.average_frames(window, gamma=cfg["gamma"])
+                blurred, sharp = frame_averaging.average_frames(window, gamma=cfg["gamma"])
                 out.append(tfrecord.make_example(sharp=sharp, blurred=blurred, landmarks=lm,
                                                  identity=ident, source=f"{key}:L={length}"))
         else:
@@ -315,7 +315,7 @@ def item_examples(cfg, index, key, ex, notes, identity_map):
                 if hw is not None:
                     pts = pts * [hw[1] / src_hw[1], hw[0] / src_hw[0]]
                 boxes = np.concatenate([pts.min(axis=1), pts.max(axis=1)], axis=1)
-            r = blur.vla_average(frames_f, c, boxes=boxes, gamma=cfg["gamma"])
+            r = frame_averaging.vla_average(frames_f, c, boxes=boxes, gamma=cfg["gamma"])
             out.append(tfrecord.make_example(sharp=r.sharp, blurred=r.blurred, landmarks=lm,
                                              identity=ident,
                                              source=f"{key}:L={r.length}:{r.reason}"))

@@ -1,10 +1,10 @@
-"""Class masks for the embedded sample: 68 dlib landmarks -> `common.face_masks`.
+"""Class masks for the embedded sample: 68 dlib landmarks -> `common.face.masks`.
 
     python -m data.make_sample_masks [--sample_dir=data/sample] [--detector=dlib]
 
 For every image of `faces/` and `test_faces/`, detects the largest face, fits the 68-point dlib
 shape model and draws the 4-class map (0 background, 1 skin, 2 brows+eyes+nose+lips+mouth,
-3 hair -- hair is a geometric guess, see common/face_masks.py) to `masks/<stem>.png` (uint8,
+3 hair -- hair is a geometric guess, see common/face/masks.py) to `masks/<stem>.png` (uint8,
 1 channel). Faces where detection fails get no mask and are listed in `masks/MISSING.txt`.
 """
 import os
@@ -13,7 +13,7 @@ from absl import app, flags
 import numpy as np
 from PIL import Image
 
-from common import face, face_masks, image_io
+from common import face, image_io
 
 
 def make_masks(sample_dir, detector="dlib", models_dir=None):
@@ -30,7 +30,7 @@ def make_masks(sample_dir, detector="dlib", models_dir=None):
             if lm is None:
                 missing.append(f"{sub}/{os.path.basename(path)}")
                 continue
-            mask = face_masks.landmarks_to_class_mask(lm, img.shape[0], img.shape[1])
+            mask = face.landmarks_to_class_mask(lm, img.shape[0], img.shape[1])
             tmp = os.path.join(out_dir, stem + ".png.tmp")
             Image.fromarray(np.asarray(mask, np.uint8), mode="L").save(tmp, format="PNG", optimize=True)
             os.replace(tmp, os.path.join(out_dir, stem + ".png"))

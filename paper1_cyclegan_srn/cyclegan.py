@@ -6,7 +6,7 @@ discriminators D_X, D_Y, adversarial loss (Eq. 1) and cycle-consistency loss (Eq
 Networks follow the CycleGAN paper's appendix (and its reference code's defaults):
   ResNet generator  c7s1-64, d128, d256, R256 x n (n = 9 at 256 px, 6 at 128 px), u128, u64, c7s1-3
   PatchGAN (70x70)  C64 (no norm) - C128 - C256 - C512 (stride 1) - 1-channel conv, LeakyReLU 0.2
-Instance norm is `keras.layers.GroupNormalization(groups=-1)`; reflect padding in the generator;
+Instance norm is `common.keras_utils.instance_norm` (GroupNormalization, groups=-1); reflect padding in the generator;
 convolution weights ~ N(0, 0.02). Generators work on images in [-1, 1] (tanh output); any H, W is
 accepted (reflect-padded to a multiple of 4 and cropped back).
 
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import keras
 from keras import layers, ops
+
+from common.keras_utils import instance_norm, pad_to_multiple, track
 
 INIT_STDDEV = 0.02  # CycleGAN reference code: init_type='normal', init_gain=0.02
 
@@ -36,26 +38,8 @@ DISCRIMINATOR_VARIANTS = {
 VARIANTS = {"generator": GENERATOR_VARIANTS, "discriminator": DISCRIMINATOR_VARIANTS}
 
 
-def track(owner, name, items):
-    """Returns `items` (a list of layers) after also setting them as attributes `name_0`, `name_1`...
-
-    Keras 3 tracks layers kept in Python lists for `.weights`, but `tf.train.Checkpoint` does not
-    follow those lists, so a checkpoint of the model would silently miss their variables. Named
-    attributes put every layer in the checkpoint's object graph.
-    """
-    items = list(items)
-    for i, item in enumerate(items):
-        setattr(owner, f"{name}_{i}", item)
-    return items
-
-
 def _conv_init():
     return keras.initializers.RandomNormal(0.0, INIT_STDDEV)
-
-
-def _instance_norm(name=None):
-    """Instance normalisation = GroupNormalization with one group per channel."""
-    return layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)
 
 
 class ReflectionPad2D(layers.Layer):
@@ -86,10 +70,10 @@ class ResnetBlock(layers.Layer):
         self.filters = int(filters)
         self.pad1 = ReflectionPad2D(1)
         self.conv1 = layers.Conv2D(filters, 3, padding="valid", kernel_initializer=_conv_init())
-        self.norm1 = _instance_norm()
+        self.norm1 = instance_norm()
         self.pad2 = ReflectionPad2D(1)
         self.conv2 = layers.Conv2D(filters, 3, padding="valid", kernel_initializer=_conv_init())
-        self.norm2 = _instance_norm()
+        self.norm2 = instance_norm()
 
     def call(self, x):
         y = ops.relu(self.norm1(self.conv1(self.pad1(x))))
@@ -114,16 +98,16 @@ class ResnetGenerator(keras.Model):
         f = self.filters
         init = _conv_init
         self.c7s1_in = track(self, "c7s1_in", [
-            ReflectionPad2D(3), layers.Conv2D(f, 7, kernel_initializer=init()), _instance_norm()])
+            ReflectionPad2D(3), layers.Conv2D(f, 7, kernel_initializer=init()), instance_norm()])
         self.down_convs = track(self, "down_conv", [
             layers.Conv2D(f * m, 3, strides=2, padding="same", kernel_initializer=init())
             for m in (2, 4)])
-        self.down_norms = track(self, "down_norm", [_instance_norm() for _ in (2, 4)])
+        self.down_norms = track(self, "down_norm", [instance_norm() for _ in (2, 4)])
         self.blocks = track(self, "block", [ResnetBlock(f * 4) for _ in range(self.num_res_blocks)])
         self.up_convs = track(self, "up_conv", [
             layers.Conv2DTranspose(f * m, 3, strides=2, padding="same", kernel_initializer=init())
             for m in (2, 1)])
-        self.up_norms = track(self, "up_norm", [_instance_norm() for _ in (2, 1)])
+        self.up_norms = track(self, "up_norm", [instance_norm() for _ in (2, 1)])
         self.c7s1_out = track(self, "c7s1_out", [
             ReflectionPad2D(3),
             layers.Conv2D(self.out_channels, 7, kernel_initializer=init(), dtype="float32")])
@@ -169,7 +153,7 @@ class PatchDiscriminator(keras.Model):
             self.convs.append(layers.Conv2D(self.filters * mult, 4, strides=stride,
                                             kernel_initializer=init()))
             if i > 0:  # no normalisation on the first layer (C64)
-                self.norms.append(_instance_norm())
+                self.norms.append(instance_norm())
         track(self, "pad", self.pads)
         track(self, "conv", self.convs)
         track(self, "norm", self.norms)
@@ -187,20 +171,6 @@ class PatchDiscriminator(keras.Model):
 
     def get_config(self):
         return {"filters": self.filters, "num_layers": self.num_layers, "name": self.name}
-
-
-def pad_to_multiple(x, multiple):
-    """Reflect-pads [B,H,W,C] at the bottom/right so H and W are multiples of `multiple`."""
-    h, w = ops.shape(x)[1], ops.shape(x)[2]
-    if isinstance(h, int) and isinstance(w, int):
-        ph, pw = (-h) % multiple, (-w) % multiple
-        if ph == 0 and pw == 0:
-            return x
-        if ph >= h or pw >= w:  # reflect needs pad < size; fall back to edge padding for tiny inputs
-            return ops.pad(x, [[0, 0], [0, ph], [0, pw], [0, 0]], mode="edge")
-    else:
-        ph, pw = (-h) % multiple, (-w) % multiple
-    return ops.pad(x, [[0, 0], [0, ph], [0, pw], [0, 0]], mode="reflect")
 
 
 def build_generator(variant="resnet_9blocks", name=None, image_size=None):

@@ -181,7 +181,7 @@ def table1(methods, sets, compare=()):
 
 def table2(detector, ours_fn, sets, batch_size=8):
     """sets: row name -> (sharp, blurred) or None. Success rate of `detector` per condition."""
-    from common import face_eval
+    from common import face
     t = report.Table("Table 2: face-detection success rate (ground truth / blurred / restored)",
                      T2_COLUMNS, formats=".2f")
     results = {}
@@ -193,7 +193,7 @@ def table2(detector, ours_fn, sets, batch_size=8):
             if ours_fn is not None:
                 conds.append(restore_all(ours_fn, blurred, batch_size))
             for j, imgs in enumerate(conds):
-                rate, _ = face_eval.detection_success_rate(
+                rate, _ = face.detection_success_rate(
                     detector, [image_io.to_uint8(im) for im in imgs])
                 ours[j] = rate
         results[row] = ours

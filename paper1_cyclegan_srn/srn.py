@@ -18,7 +18,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from paper1_cyclegan_srn.cyclegan import pad_to_multiple, track
+from common.keras_utils import pad_to_multiple, track
 
 SCALE_FACTOR = 0.5
 RECURRENT_MODES = ("lstm", "none")

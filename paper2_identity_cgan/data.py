@@ -9,8 +9,8 @@ A *sequence* is ``uint8 [N, H, W, 3]`` consecutive face frames, from
 
 From each sequence ``make_pairs`` draws
 
-* PrAvg pairs (``common.blur.average_frames``): L consecutive frames averaged, sharp = middle;
-* VLA pairs (``common.blur.vla_average``): the window grows around the centre until a stop fires;
+* PrAvg pairs (``common.frame_averaging.average_frames``): L consecutive frames averaged, sharp = middle;
+* VLA pairs (``common.frame_averaging.vla_average``): the window grows around the centre until a stop fires;
 
 in forward and, optionally, reverse temporal order.  Footnote 6 of the paper: reverse-order pairs
 that hold essentially the same blur as a forward pair are skipped; we skip a reverse pair when
@@ -35,7 +35,7 @@ from typing import Iterator
 
 import numpy as np
 
-from common import blur, image_io, tfrecord
+from common import frame_averaging, image_io, tfrecord
 
 
 def find_sequences(spec: str) -> list[str]:
@@ -159,7 +159,7 @@ def pravg_pairs(frames: np.ndarray, length: int, stride: int | None = None):
         raise ValueError(f"PrAvg length must be odd and >= 1, got {length}")
     stride = stride or length
     for start in range(0, len(frames) - length + 1, stride):
-        blurred, sharp = blur.average_frames(frames[start:start + length])
+        blurred, sharp = frame_averaging.average_frames(frames[start:start + length])
         yield start + length // 2, blurred, sharp
 
 
@@ -169,7 +169,7 @@ def vla_pairs(frames: np.ndarray, stride: int = 3, max_length: int | None = 21,
     ``min_length`` (nothing averaged) are dropped.  ``boxes`` [N, 4] per-frame face boxes turn
     on the overlap stop.  Yields (centre, blurred, sharp, length)."""
     for c in range(0, len(frames), stride):
-        res = blur.vla_average(frames, c, boxes=boxes, max_length=max_length, **thresholds)
+        res = frame_averaging.vla_average(frames, c, boxes=boxes, max_length=max_length, **thresholds)
         if res.length >= min_length:
             yield c, res.blurred, res.sharp, res.length
 

@@ -6,18 +6,18 @@ Test protocols (Sec. 5.2), on held-out faces (``--test_stills``, turned into 21-
 
 * ``synthetic``: the still convolved with a Markov-trajectory kernel (Kupyn et al.);
 * ``pravg<L>``: L in {7, 9, 11, 15, 21} frames averaged around the middle frame;
-* ``vla``: variable length averaging around the middle frame (``common.blur.vla_average``).
+* ``vla``: variable length averaging around the middle frame (``common.frame_averaging.vla_average``).
 
 Rows: every row of the paper's Tables 5-8 (the ten compared methods with the paper's numbers:
 we cannot run them here), measured ``--compare=NAME=SPEC`` rows (classical baselines, the other
 papers' models; specs of ``python -m common.benchmark --method``), each trained model
 (``--workdirs=name=WORKDIR,...``; the first is "ours" = 'final'), "blurred" (the input itself)
 and "oracle" (the sharp image).  Metrics: PSNR/SSIM
-(``common.metrics``), 68-point landmark AUC@0.08 and failure rate (``common.face_eval
+(``common.metrics``), 68-point landmark AUC@0.08 and failure rate (``common.face
 .landmark_protocol`` with the ``common.face`` landmarker).  No test set here has landmark
 ground truth, so the landmarks found on the sharp image are the ground truth: the oracle row is
 AUC 1 / failure 0 *by construction* (the paper's oracle used 300VW annotations).  Table 8: LFW
-verification (``common.face_eval.lfw_verification``) on PrAvg 7 and 11 of every pair image.
+verification (``common.face.lfw_verification``) on PrAvg 7 and 11 of every pair image.
 
     python -m paper2_identity_cgan.evaluate --workdirs=final=/tmp/p2/cgan \
         --test_stills=data/sample/test_faces --out_dir=/tmp/p2/eval
@@ -33,7 +33,7 @@ from absl import app, flags, logging
 import numpy as np
 import tensorflow as tf
 
-from common import blur, face_eval, image_io, metrics, train_utils
+from common import blur, face, frame_averaging, image_io, metrics, train_utils
 from common.evaluation import methods as methods_lib
 from common.evaluation import runner
 from common.report import Table
@@ -214,9 +214,9 @@ def make_protocol_pairs(sequences, protocol, seed=0):
             if L > len(frames):
                 continue
             lo = min(max(c - L // 2, 0), len(frames) - L)
-            b, s = blur.average_frames(frames[lo:lo + L])
+            b, s = frame_averaging.average_frames(frames[lo:lo + L])
         elif protocol == "vla":
-            res = blur.vla_average(frames, c, max_length=21)
+            res = frame_averaging.vla_average(frames, c, max_length=21)
             b, s = res.blurred, res.sharp
         elif protocol == "synthetic":
             rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
@@ -258,11 +258,11 @@ def evaluate_protocols(models_, sequences, protocols, tools, seed=0):
                  "oracle" else None,
                  "ssim": float(np.mean(metrics.ssim(imgs, sharp))) if name != "oracle" else None}
             if gt is not None and keep.any():
-                lp = face_eval.landmark_protocol(tools.landmarks_many(imgs, boxes)[keep], gt[keep])
+                lp = face.landmark_protocol(tools.landmarks_many(imgs, boxes)[keep], gt[keep])
                 r.update(auc=lp["auc"], failure=100.0 * lp["failure_rate"],
                          ced=[np.asarray(v).tolist() for v in lp["ced"]], n_landmarks=int(keep.sum()))
             if emb_sharp is not None:
-                r["cosine"] = face_eval.identity_similarity(tools.embed_many(imgs), emb_sharp)[
+                r["cosine"] = face.identity_similarity(tools.embed_many(imgs), emb_sharp)[
                     "cosine"].tolist()
             res[name] = r
         results[proto] = res
@@ -272,8 +272,8 @@ def evaluate_protocols(models_, sequences, protocols, tools, seed=0):
 
 def verification(models_, lfw_dir, pairs_path, per_fold, tools, size, seed=0):
     """Table 8: {row: {L: (mean, std)}} for PrAvg 7 and 11 of every LFW pair image."""
-    pairs = face_eval.subset_pairs(face_eval.read_pairs(pairs_path), per_fold)
-    rels = face_eval.unique_images(pairs)
+    pairs = face.subset_pairs(face.read_pairs(pairs_path), per_fold)
+    rels = face.unique_images(pairs)
     seqs = []
     for rel in rels:
         img = image_io.read_image(os.path.join(lfw_dir, rel))
@@ -290,7 +290,7 @@ def verification(models_, lfw_dir, pairs_path, per_fold, tools, size, seed=0):
         rows["blurred"], rows["gt"] = blurred, sharp
         for name, imgs in rows.items():
             e = tools.embed_many(imgs)
-            v = face_eval.lfw_verification(e[a], e[b], same, folds)
+            v = face.lfw_verification(e[a], e[b], same, folds)
             out.setdefault(name, {})[L] = (v["mean"], v["std"])
     return out, len(pairs)
 
@@ -376,13 +376,13 @@ def plots(results, out_dir):
         curves = {k: tuple(np.asarray(c) for c in v["ced"]) for k, v in res.items() if "ced" in v}
         if curves:
             p = os.path.join(out_dir, f"ced_{proto}.png")
-            face_eval.plot_ced(curves, p, title=f"CED {proto}")
+            face.plot_ced(curves, p, title=f"CED {proto}")
             paths.append(p)
         dists = {k: np.asarray(v["cosine"]) for k, v in res.items()
                  if "cosine" in v and k != "oracle"}
         if dists:
             p = os.path.join(out_dir, f"cosine_{proto}.png")
-            face_eval.plot_similarity(dists, p, title=f"identity cosine similarity {proto}")
+            face.plot_similarity(dists, p, title=f"identity cosine similarity {proto}")
             paths.append(p)
     return paths
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from common.keras_utils import track, tracked
+
 # Table 3 widths.  "paper" is the table itself; "small" and "tiny" divide every width.
 _ENC_PAPER = (64, 128, 256, 512, 512, 512, 512, 256)
 _DEC_PAPER = (1024, 512, 512, 512, 256, 128, 64)
@@ -40,19 +42,6 @@ VARIANTS = {
 }
 
 GEN_DIVISOR = 128  # 2**7: Conv. 2..8 of Table 3 have stride 2
-
-
-def _track(owner, prefix, items):
-    """Stores ``items`` as attributes ``<prefix>_<i>``: ``tf.train.Checkpoint`` does not follow
-    Keras 3 layers kept in plain Python lists or dicts, so every layer must be a direct attribute
-    for checkpoints (moving averages included) to round-trip.  Returns the count."""
-    for i, item in enumerate(items):
-        setattr(owner, f"{prefix}_{i}", item)
-    return len(items)
-
-
-def _list(owner, prefix, n):
-    return [getattr(owner, f"{prefix}_{i}") for i in range(n)]
 
 
 def _to_signed(x):
@@ -147,26 +136,26 @@ class HourglassNet(keras.Model):
         self.stem_pool = layers.MaxPooling2D(2)
         self.stem_res2 = HGResidual(max(f // 2, 8))
         self.stem_res3 = HGResidual(f)
-        _track(self, "hg", [Hourglass(depth, f, name=f"hourglass_{i}") for i in range(stacks)])
-        _track(self, "res", [HGResidual(f) for _ in range(stacks)])
-        _track(self, "lin", [layers.Conv2D(f, 1) for _ in range(stacks)])
-        _track(self, "lin_bn", [layers.BatchNormalization() for _ in range(stacks)])
+        track(self, "hg", [Hourglass(depth, f, name=f"hourglass_{i}") for i in range(stacks)])
+        track(self, "res", [HGResidual(f) for _ in range(stacks)])
+        track(self, "lin", [layers.Conv2D(f, 1) for _ in range(stacks)])
+        track(self, "lin_bn", [layers.BatchNormalization() for _ in range(stacks)])
         # zero_init (our choice, not in the paper): heads start at zero, so every stack's
         # output equals its input at step 0 (the HG starts as the identity, not at ~24 dB).
         head_init = "zeros" if zero_init else "glorot_uniform"
-        _track(self, "head", [layers.Conv2D(3, 1, dtype="float32", name=f"head_{i}",
+        track(self, "head", [layers.Conv2D(3, 1, dtype="float32", name=f"head_{i}",
                                             kernel_initializer=head_init)
                               for i in range(stacks)])
-        _track(self, "remap_feat", [layers.Conv2D(f, 1) for _ in range(stacks - 1)])
-        _track(self, "remap_pred", [layers.Conv2D(f, 1) for _ in range(stacks - 1)])
+        track(self, "remap_feat", [layers.Conv2D(f, 1) for _ in range(stacks - 1)])
+        track(self, "remap_pred", [layers.Conv2D(f, 1) for _ in range(stacks - 1)])
 
-    hgs = property(lambda self: _list(self, "hg", self.stacks))
-    res = property(lambda self: _list(self, "res", self.stacks))
-    lin = property(lambda self: _list(self, "lin", self.stacks))
-    lin_bn = property(lambda self: _list(self, "lin_bn", self.stacks))
-    heads = property(lambda self: _list(self, "head", self.stacks))
-    remap_feat = property(lambda self: _list(self, "remap_feat", self.stacks - 1))
-    remap_pred = property(lambda self: _list(self, "remap_pred", self.stacks - 1))
+    hgs = property(lambda self: tracked(self, "hg"))
+    res = property(lambda self: tracked(self, "res"))
+    lin = property(lambda self: tracked(self, "lin"))
+    lin_bn = property(lambda self: tracked(self, "lin_bn"))
+    heads = property(lambda self: tracked(self, "head"))
+    remap_feat = property(lambda self: tracked(self, "remap_feat"))
+    remap_pred = property(lambda self: tracked(self, "remap_pred"))
 
     def call_all(self, x, training=None):
         x = ops.cast(x, "float32")
@@ -283,13 +272,13 @@ class Encoder(layers.Layer):
         for i in range(1, 7):
             blocks.append(ConvBlock(f[i], 4, 2, name=f"conv{i + 1}"))
         blocks.append(ConvBlock(f[7], 1, 2, name="conv8"))
-        _track(self, "block", blocks)
+        track(self, "block", blocks)
         # after layer 1 -> added to layer 3's output, 3 -> 5, 5 -> 7 (two stride-2 layers each)
         self.res_1 = ResidualProjection(f[2], 0.25)
         self.res_3 = ResidualProjection(f[4], 0.25)
         self.res_5 = ResidualProjection(f[6], 0.25)
 
-    blocks = property(lambda self: _list(self, "block", 8))
+    blocks = property(lambda self: tracked(self, "block"))
     res = property(lambda self: {1: self.res_1, 3: self.res_3, 5: self.res_5})
 
     def call(self, x, training=None):
@@ -327,7 +316,7 @@ class Decoder(layers.Layer):
         for i in range(1, 7):
             blocks.append(ConvBlock(f[i], 4, 2, transpose=True,
                                     dropout=0.5 if i < 3 else 0.0, name=f"fconv{i + 1}"))
-        _track(self, "block", blocks)
+        track(self, "block", blocks)
         self.res_1 = ResidualProjection(f[2], 4)
         self.res_3 = ResidualProjection(f[4], 4)
         # residual (our choice): F-Conv. 8 starts at zero, so the correction is 0 at step 0
@@ -336,7 +325,7 @@ class Decoder(layers.Layer):
                                            kernel_initializer=init, dtype="float32",
                                            name="fconv8")
 
-    blocks = property(lambda self: _list(self, "block", 7))
+    blocks = property(lambda self: tracked(self, "block"))
     res = property(lambda self: {1: self.res_1, 3: self.res_3})
 
     def call(self, feats, training=None):
@@ -399,15 +388,15 @@ class Discriminator(keras.Model):
         self.base_filters = base_filters
         b = base_filters
         init = keras.initializers.RandomNormal(0.0, 0.02)
-        _track(self, "conv", [layers.Conv2D(b * m, 4, strides=s, padding="same",
+        track(self, "conv", [layers.Conv2D(b * m, 4, strides=s, padding="same",
                                             kernel_initializer=init, use_bias=(i == 0))
                               for i, (m, s) in enumerate([(1, 2), (2, 2), (4, 2), (8, 1)])])
-        _track(self, "bn", [layers.BatchNormalization() for _ in range(3)])
+        track(self, "bn", [layers.BatchNormalization() for _ in range(3)])
         self.out = layers.Conv2D(1, 4, strides=1, padding="same", kernel_initializer=init,
                                  dtype="float32")
 
-    convs = property(lambda self: _list(self, "conv", 4))
-    bns = property(lambda self: [None] + _list(self, "bn", 3))
+    convs = property(lambda self: tracked(self, "conv"))
+    bns = property(lambda self: [None] + tracked(self, "bn"))
 
     def call(self, condition, image, training=None):
         h = ops.concatenate([_to_signed(condition), _to_signed(image)], axis=-1)

@@ -17,7 +17,7 @@ so not the training draw), noise as in training.
 With --face_tables also Table IV (identity feature distance of restored vs sharp and of
 blurred vs sharp, whole test faces) and Table V (top-1/3/5 recognition of one probe per LFW
 identity against a sharp gallery, each probe blurred with --blurs_per_probe kernels of the
-run's bank), through `common.face` / `common.face_eval` (dlib 128-D descriptor by default; the
+run's bank), through `common.face` (dlib 128-D descriptor by default; the
 paper's d_VGG is VGG-Face pool5, so the two are not on the same scale).
 """
 import os
@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
-from common import face_eval, image_io, inference, metrics, paths, pipeline, report, tfrecord, train_utils
+from common import face, image_io, inference, metrics, paths, pipeline, report, tfrecord, train_utils
 from common.evaluation import methods as methods_lib
 from common.evaluation import runner, test_sets
 from paper3_umsn import models, train
@@ -309,10 +309,10 @@ class _Keyed:
 
 
 def make_blur(kernels, noise_sigma, load, seed):
-    """blur(name, j=0) -> uint8 blurred image: `common.face_eval.BlurredSource` over `load(name)`
+    """blur(name, j=0) -> uint8 blurred image: `common.face.BlurredSource` over `load(name)`
     (kernel kernels[crc32(key) % K], Gaussian noise seeded by the same key, rounded to uint8) with
     key = 'name#s<seed>#<j>', so each image and blur index j gets its own fixed kernel."""
-    src = face_eval.BlurredSource(_Keyed(load), kernels, noise_sigma)
+    src = face.BlurredSource(_Keyed(load), kernels, noise_sigma)
     return lambda name, j=0: src(f"{name}#s{seed}#{j}")
 
 
@@ -356,9 +356,9 @@ def lfw_identities(lfw_dir):
 
 
 def recognition_split(images_by_id, num_ids=100, gallery_per_id=9, seed=0):
-    """`common.face_eval.probe_gallery_split`, then ONE probe per identity (the paper: 100 probes,
+    """`common.face.probe_gallery_split`, then ONE probe per identity (the paper: 100 probes,
     each blurred many times). Returns (gallery, gallery_ids, probes, probe_ids)."""
-    gallery, gallery_ids, probes, probe_ids = face_eval.probe_gallery_split(
+    gallery, gallery_ids, probes, probe_ids = face.probe_gallery_split(
         images_by_id, num_ids, gallery_per_id, seed)
     first = {}
     for p, ident in zip(probes, probe_ids):
@@ -368,7 +368,7 @@ def recognition_split(images_by_id, num_ids=100, gallery_per_id=9, seed=0):
 
 def recognition(model, load, split, blur, fm, blurs_per_probe=4, stride=models.UMSN_STRIDE,
                 ks=RANKS):
-    """Table V: closed-set top-k accuracy (`common.face_eval.recognition_topk`) of the probes as
+    """Table V: closed-set top-k accuracy (`common.face.recognition_topk`) of the probes as
     they are ("clear"), blurred `blurs_per_probe` times ("blurred") and each blurred version
     restored by `model` ("restored"), against the sharp gallery. Returns {"accuracy": {cond: {k:
     acc}}, "embeddings": {cond: [P,D], "gallery": [G,D]}, "ids": {cond: [P]}, "gallery_ids"}."""
@@ -387,7 +387,7 @@ def recognition(model, load, split, blur, fm, blurs_per_probe=4, stride=models.U
             ids["blurred"].append(ident)
             ids["restored"].append(ident)
     emb = {k: np.stack(v) for k, v in emb.items()}
-    acc = {k: face_eval.recognition_topk(emb[k], ids[k], g_emb, gallery_ids, ks) for k in emb}
+    acc = {k: face.recognition_topk(emb[k], ids[k], g_emb, gallery_ids, ks) for k in emb}
     return {"accuracy": acc, "embeddings": {**emb, "gallery": g_emb}, "ids": ids,
             "gallery_ids": list(gallery_ids)}
 
@@ -436,7 +436,7 @@ def run_face_tables(model, config, test_data, num_images=256, paper_set="celeba"
     net = tf.function(lambda x: model(x), reduce_retracing=True)
     blur_desc = (f"blur: the run's bank ({len(kernels)} {config.kernels} kernels "
                  f"{config.kernel_min}..{config.kernel_max} px), noise sigma {config.noise_sigma:g}, "
-                 "kernel and noise fixed per image by crc32 of its name (common.face_eval.BlurredSource)")
+                 "kernel and noise fixed per image by crc32 of its name (common.face.BlurredSource)")
     if test_sets.stores_blurred(test_data):   # stored blurred faces: never re-blurred
         ts = test_sets.load_test_set(test_data, num_images)
         faces = {s.name: s.sharp for s in ts.samples}

@@ -16,6 +16,8 @@ import numpy as np
 import keras
 from keras import layers, ops
 
+from common.keras_utils import instance_norm, track, tracked
+
 NUM_CLASSES = 4  # m1 background, m2 face skin, m3 brows+eyes+nose+lips+teeth, m4 hair (Sec. III)
 UMSN_STRIDE = 4
 
@@ -46,11 +48,6 @@ def _variant(name):
     if name not in VARIANTS:
         raise ValueError(f"unknown UMSN variant {name!r}; choose one of {sorted(VARIANTS)}")
     return dict(VARIANTS[name])
-
-
-def instance_norm(name=None):
-    """Instance normalisation (Ulyanov et al.) = GroupNormalization with one group per channel."""
-    return layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)
 
 
 class SharedSmoothing(layers.Layer):
@@ -139,19 +136,6 @@ class ResBlock(layers.Layer):
                 "dilated": self.dilated, "smoothed": self.smoothed}
 
 
-def _track(owner, prefix, items):
-    """Stores layers as numbered attributes (prefix_0, prefix_1, ...) and returns their names.
-
-    Keras 3 keeps Python lists of layers in its own tracker, which `tf.train.Checkpoint` does not
-    follow: layers kept only in a list were missing from checkpoints. Attributes are followed by both.
-    """
-    names = []
-    for i, item in enumerate(items):
-        setattr(owner, f"{prefix}_{i}", item)
-        names.append(f"{prefix}_{i}")
-    return names
-
-
 def _avgpool(x):
     return ops.average_pool(x, 2, strides=2, padding="valid")
 
@@ -165,7 +149,7 @@ def _check_multiple(x, stride, who):
     for size in (h, w):
         if size is not None and size % stride:
             raise ValueError(f"{who}: height and width must be multiples of {stride}, got {h}x{w}; "
-                             "pad the input (common.inference.pad_to_multiple)")
+                             "pad the input (common.keras_utils.pad_to_multiple)")
 
 
 class SegmentationNetwork(keras.Model):
@@ -181,17 +165,14 @@ class SegmentationNetwork(keras.Model):
         self.width, self.mid_blocks, self.inter_mult = width, mid_blocks, inter_mult
         self.enc1 = ResBlock(width, inter_mult, dilated=False)
         self.enc2 = ResBlock(width, inter_mult)
-        self._mid_names = _track(self, "mid", [ResBlock(width, inter_mult) for _ in range(mid_blocks)])
+        track(self, "mid", [ResBlock(width, inter_mult) for _ in range(mid_blocks)])
         self.dec2 = ResBlock(width, inter_mult)
         self.dec1 = ResBlock(16, inter_mult, dilated=False)
         self.head = layers.Conv2D(NUM_CLASSES, 3, padding="same", dtype="float32")
 
-    def _get(self, names):
-        return [getattr(self, n) for n in names]
-
     @property
     def mid(self):
-        return self._get(self._mid_names)
+        return tracked(self, "mid")
 
     def call(self, y):
         _check_multiple(y, 4, "SN")
@@ -226,7 +207,7 @@ class FNet(keras.Model):
         self.width, self.out_width = width, out_width
         self.mid_blocks, self.inter_mult = mid_blocks, inter_mult
         self.first = ResBlock(width, inter_mult, dilated=False)
-        self._mid_names = _track(self, "mid", [ResBlock(width, inter_mult) for _ in range(mid_blocks)])
+        track(self, "mid", [ResBlock(width, inter_mult) for _ in range(mid_blocks)])
         self.last = ResBlock(out_width, inter_mult)
         self.head = layers.Conv2D(3, 3, padding="same", dtype="float32", kernel_initializer="zeros")
 
@@ -238,12 +219,9 @@ class FNet(keras.Model):
             h = block(h)
         return h
 
-    def _get(self, names):
-        return [getattr(self, n) for n in names]
-
     @property
     def mid(self):
-        return self._get(self._mid_names)
+        return tracked(self, "mid")
 
     def call(self, inputs):
         y, m = inputs
@@ -282,30 +260,27 @@ class UMSN(keras.Model):
         self.use_fnets = ablation in ("umsn_no_lc", "umsn")
         im = v["inter_mult"]
         self.first = ResBlock(v["bn_width"], im, dilated=False)
-        self._mid_names = _track(self, "mid", [ResBlock(v["bn_width"], im)
+        track(self, "mid", [ResBlock(v["bn_width"], im)
                                                for _ in range(v["bn_mid_blocks"])])
         self.last = ResBlock(v["bn_out"], im, dilated=False)
         # Residual heads start at zero, so x_hat = y at initialisation (residual learning).
         self.half_head = layers.Conv2D(3, 3, padding="same", dtype="float32",
                                        kernel_initializer="zeros")
         if self.use_fnets:
-            self._fnet_names = _track(self, "fnet", [
+            track(self, "fnet", [
                 FNet(v["fnet_width"], v["fnet_out"], v["fnet_mid_blocks"], im, name=f"fnet_{i + 1}")
                 for i in range(NUM_CLASSES)])
         if self.use_nrl:
             self.nrl_in = layers.Conv2D(v["bn_out"], 1)
         self.head = layers.Conv2D(3, 3, padding="same", dtype="float32", kernel_initializer="zeros")
 
-    def _get(self, names):
-        return [getattr(self, n) for n in names]
-
     @property
     def mid(self):
-        return self._get(self._mid_names)
+        return tracked(self, "mid")
 
     @property
     def fnets(self):
-        return self._get(self._fnet_names) if self.use_fnets else []
+        return tracked(self, "fnet")
 
     def call(self, inputs):
         y, m_hat = inputs
@@ -343,18 +318,15 @@ class ConfidenceNetwork(keras.Model):
         super().__init__(**kwargs)
         self.width = width
         self.stem = layers.Conv2D(width, 3, padding="same")
-        self._a_names = _track(self, "block_a", [NormReluConv(2 * width, 3) for _ in range(3)])
-        self._b_names = _track(self, "block_b", [NormReluConv(width, 3) for _ in range(3)])
+        track(self, "block_a", [NormReluConv(2 * width, 3) for _ in range(3)])
+        track(self, "block_b", [NormReluConv(width, 3) for _ in range(3)])
         self.out = layers.Dense(1, dtype="float32")
-
-    def _get(self, names):
-        return [getattr(self, n) for n in names]
 
     def call(self, inputs):
         pred, target = inputs
         h = self.stem(ops.cast(ops.concatenate([pred, target], -1), self.compute_dtype))
         h = _avgpool(h)
-        for a, b in zip(self._get(self._a_names), self._get(self._b_names)):
+        for a, b in zip(tracked(self, "block_a"), tracked(self, "block_b")):
             h = b(a(h))
             if h.shape[1] is None or h.shape[1] >= 2:
                 h = ops.average_pool(h, 2, strides=2, padding="same")
@@ -416,13 +388,3 @@ def build_umsn(variant="paper", ablation="umsn"):
 
 def build_cn(variant="paper"):
     return ConfidenceNetwork(_variant(variant)["cn_width"], name="cn")
-
-
-def build_all(variant="paper", ablation="umsn", size=32):
-    """SN, UMSN and CN, built on a [1,size,size,3] input. Returns dict sn/umsn/cn."""
-    sn, umsn, cn = build_sn(variant), build_umsn(variant, ablation), build_cn(variant)
-    y = np.zeros((1, size, size, 3), np.float32)
-    m = ops.softmax(sn(y), axis=-1)
-    out = umsn([y, m])["x_hat"]
-    cn([out, out])
-    return {"sn": sn, "umsn": umsn, "cn": cn}

@@ -7,7 +7,7 @@ Three sources, all loaded by `load_test_set(path)`:
 
       DIR/blurred/NAME.png   DIR/sharp/NAME.png     same relative names, uint8 RGB
       DIR/kernels/NAME.npy   float32 [k,k] summing to 1, the kernel that made the blurred image
-      DIR/masks/NAME.png     uint8 class ids 0..3 (common.face_masks)
+      DIR/masks/NAME.png     uint8 class ids 0..3 (common.face.masks)
       DIR/landmarks/NAME.npy float32 [68,2], (x, y) in pixels
       DIR/identities.txt     lines NAME<TAB>identity
       DIR/meta.json          provenance (kept in TestSet.meta)
@@ -119,7 +119,7 @@ def _read_mask(path: str, shape) -> np.ndarray:
                          f"{shape[1]}x{shape[0]}; masks must match the images")
     if m.size and m.max() > 3:
         raise ValueError(f"mask {path} holds class ids up to {m.max()}; expected 0..3 "
-                         "(common.face_masks classes)")
+                         "(common.face.masks classes)")
     return m.astype(np.uint8)
 
 

@@ -1,13 +1,20 @@
-"""Face analysis backends behind three small interfaces (see base.py).
+"""Face analysis: backends (detection, landmarks, identity), the papers' face protocols, LFW.
 
-    get_detector("mtcnn" | "haar" | "dlib")
-    get_landmarker("dlib68", detector=None, models_dir=None)
-    get_identity_model("dlib_resnet" | "vgg_face", weights=None, models_dir=None)
+    backends   get_detector("mtcnn" | "haar" | "dlib"); get_landmarker("dlib68");
+               get_identity_model("dlib_resnet" | "vgg_face"); FaceModels (holder.py) holds the
+               ones an evaluation needs, with face boxes found once on the sharp image
+    protocols  detection_success_rate, landmark_protocol, identity_similarity, lfw_verification,
+               probe_gallery_split, recognition_topk (protocols.py; the math is common.metrics)
+    LFW        read_pairs, subset_pairs, unique_images, ... (lfw.py); the sharp / blurred /
+               restored image sources (sources.py)
+    masks      landmarks_to_class_mask, class_areas: 4-class masks from 68 landmarks (masks.py)
+    plots      plot_ced, plot_similarity (plots.py); embedding cache (cache.py)
+    CLI        python -m common.face --output_dir=DIR (cli.py, evaluate.py; options: config.py),
+               or from Python: run(default_config(output_dir=DIR, ...))
 
 Backends import their optional package only when built; a missing one raises
 FaceBackendMissing naming `pip install -e ".[face]"`. Models come from installed packages or a
-path flag, never from the network. `FaceModels` (holder.py) holds the detector, landmarker and
-identity model an evaluation needs, with face boxes found once on the sharp image. To add a model, subclass Detector / Landmarker /
+path flag, never from the network. To add a model, subclass Detector / Landmarker /
 IdentityModel and add it to the dicts below.
 """
 from __future__ import annotations
@@ -15,6 +22,14 @@ from __future__ import annotations
 from common.face._deps import INSTALL_HINT, FaceBackendMissing, dlib_model_path
 from common.face.base import Box, Detector, IdentityModel, Landmarker, as_uint8_rgb
 from common.face.holder import FaceModels
+from common.face.lfw import Pair, balanced_image_order, read_pairs, subset_pairs, unique_images
+from common.face.masks import class_areas, landmarks_to_class_mask
+from common.face.plots import plot_ced, plot_similarity
+from common.face.protocols import (detection_success_rate, identity_similarity, landmark_protocol,
+                                   lfw_verification, probe_gallery_split, recognition_topk)
+from common.face.sources import BlurredSource, ImageSource, RestoredSource, load_kernels
+from common.face.config import EvalConfig, default_config
+from common.face.evaluate import run
 
 # name -> "module:Class" (imported lazily so a missing backend only fails when asked for).
 DETECTORS = {
@@ -59,6 +74,16 @@ def get_identity_model(name: str = "dlib_resnet", weights: str | None = None,
     return cls(models_dir=models_dir, **kwargs)
 
 
-__all__ = ["Box", "FaceModels", "Detector", "Landmarker", "IdentityModel", "FaceBackendMissing", "INSTALL_HINT",
-           "as_uint8_rgb", "dlib_model_path", "get_detector", "get_landmarker", "get_identity_model",
-           "DETECTORS", "LANDMARKERS", "IDENTITY_MODELS"]
+__all__ = [
+    # backends
+    "Box", "FaceModels", "Detector", "Landmarker", "IdentityModel", "FaceBackendMissing", "INSTALL_HINT",
+    "as_uint8_rgb", "dlib_model_path", "get_detector", "get_landmarker", "get_identity_model",
+    "DETECTORS", "LANDMARKERS", "IDENTITY_MODELS",
+    # protocols, LFW, image sources, masks, plots
+    "detection_success_rate", "landmark_protocol", "identity_similarity", "lfw_verification",
+    "probe_gallery_split", "recognition_topk", "Pair", "read_pairs", "subset_pairs", "unique_images",
+    "balanced_image_order", "ImageSource", "RestoredSource", "BlurredSource", "load_kernels",
+    "landmarks_to_class_mask", "class_areas", "plot_ced", "plot_similarity",
+    # the LFW evaluation
+    "EvalConfig", "default_config", "run",
+]

@@ -8,7 +8,7 @@ import os
 INSTALL_HINT = 'pip install -e ".[face]"'
 
 # dlib model files and where they are looked for, in order: an explicit directory (the
-# --dlib_models_dir flag of common.face_eval, or $FACEDEBLUR_DLIB_MODELS), the
+# --dlib_models_dir flag of python -m common.face, or $FACEDEBLUR_DLIB_MODELS), the
 # `face_recognition_models` package (found by path: importing it needs pkg_resources), and
 # Debian's libdlib-data.
 DLIB_LANDMARKS_68 = "shape_predictor_68_face_landmarks.dat"

@@ -37,22 +37,9 @@ class Box:
         return float(np.hypot(self.width, self.height))
 
     @classmethod
-    def from_points(cls, points) -> "Box":
-        """Tight box around [P, 2] (x, y) points (the landmark protocol's ground-truth box)."""
-        p = np.asarray(points, np.float64)
-        return cls(float(p[:, 0].min()), float(p[:, 1].min()), float(p[:, 0].max()), float(p[:, 1].max()))
-
-    @classmethod
     def whole_image(cls, image, score: float = 0.0) -> "Box":
         """The box of the whole [H, W, ...] image: the fallback when no face is detected."""
         return cls(0.0, 0.0, float(image.shape[1]), float(image.shape[0]), score)
-
-    def iou(self, other: "Box") -> float:
-        w = min(self.right, other.right) - max(self.left, other.left)
-        h = min(self.bottom, other.bottom) - max(self.top, other.top)
-        inter = max(w, 0.0) * max(h, 0.0)
-        union = self.area + other.area - inter
-        return inter / union if union > 0 else 0.0
 
 
 def as_uint8_rgb(image) -> np.ndarray:

@@ -18,7 +18,20 @@ def _rect(dlib, box: Box):
                           int(round(box.right)) - 1, int(round(box.bottom)) - 1)
 
 
-class DlibLandmarker(Landmarker):
+class _HOGBoxes:
+    """The detector a dlib model falls back on when called without a box: dlib HOG unless given."""
+
+    _detector: Detector | None = None
+
+    @property
+    def detector(self) -> Detector:
+        if self._detector is None:
+            from common.face.detectors import DlibHOGDetector
+            self._detector = DlibHOGDetector()
+        return self._detector
+
+
+class DlibLandmarker(_HOGBoxes, Landmarker):
     """dlib 68-point landmarks in a given box, or in the detector's largest face.
 
     Args:
@@ -36,13 +49,6 @@ class DlibLandmarker(Landmarker):
             _deps.dlib_model_path(_deps.DLIB_LANDMARKS_68, models_dir))
         self._detector = detector
 
-    @property
-    def detector(self) -> Detector:
-        if self._detector is None:
-            from common.face.detectors import DlibHOGDetector
-            self._detector = DlibHOGDetector()
-        return self._detector
-
     def landmarks(self, image, box: Box | None = None) -> np.ndarray | None:
         img = as_uint8_rgb(image)
         if box is None:
@@ -53,7 +59,7 @@ class DlibLandmarker(Landmarker):
         return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
 
 
-class DlibResNetIdentity(IdentityModel):
+class DlibResNetIdentity(_HOGBoxes, IdentityModel):
     """dlib's 128-D face descriptor (a ResNet-29 on 150x150 chips aligned by 5 landmarks).
 
     With no box the face is found with the dlib HOG detector; when none is found the whole image
@@ -72,13 +78,6 @@ class DlibResNetIdentity(IdentityModel):
         self._detector = detector
         self.num_jitters = int(num_jitters)
         self.last_fallback = False
-
-    @property
-    def detector(self) -> Detector:
-        if self._detector is None:
-            from common.face.detectors import DlibHOGDetector
-            self._detector = DlibHOGDetector()
-        return self._detector
 
     def embed(self, image, box: Box | None = None) -> np.ndarray:
         img = as_uint8_rgb(image)

@@ -10,7 +10,7 @@ Boxes come from `box_detector` (dlib HOG by default: the boxes dlib's 68-point m
 on) on the sharp image and are reused for every version of that image (blurred, restored), so
 landmark and identity numbers measure the landmarker / embedding, not the detector. When no face
 is found the whole image is the box (`fallbacks` counts such keys); `find_box` returns None instead.
-Used by `common.evaluation`, `common.face_eval` and the papers' `evaluate` modules.
+Used by `common.evaluation`, `common.face.evaluate` and the papers' `evaluate` modules.
 """
 from __future__ import annotations
 

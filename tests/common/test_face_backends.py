@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from common import face, face_masks
+from common import face
 from common.face import _deps
 from common.image_io import read_image
 from common.paths import SHARED_DATA
@@ -79,8 +79,8 @@ def test_landmarks_68_inside_image_and_ordered(landmarker, images):
 
 def test_mask_from_real_landmarks(landmarker, images):
     lm = landmarker.landmarks(images["eckhart"])
-    m = face_masks.landmarks_to_class_mask(lm, 150, 150)
-    areas = face_masks.class_areas(m)
+    m = face.landmarks_to_class_mask(lm, 150, 150)
+    areas = face.class_areas(m)
     assert 0.15 < areas[1] < 0.7 and 0.02 < areas[2] < areas[1] and areas[3] > 0.01
     parts = np.argwhere(m == 2)
     skin = np.argwhere(m == 1)

@@ -1,9 +1,9 @@
-"""common.face_masks: 4-class masks from synthetic 68-point landmarks (no face backend needed)."""
+"""common.face.masks: 4-class masks from synthetic 68-point landmarks (no face backend needed)."""
 import numpy as np
 import pytest
 
-from common import face_masks
-from common.face_masks import BACKGROUND, HAIR, PARTS, SKIN, landmarks_to_class_mask
+from common.face import masks
+from common.face.masks import BACKGROUND, HAIR, PARTS, SKIN, landmarks_to_class_mask
 
 
 def synthetic_landmarks(cx=64.0, top=40.0, scale=1.0):
@@ -31,7 +31,7 @@ def test_mask_classes_and_areas():
     m = landmarks_to_class_mask(pts, 128, 128)
     assert m.shape == (128, 128) and m.dtype == np.uint8
     assert set(np.unique(m)) == {BACKGROUND, SKIN, PARTS, HAIR}
-    areas = face_masks.class_areas(m)
+    areas = masks.class_areas(m)
     np.testing.assert_allclose(areas.sum(), 1.0)
     np.testing.assert_allclose(areas, np.bincount(m.ravel(), minlength=4) / m.size)
     # skin is the biggest face class, parts a fraction of skin, hair smaller than the face

@@ -17,15 +17,6 @@ def _stride_model(stride):
     return model
 
 
-def test_pad_to_multiple_reflects_like_numpy():
-    img = RNG.random((5, 7, 3)).astype(np.float32)
-    padded, hw = inference.pad_to_multiple(img, 4)
-    assert padded.shape == (8, 8, 3) and hw == (5, 7)
-    np.testing.assert_array_equal(padded, np.pad(img, ((0, 3), (0, 1), (0, 0)), mode="reflect"))
-    tiny, _ = inference.pad_to_multiple(img[:1, :1], 4)   # reflect impossible -> symmetric
-    assert tiny.shape == (4, 4, 3) and np.all(tiny == img[0, 0])
-
-
 @pytest.mark.parametrize("shape", [(13, 17, 3), (32, 32, 3), (1, 3, 3)])
 def test_deblur_image_any_size_crops_back(shape):
     img = RNG.random(shape).astype(np.float32)

@@ -9,7 +9,7 @@ import pytest
 from scipy import ndimage
 import tensorflow as tf
 
-from common import blur, image_io, metrics, tfrecord
+from common import frame_averaging, image_io, metrics, tfrecord
 from data import build
 from tests.data import fixtures
 from common.paths import SHARED_DATA
@@ -160,7 +160,7 @@ def test_pravg_reproduces_real_averaged_blur(tmp_path):
     a = frames.reshape(7, -1).T
     w, *_ = np.linalg.lstsq(a, ref.ravel(), rcond=None)
     p_best = metrics.psnr(np.clip(a @ w, 0, 1).reshape(ref.shape), ref)
-    p_gamma = metrics.psnr(blur.average_frames(frames, gamma=2.2)[0], ref)
+    p_gamma = metrics.psnr(frame_averaging.average_frames(frames, gamma=2.2)[0], ref)
     assert p_lin > 28.5 and p_lin > p_mid + 0.5, (seq, p_lin, p_mid)
     assert p_lin > p_best - 0.4, (seq, p_lin, p_best)
     assert p_gamma < p_lin + 0.1

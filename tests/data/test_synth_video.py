@@ -1,7 +1,7 @@
 """data.synth_video: seeded, smooth, centre frame = the still, landmarks follow the pixels."""
 import numpy as np
 
-from common import blur, metrics
+from common import frame_averaging, metrics
 from data import synth_video
 from tests.data import fixtures
 
@@ -38,7 +38,7 @@ def test_averaging_a_simulated_clip_blurs_more_with_length():
   frames = synth_video.synthesize(img, 21, seed=0)["frames"]
   psnrs = []
   for length in (7, 21):
-    blurred, sharp = blur.average_frames(frames[10 - length // 2:10 + length // 2 + 1])
+    blurred, sharp = frame_averaging.average_frames(frames[10 - length // 2:10 + length // 2 + 1])
     np.testing.assert_allclose(sharp, img / 255.0, atol=1e-6)
     psnrs.append(metrics.psnr(blurred, sharp))
   assert psnrs[0] > psnrs[1] and psnrs[0] < 40

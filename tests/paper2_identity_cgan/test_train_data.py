@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common import blur, image_io, pipeline, train_utils
+from common import frame_averaging, image_io, pipeline, train_utils
 from paper2_identity_cgan import data as p2data
 from paper2_identity_cgan import train
 
@@ -240,7 +240,7 @@ def test_vla_overlap_stop_fires_with_300vw_boxes(tmp_path):
     # 32 px boxes [4i, 0, 4i + 12, 12]: frames 3 and 5 overlap 4 x 12 px of a 240 px union,
     # IoU 0.2 < 0.25, so the window around frame 4 cannot grow: L = 1, no pair.
     assert 4 not in lengths
-    assert blur.vla_average(seq, 4, boxes=boxes, max_length=9).reason == "overlap"
+    assert frame_averaging.vla_average(seq, 4, boxes=boxes, max_length=9).reason == "overlap"
     # a frame folder without annot/: no boxes, no overlap stop
     (_, _, no_boxes), = p2data.collect_sequences(_frames_only(tmp_path, frames), size=32,
                                                  with_boxes=True)
