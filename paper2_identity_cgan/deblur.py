@@ -27,7 +27,7 @@ def load_model(checkpoint):
     """HG + G_bl of a cGAN workdir as a [0,1] -> [0,1] function."""
     if not checkpoint:
         raise app.UsageError("--checkpoint is required (a cGAN training workdir)")
-    return evaluate.load_model(checkpoint)[0]
+    return evaluate.load_model(checkpoint)[1]
 
 
 def run(checkpoint, input_paths, output_dir, suffix="_cgan", **options):
@@ -43,4 +43,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    app.run(main, flags_parser=train_utils.flags_parser)
+    train_utils.run_app(main)

@@ -131,7 +131,7 @@ def define_flags(fv):
     flags.DEFINE_string("test_videos", "", "Globs of real held-out frame folders.", **d)
     flags.DEFINE_list("protocols", list(PROTOCOLS), "Protocols to run.", **d)
     flags.DEFINE_integer("size", 0, "Evaluation image size (multiple of 128); 0: the first "
-                         "workdir's training --image_size (paper: 256).", **d)
+                         "workdir's training --crop_size (paper: 256).", **d)
     flags.DEFINE_string("out_dir", None, "Where tables, CSV, JSON and plots go.", **d)
     flags.DEFINE_string("landmarker", "dlib68", "common.face landmarker ('' to skip).", **d)
     flags.DEFINE_string("detector", "dlib", "common.face detector for the face box (on sharp).",
@@ -156,11 +156,11 @@ def load_train_flags(workdir):
         raise FileNotFoundError(f"{workdir}/{train_utils.FLAGS_FILENAME} not found: --workdirs / "
                                 "--checkpoint must name a cGAN training workdir (flags.txt + "
                                 "checkpoints/)")
-    return train_utils.load_flags([train.define_all], workdir)
+    return train_utils.load_flags([train.define_flags], workdir)
 
 
 def load_model(workdir):
-    """(deblur_fn [B,H,W,3] -> [B,H,W,3], flags) rebuilt from ``workdir/flags.txt``."""
+    """(flags, deblur_fn [B,H,W,3] -> [B,H,W,3]) rebuilt from ``workdir/flags.txt``."""
     train_utils.check_workdir_kind(workdir, "paper2", ("cgan",))
     cfg = load_train_flags(workdir)
     nets = models.build_networks(cfg.variant, use_hg=cfg.use_hg, identity=False,
@@ -183,12 +183,12 @@ def load_model(workdir):
         outs = [fn(tf.constant(images[i:i + 8], tf.float32)).numpy()
                 for i in range(0, len(images), 8)]
         return np.clip(np.concatenate(outs), 0.0, 1.0)
-    return run, cfg
+    return cfg, run
 
 
 def load_method(workdir):
     """A cGAN workdir as a `common.evaluation.Method` (for `common.benchmark`)."""
-    fn, cfg = load_model(workdir)
+    cfg, fn = load_model(workdir)
     # parameter count: unrestored twins of HG + G_bl built from the same flags
     nets = models.build_networks(cfg.variant, use_hg=cfg.use_hg, identity=False,
                                  global_residual=cfg.global_residual, hg_zero_init=cfg.hg_zero_init)
@@ -385,7 +385,8 @@ def plots(results, out_dir):
     return paths
 
 
-def run(cfg) -> list:
+def run_eval(cfg) -> list:
+    """Tables 4-8 from the parsed flags (printed, and written under --out_dir)."""
     if not cfg.workdirs:
         raise app.UsageError("--workdirs=name=WORKDIR is required (e.g. final=/tmp/p2/cgan)")
     models_ = {}
@@ -394,9 +395,9 @@ def run(cfg) -> list:
         name, _, wd = item.partition("=")
         if not wd:
             name, wd = ("final" if not models_ else f"model{len(models_)}"), name
-        models_[name], train_cfg = load_model(wd)
+        train_cfg, models_[name] = load_model(wd)
         if not size:
-            size = train_cfg.image_size  # the size the (first) model was trained at
+            size = train_cfg.crop_size  # the size the (first) model was trained at
     trained = list(models_)
     compare = [methods_lib.resolve_method(spec) for spec in cfg.compare]
     for m in compare:
@@ -445,10 +446,10 @@ def run(cfg) -> list:
 
 def main(argv):
     del argv
-    run(flags.FLAGS)
+    run_eval(flags.FLAGS)
 
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    app.run(main, flags_parser=train_utils.flags_parser)
+    train_utils.run_app(main)
     sys.exit(0)

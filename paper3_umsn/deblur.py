@@ -48,4 +48,4 @@ def main(argv):
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
     from absl import app
-    app.run(main, flags_parser=train_utils.flags_parser)
+    train_utils.run_app(main)
