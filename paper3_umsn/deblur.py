@@ -31,7 +31,7 @@ def load_model(checkpoint=None):
     if checkpoint.endswith(".keras"):
         return inference.load_keras(checkpoint)
     from paper3_umsn import evaluate
-    return evaluate.load_run(checkpoint)[1]
+    return evaluate.load_model(checkpoint)[1]
 
 
 def run(checkpoint, inputs, output_dir, suffix="_umsn", **options):

@@ -104,7 +104,7 @@ def define_extra(fv):
     flags.DEFINE_float("lr", 1e-3, "", flag_values=fv)
 def train_and_evaluate(workdir, config):
     print("CALLED", workdir, config.variant, config.num_steps, config.lr)
-train_utils.run_main(train_and_evaluate, [train_utils.define_common_flags, define_extra])
+train_utils.run_main(train_and_evaluate, define_extra)
 """
 
 

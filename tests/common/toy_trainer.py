@@ -39,4 +39,4 @@ def train_and_evaluate(workdir, config):
 
 
 if __name__ == "__main__":
-    tu.run_main(train_and_evaluate, [tu.define_common_flags])
+    tu.run_main(train_and_evaluate, tu.define_common_flags)

@@ -19,7 +19,7 @@ def test_shipped_model_restores_strong_blur_better_than_the_input(tmp_path):
     out = str(tmp_path / "strong")
     build_run([f"--flagfile={os.path.join(REPO, 'data', 'configs', 'lfw_strong_blur_test.flags')}",
                f"--manual_dir={os.path.join(SHARED_DATA, 'lfw')}", f"--output_dir={out}",
-               f"--kernels={os.path.join(SHARED_DATA, 'kernels', 'levin09.npz')}",
+               f"--blur_kernels={os.path.join(SHARED_DATA, 'kernels', 'levin09.npz')}",
                f"--exclude_identities={os.path.join(REPO, 'data', 'sample', 'faces')}",
                "--max_items=8", "--num_shards=1"])
     names = sorted(os.listdir(os.path.join(out, "sharp")))
@@ -50,4 +50,4 @@ def test_demo_fine_tunes_the_shipped_model_by_default(tmp_path):
     scratch = demo.stage_commands(str(tmp_path), 6.0, "data/sample/faces", "data/sample/masks",
                                   "data/sample/test_faces", from_scratch=True)
     assert [s for s, _ in scratch] == ["sn_clean", "sn_blurry", "fnet", "umsn"]
-    assert all("--crop=128" in c for _, c in scratch)
+    assert all("--crop_size=128" in c for _, c in scratch)
