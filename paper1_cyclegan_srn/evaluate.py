@@ -144,7 +144,8 @@ def load_pairs(pattern, batch_size, max_images=0, kernels=None, noise=0.0, seed=
 
 def restore_all(fn, images, batch_size):
     return np.concatenate([np.asarray(fn(tf.constant(images[i:i + batch_size])))
-                           for i in range(0, len(images), batch_size)])
+                           for i in report.progress(range(0, len(images), batch_size),
+                                                    desc=f"restoring {len(images)} images")])
 
 
 def psnr_ssim(sharp, restored):

@@ -33,7 +33,7 @@ from absl import app, flags, logging
 import numpy as np
 import tensorflow as tf
 
-from common import blur, face_eval, image_io, metrics, train_utils
+from common import blur, face_eval, image_io, metrics, report, train_utils
 from common.evaluation import methods as methods_lib
 from common.evaluation import runner
 from common.report import Table
@@ -234,7 +234,7 @@ def make_protocol_pairs(sequences, protocol, seed=0):
 def evaluate_protocols(models_, sequences, protocols, tools, seed=0):
     """results[protocol][row] = dict(psnr, ssim, auc, failure, ced, cosine, n)."""
     results = {}
-    for proto in protocols:
+    for proto in report.progress(protocols, desc="protocols"):
         blurred, sharp = make_protocol_pairs(sequences, proto, seed)
         if blurred is None:
             logging.warning("protocol %s: no sequence long enough", proto)

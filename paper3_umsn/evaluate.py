@@ -177,7 +177,7 @@ def measure(workdir, test_data, num_images=256, crop=0, run=None, compare=()):
         blurred, sharp, masks, kernels, ts = _stored_pairs(test_data, num_images, crop)
         restored = np.concatenate([
             np.stack([inference.deblur_image(model, y, stride=models.UMSN_STRIDE) for y in blurred[i:i + 8]])
-            for i in range(0, len(blurred), 8)])
+            for i in report.progress(range(0, len(blurred), 8), desc="UMSN on the test set (batches of 8)")])
         if masks is None:
             masks = np.concatenate([tf.argmax(model.sn(sharp[i:i + 8]), -1).numpy().astype(np.int32)
                                     for i in range(0, len(sharp), 8)])
@@ -194,7 +194,7 @@ def measure(workdir, test_data, num_images=256, crop=0, run=None, compare=()):
                                    kernel_bank=bank, noise_sigma=config.noise_sigma,
                                    seed=config.seed + 1, repeat=False)
         sharp, blurred, restored, cmaps = [], [], [], []
-        for batch in ds:
+        for batch in report.progress(ds, desc="UMSN on the test set (batches of 8)"):
             y = batch["blurred"]
             restored.append(model(y).numpy())
             sharp.append(batch["sharp"].numpy())
