@@ -503,3 +503,22 @@ def test_float16_overflow_is_skipped_by_the_loss_scale_not_an_error(tmp_path):
                               num_steps=3, log_every=1, checkpoint_every=100)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_flagfile_paths_resolve_from_any_working_directory(tmp_path, monkeypatch):
+    """Relative data paths inside a shipped flagfile resolve against the repository when the
+    working directory is elsewhere; bare words, absent paths and command-line values stay."""
+    monkeypatch.chdir(tmp_path)
+    argv = tu.expand_flagfiles(["prog", "--flagfile=paper3_umsn/configs/smoke.flags",
+                                "--mask_dir=data/sample/masks"])
+    assert f"--train_data={os.path.join(tu.REPO_ROOT, 'data', 'sample', 'faces')}" in argv
+    assert f"--eval_data={os.path.join(tu.REPO_ROOT, 'data', 'sample', 'test_faces')}" in argv
+    assert "--variant=tiny" in argv and "--blur_kernels=camera_shake" not in argv[1:2]
+    assert argv[-1] == "--mask_dir=data/sample/masks"   # the command line is the user's
+    (tmp_path / "data" / "sample" / "faces").mkdir(parents=True)  # exists here: kept relative
+    argv = tu.expand_flagfiles(["prog", "--flagfile=paper3_umsn/configs/smoke.flags"])
+    assert "--train_data=data/sample/faces" in argv
+    flagfile = tmp_path / "own.flags"
+    flagfile.write_text("--train_data=records/nothing-*.tfrecord\n--kernel_sizes=5:9\n")
+    assert tu.expand_flagfiles([f"--flagfile={flagfile}"]) == [
+        "--train_data=records/nothing-*.tfrecord", "--kernel_sizes=5:9"]
