@@ -931,7 +931,7 @@ def _loss_scale_skips(skips_in_a_row: int) -> bool:
 
 
 def optimizer_scalars(optimizers: Mapping[str, keras.optimizers.Optimizer]) -> dict[str, float]:
-    """{"learning_rate/NAME": the rate the next step uses, "loss_scale/NAME": the dynamic loss
+    """{"learning_rate/NAME": the rate the next update uses, "loss_scale/NAME": the dynamic loss
     scale of a float16 LossScaleOptimizer} of each optimizer (TensorBoard scalars)."""
     out = {}
     for name, opt in optimizers.items():
@@ -1005,6 +1005,7 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
     * `profile_steps=(a, b)`: a profiler trace of steps a..b under `profile_dir`.
     """
     step = int(checkpointer.step.numpy())
+    rates: dict[str, float] = {}
     if step >= num_steps:
         logging.info("Already at step %d >= --num_steps=%d: nothing to train.", step, num_steps)
         return step
@@ -1043,6 +1044,9 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
                     logging.info("Training data ended at step %d.", step)
                     break
                 profiler.before(step + 1)
+                if (step + 1) % log_every == 0 or step + 1 == num_steps:
+                    rates = {k: v for k, v in optimizer_scalars(optimizers or {}).items()
+                             if k.startswith("learning_rate/")}  # the rates this step uses
                 values = {k: float(v) for k, v in train_step(batch).items()}
                 bad = sorted(k for k, v in values.items() if not math.isfinite(v))
                 if bad and _loss_scale_skips(float16_skips):
@@ -1069,7 +1073,8 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
                     rate = window_steps / max(now - window_start, 1e-9)
                     means = {k: v / window_steps for k, v in sums.items()}
                     means["steps_per_sec"] = rate
-                    means.update(optimizer_scalars(optimizers or {}))
+                    means.update(optimizer_scalars(optimizers or {}))  # loss scale: after
+                    means.update(rates)
                     writers.scalars("train", step, means)
                     overall = (step - first_step) / max(now - start, 1e-9)
                     eta = (num_steps - step) / max(overall, 1e-9)
