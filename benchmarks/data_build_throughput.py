@@ -28,7 +28,7 @@ def main(argv):
   with tempfile.TemporaryDirectory() as out:
     cfg_flags = ["build", f"--source={FLAGS.source}", f"--manual_dir={FLAGS.manual_dir}",
                  f"--split={FLAGS.split}", f"--output_dir={out}", f"--max_items={FLAGS.num}",
-                 f"--kernels={FLAGS.kernels}", "--num_shards=2", f"--mode={FLAGS.mode}"]
+                 f"--blur_kernels={FLAGS.kernels}", "--num_shards=2", f"--mode={FLAGS.mode}"]
     fv = flags.FlagValues()
     build.define_flags(fv)
     fv(cfg_flags)

@@ -52,19 +52,21 @@ def main():
     batch = {"x": tf.constant(rng.uniform(size=(b, s, s, 3)), tf.float32),
              "y": tf.constant(rng.uniform(size=(b, s, s, 3)), tf.float32)}
 
-    cg = train_utils.parse_flags(train_cyclegan.all_define_fns(), [
+    cg = train_utils.parse_flags([train_cyclegan.define_flags], [
         "prog", f"--crop_size={s}", f"--generator={a.generator}",
         f"--discriminator={a.discriminator}", f"--batch_size={b}", "--num_steps=1000"],
         fv=flags.FlagValues())
     trainer = train_cyclegan.CycleGANTrainer(cg)
-    cg_sec = _timed(lambda: trainer.step_fn(batch), a.steps)
+    cg_step = train_utils.make_distributed_step(trainer.strategy, trainer.replica_step)
+    cg_sec = _timed(lambda: cg_step(batch), a.steps)
 
-    sr = train_utils.parse_flags(train_srn.all_define_fns(), [
+    sr = train_utils.parse_flags([train_srn.define_flags], [
         "prog", f"--crop_size={s}", f"--variant={a.srn_variant}", f"--batch_size={b}",
         "--num_steps=1000"], fv=flags.FlagValues())
     srn_trainer = train_srn.SRNTrainer(sr)
     pairs = {"sharp": batch["x"], "blurred": batch["y"]}
-    srn_sec = _timed(lambda: srn_trainer.step_fn(pairs), a.steps)
+    srn_step = train_utils.make_distributed_step(srn_trainer.strategy, srn_trainer.replica_step)
+    srn_sec = _timed(lambda: srn_step(pairs), a.steps)
 
     img = tf.constant(rng.uniform(size=(1, 256, 256, 3)), tf.float32)
     g = cyclegan.build_generator(a.generator, image_size=256)

@@ -40,8 +40,8 @@ def main():
               "batch": a.batch, "precision": policy, "device": platform.processor() or "cpu",
               "gpus": len(tf.config.list_physical_devices("GPU"))}
     for stage in ("hg", "cgan"):
-        cfg = train_utils.parse_flags([train.define_all], [
-            "p", f"--stage={stage}", f"--variant={a.variant}", f"--image_size={a.size}",
+        cfg = train_utils.parse_flags([train.define_flags], [
+            "p", f"--stage={stage}", f"--variant={a.variant}", f"--crop_size={a.size}",
             "--workdir=/tmp/unused"])
         t = train.build_trainer(cfg, strategy, restore_hg=False)
         step = tf.function(t.replica_step)

@@ -10,7 +10,10 @@ images, and yields dicts of batched tensors::
     "source"            string  [B]
     "kernel"            float32 [B, k, k] (the record's kernel, or the bank kernel used on the fly)
 
-Order of operations (per example unless noted)::
+It is the composition of three stages, each its own function: `read_examples` (storage ->
+uint8 examples; the one place a TFDS reader would slot in), `augment_and_batch` (paired crop +
+flip, float32, batch) and `blur_batches` (on-the-fly blur + noise). Order of operations (per
+example unless noted)::
 
     read + decode (uint8) -> resize (optional; rounded back to uint8) -> cache (optional)
     -> shuffle (training) -> repeat -> crop + flip (the SAME window and flip for every paired
@@ -54,12 +57,6 @@ def _pair(x, name):
     if len(x) != 2 or min(x) < 1:
         raise ValueError(f"make_dataset: {name} must be an int or (height, width) of positive ints, got {x}")
     return x
-
-
-def noise_level(noise_sigma: float, noise_sigma_min: float | None = None):
-    """The ``noise_sigma`` argument of ``make_dataset`` from the trainers' --noise_sigma and
-    --noise_sigma_min flags: a fixed level, or the (min, max) range when a minimum is set."""
-    return noise_sigma if noise_sigma_min is None else (noise_sigma_min, noise_sigma)
 
 
 def noise_range(noise_sigma):
@@ -262,8 +259,35 @@ def make_dataset(source, batch_size, crop=None, training=True, keys=("sharp", "b
     if synth and "sharp" not in read:
         read.append("sharp")  # on-the-fly blur needs the sharp image
     pattern_desc = os.fspath(source) if isinstance(source, (str, os.PathLike)) else list(source)
+    ds = read_examples(source, read, shard)
+    if resize is not None:
+        ds = ds.map(lambda ex: _resize_example(ex, resize), num_parallel_calls=_AUTOTUNE)
+    if cache:
+        ds = ds.cache(cache if isinstance(cache, str) else "")
+    if training and shuffle_buffer and shuffle_buffer > 1:
+        ds = ds.shuffle(int(shuffle_buffer), seed=shuffle_seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = augment_and_batch(ds, batch_size, crop=crop, training=training, flip=flip, seed=seed,
+                           num_kernels=0 if bank is None else len(bank),
+                           drop_remainder=drop_remainder, source_desc=pattern_desc,
+                           noise_sigma=noise_sigma if bank is None else 0.0)
+    if bank is not None:
+        ds = blur_batches(ds, bank, keys, noise_sigma=noise_sigma, quantize=quantize)
+    return ds.prefetch(_AUTOTUNE)
 
-    # ---------------------------------------------------------------- read + decode
+
+def read_examples(source, read: Sequence[str], shard=None) -> tf.data.Dataset:
+    """Stage 1 of `make_dataset`: unbatched dicts of the `read` keys as stored (images uint8
+    [H, W, C], masks uint8 [H, W, 1], ...), from a TFRecord glob / list of files (checked: every
+    file's first record holds the keys) or an image folder ("sharp" and "source" only).
+    `shard=(num_shards, index)`: whole files (images) when there are enough, else records.
+
+    This is the one place that knows the storage; another reader (e.g. a TFDS split) that yields
+    the same dicts can replace it in front of `augment_and_batch` / `blur_batches`.
+    """
+    read = list(read)
+    pattern_desc = os.fspath(source) if isinstance(source, (str, os.PathLike)) else list(source)
     if _is_folder(source):
         folder = os.fspath(source)
         bad = [k for k in read if k not in ("sharp", "source")]
@@ -303,21 +327,22 @@ def make_dataset(source, batch_size, crop=None, training=True, keys=("sharp", "b
             return {k: parsed[RECORD_KEYS[k]] for k in read}
 
         ds = ds.map(_parse, num_parallel_calls=_AUTOTUNE)
+    return ds
 
-    if resize is not None:
-        ds = ds.map(lambda ex: _resize_example(ex, resize), num_parallel_calls=_AUTOTUNE)
-    if cache:
-        ds = ds.cache(cache if isinstance(cache, str) else "")
-    if training and shuffle_buffer and shuffle_buffer > 1:
-        ds = ds.shuffle(int(shuffle_buffer), seed=shuffle_seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
 
-    # ---------------------------------------------------------------- crop + flip (paired)
-    crop_msg = (f"an image is smaller than the crop {crop}; pass resize=(H, W) to make_dataset "
-                f"(source: {pattern_desc})")
-    num_kernels = 0 if bank is None else len(bank)
+def augment_and_batch(ds: tf.data.Dataset, batch_size: int, *, crop=None, training=True,
+                      flip=True, seed: int = 0, num_kernels: int = 0, drop_remainder=False,
+                      source_desc="", noise_sigma=0.0) -> tf.data.Dataset:
+    """Stage 2 of `make_dataset`: per example (seed `(seed, running index)`), the same crop
+    window (random when `training`, else centred) and horizontal flip for every spatial key,
+    landmarks shifted with the crop, images to float32 [0, 1], masks to int32; with
+    `num_kernels`, the index of the bank kernel drawn for the example (`_kernel_index`) and its
+    seed (`_seed`) for `blur_batches`; without kernels, `noise_sigma` (a number or a (lo, hi)
+    range, see `make_dataset`) added to a stored "blurred" image. Then batched."""
+    crop = _pair(crop, "crop")
     noise_lo, noise_hi = noise_range(noise_sigma)
+    crop_msg = (f"an image is smaller than the crop {crop}; pass resize=(H, W) to make_dataset "
+                f"(source: {source_desc})")
 
     def _augment(index, ex):
         s = tf.stack([tf.constant(seed, tf.int64), tf.cast(index, tf.int64)])
@@ -349,7 +374,7 @@ def make_dataset(source, batch_size, crop=None, training=True, keys=("sharp", "b
                 out[k] = tf.cast(out[k], tf.float32) / 255.0
         if "mask" in out:
             out["mask"] = tf.cast(out["mask"], tf.int32)
-        if bank is not None:
+        if num_kernels:
             out["_kernel_index"] = tf.random.stateless_uniform([], s_kernel, maxval=num_kernels, dtype=tf.int32)
             out["_seed"] = s
         elif noise_hi > 0 and "blurred" in out:  # stored pairs: noise on the stored blurred image
@@ -362,36 +387,42 @@ def make_dataset(source, batch_size, crop=None, training=True, keys=("sharp", "b
 
     ds = ds.enumerate().map(_augment, num_parallel_calls=_AUTOTUNE)
     ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
+    return ds
 
-    # ---------------------------------------------------------------- on-the-fly blur (per batch)
-    if bank is not None:
-        bank_t = tf.constant(bank)
-        lo, hi = noise_range(noise_sigma)
 
-        def _blur(batch):
-            out = {k: v for k, v in batch.items() if not k.startswith("_")}
-            kernels = tf.gather(bank_t, batch["_kernel_index"])
-            blurred = blur.apply_kernels(batch["sharp"], kernels, border="reflect")
-            if hi > 0:
-                seed0 = batch["_seed"][0]
-                sigma = hi
-                if lo < hi:  # one noise level per example, uniform in [lo, hi]
-                    sigma = tf.random.stateless_uniform(
-                        [tf.shape(blurred)[0], 1, 1, 1], tf.random.experimental.stateless_fold_in(seed0, 2),
-                        minval=lo, maxval=hi)
-                blurred = blur.add_noise(blurred, sigma,
-                                         seed=tf.random.experimental.stateless_fold_in(seed0, 1))
-            else:
-                blurred = tf.clip_by_value(blurred, 0.0, 1.0)
-            if quantize:
-                blurred = blur.quantize_uint8(blurred)
-            if "blurred" in keys:
-                out["blurred"] = blurred
-            if "kernel" in keys:
-                out["kernel"] = kernels
-            if "sharp" not in keys:
-                out.pop("sharp")
-            return out
+def blur_batches(ds: tf.data.Dataset, bank, keys: Sequence[str], *, noise_sigma=0.0,
+                 quantize=False) -> tf.data.Dataset:
+    """Stage 3 of `make_dataset`: "blurred" (and "kernel") made from each batch's "sharp" with
+    the bank kernel `augment_and_batch` drew per example (`common.blur.apply_kernels`, reflect
+    borders), Gaussian noise `noise_sigma` (a number or a (lo, hi) range per example) and, with
+    `quantize`, rounding to 1/255 steps; "sharp" is dropped unless in `keys`."""
+    bank_t = tf.constant(bank)
+    lo, hi = noise_range(noise_sigma)
 
-        ds = ds.map(_blur, num_parallel_calls=_AUTOTUNE)
-    return ds.prefetch(_AUTOTUNE)
+    def _blur(batch):
+        out = {k: v for k, v in batch.items() if not k.startswith("_")}
+        kernels = tf.gather(bank_t, batch["_kernel_index"])
+        blurred = blur.apply_kernels(batch["sharp"], kernels, border="reflect")
+        if hi > 0:
+            seed0 = batch["_seed"][0]
+            sigma = hi
+            if lo < hi:  # one noise level per example, uniform in [lo, hi]
+                sigma = tf.random.stateless_uniform(
+                    [tf.shape(blurred)[0], 1, 1, 1], tf.random.experimental.stateless_fold_in(seed0, 2),
+                    minval=lo, maxval=hi)
+            blurred = blur.add_noise(blurred, sigma,
+                                     seed=tf.random.experimental.stateless_fold_in(seed0, 1))
+        else:
+            blurred = tf.clip_by_value(blurred, 0.0, 1.0)
+        if quantize:
+            blurred = blur.quantize_uint8(blurred)
+        if "blurred" in keys:
+            out["blurred"] = blurred
+        if "kernel" in keys:
+            out["kernel"] = kernels
+        if "sharp" not in keys:
+            out.pop("sharp")
+        return out
+
+    ds = ds.map(_blur, num_parallel_calls=_AUTOTUNE)
+    return ds

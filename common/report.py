@@ -228,3 +228,43 @@ class Table:
             vals = [_parse_csv_value(v) for v in row[1:]]
             t.add(row[0], ours=vals[0::2], paper=vals[1::2])
         return t
+
+
+def progress(iterable, total=None, desc="", every_seconds=10.0, stream=None):
+    """Yields the items of `iterable`, reporting `desc: i/total (P%), elapsed, ETA` on stderr:
+    a bar redrawn in place on a terminal, else a line at most every `every_seconds` (logs), and
+    a last line at the end. Used on the long loops of the paper evaluations."""
+    import sys  # pylint: disable=import-outside-toplevel
+    import time  # pylint: disable=import-outside-toplevel
+    stream = sys.stderr if stream is None else stream
+    if total is None:
+        try:
+            total = len(iterable)
+        except TypeError:
+            total = None
+    tty = hasattr(stream, "isatty") and stream.isatty()
+    start = last = time.time()
+    i = 0
+
+    def line(done):
+        elapsed = time.time() - start
+        if total:
+            eta = elapsed / max(done, 1) * (total - done)
+            width = 24
+            fill = int(width * done / total)
+            return (f"{desc}: [{'#' * fill}{'.' * (width - fill)}] {done}/{total} "
+                    f"({100.0 * done / total:.0f}%), {elapsed:.0f} s, ETA {eta:.0f} s")
+        return f"{desc}: {done} done, {elapsed:.0f} s"
+
+    for item in iterable:
+        yield item
+        i += 1
+        now = time.time()
+        if tty:
+            stream.write("\r" + line(i))
+            stream.flush()
+        elif now - last >= every_seconds:
+            stream.write(line(i) + "\n")
+            last = now
+    stream.write(("\r" if tty else "") + line(i) + "\n")
+    stream.flush()

@@ -7,8 +7,13 @@ What lives here (a paper's `train.py` keeps only its networks, losses and `train
   given `absl.flags.FlagValues` so tests can build a fresh one and parse a real flagfile.
 * `parse_flags` / `flags_parser`: parse argv after expanding `--flagfile=` arguments; a relative
   flagfile path is tried against the working directory, the including flagfile's directory and the
-  repository root, so `configs/smoke.flags` works from any working directory.
-* `run_main(train_and_evaluate, define_fns)`: a trainer's whole `if __name__ == "__main__":`.
+  repository root, and so are relative data paths inside a flagfile, so shipped flagfiles work
+  from any working directory. A bad flag or value is absl's one `FATAL Flags parsing error` line
+  and exit status 1.
+* `run_app(main, required)`: every CLI's `__main__` (absl `app.run`, `--help` listing the common
+  flags); `run_main(train_and_evaluate, define_flags)`: a trainer's whole `__main__`.
+* `Trainer` (trackables / replica_step / samples) and `train(workdir, config, trainer, dataset)`:
+  the interface every paper stage implements and the one loop that runs it.
 * `save_flags` / `load_flags`: the resolved flags beside the checkpoints (`workdir/flags.txt`), so
   evaluation rebuilds the exact network that was trained.
 * `get_strategy`, `set_precision`, `make_optimizer`: `tf.distribute` strategy, Keras mixed precision
@@ -21,9 +26,9 @@ What lives here (a paper's `train.py` keeps only its networks, losses and `train
   flags.txt ("a paper-1 SRN workdir"), and the restore behind every init flag (`--init_sn`,
   `--hg_workdir`, ...) that fails naming the flag and that kind instead of restoring nothing.
 * `SummaryWriters`: TensorBoard writers under `workdir/train` and `workdir/eval`.
-* `start_run(config, workdir)`: seed, precision policy, strategy and flags.txt from the common flags;
-  `loop_intervals(config)`: `run_train_loop`'s step count, intervals and time budget from them.
-* `run_train_loop`: the loop itself: resume from the restored step, log scalars and steps/s, images,
+* `start_run(config, workdir)`: seed, precision policy, strategy and flags.txt from the common flags.
+* `run_train_loop`: the loop under `train`: resume from the restored step, log scalars, steps/s,
+  learning rates, the float16 loss scale and "step N/TOTAL ... ETA", hparams, images, profiler trace,
   periodic evaluation, checkpoints at intervals / on the time budget / at the end / on SIGTERM or
   SIGINT (`--save_on_signal`), and a guard that stops on a non-finite loss or non-finite weights
   without saving the bad state (the error names the last finite checkpoint).
@@ -95,6 +100,9 @@ def define_common_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_bool("save_on_signal", True, "On SIGTERM or SIGINT, save a checkpoint and exit "
                       "(status 128 + signal number) instead of losing the steps since the last "
                       "one.", flag_values=fv)
+    flags.DEFINE_string("profile_steps", "", "A,B: record a TensorFlow profiler trace of steps "
+                        "A..B into WORKDIR/train (TensorBoard's Profile tab); empty: none.",
+                        flag_values=fv)
 
 
 # (flag, smallest allowed value, what it is) checked by validate_common_flags.
@@ -123,6 +131,22 @@ def validate_common_flags(fv: flags.FlagValues) -> None:
     for name, minimum, what in _COMMON_MINIMA:
         if name in fv:
             check_min(fv, name, minimum, what)
+    if "profile_steps" in fv:
+        parse_profile_steps(fv.profile_steps)
+
+
+def parse_profile_steps(text: str | None) -> tuple[int, int] | None:
+    """"5,8" -> (5, 8) (profile steps 5..8); "" -> None; else a one-line ValueError."""
+    if not text:
+        return None
+    try:
+        first, last = (int(v) for v in str(text).split(","))
+    except ValueError:
+        first, last = 0, -1
+    if not 1 <= first <= last:
+        raise ValueError(f"--profile_steps={text!r}: give A,B with 1 <= A <= B (steps A..B are "
+                         f"traced), e.g. --profile_steps=5,8.")
+    return first, last
 
 
 def _resolve_flagfile(path: str, including_dir: str | None) -> str:
@@ -139,12 +163,43 @@ def _resolve_flagfile(path: str, including_dir: str | None) -> str:
         f"the working directory or to the repository root {REPO_ROOT}.")
 
 
+def _exists(path: str) -> bool:
+    return bool(glob.glob(path)) if glob.has_magic(path) else os.path.exists(path)
+
+
+def _resolve_value_path(part: str, flagfile_dir: str) -> str:
+    """A relative path (or glob) of a flagfile value: kept if it exists from the working
+    directory, else made absolute against the flagfile's folder or the repository root when it
+    exists there (first match); anything else is kept as written."""
+    if not part or os.path.isabs(part) or "://" in part or _exists(part):
+        return part
+    if not (os.sep in part or "/" in part or part.startswith(".")):
+        return part  # a bare word (an enum value, a number, a generator name), not a path
+    for base in (flagfile_dir, REPO_ROOT):
+        candidate = os.path.normpath(os.path.join(base, part))
+        if _exists(candidate):
+            return candidate
+    return part
+
+
+def _resolve_line_paths(line: str, flagfile_dir: str) -> str:
+    """`--name=a,b` from a flagfile with each existing relative path resolved (see
+    `_resolve_value_path`), so a shipped flagfile works from any working directory."""
+    if not line.startswith("--") or "=" not in line or line.startswith("--flagfile="):
+        return line
+    name, value = line.split("=", 1)
+    return name + "=" + ",".join(_resolve_value_path(p, flagfile_dir) for p in value.split(","))
+
+
 def expand_flagfiles(argv: Sequence[str], _including_dir: str | None = None,
                      _depth: int = 0) -> list[str]:
     """Returns argv with every `--flagfile=PATH` replaced by the flags it holds (recursively).
 
     Follows absl's flagfile format: one flag per line; blank lines and whole lines starting with `#`
-    or `//` are skipped. Later flags override earlier ones, as with absl.
+    or `//` are skipped. Later flags override earlier ones, as with absl. A relative path inside
+    a flagfile (a data folder, a kernel bank, a glob) that does not exist from the working
+    directory is resolved against the flagfile's folder, then the repository root, so shipped
+    flagfiles run from any working directory.
     """
     if _depth > 10:
         raise ValueError("flagfiles nest more than 10 deep: is one including itself?")
@@ -156,6 +211,7 @@ def expand_flagfiles(argv: Sequence[str], _including_dir: str | None = None,
                 lines = [line.strip() for line in f]
             lines = [line for line in lines
                      if line and not line.startswith("#") and not line.startswith("//")]
+            lines = [_resolve_line_paths(line, os.path.dirname(path)) for line in lines]
             out.extend(expand_flagfiles(lines, os.path.dirname(path), _depth + 1))
         else:
             out.append(arg)
@@ -179,27 +235,54 @@ def parse_flags(define_fns: Iterable[Callable[[flags.FlagValues], None]], argv: 
 
 
 def flags_parser(argv: Sequence[str]) -> list[str]:
-    """`absl.app.run(main, flags_parser=flags_parser)`: like absl's, with flagfile path resolution."""
-    return flags.FLAGS(expand_flagfiles(list(argv)))
+    """`absl.app.run(main, flags_parser=flags_parser)`: absl's parser (a bad flag or value is one
+    `FATAL Flags parsing error: ...` line and exit status 1) after expanding flagfiles (see
+    `expand_flagfiles`); a flagfile that cannot be read fails the same way."""
+    from absl import app  # pylint: disable=import-outside-toplevel
+    try:
+        argv = expand_flagfiles(list(argv))
+    except (OSError, ValueError) as e:
+        sys.stderr.write(f"FATAL Flags parsing error: {e}\n"
+                         "Pass --helpshort or --helpfull to see help on flags.\n")
+        sys.exit(1)
+    return app.parse_flags_with_usage(argv)
+
+
+def adopt_key_flags(fv: flags.FlagValues = flags.FLAGS,
+                    modules: Sequence[str] = ("common.train_utils", "common.shared_flags",
+                                               "common.inference")) -> None:
+    """Lists the flags defined in `modules` (the common flags) in the main program's `--help`,
+    beside its own (absl shows only the main module's key flags)."""
+    main = sys.argv[0]
+    for module in modules:
+        for flag in fv.get_key_flags_for_module(module):
+            fv.register_key_flag_for_module(main, flag)
+
+
+def run_app(main: Callable[[list], object], required: Sequence[str] = ()) -> None:
+    """Every CLI's `if __name__ == "__main__":`: marks `required` flags, adds the common flags to
+    `--help` (`adopt_key_flags`) and runs `main` through `absl.app.run` with `flags_parser`."""
+    from absl import app  # pylint: disable=import-outside-toplevel
+    if required:
+        flags.mark_flags_as_required(list(required))
+    adopt_key_flags()
+    app.run(main, flags_parser=flags_parser)
 
 
 def run_main(train_and_evaluate: Callable[[str, flags.FlagValues], object],
-             define_fns: Iterable[Callable[[flags.FlagValues], None]]) -> None:
+             define_flags: Callable[[flags.FlagValues], None]) -> None:
     """A trainer's `if __name__ == "__main__":` block.
 
-    Defines the flags with each of `define_fns` on the global FLAGS, parses sys.argv through
-    `absl.app.run` with `flags_parser`, requires `--workdir` and calls
+    Defines the common flags and the trainer's (`define_flags`) on the global FLAGS, marks
+    `--workdir` required, parses sys.argv through `run_app` and calls
     `train_and_evaluate(workdir, FLAGS)` (which saves the resolved flags itself). Like `app.run`,
     exits the process when done.
     """
-    from absl import app  # pylint: disable=import-outside-toplevel
-    for define in define_fns:
-        define(flags.FLAGS)
+    define_common_flags(flags.FLAGS)
+    define_flags(flags.FLAGS)
 
     def main(argv):
         del argv
-        if not flags.FLAGS.workdir:
-            raise app.UsageError("--workdir is required")
         try:
             train_and_evaluate(flags.FLAGS.workdir, flags.FLAGS)
         except TrainingInterrupted as e:  # checkpoint saved: exit like a signalled process would
@@ -210,7 +293,7 @@ def run_main(train_and_evaluate: Callable[[str, flags.FlagValues], object],
             sys.stderr.write(f"error: {e}\n")
             sys.exit(1)
 
-    app.run(main, flags_parser=flags_parser)
+    run_app(main, required=("workdir",))
 
 
 PROJECT_MODULES = ("__main__", "common", "data", "paper1_cyclegan_srn", "paper2_identity_cgan",
@@ -274,15 +357,6 @@ def start_run(config: flags.FlagValues, workdir: str,
     if is_chief():
         save_flags(config, workdir)
     return strategy, policy
-
-
-def loop_intervals(config: flags.FlagValues) -> dict:
-    """`run_train_loop`'s num_steps, log/checkpoint/image/eval intervals and time budget, from
-    the common flags: `run_train_loop(train_step=..., ..., **loop_intervals(config))`."""
-    return dict(num_steps=config.num_steps, log_every=config.log_every,
-                checkpoint_every=config.checkpoint_every,
-                max_train_minutes=config.max_train_minutes, image_every=config.image_every,
-                eval_every=config.eval_every, save_on_signal=config.save_on_signal)
 
 
 # --------------------------------------------------------------------------- devices, precision
@@ -777,6 +851,25 @@ class SummaryWriters:
             tf.summary.image(name, images, step=int(step), max_outputs=max_outputs)
         self._writer(split).flush()
 
+    def hparams(self, config: flags.FlagValues) -> dict:
+        """Writes the run's resolved flags (this project's, `flags.txt`'s) as TensorBoard hparams
+        (the HPARAMS tab: compare runs by `--ablation`, `--learning_rate`, ...); returns them."""
+        from tensorboard.plugins.hparams import api as hp  # pylint: disable=import-outside-toplevel
+        values = {}
+        for flag in _own_flags(config):
+            value = flag.value
+            if value is None:
+                continue
+            if isinstance(value, (list, tuple)):
+                value = ",".join(str(v) for v in value)
+            if not isinstance(value, (bool, int, float, str)):
+                value = str(value)
+            values[flag.name] = value
+        with self.train.as_default():
+            hp.hparams(values)
+        self.train.flush()
+        return values
+
     def close(self) -> None:
         self.train.close()
         self.eval.close()
@@ -837,6 +930,48 @@ def _loss_scale_skips(skips_in_a_row: int) -> bool:
             and skips_in_a_row < MAX_FLOAT16_SKIPS)
 
 
+def optimizer_scalars(optimizers: Mapping[str, keras.optimizers.Optimizer]) -> dict[str, float]:
+    """{"learning_rate/NAME": the rate the next update uses, "loss_scale/NAME": the dynamic loss
+    scale of a float16 LossScaleOptimizer} of each optimizer (TensorBoard scalars)."""
+    out = {}
+    for name, opt in optimizers.items():
+        out[f"learning_rate/{name}"] = float(np.asarray(opt.learning_rate))
+        if isinstance(opt, keras.optimizers.LossScaleOptimizer):
+            out[f"loss_scale/{name}"] = float(np.asarray(opt.dynamic_scale))
+    return out
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(max(seconds, 0.0)))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class _Profiler:
+    """Records a TensorFlow profiler trace of steps first..last into `logdir` (chief only)."""
+
+    def __init__(self, steps: tuple[int, int] | None, logdir: str):
+        self.steps, self.logdir, self.active = steps, logdir, False
+
+    def before(self, step: int) -> None:  # `step` is the step about to run (1-based)
+        if self.steps and not self.active and self.steps[0] <= step <= self.steps[1] \
+                and is_chief():
+            tf.profiler.experimental.start(self.logdir)
+            self.active = True
+
+    def after(self, step: int) -> None:
+        if self.active and step >= self.steps[1]:
+            self.stop()
+
+    def stop(self) -> None:
+        if self.active:
+            tf.profiler.experimental.stop()
+            self.active = False
+            logging.info("profiler trace of steps %d..%d written under %s (TensorBoard: Profile)",
+                         self.steps[0], self.steps[1], self.logdir)
+
+
 def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
                    iterator, checkpointer: Checkpointer, writers: SummaryWriters, num_steps: int,
                    log_every: int = 100, checkpoint_every: int = 1000,
@@ -844,11 +979,17 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
                    image_fn: Callable[[int], Mapping[str, tf.Tensor]] | None = None,
                    image_every: int = 0,
                    eval_fn: Callable[[int], Mapping[str, float]] | None = None,
-                   eval_every: int = 0, save_on_signal: bool = True) -> int:
+                   eval_every: int = 0, save_on_signal: bool = True,
+                   eval_image_fn: Callable[[int], Mapping[str, tf.Tensor]] | None = None,
+                   optimizers: Mapping[str, keras.optimizers.Optimizer] | None = None,
+                   profile_steps: tuple[int, int] | None = None,
+                   profile_dir: str | None = None) -> int:
     """Runs `train_step` from the checkpointer's step up to `num_steps`; returns the final step.
 
     * `train_step(batch)` returns a dict of scalar tensors (losses, confidences, ...), logged as the
-      mean over each `log_every` window together with `steps_per_sec`.
+      mean over each `log_every` window together with `steps_per_sec`, the learning rate of each
+      of `optimizers` and, under float16, its loss scale (`optimizer_scalars`); the log line reads
+      `step N/TOTAL (P%), S steps/s, ETA H:MM:SS: name=value, ...`.
     * A non-finite value raises `NonFiniteLossError` before anything is saved, and every save
       first checks that the weights are finite (the update of the last step can break them while
       its loss, computed before the update, was finite): the newest checkpoint on disk is always
@@ -859,9 +1000,12 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
       `TrainingInterrupted` (the handlers are restored afterwards).
     * Checkpoints: every `checkpoint_every` steps, when `max_train_minutes` runs out, when the
       iterator ends, and at `num_steps`. `eval_fn(step)` runs every `eval_every` steps and at the
-      end; its dict goes to the eval writer. `image_fn(step)` returns {name: images} for TensorBoard.
+      end; its dict goes to the eval writer, with `eval_image_fn(step)`'s {name: images}.
+      `image_fn(step)` returns {name: images} for the train writer every `image_every` steps.
+    * `profile_steps=(a, b)`: a profiler trace of steps a..b under `profile_dir`.
     """
     step = int(checkpointer.step.numpy())
+    rates: dict[str, float] = {}
     if step >= num_steps:
         logging.info("Already at step %d >= --num_steps=%d: nothing to train.", step, num_steps)
         return step
@@ -869,8 +1013,10 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
     window_start, window_steps = time.time(), 0
     sums: dict[str, float] = {}
     last_saved = step
+    first_step = step
     log_every = max(1, int(log_every))
     float16_skips = 0
+    profiler = _Profiler(profile_steps, profile_dir or os.path.join(checkpointer.directory, ".."))
 
     def save():
         nonlocal last_saved
@@ -878,58 +1024,169 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
             checkpointer.save(step)
             last_saved = step
 
-    with _SignalFlag(save_on_signal) as signals:
-        while step < num_steps:
-            if signals.signum is not None:
-                save()
-                logging.warning("%s received at step %d: saved %s.",
-                                signal.Signals(signals.signum).name, step, checkpointer.latest)
-                raise TrainingInterrupted(signals.signum, step, checkpointer.latest)
-            try:
-                batch = next(iterator)
-            except StopIteration:
-                logging.info("Training data ended at step %d.", step)
-                break
-            values = {k: float(v) for k, v in train_step(batch).items()}
-            bad = sorted(k for k, v in values.items() if not math.isfinite(v))
-            if bad and _loss_scale_skips(float16_skips):
-                # float16: the LossScaleOptimizer skipped this update and halved its scale.
-                float16_skips += 1
-                logging.warning("non-finite %s at step %d under mixed_float16: update skipped by "
-                                "the loss scale (%d in a row).", ", ".join(bad), step + 1,
-                                float16_skips)
-                continue
-            float16_skips = 0
-            if bad:
-                raise NonFiniteLossError(
-                    f"non-finite {', '.join(bad)} at step {step + 1}; nothing was saved for this "
-                    f"step, the last finite checkpoint is {checkpointer.latest}. Lower the learning "
-                    f"rate or check the data, then rerun to resume from it.")
-            step += 1
-            checkpointer.step.assign(step)
-            window_steps += 1
-            for k, v in values.items():
-                sums[k] = sums.get(k, 0.0) + v
-            if step % log_every == 0 or step == num_steps:
-                elapsed = max(time.time() - window_start, 1e-9)
-                means = {k: v / window_steps for k, v in sums.items()}
-                means["steps_per_sec"] = window_steps / elapsed
-                writers.scalars("train", step, means)
-                logging.info("step %d: %s", step,
-                             ", ".join(f"{k}={v:.4g}" for k, v in sorted(means.items())))
-                sums, window_steps, window_start = {}, 0, time.time()
-            if image_fn is not None and image_every and step % image_every == 0:
-                for name, images in image_fn(step).items():
-                    writers.images("train", step, name, images)
-            if eval_fn is not None and eval_every and step % eval_every == 0:
-                writers.scalars("eval", step, eval_fn(step))
-            if checkpoint_every and step % checkpoint_every == 0:
-                save()
-            if max_train_minutes and time.time() - start > 60.0 * max_train_minutes:
-                logging.info("--max_train_minutes=%g reached at step %d.", max_train_minutes, step)
-                break
-        save()
-        if eval_fn is not None and not (eval_every and step % eval_every == 0):
-            writers.scalars("eval", step, eval_fn(step))
+    def evaluate():
+        writers.scalars("eval", step, eval_fn(step))
+        if eval_image_fn is not None:
+            for name, images in eval_image_fn(step).items():
+                writers.images("eval", step, name, images)
+
+    try:
+        with _SignalFlag(save_on_signal) as signals:
+            while step < num_steps:
+                if signals.signum is not None:
+                    save()
+                    logging.warning("%s received at step %d: saved %s.",
+                                    signal.Signals(signals.signum).name, step, checkpointer.latest)
+                    raise TrainingInterrupted(signals.signum, step, checkpointer.latest)
+                try:
+                    batch = next(iterator)
+                except StopIteration:
+                    logging.info("Training data ended at step %d.", step)
+                    break
+                profiler.before(step + 1)
+                if (step + 1) % log_every == 0 or step + 1 == num_steps:
+                    rates = {k: v for k, v in optimizer_scalars(optimizers or {}).items()
+                             if k.startswith("learning_rate/")}  # the rates this step uses
+                values = {k: float(v) for k, v in train_step(batch).items()}
+                bad = sorted(k for k, v in values.items() if not math.isfinite(v))
+                if bad and _loss_scale_skips(float16_skips):
+                    # float16: the LossScaleOptimizer skipped this update and halved its scale.
+                    float16_skips += 1
+                    logging.warning("non-finite %s at step %d under mixed_float16: update skipped "
+                                    "by the loss scale (%d in a row).", ", ".join(bad), step + 1,
+                                    float16_skips)
+                    continue
+                float16_skips = 0
+                if bad:
+                    raise NonFiniteLossError(
+                        f"non-finite {', '.join(bad)} at step {step + 1}; nothing was saved for "
+                        f"this step, the last finite checkpoint is {checkpointer.latest}. Lower the "
+                        f"learning rate or check the data, then rerun to resume from it.")
+                step += 1
+                profiler.after(step)
+                checkpointer.step.assign(step)
+                window_steps += 1
+                for k, v in values.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                if step % log_every == 0 or step == num_steps:
+                    now = time.time()
+                    rate = window_steps / max(now - window_start, 1e-9)
+                    means = {k: v / window_steps for k, v in sums.items()}
+                    means["steps_per_sec"] = rate
+                    means.update(optimizer_scalars(optimizers or {}))  # loss scale: after
+                    means.update(rates)
+                    writers.scalars("train", step, means)
+                    overall = (step - first_step) / max(now - start, 1e-9)
+                    eta = (num_steps - step) / max(overall, 1e-9)
+                    if max_train_minutes:
+                        eta = min(eta, 60.0 * max_train_minutes - (now - start))
+                    logging.info("step %d/%d (%.0f%%), %.3g steps/s, ETA %s: %s", step, num_steps,
+                                 100.0 * step / num_steps, rate, _duration(eta),
+                                 ", ".join(f"{k}={v:.4g}" for k, v in sorted(means.items())
+                                           if k != "steps_per_sec"))
+                    sums, window_steps, window_start = {}, 0, time.time()
+                if image_fn is not None and image_every and step % image_every == 0:
+                    for name, images in image_fn(step).items():
+                        writers.images("train", step, name, images)
+                if eval_fn is not None and eval_every and step % eval_every == 0:
+                    evaluate()
+                if checkpoint_every and step % checkpoint_every == 0:
+                    save()
+                if max_train_minutes and time.time() - start > 60.0 * max_train_minutes:
+                    logging.info("--max_train_minutes=%g reached at step %d.", max_train_minutes,
+                                 step)
+                    break
+            profiler.stop()
+            save()
+            if eval_fn is not None and not (eval_every and step % eval_every == 0):
+                evaluate()
+    finally:
+        profiler.stop()
     return step
 
+
+# --------------------------------------------------------------------------- the trainer interface
+
+
+class Trainer:
+    """What `train` runs: one paper stage's networks, optimizers and step.
+
+    A subclass builds its networks and optimizers in `__init__` under `strategy.scope()` (every
+    optimizer built, so a checkpoint restores in place) and implements
+
+    * `trackables()`: {name: network, optimizer, pool, ...}: what a checkpoint holds;
+    * `replica_step(batch)`: one update on this replica's share of a global batch, returning
+      {name: scalar tensor} (logged unchanged; losses go through `replica_loss`);
+    * `samples(batch)`: {name: float images [B, H, W, 3] in [0, 1]}, TensorBoard image grids
+      (a row of the batch: input | output | target side by side).
+
+    The optimizers found in `trackables()` have their learning rate (and float16 loss scale)
+    logged by `train`.
+    """
+
+    def __init__(self, config: flags.FlagValues, strategy: tf.distribute.Strategy | None = None):
+        self.config = config
+        self.strategy = strategy or tf.distribute.get_strategy()
+
+    def trackables(self) -> dict:
+        raise NotImplementedError
+
+    def replica_step(self, batch: Mapping) -> Mapping[str, tf.Tensor]:
+        raise NotImplementedError
+
+    def samples(self, batch: Mapping) -> Mapping[str, tf.Tensor]:
+        del batch
+        return {}
+
+    def optimizers(self) -> dict[str, keras.optimizers.Optimizer]:
+        return {name: obj for name, obj in self.trackables().items()
+                if isinstance(obj, keras.optimizers.Optimizer)}
+
+
+def side_by_side(*images) -> tf.Tensor:
+    """Concatenates float images [B,H,W,C] along width, clipped to [0,1] (a TensorBoard grid row;
+    one-channel images are repeated to three)."""
+    rows = []
+    for i in images:
+        i = tf.cast(i, tf.float32)
+        rows.append(tf.repeat(i, 3, axis=-1) if i.shape[-1] == 1 else i)
+    return tf.clip_by_value(tf.concat(rows, axis=2), 0.0, 1.0)
+
+
+def train(workdir: str, config: flags.FlagValues, trainer: Trainer, dataset, *,
+          sample_batch: Mapping | None = None, eval_batch: Mapping | None = None,
+          eval_fn: Callable[[int], Mapping[str, float]] | None = None,
+          num_steps: int | None = None) -> int:
+    """The loop every trainer shares; returns the final step.
+
+    Restores `trainer.trackables()` from the newest checkpoint of `workdir`, writes the resolved
+    flags as TensorBoard hparams, and runs `trainer.replica_step` on `strategy.run` over
+    `dataset` (a tf.data.Dataset of global batches, a distributed dataset, or a function of the
+    restored step returning either, for a seed that moves on at a resume) with
+    `run_train_loop` under the common flags (`--num_steps` unless `num_steps` is given,
+    intervals, time budget, `--profile_steps`). Image grids: `trainer.samples(sample_batch)` in
+    the train writer every `--image_every` steps, `trainer.samples(eval_batch)` in the eval
+    writer at each evaluation (`eval_fn(step)`: {name: scalar}).
+    """
+    strategy = trainer.strategy
+    checkpointer = Checkpointer(workdir, config.keep_checkpoints, **trainer.trackables())
+    start = checkpointer.restore_latest()
+    ds = dataset(start) if callable(dataset) else dataset
+    if isinstance(ds, tf.data.Dataset):
+        ds = strategy.experimental_distribute_dataset(ds)
+    writers = SummaryWriters(workdir)
+    try:
+        writers.hparams(config)
+        return run_train_loop(
+            train_step=make_distributed_step(strategy, trainer.replica_step),
+            iterator=iter(ds), checkpointer=checkpointer, writers=writers,
+            num_steps=num_steps or config.num_steps, log_every=config.log_every,
+            checkpoint_every=config.checkpoint_every, max_train_minutes=config.max_train_minutes,
+            image_fn=None if sample_batch is None else (lambda s: trainer.samples(sample_batch)),
+            image_every=config.image_every, eval_fn=eval_fn, eval_every=config.eval_every,
+            eval_image_fn=None if eval_batch is None else (lambda s: trainer.samples(eval_batch)),
+            save_on_signal=config.save_on_signal, optimizers=trainer.optimizers(),
+            profile_steps=parse_profile_steps(config.profile_steps),
+            profile_dir=os.path.join(workdir, "train"))
+    finally:
+        writers.close()

@@ -1,7 +1,7 @@
 r"""Turns datasets into TFRecords of the shared schema (`common.tfrecord`).
 
     python -m data.build --source=celeba --manual_dir=/data/celeba --split=train \
-        --mode=kernel --kernels=camera_shake --kernel_sizes=13:29:2 --noise_sigma=0.03 \
+        --mode=kernel --blur_kernels=camera_shake --kernel_sizes=13:29:2 --noise_sigma=0.03 \
         --output_dir=records/celeba --num_shards=16
 
 Sources (`--source`, read from `--manual_dir` by the `data.builders` generators):
@@ -10,7 +10,7 @@ Sources (`--source`, read from `--manual_dir` by the `data.builders` generators)
   folder of images, recursive; --split is ignored).
 Modes (`--mode`):
   kernel    sharp source -> blurred = clip(k * sharp + n), n ~ N(0, noise_sigma^2), quantized to
-            8 bits; k per image from --kernels: camera_shake (Boracchi & Foi trajectories,
+            8 bits; k per image from --blur_kernels: camera_shake (Boracchi & Foi trajectories,
             paper 3 training), markov (Kupyn et al.; paper 2 synthetic), gaussian, shen (the
             Shen et al. 2018 test protocol: a fixed seeded bank of 10 camera-shake kernels for
             each size 13:2:27; image i gets kernel i mod 80 -- or every kernel with
@@ -50,7 +50,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from common import blur, frame_averaging, image_io, tfrecord
+from common import blur, frame_averaging, image_io, shared_flags, tfrecord
 
 SOURCES = ("celeba", "lfw", "helen_parsing", "shen_blurred_faces", "gopro", "face_videos",
            "unpaired_blur", "folder")
@@ -71,10 +71,11 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_string("output_dir", None, "Where records go (created).", flag_values=fv)
     flags.DEFINE_string("name", None, "Record file prefix (default: --split).", flag_values=fv)
     flags.DEFINE_enum("mode", "kernel", MODES, "What to write (see module doc).", flag_values=fv)
-    flags.DEFINE_string("kernels", "camera_shake", "camera_shake | markov | gaussian | shen | "
-                        "path to a .npz/.mat kernel bank.", flag_values=fv)
-    flags.DEFINE_string("kernel_sizes", "13:29:2", "Odd kernel sizes, 'start:stop:step' "
-                        "(inclusive) or a comma list.", flag_values=fv)
+    flags.DEFINE_string("blur_kernels", "camera_shake", "camera_shake | markov | gaussian | shen "
+                        "| path to a .npz/.mat kernel bank.", flag_values=fv)
+    flags.DEFINE_string("kernel_sizes", "13:29:2", "Odd kernel sizes, 'start:stop[:step]' "
+                        "(inclusive) or a comma list (common.shared_flags.parse_kernel_sizes).",
+                        flag_values=fv)
     flags.DEFINE_integer("blurs_per_image", 1, "Blurred copies per sharp image (kernel mode).",
                          flag_values=fv)
     flags.DEFINE_float("noise_sigma", 0.03, "Gaussian noise std on [0,1] (paper 3: 0.03).",
@@ -90,7 +91,7 @@ def define_flags(fv=flags.FLAGS):
                          flag_values=fv)
     flags.DEFINE_string("mask_dir", None, "Folder of <stem>.png class masks to carry through.",
                         flag_values=fv)
-    flags.DEFINE_string("resize", None, "'HxW': resize every image (bilinear; masks nearest; "
+    flags.DEFINE_string("resize", None, "'H,W' or 'S': resize every image (bilinear; masks nearest; "
                         "landmarks scaled).", flag_values=fv)
     flags.DEFINE_integer("center_crop", 0, "Square centre crop of this size after --resize "
                          "(images, masks, landmarks; 0: none). LFW's 150x150 faces are "
@@ -116,30 +117,6 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_bool("overwrite", False, "Rebuild when --output_dir holds records of this --name "
                       "built with other flags or sources (otherwise refused).", flag_values=fv)
     flags.mark_flags_as_required(["source", "manual_dir", "output_dir"], flag_values=fv)
-
-
-def parse_sizes(text):
-    text = str(text).strip()
-    if ":" in text:
-        parts = [int(p) for p in text.split(":")]
-        start, stop = parts[0], parts[1]
-        step = parts[2] if len(parts) > 2 else 2
-        sizes = list(range(start, stop + 1, step))
-    else:
-        sizes = [int(p) for p in text.split(",") if p.strip()]
-    if not sizes or any(s < 1 or s % 2 == 0 for s in sizes):
-        raise ValueError(f"--kernel_sizes must give odd sizes >= 1, got {text!r} -> {sizes}")
-    return sizes
-
-
-def parse_hw(text):
-    if not text:
-        return None
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError as e:
-        raise ValueError(f"--resize must be 'HxW', got {text!r}") from e
-    return h, w
 
 
 # ----------------------------------------------------------------------------------- sources
@@ -216,7 +193,7 @@ class KernelSource:
         elif spec not in ("camera_shake", "markov", "gaussian"):
             if not os.path.isfile(spec):
                 raise FileNotFoundError(
-                    f"--kernels={spec!r}: not a known generator and no such file.")
+                    f"--blur_kernels={spec!r}: not a known generator and no such file.")
             self.bank = blur.load_kernel_bank(spec)
 
     def kernels(self, index, count):
@@ -685,12 +662,12 @@ def config_from_flags(fv):
     cfg = {
         "source": fv.source, "manual_dir": fv.manual_dir, "split": fv.split,
         "output_dir": fv.output_dir, "name": fv.name or fv.split, "mode": mode,
-        "kernels": fv.kernels, "kernel_sizes": parse_sizes(fv.kernel_sizes),
+        "kernels": fv.blur_kernels, "kernel_sizes": shared_flags.parse_kernel_sizes(fv.kernel_sizes),
         "blurs_per_image": fv.blurs_per_image, "noise_sigma": fv.noise_sigma,
         "quantize": fv.quantize, "lengths": [int(v) for v in fv.lengths.split(",")],
         "gamma": fv.gamma, "video_layout": fv.video_layout,
         "max_clips_per_video": fv.max_clips_per_video, "mask_dir": fv.mask_dir,
-        "resize": parse_hw(fv.resize), "min_size": fv.min_size, "num_shards": fv.num_shards,
+        "resize": shared_flags.parse_resize(fv.resize), "min_size": fv.min_size, "num_shards": fv.num_shards,
         "max_items": fv.max_items, "seed": fv.seed, "center_crop": fv.center_crop,
         "output_format": fv.output_format, "exclude_identities": fv.exclude_identities,
         "max_per_identity": fv.max_per_identity, "num_workers": fv.num_workers,
@@ -703,7 +680,7 @@ def config_from_flags(fv):
     if mode in ("pravg", "vla") and fv.source != "face_videos":
         raise ValueError(f"--mode={mode} needs --source=face_videos")
     if mode == "kernel":
-        cfg["kernel_source"] = KernelSource(fv.kernels, cfg["kernel_sizes"], fv.seed)
+        cfg["kernel_source"] = KernelSource(fv.blur_kernels, cfg["kernel_sizes"], fv.seed)
     return cfg
 
 
@@ -716,5 +693,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from common import train_utils  # pylint: disable=import-outside-toplevel
     define_flags()
-    app.run(main)
+    train_utils.run_app(main)

@@ -23,7 +23,7 @@ def load_model(checkpoint):
     """The SRN of an SRN workdir as a [0,1] -> [0,1] function."""
     if not checkpoint:
         raise app.UsageError("--checkpoint is required (an SRN training workdir)")
-    return evaluate.load_srn(checkpoint)
+    return evaluate.load_model(checkpoint)[1]
 
 
 def run(checkpoint, input_paths, output_dir, suffix="_srn", **options):
@@ -40,4 +40,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    app.run(main, flags_parser=train_utils.flags_parser)
+    train_utils.run_app(main)

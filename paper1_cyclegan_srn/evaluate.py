@@ -16,7 +16,7 @@ Table 1 (PSNR / SSIM on our generated test set and on GoPro): rows
 --test_data / --gopro_data: pair records, or a stored-blur folder DIR/blurred + DIR/sharp (GoPro
 layout, `python -m data.build --output_format=folder`), used as stored (never re-blurred).
 Table 2 (face-detection success rate: ground truth / blurred / restored by Ours): on our test set
-and on a synthetic set = the same clear test faces blurred with real kernels (--synthetic_kernels).
+and on a synthetic set = the same clear test faces blurred with real kernels (--blur_kernels, --noise_sigma).
 A missing workdir or data set leaves its cells "–". Writes tables.md, tables.json and a contact
 sheet of examples into --output_dir.
 """
@@ -29,7 +29,7 @@ from absl import app, flags, logging
 import numpy as np
 import tensorflow as tf
 
-from common import image_io, metrics, pipeline, report, train_utils
+from common import image_io, metrics, pipeline, report, shared_flags, train_utils
 from common.evaluation import methods as methods_lib
 from common.evaluation import runner, test_sets
 from paper1_cyclegan_srn import cyclegan, inputs, train_cyclegan, train_srn
@@ -57,8 +57,10 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                         "DIR/blurred + DIR/sharp).", **d)
     flags.DEFINE_string("gopro_data", None, "GoPro test pairs (TFRecord glob, or the GoPro folder "
                         "layout DIR/blurred + DIR/sharp), optional; stored blur is never re-blurred.", **d)
-    flags.DEFINE_string("synthetic_kernels", None, "Kernel banks for Table 2's synthetic set.", **d)
-    flags.DEFINE_float("synthetic_noise", 0.01, "Noise std of the synthetic set.", **d)
+    shared_flags.define_kernel_flags(fv, blur_kernels=None, num_kernels=16, kernel_sizes="7:15",
+                                     help_extra="Table 2's synthetic set: the test faces blurred "
+                                     "with these (empty: no synthetic set)")
+    shared_flags.define_noise_flags(fv, 0.01)
     flags.DEFINE_string("detector", "mtcnn", "common.face detector for Table 2 (none: skip).", **d)
     flags.DEFINE_integer("max_images", 0, "Evaluate at most this many images per set (0: all).", **d)
     flags.DEFINE_integer("batch_size", 8, "Evaluation batch size.", **d)
@@ -68,19 +70,20 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                               "workdirs or .keras files).", **d)
 
 
-def load_srn(workdir):
-    """Rebuilds SRN from workdir/flags.txt, restores it; returns a [0,1] -> [0,1] function."""
+def load_model(workdir):
+    """Rebuilds SRN from workdir/flags.txt and restores it; returns (flags, a [0,1] -> [0,1]
+    function)."""
     train_utils.check_workdir_kind(workdir, "paper1", ("srn",))
-    config = train_utils.load_flags(train_srn.all_define_fns(), workdir)
+    config = train_utils.load_flags([train_srn.define_flags], workdir)
     model = train_srn.build_model(config, image_size=16)
     train_utils.restore_for_eval(workdir, srn=model)
-    return train_srn.restore_fn(model)
+    return config, train_srn.restore_fn(model)
 
 
 def load_cyclegan_f(workdir):
     """F: blurred -> clear of a stage-1 run, as a [0,1] -> [0,1] function."""
     train_utils.check_workdir_kind(workdir, "paper1", ("cyclegan",))
-    config = train_utils.load_flags(train_cyclegan.all_define_fns(), workdir)
+    config = train_utils.load_flags([train_cyclegan.define_flags], workdir)
     f = cyclegan.build_generator(config.generator, name="f_net", image_size=16)
     train_utils.restore_for_eval(workdir, f_net=f)
 
@@ -97,14 +100,14 @@ def load_method(workdir):
         cyclegan_run = "--generator=" in f.read()
     probe = np.zeros((1, 16, 16, 3), np.float32)
     if cyclegan_run:  # parameter count: an unrestored twin built from the same flags
-        config = train_utils.load_flags(train_cyclegan.all_define_fns(), workdir)
+        config = train_utils.load_flags([train_cyclegan.define_flags], workdir)
         n = methods_lib.count_params(cyclegan.build_generator(config.generator, name="f_net",
                                                               image_size=16), probe)
         return methods_lib.Method("Zhu et al. [6] (CycleGAN F)", load_cyclegan_f(workdir), "paper1",
                                   workdir, n, 4, description=f"paper1_cyclegan_srn CycleGAN F of {workdir}")
-    config = train_utils.load_flags(train_srn.all_define_fns(), workdir)
+    config = train_utils.load_flags([train_srn.define_flags], workdir)
     n = methods_lib.count_params(train_srn.build_model(config, image_size=16), probe)
-    return methods_lib.Method("SRN (paper 1)", load_srn(workdir), "paper1", workdir, n, 16,
+    return methods_lib.Method("SRN (paper 1)", load_model(workdir)[1], "paper1", workdir, n, 16,
                               description=f"paper1_cyclegan_srn SRN workdir {workdir}")
 
 
@@ -141,7 +144,8 @@ def load_pairs(pattern, batch_size, max_images=0, kernels=None, noise=0.0, seed=
 
 def restore_all(fn, images, batch_size):
     return np.concatenate([np.asarray(fn(tf.constant(images[i:i + batch_size])))
-                           for i in range(0, len(images), batch_size)])
+                           for i in report.progress(range(0, len(images), batch_size),
+                                                    desc=f"restoring {len(images)} images")])
 
 
 def psnr_ssim(sharp, restored):
@@ -201,12 +205,13 @@ def table2(detector, ours_fn, sets, batch_size=8):
     return t, results
 
 
-def evaluate(config) -> dict:
+def run_eval(config) -> dict:
+    """Tables 1 and 2 from the parsed flags (printed, and written under --output_dir)."""
     if not config.test_data:
         raise ValueError("--test_data is required (the test pairs written by generate_pairs)")
     methods = {
-        "Ours": load_srn(config.srn_workdir) if config.srn_workdir else None,
-        "Tao et al. [7]": (load_srn(config.baseline_srn_workdir)
+        "Ours": load_model(config.srn_workdir)[1] if config.srn_workdir else None,
+        "Tao et al. [7]": (load_model(config.baseline_srn_workdir)[1]
                            if config.baseline_srn_workdir else None),
         "Zhu et al. [6]": (load_cyclegan_f(config.cyclegan_workdir)
                            if config.cyclegan_workdir else None),
@@ -220,11 +225,11 @@ def evaluate(config) -> dict:
         t1.notes.append("GoPro: not given (--gopro_data), so its columns are empty.")
     print(t1)
 
-    kernels = inputs.load_kernels(config.synthetic_kernels)
+    kernels = shared_flags.kernel_bank(config, seed=0)
     synth_set = None
     if kernels is not None:
         synth_set = load_pairs(config.test_data, config.batch_size, config.max_images,
-                               kernels=kernels, noise=config.synthetic_noise, seed=1)
+                               kernels=kernels, noise=shared_flags.noise_level(config), seed=1)
     detector = None
     if config.detector and config.detector != "none":
         from common.face import get_detector
@@ -232,7 +237,7 @@ def evaluate(config) -> dict:
     t2, r2 = table2(detector, methods["Ours"], {"Testing dataset": ours_set,
                                                 "Synthetic dataset": synth_set})
     t2.notes.append(f"Detector: {config.detector} (the paper: FaceBoxes). Synthetic set: our test "
-                    f"faces blurred with {config.synthetic_kernels}.")
+                    f"faces blurred with {config.blur_kernels}.")
     print(t2)
     out = {"table1": r1, "table2": r2, "num_test_images": int(len(ours_set[0]))}
     if config.output_dir:
@@ -259,9 +264,9 @@ def evaluate(config) -> dict:
 
 def main(argv):
     del argv
-    evaluate(flags.FLAGS)
+    run_eval(flags.FLAGS)
 
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    app.run(main, flags_parser=train_utils.flags_parser)
+    train_utils.run_app(main)

@@ -23,7 +23,7 @@ from absl import app, flags, logging
 import numpy as np
 import tensorflow as tf
 
-from common import image_io, tfrecord, train_utils
+from common import image_io, shared_flags, tfrecord, train_utils
 from paper1_cyclegan_srn import cyclegan, inputs, train_cyclegan
 
 
@@ -40,7 +40,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_float("test_fraction", 0.2, "Fraction of pairs kept for testing (paper: 20%).", **d)
     flags.DEFINE_integer("chunk_size", 500, "Images per atomically written chunk (resume unit).", **d)
     flags.DEFINE_integer("batch_size", 16, "Images per generator call.", **d)
-    flags.DEFINE_string("resize", None, "Optional H,W resize of the clear faces before G.", **d)
+    shared_flags.define_resize_flag(fv)
     flags.DEFINE_integer("seed", 0, "Seed of the train/test split.", **d)
 
 
@@ -86,7 +86,7 @@ def split_indices(n, test_fraction, seed):
 def load_generator(cyclegan_workdir):
     """Rebuilds G from the stage-1 flags and restores its newest checkpoint."""
     train_utils.check_workdir_kind(cyclegan_workdir, "paper1", ("cyclegan",), "--cyclegan_workdir")
-    config = train_utils.load_flags(train_cyclegan.all_define_fns(), cyclegan_workdir)
+    config = train_utils.load_flags([train_cyclegan.define_flags], cyclegan_workdir)
     g = cyclegan.build_generator(config.generator, name="g_net", image_size=config.crop_size)
     path = train_utils.restore_for_eval(cyclegan_workdir, g_net=g)
     logging.info("G restored from %s", path)
@@ -115,7 +115,7 @@ def generate(config, g=None) -> dict:
     if not items:
         raise ValueError(f"--clear_data={config.clear_data} --file_range={config.file_range} "
                          f"selects no image")
-    resize = inputs._pair(config.resize)
+    resize = shared_flags.parse_resize(config.resize)
     train_idx, test_idx = split_indices(len(items), config.test_fraction, config.seed)
     os.makedirs(config.output_dir, exist_ok=True)
     summary = {"num_images": len(items), "train": int(len(train_idx)), "test": int(len(test_idx)),
@@ -177,4 +177,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    app.run(main, flags_parser=train_utils.flags_parser)
+    train_utils.run_app(main, required=('cyclegan_workdir', 'clear_data', 'output_dir'))

@@ -21,8 +21,7 @@ from absl import app, flags, logging
 import numpy as np
 import tensorflow as tf
 
-from common import blur, image_io, tfrecord, train_utils
-from paper1_cyclegan_srn import inputs
+from common import blur, image_io, shared_flags, tfrecord, train_utils
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
@@ -33,8 +32,8 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("clear_range", "0:1500", "START:END of the sorted images kept clear (X).", **d)
     flags.DEFINE_string("blurred_range", "1500:3000", "START:END of the images blurred (Y); must "
                         "not overlap --clear_range.", **d)
-    flags.DEFINE_string("blur_kernels", None, "Kernel banks (.npz/.mat, comma-separated).", **d)
-    flags.DEFINE_float("noise_sigma", 0.01, "Gaussian noise std on the blurred images ([0,1]).", **d)
+    shared_flags.define_kernel_flags(fv, blur_kernels=None, num_kernels=16, kernel_sizes="7:15")
+    shared_flags.define_noise_flags(fv, 0.01)
     flags.DEFINE_string("output_dir", None, "Output folder.", **d)
     flags.DEFINE_integer("num_shards", 4, "Shards per domain.", **d)
     flags.DEFINE_integer("seed", 0, "Kernel / noise seed.", **d)
@@ -52,7 +51,7 @@ def prepare(config) -> dict:
     if max(c0, b0) < min(c1, b1):
         raise ValueError(f"--clear_range={config.clear_range} and --blurred_range="
                          f"{config.blurred_range} overlap: the domains must be unpaired")
-    kernels = inputs.load_kernels(config.blur_kernels)
+    kernels = shared_flags.kernel_bank(config)
     if kernels is None:
         raise ValueError("--blur_kernels is required (e.g. ../shared/data/kernels/levin09.npz)")
     paths = image_io.list_images(config.faces)
@@ -92,4 +91,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    app.run(main, flags_parser=train_utils.flags_parser)
+    train_utils.run_app(main, required=('faces', 'output_dir'))

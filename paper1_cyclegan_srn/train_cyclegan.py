@@ -14,13 +14,14 @@ from absl import flags, logging
 import keras
 import tensorflow as tf
 
-from common import metrics, pipeline, train_utils
+from common import metrics, pipeline, shared_flags, train_utils
 from paper1_cyclegan_srn import cyclegan, inputs, losses
 from paper1_cyclegan_srn.image_pool import ImagePool
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
-    """Stage-1 flags (idempotent)."""
+    """The common trainer flags and stage 1's (idempotent)."""
+    train_utils.define_common_flags(fv)
     if "clear_data" in fv:
         return
     d = dict(flag_values=fv)
@@ -28,11 +29,11 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                         "or a folder of images.", **d)
     flags.DEFINE_string("blurred_data", None, "Domain Y (blurred faces): TFRecord glob with "
                         "image/blurred, or a folder of sharp faces blurred with --blur_kernels.", **d)
-    flags.DEFINE_string("blur_kernels", None, "Comma-separated .npz/.mat kernel banks used when "
-                        "--blurred_data is a folder.", **d)
-    flags.DEFINE_float("noise_sigma", 0.0, "Gaussian noise added to on-the-fly blurred images.", **d)
-    flags.DEFINE_string("resize", None, "Resize every image to H,W before cropping (optional).", **d)
-    flags.DEFINE_integer("crop_size", 256, "Training crop (square).", **d)
+    shared_flags.define_kernel_flags(fv, blur_kernels=None, num_kernels=16, kernel_sizes="7:15",
+                                     help_extra="used when --blurred_data is a folder")
+    shared_flags.define_noise_flags(fv, 0.0)
+    shared_flags.define_resize_flag(fv)
+    shared_flags.define_crop_flag(fv, 256)
     flags.DEFINE_enum("generator", "resnet_9blocks", list(cyclegan.GENERATOR_VARIANTS),
                       "Generator variant (9 residual blocks at 256 px, 6 at 128 px).", **d)
     flags.DEFINE_enum("discriminator", "patchgan_70", list(cyclegan.DISCRIMINATOR_VARIANTS),
@@ -43,16 +44,11 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_float("lambda_identity", 0.0, "Identity loss weight, relative to lambda_cycle "
                        "(CycleGAN's 0.5; the paper uses Eq. 1 + 2 only, so 0).", **d)
     flags.DEFINE_integer("pool_size", 50, "History pool of generated images (0 disables).", **d)
-    flags.DEFINE_float("learning_rate", 2e-4, "Adam learning rate.", **d)
-    flags.DEFINE_float("beta1", 0.5, "Adam beta_1.", **d)
+    shared_flags.define_adam_flags(fv, 2e-4, 0.5)
     flags.DEFINE_integer("decay_start_step", 0, "Constant rate until this step, then linear decay "
                          "to 0 at --num_steps (0: half of --num_steps).", **d)
     flags.DEFINE_integer("eval_images", 4, "Images in the fixed batch used for TensorBoard grids "
                          "and the cycle-PSNR eval scalar.", **d)
-
-
-def all_define_fns():
-    return [train_utils.define_common_flags, define_flags]
 
 
 @keras.saving.register_keras_serializable(package="paper1")
@@ -85,7 +81,7 @@ def make_unpaired_dataset(config, training=True, batch_size=None, seed=None):
     """Zipped {"x": clear, "y": blurred} batches in [0,1]."""
     batch = batch_size or config.batch_size
     seed = config.seed if seed is None else seed
-    kernels = inputs.load_kernels(config.blur_kernels)
+    kernels = shared_flags.kernel_bank(config)
     dx = inputs.domain_dataset(config.clear_data, "sharp", batch, config.crop_size,
                                resize=config.resize, training=training, seed=seed,
                                flag_name="--clear_data")
@@ -96,19 +92,18 @@ def make_unpaired_dataset(config, training=True, batch_size=None, seed=None):
     return tf.data.Dataset.zip((dx, dy)).map(lambda x, y: {"x": x, "y": y})
 
 
-class CycleGANTrainer:
-    """Owns the networks, optimizers, pools and the distributed train step."""
+class CycleGANTrainer(train_utils.Trainer):
+    """G, F, D_X, D_Y, their two optimizers and the history pools (Eq. 1 + 2)."""
 
     def __init__(self, config, strategy=None):
-        self.config = config
-        self.strategy = strategy or tf.distribute.get_strategy()
+        super().__init__(config, strategy)
         size = config.crop_size
         with self.strategy.scope():
             self.g, self.f, self.d_x, self.d_y = build_models(config, image_size=size)
             decay_start = config.decay_start_step or config.num_steps // 2
             schedule = ConstantThenLinearDecay(config.learning_rate, decay_start, config.num_steps)
-            self.gen_optimizer = train_utils.make_optimizer(schedule, beta_1=config.beta1)
-            self.disc_optimizer = train_utils.make_optimizer(schedule, beta_1=config.beta1)
+            self.gen_optimizer = train_utils.make_optimizer(schedule, beta_1=config.beta_1)
+            self.disc_optimizer = train_utils.make_optimizer(schedule, beta_1=config.beta_1)
             self.gen_vars = self.g.trainable_variables + self.f.trainable_variables
             self.disc_vars = self.d_x.trainable_variables + self.d_y.trainable_variables
             self.gen_optimizer.build(self.gen_vars)
@@ -120,7 +115,6 @@ class CycleGANTrainer:
             pool_size = 0
         self.pool_x = ImagePool(pool_size, (size, size, 3), seed=config.seed)
         self.pool_y = ImagePool(pool_size, (size, size, 3), seed=config.seed + 1)
-        self.step_fn = train_utils.make_distributed_step(self.strategy, self.replica_step)
 
     def trackables(self):
         return dict(g_net=self.g, f_net=self.f, d_x=self.d_x, d_y=self.d_y,
@@ -146,7 +140,6 @@ class CycleGANTrainer:
                        + losses.identity_loss(x, self.f(x, training=True)))
                 total = total + c.lambda_cycle * c.lambda_identity * idt
             scaled = self.gen_optimizer.scale_loss(train_utils.replica_loss(total))
-        lr = tf.cast(self.gen_optimizer.learning_rate, tf.float32)  # the rate this step uses
         grads = tape.gradient(scaled, self.gen_vars)
         self.gen_optimizer.apply(grads, self.gen_vars)
 
@@ -163,7 +156,7 @@ class CycleGANTrainer:
         self.disc_optimizer.apply(grads, self.disc_vars)
         return {"g_total": total, "g_adv": g_adv, "f_adv": f_adv, "cycle_x": cyc_x,
                 "cycle_y": cyc_y, "identity": idt, "d_total": d_total, "d_x": d_x_loss,
-                "d_y": d_y_loss, "learning_rate": lr}
+                "d_y": d_y_loss}
 
     def translate(self, x01, y01):
         """Fixed-batch outputs in [0,1]: G(X), F(G(X)), F(Y), G(F(Y))."""
@@ -173,26 +166,27 @@ class CycleGANTrainer:
         return (inputs.to_unit(gx), inputs.to_unit(self.f(gx, training=False)),
                 inputs.to_unit(fy), inputs.to_unit(self.g(fy, training=False)))
 
+    def samples(self, batch):
+        gx, fgx, fy, gfy = self.translate(batch["x"], batch["y"])
+        return {"X | G(X) | F(G(X))": train_utils.side_by_side(batch["x"], gx, fgx),
+                "Y | F(Y) | G(F(Y))": train_utils.side_by_side(batch["y"], fy, gfy)}
+
+
+def validate_flags(config):
+    """Checks run before the workdir is written (`train_utils.start_run`)."""
+    for source, flag in ((config.clear_data, "--clear_data"),
+                         (config.blurred_data, "--blurred_data")):
+        pipeline.check_crop(source, config.crop_size, shared_flags.parse_resize(config.resize),
+                            "--crop_size", flag)
+
 
 def train_and_evaluate(workdir: str, config) -> int:
     """Trains stage 1 into `workdir`; returns the final step."""
-    strategy, policy = train_utils.start_run(config, workdir, validate=lambda c: [
-        pipeline.check_crop(src, c.crop_size, inputs._pair(c.resize), "--crop_size", flag)
-        for src, flag in ((c.clear_data, "--clear_data"), (c.blurred_data, "--blurred_data"))])
+    strategy, policy = train_utils.start_run(config, workdir, validate=validate_flags)
     logging.info("CycleGAN: strategy %s, precision %s", type(strategy).__name__, policy)
     trainer = CycleGANTrainer(config, strategy)
-    checkpointer = train_utils.Checkpointer(workdir, config.keep_checkpoints, **trainer.trackables())
-    start = checkpointer.restore_latest()
-    ds = make_unpaired_dataset(config, seed=config.seed + start)
     fixed = next(iter(make_unpaired_dataset(config, training=False, batch_size=config.eval_images,
                                             seed=config.seed)))
-    iterator = iter(strategy.experimental_distribute_dataset(ds))
-    writers = train_utils.SummaryWriters(workdir)
-
-    def image_fn(step):
-        gx, fgx, fy, gfy = trainer.translate(fixed["x"], fixed["y"])
-        return {"X | G(X) | F(G(X))": inputs.side_by_side(fixed["x"], gx, fgx),
-                "Y | F(Y) | G(F(Y))": inputs.side_by_side(fixed["y"], fy, gfy)}
 
     def eval_fn(step):
         gx, fgx, fy, gfy = trainer.translate(fixed["x"], fixed["y"])
@@ -200,12 +194,10 @@ def train_and_evaluate(workdir: str, config) -> int:
                 "cycle_psnr_y": float(tf.reduce_mean(metrics.psnr_tf(fixed["y"], gfy))),
                 "psnr_x_vs_gx": float(tf.reduce_mean(metrics.psnr_tf(fixed["x"], gx)))}
 
-    step = train_utils.run_train_loop(
-        train_step=trainer.step_fn, iterator=iterator, checkpointer=checkpointer, writers=writers,
-        image_fn=image_fn, eval_fn=eval_fn, **train_utils.loop_intervals(config))
-    writers.close()
-    return step
+    return train_utils.train(workdir, config, trainer,
+                             lambda start: make_unpaired_dataset(config, seed=config.seed + start),
+                             sample_batch=fixed, eval_fn=eval_fn)
 
 
 if __name__ == "__main__":
-    train_utils.run_main(train_and_evaluate, all_define_fns())
+    train_utils.run_main(train_and_evaluate, define_flags)

@@ -15,34 +15,32 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import metrics, pipeline, train_utils
+from common import metrics, pipeline, shared_flags, train_utils
 from paper1_cyclegan_srn import inputs, losses, srn
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    """The common trainer flags and SRN's (idempotent)."""
+    train_utils.define_common_flags(fv)
     if "train_data" in fv:
         return
     d = dict(flag_values=fv)
     flags.DEFINE_string("train_data", None, "Pairs: TFRecord glob (image/sharp + image/blurred), "
                         "or a folder of sharp faces blurred on the fly with --blur_kernels.", **d)
     flags.DEFINE_string("eval_data", None, "Held-out pairs for the eval scalars (same forms).", **d)
-    flags.DEFINE_string("blur_kernels", None, "Kernel banks for folder sources (comma-separated "
-                        ".npz/.mat, or camera_shake/markov/gaussian).", **d)
-    flags.DEFINE_float("noise_sigma", 0.0, "Noise added to on-the-fly blurred images.", **d)
-    flags.DEFINE_string("resize", None, "Optional H,W resize before cropping.", **d)
-    flags.DEFINE_integer("crop_size", 256, "Training crop (square).", **d)
+    shared_flags.define_kernel_flags(fv, blur_kernels=None, num_kernels=16, kernel_sizes="7:15",
+                                     help_extra="for folder sources")
+    shared_flags.define_noise_flags(fv, 0.0)
+    shared_flags.define_resize_flag(fv)
+    shared_flags.define_crop_flag(fv, 256)
     flags.DEFINE_integer("eval_crop", 0, "Centre crop for evaluation (0: whole images).", **d)
     flags.DEFINE_integer("eval_batches", 8, "Batches of --eval_data per evaluation (0: all).", **d)
     flags.DEFINE_enum("variant", "paper", list(srn.VARIANTS), "SRN size.", **d)
     flags.DEFINE_enum("recurrent", "lstm", list(srn.RECURRENT_MODES),
                       "Bottleneck recurrence: ConvLSTM across scales, or none.", **d)
     flags.DEFINE_string("scale_weights", "1,1,1", "k_i of Eq. 3, coarse to fine.", **d)
-    flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate.", **d)
+    shared_flags.define_adam_flags(fv, 1e-4, 0.9, "decays polynomially to 0 at --num_steps")
     flags.DEFINE_float("lr_power", 0.3, "Polynomial decay power (to 0 at --num_steps).", **d)
-
-
-def all_define_fns():
-    return [train_utils.define_common_flags, define_flags]
 
 
 def build_model(config, image_size=None):
@@ -51,8 +49,7 @@ def build_model(config, image_size=None):
 
 def make_train_dataset(config, seed=None, batch_size=None, shard=None):
     return inputs.paired_dataset(config.train_data, batch_size or config.batch_size,
-                                 config.crop_size,
-                                 kernels=inputs.load_kernels(config.blur_kernels),
+                                 config.crop_size, kernels=shared_flags.kernel_bank(config),
                                  noise_sigma=config.noise_sigma, resize=config.resize,
                                  seed=config.seed if seed is None else seed, shard=shard)
 
@@ -60,7 +57,7 @@ def make_train_dataset(config, seed=None, batch_size=None, shard=None):
 def make_eval_dataset(config, source=None, batch_size=None):
     return inputs.paired_dataset(source or config.eval_data, batch_size or config.batch_size,
                                  config.eval_crop or None,
-                                 kernels=inputs.load_kernels(config.blur_kernels),
+                                 kernels=shared_flags.kernel_bank(config),
                                  noise_sigma=config.noise_sigma, resize=config.resize,
                                  training=False, seed=config.seed, repeat=False,
                                  flag_name="--eval_data")
@@ -93,20 +90,21 @@ def evaluate_pairs(run, dataset, max_batches=0):
     return out
 
 
-class SRNTrainer:
+class SRNTrainer(train_utils.Trainer):
+    """SRN and its Adam (polynomial decay) on {"blurred", "sharp"} pairs, Eq. 3."""
+
     def __init__(self, config, strategy=None):
-        self.config = config
-        self.strategy = strategy or tf.distribute.get_strategy()
-        self.weights = inputs.parse_floats(config.scale_weights,
-                                           srn.VARIANTS[config.variant]["num_scales"])
+        super().__init__(config, strategy)
+        self.weights = shared_flags.parse_floats(config.scale_weights,
+                                                 srn.VARIANTS[config.variant]["num_scales"])
         with self.strategy.scope():
             self.model = build_model(config, image_size=config.crop_size)
             schedule = keras.optimizers.schedules.PolynomialDecay(
                 config.learning_rate, max(config.num_steps, 1), end_learning_rate=0.0,
                 power=config.lr_power)
-            self.optimizer = train_utils.make_optimizer(schedule)
+            self.optimizer = train_utils.make_optimizer(schedule, beta_1=config.beta_1)
             self.optimizer.build(self.model.trainable_variables)
-        self.step_fn = train_utils.make_distributed_step(self.strategy, self.replica_step)
+        self.restore = restore_fn(self.model)
 
     def trackables(self):
         return dict(srn=self.model, optimizer=self.optimizer)
@@ -117,53 +115,50 @@ class SRNTrainer:
             preds = self.model(batch["blurred"], training=True)
             total, per_scale = losses.multiscale_euclidean_loss(batch["sharp"], preds, self.weights)
             scaled = self.optimizer.scale_loss(train_utils.replica_loss(total))
-        lr = tf.cast(self.optimizer.learning_rate, tf.float32)
         grads = tape.gradient(scaled, variables)
         self.optimizer.apply(grads, variables)
-        out = {"loss": total, "learning_rate": lr}
+        out = {"loss": total}
         for i, v in enumerate(per_scale):
             out[f"mse_scale{len(per_scale) - 1 - i}"] = v  # scale0 = full resolution
         return out
 
+    def samples(self, batch):
+        return {"blurred | restored | sharp": train_utils.side_by_side(
+            batch["blurred"], self.restore(batch["blurred"]), batch["sharp"])}
+
+
+def validate_flags(config):
+    """Checks run before the workdir is written (`train_utils.start_run`)."""
+    pipeline.check_crop(config.train_data, config.crop_size,
+                        shared_flags.parse_resize(config.resize), "--crop_size")
+
 
 def train_and_evaluate(workdir: str, config) -> int:
-    strategy, policy = train_utils.start_run(config, workdir, validate=lambda c: (
-        pipeline.check_crop(c.train_data, c.crop_size, inputs._pair(c.resize), "--crop_size")))
+    """Trains SRN into `workdir`; returns the final step."""
+    strategy, policy = train_utils.start_run(config, workdir, validate=validate_flags)
     logging.info("SRN: strategy %s, precision %s", type(strategy).__name__, policy)
     trainer = SRNTrainer(config, strategy)
-    checkpointer = train_utils.Checkpointer(workdir, config.keep_checkpoints, **trainer.trackables())
-    start = checkpointer.restore_latest()
 
-    def worker_dataset(per_replica_batch, pipeline_id, num_pipelines):
-        # each worker: its own shard, its own seed (one worker: the whole data, seed + start)
-        return make_train_dataset(config, seed=(config.seed + start) * num_pipelines + pipeline_id,
-                                  batch_size=per_replica_batch,
-                                  shard=(num_pipelines, pipeline_id) if num_pipelines > 1 else None)
+    def dataset(start):  # one input pipeline per worker: its own shard, its own seed
+        def worker_dataset(per_replica_batch, pipeline_id, num_pipelines):
+            return make_train_dataset(
+                config, seed=(config.seed + start) * num_pipelines + pipeline_id,
+                batch_size=per_replica_batch,
+                shard=(num_pipelines, pipeline_id) if num_pipelines > 1 else None)
+        return train_utils.distribute_per_worker(strategy, config.batch_size, worker_dataset)
 
-    iterator = iter(train_utils.distribute_per_worker(strategy, config.batch_size, worker_dataset))
-    writers = train_utils.SummaryWriters(workdir)
-    run = restore_fn(trainer.model)
-    eval_source = config.eval_data
-    fixed = next(iter(make_eval_dataset(config, source=eval_source or config.train_data,
+    fixed = next(iter(make_eval_dataset(config, source=config.eval_data or config.train_data,
                                         batch_size=4)))
-
-    def image_fn(step):
-        return {"blurred | restored | sharp": inputs.side_by_side(
-            fixed["blurred"], run(fixed["blurred"]), fixed["sharp"])}
-
     eval_fn = None
-    if eval_source:
+    if config.eval_data:
         def eval_fn(step):
-            res = evaluate_pairs(run, make_eval_dataset(config), config.eval_batches)
+            res = evaluate_pairs(trainer.restore, make_eval_dataset(config), config.eval_batches)
             logging.info("eval at step %d: %s", step, res)
             return res
 
-    step = train_utils.run_train_loop(
-        train_step=trainer.step_fn, iterator=iterator, checkpointer=checkpointer, writers=writers,
-        image_fn=image_fn, eval_fn=eval_fn, **train_utils.loop_intervals(config))
-    writers.close()
-    return step
+    return train_utils.train(workdir, config, trainer, dataset, sample_batch=fixed,
+                             eval_batch=fixed if config.eval_data else None, eval_fn=eval_fn)
 
 
 if __name__ == "__main__":
-    train_utils.run_main(train_and_evaluate, all_define_fns())
+    train_utils.run_main(train_and_evaluate, define_flags)

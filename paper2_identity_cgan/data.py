@@ -240,41 +240,54 @@ def collect_sequences(videos: str = "", stills: str = "", size: int = 128, num_f
                                    with_boxes=with_boxes, motion_scales=motion_scales)
 
 
-def main(argv=None):
-    """``python -m paper2_identity_cgan.data --stills=DIR --videos=GLOB --output_dir=DIR``:
-    build training pairs ahead of ``train.py --stage=cgan --pairs_dir=DIR`` (which otherwise
-    builds them itself into WORKDIR/pairs)."""
-    import argparse  # pylint: disable=import-outside-toplevel
-    ap = argparse.ArgumentParser(description=main.__doc__)
-    ap.add_argument("--videos", default="")
-    ap.add_argument("--stills", default="")
-    ap.add_argument("--stills_limit", type=int, default=0)
-    ap.add_argument("--output_dir", required=True)
-    ap.add_argument("--name", default="train")
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--num_frames", type=int, default=21)
-    ap.add_argument("--modes", default="vla,pravg")
-    ap.add_argument("--pravg_length", type=int, default=7)
-    ap.add_argument("--vla_stride", type=int, default=3)
-    ap.add_argument("--vla_max_length", type=int, default=21)
-    ap.add_argument("--noreverse", action="store_true")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--motion_scale", default="1",
-                    help="comma-separated factors on synth_video's motion, cycled over the stills "
-                         "(e.g. 1,2,3: a third of the clips each at 1x, 2x, 3x; stronger blur)")
-    a = ap.parse_args(argv)
-    motion_scales = tuple(float(v) for v in a.motion_scale.split(",") if v.strip())
+def define_flags(fv=None):
+    """Flags of ``python -m paper2_identity_cgan.data`` (the pair builder)."""
+    from absl import flags  # pylint: disable=import-outside-toplevel
+    fv = flags.FLAGS if fv is None else fv
+    d = dict(flag_values=fv)
+    flags.DEFINE_string("train_videos", "", "Comma-separated globs of real frame folders.", **d)
+    flags.DEFINE_string("train_stills", "", "Folder of still faces turned into synthetic videos "
+                        "(data.synth_video).", **d)
+    flags.DEFINE_integer("stills_limit", 0, "Use at most this many stills (0: all).", **d)
+    flags.DEFINE_string("output_dir", None, "Where the pair records go (train.py --pairs_dir).",
+                        **d)
+    flags.DEFINE_string("name", "train", "Record file prefix.", **d)
+    flags.DEFINE_integer("crop_size", 128, "Frame size (square centre crop, resized).",
+                         lower_bound=1, **d)
+    flags.DEFINE_integer("synth_frames", 21, "Frames per synthetic video.", **d)
+    flags.DEFINE_list("pair_modes", ["vla", "pravg"], "Frame averaging: vla and/or pravg.", **d)
+    flags.DEFINE_integer("pravg_length", 7, "L for PrAvg pairs.", **d)
+    flags.DEFINE_integer("vla_stride", 3, "Centre stride for VLA pairs.", **d)
+    flags.DEFINE_integer("vla_max_length", 21, "Longest VLA window.", **d)
+    flags.DEFINE_bool("reverse", True, "Also parse sequences in reverse temporal order.", **d)
+    flags.DEFINE_integer("seed", 0, "Seed of the synthetic videos.", **d)
+    flags.DEFINE_list("motion_scale", ["1"], "Factors on synth_video's motion, cycled over the "
+                      "stills (e.g. 1,2,3: a third of the clips each at 1x, 2x, 3x; stronger "
+                      "blur).", **d)
+
+
+def main(argv):
+    """``python -m paper2_identity_cgan.data --train_stills=DIR --train_videos=GLOB
+    --output_dir=DIR``: build training pairs ahead of ``train.py --stage=cgan --pairs_dir=DIR``
+    (which otherwise builds them itself into WORKDIR/pairs). The flags are train.py's names."""
+    from absl import flags  # pylint: disable=import-outside-toplevel
+    del argv
+    a = flags.FLAGS
+    if not (a.train_videos or a.train_stills):
+        raise SystemExit("error: pass --train_stills and/or --train_videos")
     pairs = []
-    for name, frames, boxes in collect_sequences(a.videos, a.stills, a.size, a.num_frames,
-                                                 a.seed, a.stills_limit or None, with_boxes=True,
-                                                 motion_scales=motion_scales):
-        pairs += make_pairs(name, frames, modes=tuple(a.modes.split(",")),
+    for name, frames, boxes in collect_sequences(a.train_videos, a.train_stills, a.crop_size,
+                                                 a.synth_frames, a.seed, a.stills_limit or None,
+                                                 with_boxes=True,
+                                                 motion_scales=tuple(float(v) for v in a.motion_scale)):
+        pairs += make_pairs(name, frames, modes=tuple(a.pair_modes),
                             pravg_length=a.pravg_length, vla_stride=a.vla_stride,
-                            vla_max_length=a.vla_max_length, reverse=not a.noreverse,
-                            boxes=boxes)
+                            vla_max_length=a.vla_max_length, reverse=a.reverse, boxes=boxes)
     files = write_pairs(a.output_dir, a.name, pairs)
     print(f"{len(pairs)} pairs -> {files}")
 
 
 if __name__ == "__main__":
-    main()
+    from common import train_utils  # pylint: disable=import-outside-toplevel
+    define_flags()
+    train_utils.run_app(main, required=("output_dir",))

@@ -38,7 +38,7 @@ def load_model(checkpoint=None):
     checkpoint = inference.checkpoint_or_shipped(checkpoint, SHIPPED)
     if checkpoint.endswith(".keras"):
         return evaluate.batched(inference.load_keras(checkpoint))
-    return evaluate.load_model(checkpoint)[0]
+    return evaluate.load_model(checkpoint)[1]
 
 
 def run(checkpoint, input_paths, output_dir, suffix="_cgan", **options):
@@ -54,4 +54,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    app.run(main, flags_parser=train_utils.flags_parser)
+    train_utils.run_app(main)

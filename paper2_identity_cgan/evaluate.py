@@ -33,7 +33,7 @@ from absl import app, flags, logging
 import numpy as np
 import tensorflow as tf
 
-from common import blur, face, frame_averaging, image_io, metrics, train_utils
+from common import blur, face, frame_averaging, image_io, metrics, report, train_utils
 from common.evaluation import methods as methods_lib
 from common.evaluation import runner
 from common.report import Table
@@ -131,7 +131,7 @@ def define_flags(fv):
     flags.DEFINE_string("test_videos", "", "Globs of real held-out frame folders.", **d)
     flags.DEFINE_list("protocols", list(PROTOCOLS), "Protocols to run.", **d)
     flags.DEFINE_integer("size", 0, "Evaluation image size (multiple of 128); 0: the first "
-                         "workdir's training --image_size (paper: 256).", **d)
+                         "workdir's training --crop_size (paper: 256).", **d)
     flags.DEFINE_string("out_dir", None, "Where tables, CSV, JSON and plots go.", **d)
     flags.DEFINE_string("landmarker", "dlib68", "common.face landmarker ('' to skip).", **d)
     flags.DEFINE_string("detector", "dlib", "common.face detector for the face box (on sharp).",
@@ -156,7 +156,7 @@ def load_train_flags(workdir):
         raise FileNotFoundError(f"{workdir}/{train_utils.FLAGS_FILENAME} not found: --workdirs / "
                                 "--checkpoint must name a cGAN training workdir (flags.txt + "
                                 "checkpoints/)")
-    return train_utils.load_flags([train.define_all], workdir)
+    return train_utils.load_flags([train.define_flags], workdir)
 
 
 def load_deblurrer(workdir):
@@ -189,14 +189,14 @@ def batched(model, batch=8):
 
 
 def load_model(workdir):
-    """(deblur_fn [B,H,W,3] -> [B,H,W,3], flags) rebuilt from ``workdir/flags.txt``."""
+    """(flags, deblur_fn [B,H,W,3] -> [B,H,W,3]) rebuilt from ``workdir/flags.txt``."""
     model, cfg = load_deblurrer(workdir)
-    return batched(model), cfg
+    return cfg, batched(model)
 
 
 def load_method(workdir):
     """A cGAN workdir as a `common.evaluation.Method` (for `common.benchmark`)."""
-    fn, cfg = load_model(workdir)
+    cfg, fn = load_model(workdir)
     return methods_lib.Method(f"cGAN (paper 2, {cfg.variant})", fn, "paper2", workdir,
                               methods_lib.count_params(fn.model), models.GEN_DIVISOR,
                               description=f"paper2_identity_cgan workdir {workdir}")
@@ -236,7 +236,7 @@ def make_protocol_pairs(sequences, protocol, seed=0):
 def evaluate_protocols(models_, sequences, protocols, tools, seed=0):
     """results[protocol][row] = dict(psnr, ssim, auc, failure, ced, cosine, n)."""
     results = {}
-    for proto in protocols:
+    for proto in report.progress(protocols, desc="protocols"):
         blurred, sharp = make_protocol_pairs(sequences, proto, seed)
         if blurred is None:
             logging.warning("protocol %s: no sequence long enough", proto)
@@ -387,7 +387,8 @@ def plots(results, out_dir):
     return paths
 
 
-def run(cfg) -> list:
+def run_eval(cfg) -> list:
+    """Tables 4-8 from the parsed flags (printed, and written under --out_dir)."""
     if not cfg.workdirs:
         raise app.UsageError("--workdirs=name=WORKDIR is required (e.g. final=/tmp/p2/cgan)")
     models_ = {}
@@ -396,9 +397,9 @@ def run(cfg) -> list:
         name, _, wd = item.partition("=")
         if not wd:
             name, wd = ("final" if not models_ else f"model{len(models_)}"), name
-        models_[name], train_cfg = load_model(wd)
+        train_cfg, models_[name] = load_model(wd)
         if not size:
-            size = train_cfg.image_size  # the size the (first) model was trained at
+            size = train_cfg.crop_size  # the size the (first) model was trained at
     trained = list(models_)
     compare = [methods_lib.resolve_method(spec) for spec in cfg.compare]
     for m in compare:
@@ -447,10 +448,10 @@ def run(cfg) -> list:
 
 def main(argv):
     del argv
-    run(flags.FLAGS)
+    run_eval(flags.FLAGS)
 
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    app.run(main, flags_parser=train_utils.flags_parser)
+    train_utils.run_app(main)
     sys.exit(0)

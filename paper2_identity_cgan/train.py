@@ -3,7 +3,7 @@
 Two stages, one trainer (``--stage``):
 
 * ``hg``: the stacked hourglass alone, on still faces blurred on the fly with random camera-shake
-  kernels (``common.blur.make_kernel_bank("camera_shake")``), MSE with intermediate supervision.
+  kernels (``--blur_kernels``, ``common.shared_flags.kernel_bank``), MSE with intermediate supervision.
 * ``cgan``: G_bl + G_s (shared decoder) + D on frame-averaged pairs (PrAvg / VLA, forward and
   reverse, ``paper2_identity_cgan.data``), with the HG restored from ``--hg_workdir`` and frozen.
   Eq. 6: ``L = L_cGAN + lambda_ci L_ci + lambda_cg L_cg + lambda_p L_p + lambda_r L_r``.
@@ -24,36 +24,34 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import blur, pipeline, train_utils
+from common import pipeline, shared_flags, train_utils
 from paper2_identity_cgan import data as p2data
 from paper2_identity_cgan import losses, models
 
 
-def define_flags(fv: flags.FlagValues) -> None:
-    """Paper-2 flags (idempotent)."""
-    if "stage" in fv:
+def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    """The common trainer flags and paper 2's (idempotent)."""
+    train_utils.define_common_flags(fv)
+    if "lambda_ci" in fv:
         return
     d = dict(flag_values=fv)
     flags.DEFINE_enum("stage", "cgan", ["hg", "cgan"], "hg: train the hourglass (first); cgan: "
                       "train G_bl/G_s/D with the frozen HG.", **d)
     flags.DEFINE_enum("variant", "paper", sorted(models.VARIANTS), "Network widths "
                       "(models.VARIANTS).", **d)
-    flags.DEFINE_integer("image_size", 256, "Training crop (paper: 256); multiple of 128.", **d)
-    flags.DEFINE_integer("resize", 0, "Resize images to this square size before cropping "
-                         "(0: no resize).", **d)
+    shared_flags.define_crop_flag(fv, 256, "paper: 256; a multiple of 128")
+    shared_flags.define_resize_flag(fv)
     flags.DEFINE_integer("epochs", 0, "If > 0, --num_steps = epochs * examples / batch_size "
                          "(paper: 60).", **d)
     # stage hg
     flags.DEFINE_string("train_data", None, "HG: folder of sharp faces or a TFRecord glob.", **d)
-    flags.DEFINE_string("kernel_bank", "camera_shake", "HG blur kernels: camera_shake | markov | "
-                        "a .npz/.mat path.", **d)
-    flags.DEFINE_integer("num_kernels", 256, "Kernels drawn for the HG bank.", **d)
-    flags.DEFINE_float("min_kernel_taps", 8.0, "camera_shake: keep kernels with 1/sum(k^2) >= "
-                       "this (0 keeps all, most of which are near-deltas).", **d)
-    flags.DEFINE_float("noise_sigma", 0.0, "Gaussian noise added to the blurred images (HG: "
-                       "kernel-blurred; cGAN: the stored frame-averaged pairs).", **d)
-    flags.DEFINE_float("noise_sigma_min", None, "If set, each example's noise level is drawn "
-                       "uniformly in [noise_sigma_min, noise_sigma] (paper: no noise).", **d)
+    # HG kernels: whole-exposure camera shake with >= 8 effective taps (most raw Boracchi-Foi
+    # trajectories are nearly a delta; Hradis et al.'s set, which the paper used, holds visible
+    # blurs); the held-out eval blur is the same family.
+    shared_flags.define_kernel_flags(fv, blur_kernels="camera_shake", num_kernels=256,
+                                     kernel_sizes="13:29", kernel_exposure=1.0,
+                                     kernel_min_taps=8.0, help_extra="HG training blur")
+    shared_flags.define_noise_flags(fv, 0.0)
     flags.DEFINE_float("hg_learning_rate", 2.5e-4, "HG Adam learning rate (Newell: 2.5e-4).", **d)
     # stage cgan
     flags.DEFINE_string("hg_workdir", None, "Workdir (or checkpoint prefix) of the trained HG; "
@@ -66,6 +64,8 @@ def define_flags(fv: flags.FlagValues) -> None:
                         "(data.synth_video).", **d)
     flags.DEFINE_integer("stills_limit", 0, "Use at most this many stills (0: all).", **d)
     flags.DEFINE_integer("synth_frames", 21, "Frames per synthetic video.", **d)
+    flags.DEFINE_list("motion_scale", ["1"], "Factors on synth_video's motion, cycled over the "
+                      "stills (e.g. 1,2,3: stronger frame-averaged blur).", **d)
     flags.DEFINE_list("pair_modes", ["vla", "pravg"], "Frame averaging: vla and/or pravg.", **d)
     flags.DEFINE_integer("pravg_length", 7, "L for PrAvg training pairs.", **d)
     flags.DEFINE_integer("vla_stride", 3, "Centre stride for VLA pairs.", **d)
@@ -74,8 +74,7 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_string("pairs_dir", "", "Where built pairs go (default WORKDIR/pairs).", **d)
     flags.DEFINE_bool("use_hg", True, "Condition G_bl on HG(I_bl) (6-channel input).", **d)
     flags.DEFINE_bool("identity", True, "Train the identity stream G_s (Eq. 5).", **d)
-    flags.DEFINE_float("learning_rate", 2e-4, "Adam learning rate of G and D (pix2pix).", **d)
-    flags.DEFINE_float("beta_1", 0.5, "Adam beta_1 (pix2pix).", **d)
+    shared_flags.define_adam_flags(fv, 2e-4, 0.5, "G and D, pix2pix")
     flags.DEFINE_float("lambda_adv", 1.0, "Weight of L_cGAN (Eq. 6).", **d)
     flags.DEFINE_float("lambda_ci", 100.0, "Eq. 3 intensity weight.", **d)
     flags.DEFINE_float("lambda_cg", 100.0, "Eq. 3 gradient weight.", **d)
@@ -94,11 +93,6 @@ def define_flags(fv: flags.FlagValues) -> None:
                         "deblurred vs blurred input on camera-shake blur.", **d)
 
 
-def define_all(fv):
-    train_utils.define_common_flags(fv)
-    define_flags(fv)
-
-
 # ----------------------------------------------------------------------------------- data ----
 def build_cgan_pairs(config, workdir) -> list[str]:
     """TFRecord files of training pairs: --train_pairs, or built once into the pairs dir."""
@@ -114,9 +108,10 @@ def build_cgan_pairs(config, workdir) -> list[str]:
     if existing:
         return existing
     pairs = []
-    seqs = p2data.collect_sequences(config.train_videos, config.train_stills, config.image_size,
+    seqs = p2data.collect_sequences(config.train_videos, config.train_stills, config.crop_size,
                                     config.synth_frames, config.seed, config.stills_limit or None,
-                                    with_boxes=True)
+                                    with_boxes=True,
+                                    motion_scales=tuple(float(v) for v in config.motion_scale))
     lengths = []
     for name, frames, boxes in seqs:
         ps = p2data.make_pairs(name, frames, modes=tuple(config.pair_modes),
@@ -136,48 +131,31 @@ def num_examples(files) -> int:
     return sum(1 for _ in tf.data.TFRecordDataset(files))
 
 
-def _resize(config):
-    return (config.resize, config.resize) if config.resize else None
-
-
-def kernel_bank(spec, num, seed, min_taps=0.0, sizes=range(13, 30, 2)):
-    """Blur kernels for HG training / held-out evaluation, float32 [K, S, S].
-
-    ``camera_shake``: Boracchi-Foi trajectories integrated over the whole exposure, keeping only
-    kernels whose effective number of taps ``1 / sum(k**2)`` is at least ``min_taps`` (most raw
-    trajectories are nearly a delta; Hradis et al.'s camera-shake set, which the paper used, holds
-    visible blurs).  ``markov`` / ``gaussian``: ``common.blur.make_kernel_bank``.  Else a path.
-    """
-    if spec == "camera_shake":
-        return blur.make_kernel_bank(spec, num=num, sizes=sizes, seed=seed, exposure=1.0,
-                                     min_taps=min_taps)
-    if spec in ("markov", "gaussian"):
-        return blur.make_kernel_bank(spec, num=num, sizes=sizes, seed=seed)
-    return blur.pad_kernels(blur.load_kernel_bank(spec))
-
-
 def hg_dataset(config, seed):
-    bank = kernel_bank(config.kernel_bank, config.num_kernels, seed, config.min_kernel_taps)
+    bank = shared_flags.kernel_bank(config, seed)
     if not config.train_data:
         raise ValueError("stage hg needs --train_data (a folder of sharp faces or records)")
-    return pipeline.make_dataset(config.train_data, config.batch_size, crop=config.image_size,
-                                 training=True, keys=("sharp", "blurred"), resize=_resize(config),
-                                 kernel_bank=bank, noise_sigma=pipeline.noise_level(config.noise_sigma, config.noise_sigma_min), seed=seed)
+    return pipeline.make_dataset(config.train_data, config.batch_size, crop=config.crop_size,
+                                 training=True, keys=("sharp", "blurred"),
+                                 resize=shared_flags.parse_resize(config.resize), kernel_bank=bank,
+                                 noise_sigma=shared_flags.noise_level(config), seed=seed)
 
 
 # ------------------------------------------------------------------------------ trainers ----
-class HGTrainer:
+class HGTrainer(train_utils.Trainer):
     """Stage 1: HG on kernel-blurred faces (``hourglass_loss``)."""
 
-    def __init__(self, config, strategy):
-        self.config = config
-        with strategy.scope():
+    def __init__(self, config, strategy=None):
+        super().__init__(config, strategy)
+        with self.strategy.scope():
             self.hg = models.build_hg(config.variant, zero_init=config.hg_zero_init)
-            s = config.image_size
+            s = config.crop_size
             self.hg(tf.zeros((1, s, s, 3)))
             self.optimizer = train_utils.make_optimizer(config.hg_learning_rate)
             self.optimizer.build(self.hg.trainable_variables)
-        self.trackables = {"hg": self.hg, "hg_optimizer": self.optimizer}
+
+    def trackables(self):
+        return {"hg": self.hg, "hg_optimizer": self.optimizer}
 
     def replica_step(self, batch):
         with tf.GradientTape() as tape:
@@ -192,18 +170,21 @@ class HGTrainer:
                 "psnr_blurred": tf.reduce_mean(tf.image.psnr(batch["blurred"], batch["sharp"],
                                                              1.0))}
 
-    def restore(self, batch):
-        return {"blurry": batch["blurred"], "hg": self.hg(batch["blurred"], training=False),
-                "sharp": batch["sharp"]}
+    def deblur(self, blurred):
+        return self.hg(blurred, training=False)
+
+    def samples(self, batch):
+        return {"blurry | HG | sharp": train_utils.side_by_side(
+            batch["blurred"], self.deblur(batch["blurred"]), batch["sharp"])}
 
 
-class CGANTrainer:
+class CGANTrainer(train_utils.Trainer):
     """Stage 2: G_bl, G_s (shared decoder) and D with the frozen HG (Eq. 2-6)."""
 
-    def __init__(self, config, strategy, restore_hg=True):
-        self.config = config
-        s = config.image_size
-        with strategy.scope():
+    def __init__(self, config, strategy=None, restore_hg=True):
+        super().__init__(config, strategy)
+        s = config.crop_size
+        with self.strategy.scope():
             nets = models.build_networks(config.variant, use_hg=config.use_hg,
                                          identity=config.identity,
                                          global_residual=config.global_residual,
@@ -233,12 +214,15 @@ class CGANTrainer:
                 path = train_utils.restore_init(config.hg_workdir, "--hg_workdir",
                                                 paper="paper2", stages=("hg",), hg=self.hg)
                 logging.info("HG restored from %s (frozen)", path)
-        self.trackables = {"g_bl": self.g_bl, "d": self.d, "g_optimizer": self.g_optimizer,
-                           "d_optimizer": self.d_optimizer}
+
+    def trackables(self):
+        out = {"g_bl": self.g_bl, "d": self.d, "g_optimizer": self.g_optimizer,
+               "d_optimizer": self.d_optimizer}
         if self.g_s is not None:
-            self.trackables["g_s"] = self.g_s
+            out["g_s"] = self.g_s
         if self.hg is not None:
-            self.trackables["hg"] = self.hg
+            out["hg"] = self.hg
+        return out
 
     def _g_input(self, blurred):
         h = self.hg(blurred, training=False) if self.hg is not None else None
@@ -276,14 +260,18 @@ class CGANTrainer:
                 "psnr_g_bl": tf.reduce_mean(tf.image.psnr(fake, sharp, 1.0)),
                 "psnr_blurred": tf.reduce_mean(tf.image.psnr(blurred, sharp, 1.0))}
 
-    def restore(self, batch):
-        x, h = self._g_input(batch["blurred"])
-        out = {"blurry": batch["blurred"]}
-        if h is not None:
-            out["hg"] = h
-        out["g_bl"] = self.g_bl(x, training=False)
-        out["sharp"] = batch["sharp"]
-        return out
+    def deblur(self, blurred):
+        x, _ = self._g_input(blurred)
+        return self.g_bl(x, training=False)
+
+    def samples(self, batch):
+        blurred = batch["blurred"]
+        x, h = self._g_input(blurred)
+        if h is None:
+            return {"blurry | G_bl | sharp": train_utils.side_by_side(
+                blurred, self.g_bl(x, training=False), batch["sharp"])}
+        return {"blurry | HG | G_bl | sharp": train_utils.side_by_side(
+            blurred, h, self.g_bl(x, training=False), batch["sharp"])}
 
 
 def _unique(variables):
@@ -301,28 +289,27 @@ def build_trainer(config, strategy, restore_hg=True):
     return CGANTrainer(config, strategy, restore_hg=restore_hg)
 
 
-def _grid(outputs):
-    """One image per example: columns blurry | HG | G_bl | sharp side by side."""
-    return tf.concat([tf.clip_by_value(tf.cast(v, tf.float32), 0, 1) for v in outputs.values()],
-                     axis=2)
-
-
-def eval_psnr_fn(trainer, config, seed):
-    """Held-out PSNR of the restoration vs the blurred input (camera-shake blur, fixed seed)."""
+def eval_batches(config, seed):
+    """4 held-out batches of 8 (--eval_data, camera-shake blur, fixed seed), or None."""
     if not config.eval_data:
         return None
-    bank = kernel_bank("camera_shake", 32, seed + 1, config.min_kernel_taps)
-    ds = pipeline.make_dataset(config.eval_data, 8, crop=config.image_size, training=False,
-                               resize=_resize(config), kernel_bank=bank,
+    bank = shared_flags.kernel_bank(config, seed + 1, spec="camera_shake", num=32)
+    ds = pipeline.make_dataset(config.eval_data, 8, crop=config.crop_size, training=False,
+                               resize=shared_flags.parse_resize(config.resize), kernel_bank=bank,
                                noise_sigma=config.noise_sigma, seed=seed + 1)
-    batches = list(ds.take(4))
+    return list(ds.take(4))
+
+
+def eval_psnr_fn(trainer, batches):
+    """Held-out PSNR of the restoration vs the blurred input over `batches`."""
+    if not batches:
+        return None
 
     def fn(step):
         ours, base = [], []
         for b in batches:
-            out = trainer.restore(b)
-            last = list(out.values())[-2]
-            ours.append(tf.image.psnr(tf.clip_by_value(last, 0, 1), b["sharp"], 1.0))
+            restored = trainer.deblur(b["blurred"])
+            ours.append(tf.image.psnr(tf.clip_by_value(restored, 0, 1), b["sharp"], 1.0))
             base.append(tf.image.psnr(b["blurred"], b["sharp"], 1.0))
         return {"psnr_restored": float(tf.reduce_mean(tf.concat(ours, 0))),
                 "psnr_blurred": float(tf.reduce_mean(tf.concat(base, 0)))}
@@ -330,47 +317,44 @@ def eval_psnr_fn(trainer, config, seed):
 
 
 # ---------------------------------------------------------------------------------- main ----
-def train_and_evaluate(workdir: str, config) -> int:
-    """Trains the stage named by ``config.stage`` in ``workdir``; returns the final step."""
-    if config.image_size % models.GEN_DIVISOR and config.stage == "cgan":
-        raise ValueError(f"--image_size={config.image_size} must be a multiple of "
-                         f"{models.GEN_DIVISOR} (Table 3 has seven stride-2 layers)")
-    strategy, _ = train_utils.start_run(config, workdir)  # checks flags, then creates workdir
-
+def stage_dataset(config, workdir):
+    """(training dataset, number of steps) of the stage: --num_steps, or --epochs over the
+    stage's examples (HG: --train_data; cGAN: the frame-averaged pairs, built once)."""
     if config.stage == "hg":
         ds = hg_dataset(config, config.seed)
         n_examples = _count_source(config.train_data) if config.epochs else None
     else:
         files = build_cgan_pairs(config, workdir)
         n_examples = num_examples(files) if config.epochs else None
-        ds = pipeline.make_dataset(files, config.batch_size, crop=config.image_size,
+        ds = pipeline.make_dataset(files, config.batch_size, crop=config.crop_size,
                                    training=True, keys=("sharp", "blurred"),
-                                   resize=_resize(config), seed=config.seed,
-                                   noise_sigma=pipeline.noise_level(config.noise_sigma, config.noise_sigma_min))
+                                   resize=shared_flags.parse_resize(config.resize),
+                                   seed=config.seed, noise_sigma=shared_flags.noise_level(config))
     num_steps = config.num_steps
     if config.epochs and n_examples:
         num_steps = max(1, math.ceil(config.epochs * n_examples / config.batch_size))
         logging.info("--epochs=%d over %d examples -> %d steps", config.epochs, n_examples,
                      num_steps)
+    return ds, num_steps
 
+
+def validate_flags(config):
+    """Checks run before the workdir is written (`train_utils.start_run`)."""
+    if config.crop_size % models.GEN_DIVISOR and config.stage == "cgan":
+        raise ValueError(f"--crop_size={config.crop_size} must be a multiple of "
+                         f"{models.GEN_DIVISOR} (Table 3 has seven stride-2 layers)")
+    shared_flags.parse_resize(config.resize)
+
+
+def train_and_evaluate(workdir: str, config) -> int:
+    """Trains the stage named by ``config.stage`` in ``workdir``; returns the final step."""
+    strategy, _ = train_utils.start_run(config, workdir, validate=validate_flags)
+    ds, num_steps = stage_dataset(config, workdir)
     trainer = build_trainer(config, strategy)
-    ckpt = train_utils.Checkpointer(workdir, max_to_keep=config.keep_checkpoints,
-                                    **trainer.trackables)
-    ckpt.restore_latest()
-    writers = train_utils.SummaryWriters(workdir)
-    iterator = iter(strategy.experimental_distribute_dataset(ds))
-    step_fn = train_utils.make_distributed_step(strategy, trainer.replica_step)
-    image_batch = next(iter(ds))
-
-    def image_fn(step):
-        return {"blurry|hg|g_bl|sharp": _grid(trainer.restore(image_batch))}
-
-    final = train_utils.run_train_loop(
-        train_step=step_fn, iterator=iterator, checkpointer=ckpt, writers=writers,
-        image_fn=image_fn, eval_fn=eval_psnr_fn(trainer, config, config.seed),
-        **{**train_utils.loop_intervals(config), "num_steps": num_steps})
-    writers.close()
-    return final
+    held_out = eval_batches(config, config.seed)
+    return train_utils.train(workdir, config, trainer, ds, sample_batch=next(iter(ds)),
+                             eval_batch=held_out[0] if held_out else None,
+                             eval_fn=eval_psnr_fn(trainer, held_out), num_steps=num_steps)
 
 
 def _count_source(source) -> int:
@@ -382,4 +366,4 @@ def _count_source(source) -> int:
 
 
 if __name__ == "__main__":
-    train_utils.run_main(train_and_evaluate, [define_all])
+    train_utils.run_main(train_and_evaluate, define_flags)

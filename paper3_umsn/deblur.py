@@ -31,7 +31,7 @@ def load_model(checkpoint=None):
     if checkpoint.endswith(".keras"):
         return inference.load_keras(checkpoint)
     from paper3_umsn import evaluate
-    return evaluate.load_run(checkpoint)[1]
+    return evaluate.load_model(checkpoint)[1]
 
 
 def run(checkpoint, inputs, output_dir, suffix="_umsn", **options):
@@ -48,4 +48,4 @@ def main(argv):
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
     from absl import app
-    app.run(main, flags_parser=train_utils.flags_parser)
+    train_utils.run_app(main)

@@ -63,7 +63,7 @@ def stage_commands(workdir, minutes, train_data, mask_dir, test_data, from_scrat
     common = [sys.executable, "-m", "paper3_umsn.train",
               f"--flagfile={os.path.join(configs, 'cpu_demo.flags')}",
               f"--train_data={train_data}", f"--mask_dir={mask_dir}", f"--eval_data={test_data}",
-              "--crop=128", "--num_steps=1000000"]
+              "--crop_size=128", "--num_steps=1000000"]
     init = {"sn_blurry": ["--learning_rate=0.00001", f"--init_sn={workdir}/sn_clean"],
             "fnet": [f"--init_sn={workdir}/sn_blurry"],
             "umsn": [f"--init_sn={workdir}/sn_blurry", f"--init_fnets={workdir}/fnet"]}
@@ -92,4 +92,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    app.run(main, flags_parser=train_utils.flags_parser)
+    train_utils.run_app(main)

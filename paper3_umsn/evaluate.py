@@ -116,16 +116,17 @@ def define_flags(fv=flags.FLAGS):
 
 def load_config(workdir):
     """The run's FlagValues from workdir/flags.txt (FileNotFoundError naming --workdir if absent)."""
-    return train_utils.load_flags([train_utils.define_common_flags, train.define_flags], workdir)
+    return train_utils.load_flags([train.define_flags], workdir)
 
 
-def load_run(workdir):
-    """Rebuilds SN + UMSN from workdir/flags.txt and restores the newest checkpoint."""
+def load_model(workdir):
+    """Rebuilds SN + UMSN from workdir/flags.txt and restores the newest checkpoint; returns
+    (flags, `models.UMSNDeblurrer`)."""
     train_utils.check_workdir_kind(workdir, "paper3", ("umsn",))
     config = load_config(workdir)
     sn = models.build_sn(config.variant)
     umsn = models.build_umsn(config.variant, config.ablation)
-    c = config.crop
+    c = config.crop_size
     sn(np.zeros((1, c, c, 3), np.float32))
     umsn([np.zeros((1, c, c, 3), np.float32), np.full((1, c, c, 4), 0.25, np.float32)])
     path = train_utils.restore_for_eval(workdir, sn=sn, umsn=umsn)
@@ -137,7 +138,7 @@ def load_run(workdir):
 
 def load_method(workdir):
     """The run of a umsn-stage workdir as a `common.evaluation.Method` (for `common.benchmark`)."""
-    config, model = load_run(workdir)
+    config, model = load_model(workdir)
     return methods_lib.Method(f"UMSN ({config.ablation}, {config.variant})", model, "paper3", workdir,
                               methods_lib.count_params(model), models.UMSN_STRIDE,
                               description=f"paper3_umsn workdir {workdir}")
@@ -160,9 +161,9 @@ def _stored_pairs(test_data, num_images, crop):
     return (image_io.to_float32(np.stack(blurred)), image_io.to_float32(sharp), masks, kernels, ts)
 
 
-def run_eval(workdir, test_data, num_images=256, crop=0, run=None, compare=()):
+def measure(workdir, test_data, num_images=256, crop=0, run=None, compare=()):
     """Returns dict with blurred/restored/sharp arrays, class maps and PSNR/SSIM arrays (and the
-    run's config and model). run: `load_run(workdir)`'s (config, model) when already loaded.
+    run's config and model). run: `load_model(workdir)`'s (config, model) when already loaded.
 
     A test set that stores blurred images (`common.evaluation.test_sets.stores_blurred`: the folder
     layout DIR/blurred + DIR/sharp, or records with image/blurred) is used as stored, never
@@ -170,13 +171,13 @@ def run_eval(workdir, test_data, num_images=256, crop=0, run=None, compare=()):
     classes. Otherwise the sharp faces are blurred with the run's kernel bank (seed + 1) at
     `crop` (0: the run's --crop) and the classes are SN's argmax on the sharp face.
     compare: `--compare` specs, measured as extra rows (`common.evaluation.runner.compare_rows`)."""
-    config, model = run if run is not None else load_run(workdir)
+    config, model = run if run is not None else load_model(workdir)
     kernels = None
     if test_sets.stores_blurred(test_data):
         blurred, sharp, masks, kernels, ts = _stored_pairs(test_data, num_images, crop)
         restored = np.concatenate([
             np.stack([inference.deblur_image(model, y, stride=models.UMSN_STRIDE) for y in blurred[i:i + 8]])
-            for i in range(0, len(blurred), 8)])
+            for i in report.progress(range(0, len(blurred), 8), desc="UMSN on the test set (batches of 8)")])
         if masks is None:
             masks = np.concatenate([tf.argmax(model.sn(sharp[i:i + 8]), -1).numpy().astype(np.int32)
                                     for i in range(0, len(sharp), 8)])
@@ -186,14 +187,14 @@ def run_eval(workdir, test_data, num_images=256, crop=0, run=None, compare=()):
         out = dict(sharp=sharp, blurred=blurred, restored=restored, classes=masks)
         out["blur"] = f"stored blurred images of {ts.describe()} (not re-blurred)"
     else:
-        crop = crop or config.crop
+        crop = crop or config.crop_size
         bank = train.make_kernel_bank(config)
         keys = ("sharp", "blurred")
         ds = pipeline.make_dataset(test_data, 8, crop=crop, training=False, keys=keys,
                                    kernel_bank=bank, noise_sigma=config.noise_sigma,
                                    seed=config.seed + 1, repeat=False)
         sharp, blurred, restored, cmaps = [], [], [], []
-        for batch in ds:
+        for batch in report.progress(ds, desc="UMSN on the test set (batches of 8)"):
             y = batch["blurred"]
             restored.append(model(y).numpy())
             sharp.append(batch["sharp"].numpy())
@@ -203,7 +204,7 @@ def run_eval(workdir, test_data, num_images=256, crop=0, run=None, compare=()):
                 break
         out = {k: np.concatenate(v)[:num_images] for k, v in
                dict(sharp=sharp, blurred=blurred, restored=restored, classes=cmaps).items()}
-        out["blur"] = (f"sharp faces of {test_data} blurred with the run's kernel bank ({config.kernels}, "
+        out["blur"] = (f"sharp faces of {test_data} blurred with the run's kernel bank ({config.blur_kernels}, "
                        f"seed {config.seed + 1}), noise sigma {config.noise_sigma:g}")
         class_source = "SN argmax on the sharp face"
     out["class_source"] = class_source
@@ -429,13 +430,13 @@ def face_tables(iv, v, paper_set="celeba", identity_model="dlib_resnet", notes_i
 def run_face_tables(model, config, test_data, num_images=256, paper_set="celeba", lfw_dir=None,
                     identity_model="dlib_resnet", vgg_face_weights=None, dlib_models_dir=None,
                     recognition_ids=100, gallery_per_id=9, blurs_per_probe=4, face_crop=150):
-    """Tables IV and V for a restored run (`load_run`'s model and config); see the flags."""
+    """Tables IV and V for a restored run (`load_model`'s model and config); see the flags."""
     fm = build_face_models(identity_model, vgg_face_weights, dlib_models_dir)
     kernels = train.make_kernel_bank(config)
     seed = config.seed + 1   # not the training draw (as run_eval)
     net = tf.function(lambda x: model(x), reduce_retracing=True)
-    blur_desc = (f"blur: the run's bank ({len(kernels)} {config.kernels} kernels "
-                 f"{config.kernel_min}..{config.kernel_max} px), noise sigma {config.noise_sigma:g}, "
+    blur_desc = (f"blur: the run's bank ({len(kernels)} {config.blur_kernels} kernels "
+                 f"of {config.kernel_sizes} px), noise sigma {config.noise_sigma:g}, "
                  "kernel and noise fixed per image by crc32 of its name (common.face.BlurredSource)")
     if test_sets.stores_blurred(test_data):   # stored blurred faces: never re-blurred
         ts = test_sets.load_test_set(test_data, num_images)
@@ -474,16 +475,14 @@ def run_face_tables(model, config, test_data, num_images=256, paper_set="celeba"
                  f"{len(split[0]) + len(split[2])}); {blur_desc}"])
 
 
-def main(argv):
-    del argv
-    fv = flags.FLAGS
-    if not fv.workdir or not fv.test_data:
-        raise app.UsageError("--workdir and --test_data are required")
+def run_eval(fv):
+    """Tables III, I, VI (and IV, V with --face_tables) from the parsed flags: printed, and
+    written under --output_dir with a contact sheet."""
     try:
-        result = run_eval(fv.workdir, fv.test_data, fv.num_images, fv.eval_crop, compare=fv.compare)
+        result = measure(fv.workdir, fv.test_data, fv.num_images, fv.eval_crop, compare=fv.compare)
     except (ValueError, FileNotFoundError) as e:  # one line naming the flag, no traceback
         raise app.UsageError(str(e)) from e
-    abl = [run_eval(w, fv.test_data, fv.num_images, fv.eval_crop) for w in fv.ablation_workdirs]
+    abl = [measure(w, fv.test_data, fv.num_images, fv.eval_crop) for w in fv.ablation_workdirs]
     tabs = tables(result, fv.paper_set, abl)
     if fv.face_tables:
         tabs += run_face_tables(
@@ -502,6 +501,11 @@ def main(argv):
                                path=os.path.join(fv.output_dir, "contact_sheet.png"))
 
 
+def main(argv):
+    del argv
+    run_eval(flags.FLAGS)
+
+
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    app.run(main, flags_parser=train_utils.flags_parser)
+    train_utils.run_app(main, required=("workdir", "test_data"))

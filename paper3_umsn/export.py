@@ -17,7 +17,7 @@ def define_flags(fv=flags.FLAGS):
 
 def export(workdir, export_dir):
     from paper3_umsn import evaluate
-    _, model = evaluate.load_run(workdir)
+    _, model = evaluate.load_model(workdir)
     return inference.export_model(model, export_dir, name="umsn")
 
 
@@ -31,4 +31,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    app.run(main, flags_parser=train_utils.flags_parser)
+    train_utils.run_app(main)

@@ -15,14 +15,13 @@ folder plus --mask_dir (`<stem>.png`, ids 0..3), converted once to a record file
 The later stages need none: as in the paper, the masks of the clean target come from SN.
 """
 import os
-import time
 
 import numpy as np
 import tensorflow as tf
 import keras
 from absl import flags, logging
 
-from common import blur, image_io, pipeline, tfrecord, train_utils
+from common import image_io, pipeline, shared_flags, tfrecord, train_utils
 from paper3_umsn import losses, models
 
 STAGES = ("sn_clean", "sn_blurry", "fnet", "umsn")
@@ -32,7 +31,9 @@ SN_STAGES = STAGES
 
 
 def define_flags(fv=flags.FLAGS):
-    if "stage" in fv:
+    """The common trainer flags and UMSN's (idempotent)."""
+    train_utils.define_common_flags(fv)
+    if "ablation" in fv:
         return
     d = dict(flag_values=fv)
     flags.DEFINE_enum("stage", "umsn", STAGES, "Training stage (Sec. IV-A).", **d)
@@ -42,23 +43,16 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_string("eval_data", None, "TFRecord glob or image folder for the in-training PSNR.", **d)
     flags.DEFINE_string("mask_dir", None, "Folder of <stem>.png class masks for a folder "
                         "--train_data (SN stages).", **d)
-    flags.DEFINE_integer("crop", 128, "Training patch size (paper: 128).", **d)
-    flags.DEFINE_string("resize", None, "'HxW': resize every image before cropping.", **d)
-    flags.DEFINE_string("kernels", "camera_shake", "common.blur.make_kernel_bank spec or .npz/.mat.", **d)
-    flags.DEFINE_integer("num_kernels", 25000, "Kernels in the bank (paper: 25000).", **d)
-    flags.DEFINE_integer("kernel_min", 13, "Smallest kernel size (paper: 13).", **d)
-    flags.DEFINE_integer("kernel_max", 29, "Largest kernel size (paper: 29).", **d)
-    flags.DEFINE_float("kernel_exposure", 0.0, "camera_shake: trajectory fraction integrated; 0 = "
-                       "Boracchi-Foi random exposure (paper/literature behaviour), 1 = whole "
-                       "trajectory.", **d)
-    flags.DEFINE_float("kernel_min_taps", 0.0, "Redraw kernels with fewer effective taps "
-                       "(common.blur.effective_taps); 0 keeps every draw (paper).", **d)
-    flags.DEFINE_float("noise_sigma", 0.03, "Gaussian noise on the blurred image (paper: 0.03).", **d)
-    flags.DEFINE_float("noise_sigma_min", None, "If set, each example's noise level is drawn "
-                       "uniformly in [noise_sigma_min, noise_sigma] (paper: fixed).", **d)
-    flags.DEFINE_float("learning_rate", 2e-4, "Adam learning rate of the stage's network.", **d)
+    shared_flags.define_crop_flag(fv, 128, "paper: 128")
+    shared_flags.define_resize_flag(fv)
+    shared_flags.define_kernel_flags(fv, blur_kernels="camera_shake", num_kernels=25000,
+                                     kernel_sizes="13:29", kernel_exposure=0.0,
+                                     kernel_min_taps=0.0, help_extra="paper: 25000 camera-shake "
+                                     "kernels of 13..29 px, Boracchi-Foi random exposure")
+    shared_flags.define_noise_flags(fv, 0.03)
+    shared_flags.define_adam_flags(fv, 2e-4, 0.9, "the stage's network; paper: Adam defaults, "
+                                   "authors' code beta_1 0.5")
     flags.DEFINE_float("cn_learning_rate", 2e-4, "Adam learning rate of CN (umsn stage).", **d)
-    flags.DEFINE_float("beta_1", 0.9, "Adam beta_1 (paper: default; authors' code: 0.5).", **d)
     flags.DEFINE_string("init_sn", None, "Workdir or checkpoint of a trained SN.", **d)
     flags.DEFINE_string("init_fnets", None, "Workdir or checkpoint of the fnet stage.", **d)
     flags.DEFINE_string("init_model", None, "umsn stage: start SN and UMSN from an exported "
@@ -78,19 +72,9 @@ def define_flags(fv=flags.FLAGS):
                        "(paper: all; authors' code: 0.34).", **d)
 
 
-def _resize(config):
-    if not config.resize:
-        return None
-    h, w = (int(v) for v in config.resize.lower().split("x"))
-    return (h, w)
-
-
 def make_kernel_bank(config):
-    return blur.make_kernel_bank(config.kernels, num=config.num_kernels,
-                                 sizes=range(config.kernel_min, config.kernel_max + 1, 2),
-                                 seed=config.seed,
-                                 exposure=config.kernel_exposure or None,
-                                 min_taps=config.kernel_min_taps)
+    """The stage's kernel bank (`common.shared_flags.kernel_bank` of the kernel flags)."""
+    return shared_flags.kernel_bank(config)
 
 
 def records_with_masks(image_dir, mask_dir, out_dir):
@@ -146,10 +130,10 @@ def make_train_dataset(config, bank):
             source = records_with_masks(source, config.mask_dir, os.path.join(config.workdir, "data"))
     if stage != "sn_clean":
         keys.append("blurred")
-    ds = pipeline.make_dataset(source, config.batch_size, crop=config.crop, training=True,
-                               keys=tuple(keys), resize=_resize(config),
+    ds = pipeline.make_dataset(source, config.batch_size, crop=config.crop_size, training=True,
+                               keys=tuple(keys), resize=shared_flags.parse_resize(config.resize),
                                kernel_bank=bank if "blurred" in keys else None,
-                               noise_sigma=pipeline.noise_level(config.noise_sigma, config.noise_sigma_min), seed=config.seed)
+                               noise_sigma=shared_flags.noise_level(config), seed=config.seed)
     return ds
 
 
@@ -180,69 +164,52 @@ def _copy_init_weights(src, dst, config):
     dst.set_weights(src.get_weights())
 
 
-class Stage:
-    """Networks, optimizers and the per-replica step of one training stage."""
+class Stage(train_utils.Trainer):
+    """What every stage shares: the SN (trained by the SN stages, frozen after), the stage's
+    optimizer over `train_vars`, the VGG of L_p (Eq. 5) and the class weights."""
 
-    def __init__(self, config, strategy):
-        self.config = config
-        stage, v = config.stage, config.variant
-        size = config.crop
-        dummy = np.zeros((1, size, size, 3), np.float32)
-        self.trackables = {}
+    def __init__(self, config, strategy=None):
+        super().__init__(config, strategy)
+        size = config.crop_size
+        self.dummy = np.zeros((1, size, size, 3), np.float32)
         self.vgg = None
-        with strategy.scope():
-            self.sn = models.build_sn(v)
-            self.sn(dummy)
-            self.trackables["sn"] = self.sn
-            init_model = _load_init_model(config) if stage == "umsn" else None
-            if init_model is not None:
-                _copy_init_weights(init_model.sn, self.sn, config)
-                self.sn.trainable = False
-            elif stage in ("fnet", "umsn"):
-                _init_from(config.init_sn, "--init_sn", SN_STAGES, sn=self.sn)
-                self.sn.trainable = False
-            if stage == "sn_blurry":
-                _init_from(config.init_sn, "--init_sn", SN_STAGES, sn=self.sn)
-            if stage in ("sn_clean", "sn_blurry"):
-                self.train_vars = self.sn.trainable_variables
-            elif stage == "fnet":
-                self.fnets = models.build_fnets(v)
-                for i, f in enumerate(self.fnets):
-                    f([dummy, dummy[..., :1]])
-                    self.trackables[f"fnet{i + 1}"] = f
-                self.train_vars = [w for f in self.fnets for w in f.trainable_variables]
-            else:
-                self.umsn = models.build_umsn(v, config.ablation)
-                m = np.full((1, size, size, 4), 0.25, np.float32)
-                self.umsn([dummy, m])
-                self.trackables["umsn"] = self.umsn
-                if init_model is not None:
-                    _copy_init_weights(init_model.umsn, self.umsn, config)
-                elif self.umsn.use_fnets:
-                    if config.init_fnets:
-                        fn = {f"fnet{i + 1}": f for i, f in enumerate(self.umsn.fnets)}
-                        _init_from(config.init_fnets, "--init_fnets", ("fnet",), **fn)
-                    else:
-                        logging.warning("--init_fnets not given: F-Net streams start from scratch")
-                self.train_vars = self.umsn.trainable_variables
-                if config.ablation == "umsn":
-                    self.cn = models.build_cn(v)
-                    self.cn([dummy, dummy])
-                    self.trackables["cn"] = self.cn
-                    self.cn_optimizer = train_utils.make_optimizer(config.cn_learning_rate,
-                                                                   beta_1=config.beta_1)
-                    self.cn_optimizer.build(self.cn.trainable_variables)
-                    self.trackables["cn_optimizer"] = self.cn_optimizer
-            if stage in ("fnet", "umsn") and config.lambda_1 > 0:
-                self.vgg = losses.load_vgg16_relu12(config.vgg16_weights, config.allow_random_vgg)
-            self.optimizer = train_utils.make_optimizer(config.learning_rate, beta_1=config.beta_1)
-            self.optimizer.build(self.train_vars)
-            self.trackables["optimizer"] = self.optimizer
         self.class_weights = [float(w) for w in config.class_weights]
         if len(self.class_weights) != models.NUM_CLASSES:
             raise ValueError(f"--class_weights needs 4 values, got {config.class_weights}")
+        with self.strategy.scope():
+            self.sn = models.build_sn(config.variant)
+            self.sn(self.dummy)
+            self.train_vars = self.build()
+            if config.stage in ("fnet", "umsn") and config.lambda_1 > 0:
+                self.vgg = losses.load_vgg16_relu12(config.vgg16_weights, config.allow_random_vgg)
+            self.optimizer = train_utils.make_optimizer(config.learning_rate,
+                                                        beta_1=config.beta_1)
+            self.optimizer.build(self.train_vars)
 
-    # ------------------------------------------------------------------ losses per stage
+    def build(self) -> list:
+        """Builds (and initialises) the stage's networks; returns the variables it trains."""
+        raise NotImplementedError
+
+    def nets(self) -> dict:
+        return {"sn": self.sn}
+
+    def trackables(self):
+        return {**self.nets(), "optimizer": self.optimizer}
+
+    def losses(self, batch) -> tuple[tf.Tensor, dict]:
+        """(loss, {name: scalar}) of one replica's batch, inside the tape."""
+        raise NotImplementedError
+
+    def replica_step(self, batch):
+        with tf.GradientTape() as tape:
+            loss, out = self.losses(batch)
+            out["loss"] = loss
+            scaled = self.optimizer.scale_loss(train_utils.replica_loss(loss))
+        grads = tape.gradient(scaled, self.train_vars)
+        self.optimizer.apply([g if g is not None else tf.zeros_like(v)
+                              for g, v in zip(grads, self.train_vars)], self.train_vars)
+        return out
+
     def _perceptual(self, x, xh):
         if self.vgg is None:
             return tf.constant(0.0)
@@ -251,82 +218,170 @@ class Stage:
     def _masks(self, images):
         return tf.nn.softmax(tf.cast(self.sn(images, training=False), tf.float32), axis=-1)
 
-    def replica_step(self, batch):
-        c = self.config
+
+class SNStage(Stage):
+    """sn_clean: SN on clean faces; sn_blurry: SN fine-tuned (from --init_sn) on blurry ones."""
+
+    def build(self):
+        if self.config.stage == "sn_blurry":
+            _init_from(self.config.init_sn, "--init_sn", SN_STAGES, sn=self.sn)
+        return self.sn.trainable_variables
+
+    def losses(self, batch):
         x = batch["sharp"]
-        out = {}
-        with tf.GradientTape(persistent=True) as tape:
-            if c.stage in ("sn_clean", "sn_blurry"):
-                y = x
-                if c.stage == "sn_blurry":
-                    pick = tf.random.uniform([tf.shape(x)[0], 1, 1, 1]) < c.sn_blur_fraction
-                    y = tf.where(pick, batch["blurred"], x)
-                loss = losses.segmentation_cross_entropy(batch["mask"], self.sn(y, training=True))
-                out["sn_ce"] = loss
-            elif c.stage == "fnet":
-                m = self._masks(x)
-                loss = 0.0
-                for i, f in enumerate(self.fnets):
-                    mi = m[..., i:i + 1]
-                    yi = mi * batch["blurred"] + (1.0 - mi) * x   # only class i blurred
-                    xi = f([yi, mi], training=True)
-                    li = losses.l1_loss(x, xi) + c.lambda_1 * self._perceptual(x, xi)
-                    out[f"fnet{i + 1}_loss"] = li
-                    loss += li
+        y = x
+        if self.config.stage == "sn_blurry":
+            pick = tf.random.uniform([tf.shape(x)[0], 1, 1, 1]) < self.config.sn_blur_fraction
+            y = tf.where(pick, batch["blurred"], x)
+        loss = losses.segmentation_cross_entropy(batch["mask"], self.sn(y, training=True))
+        return loss, {"sn_ce": loss}
+
+    def samples(self, batch):
+        classes = tf.cast(tf.argmax(self._masks(batch["sharp"]), -1)[..., None], tf.float32) / 3.0
+        return {"face | SN classes / 3": train_utils.side_by_side(batch["sharp"], classes)}
+
+
+class FNetStage(Stage):
+    """fnet: the four F-Net-i streams, each on faces where only class i is blurred (L1 + L_p)."""
+
+    def build(self):
+        _init_from(self.config.init_sn, "--init_sn", SN_STAGES, sn=self.sn)
+        self.sn.trainable = False
+        self.fnets = models.build_fnets(self.config.variant)
+        for f in self.fnets:
+            f([self.dummy, self.dummy[..., :1]])
+        return [w for f in self.fnets for w in f.trainable_variables]
+
+    def nets(self):
+        return {"sn": self.sn, **{f"fnet{i + 1}": f for i, f in enumerate(self.fnets)}}
+
+    def losses(self, batch):
+        x, out, loss = batch["sharp"], {}, 0.0
+        m = self._masks(x)
+        for i, f in enumerate(self.fnets):
+            mi = m[..., i:i + 1]
+            yi = mi * batch["blurred"] + (1.0 - mi) * x   # only class i blurred
+            xi = f([yi, mi], training=True)
+            li = losses.l1_loss(x, xi) + self.config.lambda_1 * self._perceptual(x, xi)
+            out[f"fnet{i + 1}_loss"] = li
+            loss += li
+        return loss, out
+
+
+class UMSNStage(Stage):
+    """umsn: the full network with L_total (Eq. 6); SN frozen; streams from --init_fnets (or
+    SN + UMSN from --init_model); with --ablation=umsn the CN trains alongside on its own Adam."""
+
+    def build(self):
+        c, v = self.config, self.config.variant
+        init_model = _load_init_model(c)
+        if init_model is not None:
+            _copy_init_weights(init_model.sn, self.sn, c)
+        else:
+            _init_from(c.init_sn, "--init_sn", SN_STAGES, sn=self.sn)
+        self.sn.trainable = False
+        self.umsn = models.build_umsn(v, c.ablation)
+        size = c.crop_size
+        self.umsn([self.dummy, np.full((1, size, size, 4), 0.25, np.float32)])
+        if init_model is not None:
+            _copy_init_weights(init_model.umsn, self.umsn, c)
+        elif self.umsn.use_fnets:
+            if c.init_fnets:
+                fn = {f"fnet{i + 1}": f for i, f in enumerate(self.umsn.fnets)}
+                _init_from(c.init_fnets, "--init_fnets", ("fnet",), **fn)
             else:
-                y = batch["blurred"]
-                m_hat = self._masks(y)          # input masks: SN on the blurry image
-                m = self._masks(x)              # loss masks: SN on the clean target (Sec. IV-A-2-b)
-                res = self.umsn([y, m_hat], training=True)
-                xh = res["x_hat"]
-                if c.ablation == "umsn":
-                    conf = tf.stack([self.cn([m[..., i:i + 1] * xh, m[..., i:i + 1] * x],
-                                             training=True) for i in range(models.NUM_CLASSES)], -1)
-                    l_c = losses.confidence_loss(x, xh, m, conf, c.lambda_conf, self.class_weights)
-                    for i in range(models.NUM_CLASSES):
-                        out[f"confidence_c{i + 1}"] = tf.reduce_mean(conf[:, i])
-                else:
-                    l_c = losses.class_reconstruction_loss(x, xh, m, self.class_weights)
-                l_p = self._perceptual(x, xh)
-                loss = losses.total_loss(l_c, l_p, c.lambda_1)
-                out.update(l_c=l_c, l_p=l_p)
-                if c.gradient_weight:
-                    out["l_grad"] = losses.gradient_l1_loss(x, xh)
-                    loss += c.gradient_weight * out["l_grad"]
-                if c.half_scale_weight:
-                    x_half = tf.nn.avg_pool2d(x, 2, 2, "VALID")
-                    out["l_half"] = losses.l1_loss(x_half, res["x_hat_half"])
-                    loss += c.half_scale_weight * out["l_half"]
-                out["psnr"] = tf.reduce_mean(tf.image.psnr(tf.clip_by_value(xh, 0.0, 1.0), x, 1.0))
+                logging.warning("--init_fnets not given: F-Net streams start from scratch")
+        self.cn = None
+        if c.ablation == "umsn":
+            self.cn = models.build_cn(v)
+            self.cn([self.dummy, self.dummy])
+            self.cn_optimizer = train_utils.make_optimizer(c.cn_learning_rate, beta_1=c.beta_1)
+            self.cn_optimizer.build(self.cn.trainable_variables)
+        return self.umsn.trainable_variables
+
+    def nets(self):
+        out = {"sn": self.sn, "umsn": self.umsn}
+        if self.cn is not None:
+            out.update(cn=self.cn, cn_optimizer=self.cn_optimizer)
+        return out
+
+    def losses(self, batch):
+        c, x, y = self.config, batch["sharp"], batch["blurred"]
+        m_hat = self._masks(y)          # input masks: SN on the blurry image
+        m = self._masks(x)              # loss masks: SN on the clean target (Sec. IV-A-2-b)
+        res = self.umsn([y, m_hat], training=True)
+        xh, out = res["x_hat"], {}
+        if self.cn is not None:
+            conf = tf.stack([self.cn([m[..., i:i + 1] * xh, m[..., i:i + 1] * x], training=True)
+                             for i in range(models.NUM_CLASSES)], -1)
+            l_c = losses.confidence_loss(x, xh, m, conf, c.lambda_conf, self.class_weights)
+            for i in range(models.NUM_CLASSES):
+                out[f"confidence_c{i + 1}"] = tf.reduce_mean(conf[:, i])
+        else:
+            l_c = losses.class_reconstruction_loss(x, xh, m, self.class_weights)
+        l_p = self._perceptual(x, xh)
+        loss = losses.total_loss(l_c, l_p, c.lambda_1)
+        out.update(l_c=l_c, l_p=l_p)
+        if c.gradient_weight:
+            out["l_grad"] = losses.gradient_l1_loss(x, xh)
+            loss += c.gradient_weight * out["l_grad"]
+        if c.half_scale_weight:
+            x_half = tf.nn.avg_pool2d(x, 2, 2, "VALID")
+            out["l_half"] = losses.l1_loss(x_half, res["x_hat_half"])
+            loss += c.half_scale_weight * out["l_half"]
+        out["psnr"] = tf.reduce_mean(tf.image.psnr(tf.clip_by_value(xh, 0.0, 1.0), x, 1.0))
+        return loss, out
+
+    def replica_step(self, batch):
+        if self.cn is None:
+            return super().replica_step(batch)
+        with tf.GradientTape(persistent=True) as tape:  # one loss, two optimizers (UMSN, CN)
+            loss, out = self.losses(batch)
             out["loss"] = loss
             scaled = self.optimizer.scale_loss(train_utils.replica_loss(loss))
-            if c.stage == "umsn" and c.ablation == "umsn":
-                cn_scaled = self.cn_optimizer.scale_loss(train_utils.replica_loss(loss))
+            cn_scaled = self.cn_optimizer.scale_loss(train_utils.replica_loss(loss))
         grads = tape.gradient(scaled, self.train_vars)
         self.optimizer.apply([g if g is not None else tf.zeros_like(v)
                               for g, v in zip(grads, self.train_vars)], self.train_vars)
-        if c.stage == "umsn" and c.ablation == "umsn":
-            cn_vars = self.cn.trainable_variables
-            cn_grads = tape.gradient(cn_scaled, cn_vars)
-            self.cn_optimizer.apply(cn_grads, cn_vars)
+        cn_vars = self.cn.trainable_variables
+        self.cn_optimizer.apply(tape.gradient(cn_scaled, cn_vars), cn_vars)
         del tape
         return out
 
-    def restore_model(self, x):
-        """Deblurs x with the current networks (umsn stage) or returns None."""
-        if self.config.stage != "umsn":
-            return None
-        return tf.clip_by_value(self.umsn([x, self._masks(x)], training=False)["x_hat"], 0.0, 1.0)
+    def deblur(self, blurred):
+        """The current networks' restoration, float32 [B,H,W,3] in [0, 1]."""
+        return tf.clip_by_value(self.umsn([blurred, self._masks(blurred)],
+                                          training=False)["x_hat"], 0.0, 1.0)
+
+    def samples(self, batch):
+        return {"blurred | restored | sharp": train_utils.side_by_side(
+            batch["blurred"], self.deblur(batch["blurred"]), batch["sharp"])}
+
+
+STAGE_CLASSES = {"sn_clean": SNStage, "sn_blurry": SNStage, "fnet": FNetStage, "umsn": UMSNStage}
+
+
+def make_stage(config, strategy=None) -> Stage:
+    """The `Stage` of --stage."""
+    return STAGE_CLASSES[config.stage](config, strategy)
 
 
 def validate_flags(config):
     """Checks run before the workdir is written (`train_utils.start_run`)."""
-    for name in ("crop", "num_kernels"):
-        train_utils.check_min(config, name, 1)
-    if config.kernel_min > config.kernel_max:
-        raise ValueError(f"--kernel_min={config.kernel_min} is larger than "
-                         f"--kernel_max={config.kernel_max}.")
-    pipeline.check_crop(config.train_data, config.crop, _resize(config))
+    shared_flags.parse_kernel_sizes(config.kernel_sizes)
+    pipeline.check_crop(config.train_data, config.crop_size,
+                        shared_flags.parse_resize(config.resize), "--crop_size")
+
+
+def eval_batch(config, bank):
+    """One held-out batch of 8 (--eval_data, the run's blur, seed + 1) for the umsn stage, or
+    None."""
+    if config.stage != "umsn" or not config.eval_data:
+        return None
+    return next(iter(pipeline.make_dataset(
+        config.eval_data, 8, crop=config.crop_size, training=False, keys=("sharp", "blurred"),
+        resize=shared_flags.parse_resize(config.resize), kernel_bank=bank,
+        noise_sigma=config.noise_sigma, seed=config.seed + 1)))
 
 
 def train_and_evaluate(workdir, config):
@@ -335,47 +390,23 @@ def train_and_evaluate(workdir, config):
     logging.info("stage %s, variant %s, ablation %s, precision %s", config.stage, config.variant,
                  config.ablation, policy)
     bank = make_kernel_bank(config) if config.stage != "sn_clean" else None
-    stage = Stage(config, strategy)
-    checkpointer = train_utils.Checkpointer(workdir, config.keep_checkpoints, **stage.trackables)
-    checkpointer.restore_latest()
-    writers = train_utils.SummaryWriters(workdir)
+    stage = make_stage(config, strategy)
     ds = make_train_dataset(config, bank)
-    iterator = iter(strategy.experimental_distribute_dataset(ds))
-    step_fn = train_utils.make_distributed_step(strategy, stage.replica_step)
+    held_out = eval_batch(config, bank)
+    eval_fn = None
+    if held_out is not None:
+        deblur = tf.function(stage.deblur)
 
-    eval_batch = None
-    restore_fn = tf.function(stage.restore_model)
-    if config.stage == "umsn" and config.eval_data:
-        eval_ds = pipeline.make_dataset(config.eval_data, 8, crop=config.crop, training=False,
-                                        keys=("sharp", "blurred"), resize=_resize(config),
-                                        kernel_bank=bank, noise_sigma=config.noise_sigma,
-                                        seed=config.seed + 1)
-        eval_batch = next(iter(eval_ds))
+        def eval_fn(step):
+            restored = deblur(held_out["blurred"])
+            return {"psnr_restored": float(tf.reduce_mean(tf.image.psnr(
+                        restored, held_out["sharp"], 1.0))),
+                    "psnr_blurred": float(tf.reduce_mean(tf.image.psnr(
+                        held_out["blurred"], held_out["sharp"], 1.0)))}
 
-    def eval_fn(step):
-        if eval_batch is None:
-            return {}
-        restored = restore_fn(eval_batch["blurred"])
-        return {"psnr_restored": float(tf.reduce_mean(tf.image.psnr(restored, eval_batch["sharp"], 1.0))),
-                "psnr_blurred": float(tf.reduce_mean(tf.image.psnr(eval_batch["blurred"],
-                                                                   eval_batch["sharp"], 1.0)))}
-
-    def image_fn(step):
-        if eval_batch is None:
-            return {}
-        restored = restore_fn(eval_batch["blurred"])
-        return {"blurred_restored_sharp": tf.concat(
-            [eval_batch["blurred"], restored, eval_batch["sharp"]], axis=2)}
-
-    start = time.time()
-    final = train_utils.run_train_loop(
-        train_step=step_fn, iterator=iterator, checkpointer=checkpointer, writers=writers,
-        image_fn=image_fn if eval_batch is not None else None,
-        eval_fn=eval_fn if eval_batch is not None else None, **train_utils.loop_intervals(config))
-    writers.close()
-    logging.info("stage %s finished at step %d in %.1f s", config.stage, final, time.time() - start)
-    return final
+    return train_utils.train(workdir, config, stage, ds, sample_batch=next(iter(ds)),
+                             eval_batch=held_out, eval_fn=eval_fn)
 
 
 if __name__ == "__main__":
-    train_utils.run_main(train_and_evaluate, [define_flags, train_utils.define_common_flags])
+    train_utils.run_main(train_and_evaluate, define_flags)

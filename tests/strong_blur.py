@@ -17,7 +17,7 @@ def strong_blur_faces(out_dir, num=8):
     camera-shake kernels, noise 0.01."""
     build_run([f"--flagfile={os.path.join(REPO, 'data', 'configs', 'lfw_strong_blur_test.flags')}",
                f"--manual_dir={os.path.join(SHARED_DATA, 'lfw')}", f"--output_dir={out_dir}",
-               f"--kernels={os.path.join(SHARED_DATA, 'kernels', 'levin09.npz')}",
+               f"--blur_kernels={os.path.join(SHARED_DATA, 'kernels', 'levin09.npz')}",
                f"--exclude_identities={os.path.join(REPO, 'data', 'sample', 'faces')}",
                f"--max_items={num}", "--num_shards=1"])
     names = sorted(os.listdir(os.path.join(out_dir, "sharp")))

@@ -20,8 +20,8 @@ if [ ! -d "$W/val" ]; then
   ls "$W/stills/sharp" | sort | tail -n 40 | while read -r f; do mv "$W/stills/sharp/$f" "$W/val/"; done
 fi
 if ! ls "$W"/pairs/train-*.tfrecord >/dev/null 2>&1; then
-  python -m paper2_identity_cgan.data --stills="$W/stills/sharp" --videos='../shared/data/face_video_toy/*' \
-    --motion_scale=1,2,3 --size=128 --output_dir="$W/pairs"
+  python -m paper2_identity_cgan.data --train_stills="$W/stills/sharp" --train_videos='../shared/data/face_video_toy/*' \
+    --motion_scale=1,2,3 --crop_size=128 --output_dir="$W/pairs"
 fi
 python -m paper2_identity_cgan.train --flagfile=paper2_identity_cgan/configs/cpu90_strong_hg.flags \
   --train_data="$W/stills/sharp" --workdir="$W/hg"

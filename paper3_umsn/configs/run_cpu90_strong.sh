@@ -27,5 +27,5 @@ run --stage=umsn --workdir="$W/umsn" --train_data="$REC/train-*.tfrecord" \
     --init_sn="$W/sn_blurry" --init_fnets="$W/fnet" --max_train_minutes=${UMSN_MINUTES:-55}
 "$PY" -m paper3_umsn.export --workdir="$W/umsn" --export_dir="$W/umsn_export"
 run --stage=umsn --workdir="$W/umsn_strong" --train_data="$REC/train-*.tfrecord" \
-    --init_model="$W/umsn_export/umsn.keras" --kernel_min=15 --kernel_min_taps=12 \
+    --init_model="$W/umsn_export/umsn.keras" --kernel_sizes=15:29 --kernel_min_taps=12 \
     --max_train_minutes=${STRONG_MINUTES:-20}

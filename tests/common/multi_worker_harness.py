@@ -35,7 +35,7 @@ def main(result_path, argv):
             trainer_holder["t"] = self
 
     train_srn.SRNTrainer = Recorded
-    config = train_utils.parse_flags(train_srn.all_define_fns(), ["prog", *argv])
+    config = train_utils.parse_flags([train_srn.define_flags], ["prog", *argv])
     step = train_srn.train_and_evaluate(config.workdir, config)
     model = trainer_holder["t"].model
     weights = {f"w{i}": np.asarray(v.numpy()) for i, v in enumerate(model.weights)}

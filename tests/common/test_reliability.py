@@ -164,12 +164,12 @@ def _signal_after(proc, sig, needle):
 
 def test_sigterm_then_sigint_save_a_checkpoint_and_resume(tmp_path):
     workdir = str(tmp_path / "w")
-    rc, err = _signal_after(_trainer(workdir), signal.SIGTERM, "step 3:")
+    rc, err = _signal_after(_trainer(workdir), signal.SIGTERM, "step 3/")
     assert rc == 128 + signal.SIGTERM, err[-2000:]
     assert "SIGTERM at step" in err and "Traceback" not in err
     first = int(_ckpt_names(workdir)[-1].split("-")[1])
     assert first >= 3  # no step lost: checkpoint_every is 100000
-    rc, err = _signal_after(_trainer(workdir), signal.SIGINT, f"step {first + 2}:")
+    rc, err = _signal_after(_trainer(workdir), signal.SIGINT, f"step {first + 2}/")
     assert rc == 128 + signal.SIGINT, err[-2000:]
     assert f"(step {first})" in err  # resumed from the SIGTERM checkpoint
     assert int(_ckpt_names(workdir)[-1].split("-")[1]) >= first + 2

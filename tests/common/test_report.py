@@ -5,6 +5,7 @@ import math
 import pytest
 
 from common.report import MISSING, Table, format_value
+from common import report
 
 
 def _table():
@@ -74,3 +75,16 @@ def test_format_value_and_errors(tmp_path):
     bad.write_text("name,a\nx,1\n")
     with pytest.raises(ValueError, match="bad.csv"):
         Table.from_csv(bad)
+
+
+def test_progress_yields_everything_and_reports_counts():
+    import io  # pylint: disable=import-outside-toplevel
+    stream = io.StringIO()
+    assert list(report.progress(range(4), desc="batches", stream=stream, every_seconds=0)) == \
+        [0, 1, 2, 3]
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("batches: [") and "1/4 (25%)" in lines[0]
+    assert "4/4 (100%)" in lines[-1] and "ETA 0 s" in lines[-1]
+    stream = io.StringIO()
+    assert list(report.progress(iter("ab"), desc="n", stream=stream)) == ["a", "b"]
+    assert stream.getvalue() == "n: 2 done, 0 s\n"   # unknown total: a count

@@ -104,7 +104,7 @@ def define_extra(fv):
     flags.DEFINE_float("lr", 1e-3, "", flag_values=fv)
 def train_and_evaluate(workdir, config):
     print("CALLED", workdir, config.variant, config.num_steps, config.lr)
-train_utils.run_main(train_and_evaluate, [train_utils.define_common_flags, define_extra])
+train_utils.run_main(train_and_evaluate, define_extra)
 """
 
 
@@ -121,7 +121,10 @@ def test_run_main_requires_workdir_then_calls_train_and_evaluate(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"CALLED {tmp_path} tiny 3 0.25" in done.stdout.splitlines()
     done = run("--variant=tiny")
-    assert done.returncode == 1 and "--workdir is required" in done.stderr
+    assert done.returncode == 1, done.stderr[-2000:]
+    fatal = [line for line in done.stderr.splitlines() if line.startswith("FATAL")]
+    assert fatal == ["FATAL Flags parsing error: flag --workdir=None: Flag --workdir must have a "
+                     "value other than None."]
     assert "CALLED" not in done.stdout
 
 
@@ -137,9 +140,77 @@ def test_start_run_saves_flags_and_loop_intervals_come_from_flags(tmp_path):
     a = np.random.rand()
     tu.start_run(fv, str(tmp_path / "w"))  # seeded again: same draw
     assert np.random.rand() == a
-    assert tu.loop_intervals(loaded) == dict(num_steps=7, log_every=2, checkpoint_every=5,
-                                             max_train_minutes=1.5, image_every=0, eval_every=3,
-                                             save_on_signal=True)
+    assert (loaded.log_every, loaded.eval_every, loaded.checkpoint_every, loaded.image_every,
+            loaded.max_train_minutes) == (2, 3, 5, 0, 1.5)
+
+
+class _ToyTrainer(tu.Trainer):
+    """y = Dense(x) regressed to 2x: the smallest `Trainer`."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(3)])
+        self.optimizer = tu.make_optimizer(0.01)
+        self.optimizer.build(self.model.trainable_variables)
+
+    def trackables(self):
+        return {"model": self.model, "optimizer": self.optimizer}
+
+    def replica_step(self, batch):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(self.model(batch["x"]) - 2.0 * batch["x"]))
+            scaled = tu.replica_loss(loss)
+        grads = tape.gradient(scaled, self.model.trainable_variables)
+        self.optimizer.apply(grads, self.model.trainable_variables)
+        return {"loss": loss}
+
+    def samples(self, batch):
+        return {"x | y": tu.side_by_side(tf.reshape(batch["x"], (-1, 1, 3, 1)),
+                                         tf.reshape(self.model(batch["x"]), (-1, 1, 3, 1)))}
+
+
+def _events(folder):
+    out = {}
+    for path in glob.glob(os.path.join(folder, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for v in event.summary.value:
+                out.setdefault(v.tag, []).append((event.step, v))
+    return out
+
+
+def test_train_runs_a_trainer_with_hparams_rates_eval_images_profile_and_eta(tmp_path, caplog):
+    workdir = str(tmp_path / "w")
+    fv = tu.parse_flags([tu.define_common_flags, _define_extra],
+                        ["prog", "--variant=tiny", "--num_steps=4", "--log_every=2",
+                         "--eval_every=2", "--image_every=2", "--checkpoint_every=0",
+                         "--profile_steps=2,3", "--batch_size=2"])
+    tu.start_run(fv, workdir)
+    trainer = _ToyTrainer(fv)
+    data = tf.data.Dataset.from_tensor_slices({"x": np.random.rand(64, 3).astype("float32")})
+    batch = next(iter(data.batch(2)))
+    caplog.set_level("INFO")
+    final = tu.train(workdir, fv, trainer, lambda start: data.repeat().batch(2),
+                     sample_batch=batch, eval_batch=batch, eval_fn=lambda step: {"psnr": 1.0})
+    assert final == 4
+    train_events = _events(os.path.join(workdir, "train"))
+    eval_events = _events(os.path.join(workdir, "eval"))
+    rates = [float(tf.make_ndarray(v.tensor)) for _, v in train_events["learning_rate/optimizer"]]
+    assert rates == pytest.approx([0.01, 0.01])
+    assert "_hparams_/session_start_info" in train_events   # the resolved flags as hparams
+    assert [s for s, _ in train_events["x | y"]] == [2, 4]  # train grids every --image_every
+    assert [s for s, _ in eval_events["x | y"]] == [2, 4]   # eval grids beside eval scalars
+    assert [s for s, _ in eval_events["psnr"]] == [2, 4]
+    assert glob.glob(os.path.join(workdir, "train", "plugins", "profile", "*", "*.xplane.pb"))
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
+    assert lines[0].startswith("step 2/4 (50%)") and "ETA" in lines[0] and "loss=" in lines[0]
+    assert tu.Checkpointer(workdir, 1, **_ToyTrainer(fv).trackables()).restore_latest() == 4
+
+
+def test_profile_steps_are_checked():
+    assert tu.parse_profile_steps("") is None and tu.parse_profile_steps("3,5") == (3, 5)
+    for bad in ("5,3", "0,2", "x", "1,2,3"):
+        with pytest.raises(ValueError, match="--profile_steps"):
+            tu.parse_profile_steps(bad)
 
 
 def test_set_precision_and_optimizer():
@@ -432,3 +503,22 @@ def test_float16_overflow_is_skipped_by_the_loss_scale_not_an_error(tmp_path):
                               num_steps=3, log_every=1, checkpoint_every=100)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_flagfile_paths_resolve_from_any_working_directory(tmp_path, monkeypatch):
+    """Relative data paths inside a shipped flagfile resolve against the repository when the
+    working directory is elsewhere; bare words, absent paths and command-line values stay."""
+    monkeypatch.chdir(tmp_path)
+    argv = tu.expand_flagfiles(["prog", "--flagfile=paper3_umsn/configs/smoke.flags",
+                                "--mask_dir=data/sample/masks"])
+    assert f"--train_data={os.path.join(tu.REPO_ROOT, 'data', 'sample', 'faces')}" in argv
+    assert f"--eval_data={os.path.join(tu.REPO_ROOT, 'data', 'sample', 'test_faces')}" in argv
+    assert "--variant=tiny" in argv and "--blur_kernels=camera_shake" not in argv[1:2]
+    assert argv[-1] == "--mask_dir=data/sample/masks"   # the command line is the user's
+    (tmp_path / "data" / "sample" / "faces").mkdir(parents=True)  # exists here: kept relative
+    argv = tu.expand_flagfiles(["prog", "--flagfile=paper3_umsn/configs/smoke.flags"])
+    assert "--train_data=data/sample/faces" in argv
+    flagfile = tmp_path / "own.flags"
+    flagfile.write_text("--train_data=records/nothing-*.tfrecord\n--kernel_sizes=5:9\n")
+    assert tu.expand_flagfiles([f"--flagfile={flagfile}"]) == [
+        "--train_data=records/nothing-*.tfrecord", "--kernel_sizes=5:9"]

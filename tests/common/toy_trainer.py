@@ -11,32 +11,30 @@ import tensorflow as tf
 from common import train_utils as tu
 
 
-def train_and_evaluate(workdir, config):
-    tu.start_run(config, workdir)
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    optimizer = tu.make_optimizer(1e-2)
-    optimizer.build(model.trainable_variables)
-    checkpointer = tu.Checkpointer(workdir, config.keep_checkpoints, model=model,
-                                   optimizer=optimizer)
-    checkpointer.restore_latest()
+class ToyTrainer(tu.Trainer):
+    def __init__(self, config, strategy=None):
+        super().__init__(config, strategy)
+        self.model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        self.optimizer = tu.make_optimizer(1e-2)
+        self.optimizer.build(self.model.trainable_variables)
 
-    def step(batch):
-        time.sleep(0.02)
+    def trackables(self):
+        return {"model": self.model, "optimizer": self.optimizer}
+
+    def replica_step(self, batch):
+        tf.py_function(lambda: time.sleep(0.02), [], [])
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean((model(batch) - 1.0) ** 2)
-        optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+            loss = tf.reduce_mean((self.model(batch) - 1.0) ** 2)
+        grads = tape.gradient(loss, self.model.trainable_variables)
+        self.optimizer.apply(grads, self.model.trainable_variables)
         return {"loss": loss}
 
-    def batches():
-        while True:
-            yield np.ones((config.batch_size, 2), np.float32)
 
-    writers = tu.SummaryWriters(workdir)
-    final = tu.run_train_loop(train_step=step, iterator=batches(), checkpointer=checkpointer,
-                              writers=writers, **tu.loop_intervals(config))
-    writers.close()
-    return final
+def train_and_evaluate(workdir, config):
+    strategy, _ = tu.start_run(config, workdir)
+    data = tf.data.Dataset.from_tensors(np.ones((config.batch_size, 2), np.float32)).repeat()
+    return tu.train(workdir, config, ToyTrainer(config, strategy), data)
 
 
 if __name__ == "__main__":
-    tu.run_main(train_and_evaluate, [tu.define_common_flags])
+    tu.run_main(train_and_evaluate, tu.define_common_flags)

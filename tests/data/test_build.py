@@ -77,7 +77,7 @@ def test_noise_level_and_resume(tmp_path):
     fixtures.save(os.path.join(src, f"{i}.png"), np.full((48, 48, 3), 128, np.uint8))
   out = str(tmp_path / "rec")
   args = [f"--source=folder", f"--manual_dir={src}", f"--output_dir={out}", "--name=t",
-          "--num_shards=3", "--noise_sigma=0.03", "--kernels=gaussian", "--kernel_sizes=3"]
+          "--num_shards=3", "--noise_sigma=0.03", "--blur_kernels=gaussian", "--kernel_sizes=3"]
   run(args)
   recs = read_all(os.path.join(out, "t-*.tfrecord"), ("image/blurred",))
   resid = np.stack([r["image/blurred"] for r in recs]).astype(np.float64) / 255 - 128 / 255
@@ -99,7 +99,7 @@ def test_masks_carried_and_resized(tmp_path):
   expected = fixtures.helen(root)
   out = str(tmp_path / "rec")
   run(["--source=helen_parsing", f"--manual_dir={root}", "--split=train", f"--output_dir={out}",
-       "--mode=sharp", "--num_shards=1", "--resize=16x16"])
+       "--mode=sharp", "--num_shards=1", "--resize=16,16"])
   recs = read_all(os.path.join(out, "train-*.tfrecord"), ("image/sharp", "mask/classes", "source"))
   assert len(recs) == 2
   for r in recs:
@@ -222,7 +222,7 @@ def test_strong_blur_test_set_folder_layout(tmp_path):
   out = str(tmp_path / "strong")
   argv = [f"--flagfile={os.path.join(os.path.dirname(build.__file__), 'configs', 'lfw_strong_blur_test.flags')}",
           f"--manual_dir={os.path.join(SHARED_DATA, 'lfw')}", f"--output_dir={out}",
-          f"--kernels={os.path.join(SHARED_DATA, 'kernels', 'levin09.npz')}",
+          f"--blur_kernels={os.path.join(SHARED_DATA, 'kernels', 'levin09.npz')}",
           f"--exclude_identities={os.path.join(os.path.dirname(build.__file__), 'sample', 'faces')}",
           "--max_items=6", "--num_shards=2"]
   run(argv)

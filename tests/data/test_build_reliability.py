@@ -30,7 +30,7 @@ def grey_folder(tmp_path):
 
 def _args(src, out, *extra):
     return ["--source=folder", f"--manual_dir={src}", f"--output_dir={out}", "--name=t",
-            "--num_shards=3", "--kernels=gaussian", "--kernel_sizes=3", *extra]
+            "--num_shards=3", "--blur_kernels=gaussian", "--kernel_sizes=3", *extra]
 
 
 def _noise_std(out):

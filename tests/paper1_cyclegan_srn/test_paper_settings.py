@@ -36,11 +36,11 @@ def test_paper1_paper_flagfiles_on_celeba_layout(tmp_path):
     _build("--source=celeba", f"--manual_dir={celeba}", "--split=train", "--mode=sharp",
            f"--output_dir={rec}", "--name=clear", "--num_shards=1")
     _build("--source=celeba", f"--manual_dir={celeba}", "--split=validation", "--mode=kernel",
-           f"--kernels={os.path.join(SHARED_DATA, 'kernels', 'levin09.npz')}",
+           f"--blur_kernels={os.path.join(SHARED_DATA, 'kernels', 'levin09.npz')}",
            f"--output_dir={rec}", "--name=blurred", "--num_shards=1")
 
     cg_dir = str(tmp_path / "cyclegan")
-    cg = train_utils.parse_flags(train_cyclegan.all_define_fns(), [
+    cg = train_utils.parse_flags([train_cyclegan.define_flags], [
         "prog", f"--flagfile={CFG}cyclegan.flags", *ONE_STEP, f"--workdir={cg_dir}",
         f"--clear_data={rec}/clear-*.tfrecord", f"--blurred_data={rec}/blurred-*.tfrecord"])
     assert (cg.generator, cg.crop_size, cg.resize) == ("resnet_9blocks", 256, "312,256")
@@ -57,7 +57,7 @@ def test_paper1_paper_flagfiles_on_celeba_layout(tmp_path):
     assert ex[tfrecord.SHARP].shape == ex[tfrecord.BLURRED].shape == (312, 256, 3)
 
     srn_dir = str(tmp_path / "srn")
-    srn = train_utils.parse_flags(train_srn.all_define_fns(), [
+    srn = train_utils.parse_flags([train_srn.define_flags], [
         "prog", f"--flagfile={CFG}srn.flags", *ONE_STEP, f"--workdir={srn_dir}",
         f"--train_data={pairs}/train-*.tfrecord", f"--eval_data={pairs}/test-*.tfrecord"])
     assert (srn.variant, srn.crop_size) == ("paper", 256)
@@ -66,13 +66,13 @@ def test_paper1_paper_flagfiles_on_celeba_layout(tmp_path):
     ev = train_utils.parse_flags([evaluate.define_flags], [
         "prog", f"--srn_workdir={srn_dir}", f"--test_data={pairs}/test-*.tfrecord",
         "--detector=none", f"--output_dir={tmp_path / 'eval'}"])
-    out = evaluate.evaluate(ev)
+    out = evaluate.run_eval(ev)
     assert out["num_test_images"] == 2
     assert json.load(open(tmp_path / "eval" / "tables.json"))["num_test_images"] == 2
 
     # export at the paper's crop (SRN needs static shapes), in float32 as a serving process would
     train_utils.set_precision("none")  # training left the global policy at mixed_bfloat16
-    config = train_utils.load_flags(train_srn.all_define_fns(), srn_dir)
+    config = train_utils.load_flags([train_srn.define_flags], srn_dir)
     model = train_srn.build_model(config, image_size=16)
     train_utils.restore_for_eval(srn_dir, srn=model)
     paths = inference.export_model(model, str(tmp_path / "export"), name="srn", input_size=256)

@@ -44,14 +44,14 @@ def _image_tags(folder):
 def stages(tmp_path_factory):
     root = tmp_path_factory.mktemp("p1")
     cg_dir, pairs_dir, srn_dir = str(root / "cg"), str(root / "pairs"), str(root / "srn")
-    cg = _flags(train_cyclegan.all_define_fns(), "smoke_cyclegan.flags", f"--workdir={cg_dir}",
+    cg = _flags([train_cyclegan.define_flags], "smoke_cyclegan.flags", f"--workdir={cg_dir}",
                 "--num_steps=1", "--image_every=1", "--eval_every=1", "--checkpoint_every=1")
     step = train_cyclegan.train_and_evaluate(cg_dir, cg)
     gp = _flags([generate_pairs.define_flags], "smoke_generate_pairs.flags",
                 f"--cyclegan_workdir={cg_dir}", f"--output_dir={pairs_dir}", "--file_range=0:5",
                 "--chunk_size=2")
     summary = generate_pairs.generate(gp)
-    srn = _flags(train_srn.all_define_fns(), "smoke_srn.flags", f"--workdir={srn_dir}",
+    srn = _flags([train_srn.define_flags], "smoke_srn.flags", f"--workdir={srn_dir}",
                  f"--train_data={pairs_dir}/train-*.tfrecord",
                  f"--eval_data={pairs_dir}/test-*.tfrecord", "--num_steps=1", "--eval_every=1",
                  "--image_every=1", "--checkpoint_every=1")
@@ -67,11 +67,12 @@ def test_cyclegan_one_step_writes_checkpoint_scalars_and_grids(stages):
     scalars = _scalars(os.path.join(d, "train"))
     for key in ("g_total", "g_adv", "f_adv", "cycle_x", "cycle_y", "identity", "d_total"):
         assert np.isfinite(scalars[key][0]), key
-    assert scalars["learning_rate"][0] == pytest.approx(2e-4)
+    assert scalars["learning_rate/gen_optimizer"][0] == pytest.approx(2e-4)
+    assert scalars["learning_rate/disc_optimizer"][0] == pytest.approx(2e-4)
     assert _image_tags(os.path.join(d, "train")) == {"X | G(X) | F(G(X))", "Y | F(Y) | G(F(Y))"}
     assert np.isfinite(_scalars(os.path.join(d, "eval"))["cycle_psnr_x"][0])
     # the saved flags rebuild the run
-    again = train_utils.load_flags(train_cyclegan.all_define_fns(), d)
+    again = train_utils.load_flags([train_cyclegan.define_flags], d)
     assert again.generator == "tiny" and again.crop_size == 32
 
 
@@ -130,7 +131,7 @@ def test_cyclegan_checkpoint_restores_all_optimisers_pools_and_resumes(stages):
     for prefix in ("g_net", "f_net", "d_x", "d_y", "gen_optimizer", "disc_optimizer", "pool_x"):
         assert any(n.startswith(prefix) for n in names), prefix
     # resume to step 2 from the same workdir
-    cfg2 = _flags(train_cyclegan.all_define_fns(), "smoke_cyclegan.flags", f"--workdir={d}",
+    cfg2 = _flags([train_cyclegan.define_flags], "smoke_cyclegan.flags", f"--workdir={d}",
                   "--num_steps=2", "--image_every=0", "--eval_every=0", "--checkpoint_every=1")
     assert train_cyclegan.train_and_evaluate(d, cfg2) == 2
     assert tf.train.latest_checkpoint(os.path.join(d, "checkpoints")).endswith("ckpt-2")
@@ -148,11 +149,11 @@ def test_srn_checkpoint_restores_optimizer(stages):
 
 
 def test_missing_data_flag_is_named(tmp_path):
-    cfg = _flags(train_srn.all_define_fns(), "smoke_srn.flags", "--train_data=",
+    cfg = _flags([train_srn.define_flags], "smoke_srn.flags", "--train_data=",
                  f"--workdir={tmp_path}")
     with pytest.raises(ValueError, match="--train_data"):
         train_srn.make_train_dataset(cfg)
-    cfg = _flags(train_cyclegan.all_define_fns(), "smoke_cyclegan.flags", "--blur_kernels=",
+    cfg = _flags([train_cyclegan.define_flags], "smoke_cyclegan.flags", "--blur_kernels=",
                  f"--workdir={tmp_path}")
     with pytest.raises(ValueError, match="--blur_kernels"):
         train_cyclegan.make_unpaired_dataset(cfg)
@@ -163,9 +164,9 @@ def test_evaluate_prints_tables_with_paper_numbers(stages, tmp_path):
     pairs = os.path.join(stages["pairs_dir"], "*.tfrecord")
     cfg = train_utils.parse_flags([evaluate.define_flags], [
         "prog", f"--srn_workdir={stages['srn_dir']}", f"--cyclegan_workdir={stages['cg_dir']}",
-        f"--test_data={pairs}", "--synthetic_kernels=camera_shake", "--detector=haar",
+        f"--test_data={pairs}", "--blur_kernels=camera_shake", "--detector=haar",
         f"--output_dir={tmp_path}"])
-    out = evaluate.evaluate(cfg)
+    out = evaluate.run_eval(cfg)
     sharp, blurred = evaluate.load_pairs(pairs, 8)
     mse = ((sharp.astype(np.float64) - blurred) ** 2).reshape(len(sharp), -1).mean(axis=1)
     assert out["table1"]["Blurred input"][0] == pytest.approx(np.mean(10 * np.log10(1 / mse)), rel=1e-4)
@@ -186,7 +187,7 @@ def test_benchmark_method_specs_of_paper1_workdirs(stages):
     from common.evaluation import methods
     srn = methods.resolve_method(f"srn={stages['srn_dir']}")
     assert (srn.kind, srn.stride) == ("paper1", 16)
-    cfg = train_utils.load_flags(train_srn.all_define_fns(), stages["srn_dir"])
+    cfg = train_utils.load_flags([train_srn.define_flags], stages["srn_dir"])
     model = train_srn.build_model(cfg, image_size=16)
     model(np.zeros((1, 16, 16, 3), np.float32))
     assert srn.num_params == model.count_params()

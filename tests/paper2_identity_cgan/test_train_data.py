@@ -30,7 +30,7 @@ def video_dir(tmp_path_factory):
 
 
 def _config(workdir, *extra):
-    return train_utils.parse_flags([train.define_all],
+    return train_utils.parse_flags([train.define_flags],
                                    ["prog", f"--flagfile={SMOKE}", f"--workdir={workdir}",
                                     *extra])
 
@@ -152,9 +152,9 @@ def test_cgan_step_and_checkpoint_round_trip_with_all_optimizers(tmp_path):
                for a, v in zip(es0, t.g_s.encoder.trainable_variables))
     ids = [id(v) for v in t.g_vars]
     assert len(ids) == len(set(ids))  # the shared decoder appears once in the G optimizer
-    train_utils.Checkpointer(wd, **t.trackables).save(1)
+    train_utils.Checkpointer(wd, **t.trackables()).save(1)
     t2 = train.CGANTrainer(cfg, strategy, restore_hg=False)
-    assert train_utils.Checkpointer(wd, **t2.trackables).restore_latest() == 1
+    assert train_utils.Checkpointer(wd, **t2.trackables()).restore_latest() == 1
     for name in ("g_optimizer", "d_optimizer"):
         assert int(getattr(t2, name).iterations.numpy()) == 1
         _same_state(getattr(t, name).variables, getattr(t2, name).variables)
@@ -165,9 +165,9 @@ def test_cgan_step_and_checkpoint_round_trip_with_all_optimizers(tmp_path):
     hcfg = _config(hwd, "--stage=hg")
     h = train.HGTrainer(hcfg, strategy)
     assert np.isfinite(float(h.replica_step(_batch())["hg_loss"]))
-    train_utils.Checkpointer(hwd, **h.trackables).save(1)
+    train_utils.Checkpointer(hwd, **h.trackables()).save(1)
     h2 = train.HGTrainer(hcfg, strategy)
-    assert train_utils.Checkpointer(hwd, **h2.trackables).restore_latest() == 1
+    assert train_utils.Checkpointer(hwd, **h2.trackables()).restore_latest() == 1
     _same_state(h.optimizer.variables, h2.optimizer.variables)
     _same_state(h.hg.variables, h2.hg.variables)
 
@@ -207,7 +207,9 @@ def test_find_sequences_errors_name_the_pattern(tmp_path):
 
 
 def test_camera_shake_bank_rejects_near_deltas():
-    bank = train.kernel_bank("camera_shake", 6, seed=0, min_taps=8.0)
+    cfg = _config("/nonexistent", "--blur_kernels=camera_shake", "--num_kernels=6",
+                  "--kernel_min_taps=8", "--kernel_sizes=13:29")
+    bank = shared_flags.kernel_bank(cfg, seed=0)
     assert bank.shape == (6, 29, 29)
     np.testing.assert_allclose(bank.sum((1, 2)), 1.0, atol=1e-5)
     assert (1.0 / np.square(bank.astype(np.float64)).sum((1, 2)) >= 8.0).all()

@@ -51,15 +51,15 @@ def stages(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def umsn_run(stages):
-    """(config, UMSNDeblurrer) restored once from the umsn stage (evaluate.load_run), shared by
+    """(config, UMSNDeblurrer) restored once from the umsn stage (evaluate.load_model), shared by
     the evaluate / deblur / export / face-table tests."""
     from paper3_umsn import evaluate
-    return evaluate.load_run(stages["umsn"])
+    return evaluate.load_model(stages["umsn"])
 
 
 @pytest.fixture
 def shared_load_run(umsn_run, stages, monkeypatch):
-    """Makes evaluate.load_run(stages["umsn"]) return the shared run instead of rebuilding it
+    """Makes evaluate.load_model(stages["umsn"]) return the shared run instead of rebuilding it
     (deblur.load_model and export.export call it); any other path still fails loudly."""
     from paper3_umsn import evaluate
     calls = []
@@ -68,5 +68,5 @@ def shared_load_run(umsn_run, stages, monkeypatch):
         assert workdir == stages["umsn"], workdir
         calls.append(workdir)
         return umsn_run
-    monkeypatch.setattr(evaluate, "load_run", load_run)
+    monkeypatch.setattr(evaluate, "load_model", load_run)
     return calls

@@ -9,7 +9,7 @@ from paper3_umsn import deblur, evaluate, export, models
 
 
 def test_evaluate_prints_tables_with_paper_numbers(stages, umsn_run):
-    result = evaluate.run_eval(stages["umsn"], "data/sample/test_faces", num_images=4, run=umsn_run)
+    result = evaluate.measure(stages["umsn"], "data/sample/test_faces", num_images=4, run=umsn_run)
     assert result["restored"].shape == (4, 32, 32, 3)
     np.testing.assert_allclose(result["psnr_blurred"], [
         -10 * np.log10(np.mean((b - s) ** 2)) for b, s in zip(result["blurred"], result["sharp"])], rtol=1e-4)
@@ -42,7 +42,7 @@ def test_deblur_cli_on_files_of_any_size(stages, shared_load_run, tmp_path):
     image_io.write_image(str(src / "b.jpg"), (rng.random((24, 24, 3)) * 255).astype(np.uint8))
     before = {p: open(src / p, "rb").read() for p in os.listdir(src)}
     outs = deblur.run(stages["umsn"], [str(src)], str(tmp_path / "out"))
-    assert shared_load_run == [stages["umsn"]]   # the workdir was rebuilt through evaluate.load_run
+    assert shared_load_run == [stages["umsn"]]   # the workdir was rebuilt through evaluate.load_model
     shapes = sorted(image_io.read_image(p).shape for p in outs)
     assert shapes == [(24, 24, 3), (37, 45, 3)]
     assert all(p.endswith("_umsn.png") for p in outs)
@@ -71,7 +71,7 @@ def test_init_model_starts_sn_and_umsn_from_an_exported_model(stages, umsn_run, 
     paths = export.export(stages["umsn"], str(tmp_path / "exp"))
     config = _config(str(tmp_path / "ft"), "--stage=umsn", "--lambda_1=0",
                      f"--init_model={paths['keras']}")
-    stage = train.Stage(config, tf.distribute.get_strategy())
+    stage = train.make_stage(config, tf.distribute.get_strategy())
     model = umsn_run[1]
     for got, want in ((stage.sn, model.sn), (stage.umsn, model.umsn)):
         assert len(got.weights) == len(want.weights) > 0
@@ -79,7 +79,7 @@ def test_init_model_starts_sn_and_umsn_from_an_exported_model(stages, umsn_run, 
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert not stage.sn.trainable
     with pytest.raises(ValueError, match="does not match --variant=small"):
-        train.Stage(_config(str(tmp_path / "ft2"), "--stage=umsn", "--lambda_1=0",
+        train.make_stage(_config(str(tmp_path / "ft2"), "--stage=umsn", "--lambda_1=0",
                             "--variant=small", f"--init_model={paths['keras']}"),
                     tf.distribute.get_strategy())
 
@@ -96,7 +96,7 @@ def test_evaluate_on_a_stored_blur_test_set_never_reblurs(stages, umsn_run, tmp_
     every row of the paper's Table III is printed, with --compare rows measured."""
     from tests.common.test_evaluation import make_folder
     root = make_folder(tmp_path / "shen", n=3, kernels=True, masks=True)
-    result = evaluate.run_eval(stages["umsn"], root, num_images=3, run=umsn_run,
+    result = evaluate.measure(stages["umsn"], root, num_images=3, run=umsn_run,
                                compare=["unsharp", "wiener"])
     names = sorted(os.listdir(os.path.join(root, "blurred")))
     stored = np.stack([image_io.read_image(os.path.join(root, "blurred", n)) for n in names])
@@ -115,7 +115,7 @@ def test_evaluate_on_a_stored_blur_test_set_never_reblurs(stages, umsn_run, tmp_
     assert t1_region.value("Ziyi et al. [9]", "class-1 PSNR", "paper") is None   # masked-image table only
     with pytest.raises(ValueError, match="stores no sharp"):
         os.rename(os.path.join(root, "sharp"), os.path.join(root, "gone"))
-        evaluate.run_eval(stages["umsn"], root, run=umsn_run)
+        evaluate.measure(stages["umsn"], root, run=umsn_run)
 
 
 def test_benchmark_workdir_spec_loads_through_load_method(stages, umsn_run, shared_load_run):

@@ -45,7 +45,7 @@ def test_init_from_the_wrong_workdir_is_an_error(stages, tmp_path):
     def umsn_stage(init_fnets, init_sn=stages["sn_blurry"]):
         config = _config(str(tmp_path / "u"), "--stage=umsn", f"--init_sn={init_sn}",
                          f"--init_fnets={init_fnets}")
-        return train.Stage(config, tf.distribute.get_strategy())
+        return train.make_stage(config, tf.distribute.get_strategy())
     # an sn_clean workdir as --init_fnets: F-Nets silently random before (0 of 33 restored)
     with pytest.raises(ValueError, match=r"^--init_fnets=\S+ is a paper-3 sn_clean workdir, not a "
                                          r"paper-3 fnet one"):
@@ -77,7 +77,7 @@ def test_deblur_with_a_wrong_kind_checkpoint_names_it(tmp_path):
 
 def test_crop_larger_than_the_images_fails_before_the_workdir_exists(tmp_path):
     workdir = str(tmp_path / "w")
-    config = _config(workdir, "--stage=sn_clean", "--crop=512")
-    with pytest.raises(ValueError, match=r"^--crop=512 is larger than the images of --train_data="):
+    config = _config(workdir, "--stage=sn_clean", "--crop_size=512")
+    with pytest.raises(ValueError, match=r"^--crop_size=512 is larger than the images of --train_data="):
         train.train_and_evaluate(workdir, config)
     assert not os.path.exists(workdir)

@@ -32,4 +32,4 @@ def test_demo_fine_tunes_the_shipped_model_by_default(tmp_path):
     scratch = demo.stage_commands(str(tmp_path), 6.0, "data/sample/faces", "data/sample/masks",
                                   "data/sample/test_faces", from_scratch=True)
     assert [s for s, _ in scratch] == ["sn_clean", "sn_blurry", "fnet", "umsn"]
-    assert all("--crop=128" in c for _, c in scratch)
+    assert all("--crop_size=128" in c for _, c in scratch)

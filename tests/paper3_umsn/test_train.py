@@ -33,14 +33,14 @@ def test_umsn_checkpoint_holds_both_optimizers_and_restores_them(stages, umsn_ru
     assert any(n.startswith("cn_optimizer/") for n in names), names[:20]
     assert any(n.startswith("cn/") for n in names) and any(n.startswith("sn/") for n in names)
     # UMSN's variables are reachable (first through the optimizer): restoring them by name works
-    # (umsn_run = evaluate.load_run: restore_for_eval asserts every object matched)
+    # (umsn_run = evaluate.load_model: restore_for_eval asserts every object matched)
     assert umsn_run[1].umsn.count_params() > 0
     # resume: a fresh umsn Stage restores step 1 and both optimizers (iterations and moments)
     config = _config(workdir, "--stage=umsn", "--num_steps=2", f"--init_sn={stages['sn_blurry']}",
                      f"--init_fnets={stages['fnet']}")
-    stage = train.Stage(config, tf.distribute.get_strategy())
+    stage = train.make_stage(config, tf.distribute.get_strategy())
     assert int(stage.optimizer.iterations) == 0 and int(stage.cn_optimizer.iterations) == 0
-    checkpointer = train_utils.Checkpointer(workdir, 3, **stage.trackables)
+    checkpointer = train_utils.Checkpointer(workdir, 3, **stage.trackables())
     assert checkpointer.restore_latest() == 1
     assert int(stage.optimizer.iterations) == 1 and int(stage.cn_optimizer.iterations) == 1
     reader = tf.train.load_checkpoint(ckpt)
@@ -63,7 +63,7 @@ def test_umsn_checkpoint_holds_both_optimizers_and_restores_them(stages, umsn_ru
             v = reader.get_tensor(n)
             saved.setdefault(np.shape(v), []).append(v)
     for key in ("sn", "umsn", "cn"):
-        for w in stage.trackables[key].weights:
+        for w in stage.trackables()[key].weights:
             assert any(np.array_equal(v, w.numpy()) for v in saved.get(tuple(w.shape), [])), \
                 f"{key}: {w.path} not restored"
     assert len(stage.umsn.fnets) == 4 and len(stage.umsn.mid) >= 1
@@ -122,7 +122,7 @@ def test_half_scale_weight_changes_the_shared_trunk(tmp_path):
     for w in (0.0, 1.0):
         config = _config(str(tmp_path / str(w)), "--stage=umsn", "--ablation=bn_sem_nrl",
                          "--lambda_1=0", f"--init_sn={sn_ckpt}", f"--half_scale_weight={w}")
-        stage = train.Stage(config, tf.distribute.get_strategy())
+        stage = train.make_stage(config, tf.distribute.get_strategy())
         if runs:  # same starting point as the first run
             stage.umsn.set_weights(start_umsn)
         else:

@@ -1,0 +1,173 @@
+"""One flag vocabulary for what the papers share, defined once and reused by every CLI.
+
+| idea | flags | parsed by |
+|---|---|---|
+| training crop | `--crop_size` (square, pixels) | (an int) |
+| resize before cropping | `--resize` ("H,W" or "S"; empty: none) | `parse_resize` |
+| blur kernels | `--blur_kernels` (comma-separated: generator names or mixtures of `common.blur.make_kernel_bank`, or .npz/.mat banks), `--num_kernels`, `--kernel_sizes` ("start:stop[:step]" inclusive, or "a,b,c"), `--kernel_exposure`, `--kernel_min_taps` | `kernel_bank`, `parse_kernel_sizes` |
+| noise on blurred images | `--noise_sigma`, `--noise_sigma_min` (per-example level in [min, sigma]) | `noise_level` |
+| Adam | `--learning_rate`, `--beta_1` | (floats) |
+| precision, strategy | `--mixed_precision`, `--strategy` (`common.train_utils.define_common_flags`) | `train_utils` |
+
+Each `define_*` takes the paper's defaults as arguments, so the name and the meaning are the
+same everywhere while each paper keeps its own default values. Defining a flag twice on one
+`FlagValues` is harmless (the second call is skipped).
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+from absl import flags
+import numpy as np
+
+from common import blur
+
+
+def _define(fv, kind, name, default, help_text, **kw):
+    if name in fv:
+        return
+    getattr(flags, f"DEFINE_{kind}")(name, default, help_text, flag_values=fv, **kw)
+
+
+def define_crop_flag(fv: flags.FlagValues, default: int, help_extra: str = "") -> None:
+    """`--crop_size`: the square training crop in pixels."""
+    _define(fv, "integer", "crop_size", default, "Training crop (square, pixels)"
+            + (f"; {help_extra}" if help_extra else "") + ".", lower_bound=1)
+
+
+def define_resize_flag(fv: flags.FlagValues, default: str | None = None) -> None:
+    """`--resize`: "H,W" or "S" (square); empty for none."""
+    _define(fv, "string", "resize", default, "Resize every image to H,W (or S,S for one number) "
+            "before cropping; empty: no resize.")
+
+
+def parse_resize(text, flag: str = "--resize") -> tuple[int, int] | None:
+    """"312,256" -> (312, 256); "128" -> (128, 128); "" / None -> None; else a one-line error."""
+    if text is None or str(text).strip() == "":
+        return None
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or min(values) < 1:
+        raise ValueError(f"{flag}={text!r}: give H,W or S (positive integers), e.g. "
+                         f"{flag}=312,256 or {flag}=128.")
+    return (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
+
+
+def define_noise_flags(fv: flags.FlagValues, noise_sigma: float = 0.0,
+                       noise_sigma_min: float | None = None) -> None:
+    """`--noise_sigma` and `--noise_sigma_min` (Gaussian noise on blurred images, [0, 1] scale)."""
+    _define(fv, "float", "noise_sigma", noise_sigma, "Gaussian noise std added to blurred images "
+            "([0, 1] scale).", lower_bound=0.0)
+    _define(fv, "float", "noise_sigma_min", noise_sigma_min, "If set, each example's noise std "
+            "is drawn uniformly in [--noise_sigma_min, --noise_sigma].", lower_bound=0.0)
+
+
+def noise_level(config):
+    """--noise_sigma, or the (min, max) range when --noise_sigma_min is set."""
+    if getattr(config, "noise_sigma_min", None) is None:
+        return config.noise_sigma
+    return (config.noise_sigma_min, config.noise_sigma)
+
+
+def define_kernel_flags(fv: flags.FlagValues, *, blur_kernels: str | None, num_kernels: int,
+                        kernel_sizes: str, kernel_exposure: float = 0.0,
+                        kernel_min_taps: float = 0.0, help_extra: str = "") -> None:
+    """The blur-kernel flags (see `kernel_bank`), with the caller's defaults."""
+    _define(fv, "string", "blur_kernels", blur_kernels, "Blur kernels: comma-separated "
+            "generator names or '+'-mixtures (" + "/".join(blur.KERNEL_SPECS) + ", e.g. "
+            "camera_shake+markov) and/or .npz/.mat kernel banks"
+            + (f"; {help_extra}" if help_extra else "") + ".")
+    _define(fv, "integer", "num_kernels", num_kernels, "Kernels drawn per generator in "
+            "--blur_kernels (files: all their kernels).", lower_bound=1)
+    _define(fv, "string", "kernel_sizes", kernel_sizes, "Odd kernel sizes of the generators: "
+            "'start:stop[:step]' (inclusive, step 2 by default) or 'a,b,c'.")
+    _define(fv, "float", "kernel_exposure", kernel_exposure, "camera_shake: trajectory fraction "
+            "integrated; 0 = Boracchi-Foi random exposure, 1 = whole trajectory.",
+            lower_bound=0.0, upper_bound=1.0)
+    _define(fv, "float", "kernel_min_taps", kernel_min_taps, "Redraw generated kernels with "
+            "fewer effective taps (common.blur.effective_taps); 0 keeps every draw.",
+            lower_bound=0.0)
+
+
+def parse_kernel_sizes(text, flag: str = "--kernel_sizes") -> list[int]:
+    """"13:29" -> [13, 15, ..., 29]; "13:29:4" -> [13, 17, ...]; "7,9" -> [7, 9]. Odd sizes only."""
+    text = str(text).strip()
+    try:
+        if ":" in text:
+            parts = [int(p) for p in text.split(":")]
+            step = parts[2] if len(parts) > 2 else 2
+            sizes = list(range(parts[0], parts[1] + 1, step)) if step > 0 else []
+        else:
+            sizes = [int(p) for p in text.split(",") if p.strip()]
+    except (ValueError, IndexError):
+        sizes = []
+    if not sizes or any(s < 1 or s % 2 == 0 for s in sizes):
+        raise ValueError(f"{flag}={text!r}: give odd sizes >= 1 as 'start:stop[:step]' "
+                         f"(e.g. 13:29) or 'a,b,c'.")
+    return sizes
+
+
+def _is_file_spec(item: str) -> bool:
+    families = item.split("+")
+    return not all(f in blur.KERNEL_SPECS for f in families)
+
+
+def kernel_bank(config, seed: int | None = None, spec: str | None = None,
+                flag: str = "--blur_kernels", num: int | None = None) -> np.ndarray | None:
+    """The kernel bank named by the kernel flags: float32 [K, S, S] (one odd S), or None when
+    `--blur_kernels` is empty.
+
+    Each comma-separated item of the spec is either a generator (or a '+' mixture) of
+    `common.blur.make_kernel_bank`, drawn `--num_kernels` times over `--kernel_sizes` with
+    `--kernel_exposure` / `--kernel_min_taps`, or a .npz/.mat file (all its kernels). `seed`
+    defaults to `--seed`; `spec` overrides `--blur_kernels`, `num` `--num_kernels`.
+    """
+    spec = config.blur_kernels if spec is None else spec
+    if not spec:
+        return None
+    seed = int(config.seed if seed is None else seed)
+    kernels = []
+    for item in [p.strip() for p in str(spec).split(",") if p.strip()]:
+        if _is_file_spec(item):
+            if not os.path.isfile(item):
+                raise FileNotFoundError(
+                    f"{flag}: {item} is neither a kernel generator ({', '.join(blur.KERNEL_SPECS)}, "
+                    f"or a '+' mixture of them) nor an existing .npz/.mat file (e.g. "
+                    f"../shared/data/kernels/levin09.npz).")
+            kernels.extend(blur.load_kernel_bank(item))
+            continue
+        bank = blur.make_kernel_bank(item, num=num or config.num_kernels,
+                                     sizes=parse_kernel_sizes(config.kernel_sizes), seed=seed,
+                                     exposure=config.kernel_exposure or None,
+                                     min_taps=config.kernel_min_taps)
+        kernels.extend(list(bank))
+    return blur.pad_kernels(kernels)
+
+
+def define_adam_flags(fv: flags.FlagValues, learning_rate: float, beta_1: float = 0.9,
+                      help_extra: str = "") -> None:
+    """`--learning_rate` and `--beta_1` (Adam)."""
+    _define(fv, "float", "learning_rate", learning_rate, "Adam learning rate"
+            + (f" ({help_extra})" if help_extra else "") + ".", lower_bound=0.0)
+    _define(fv, "float", "beta_1", beta_1, "Adam beta_1.", lower_bound=0.0, upper_bound=1.0)
+
+
+def parse_floats(spec, n: int | None = None, flag: str = "--scale_weights") -> np.ndarray:
+    """"1,1,1" -> float32 [1, 1, 1]; with `n`, exactly n numbers or a one-line error."""
+    try:
+        values = [float(v) for v in str(spec).split(",") if v.strip()]
+    except ValueError:
+        values = None
+    if values is None or (n is not None and len(values) != n):
+        raise ValueError(f"{flag}={spec!r}: need {n if n is not None else 'some'} "
+                         f"comma-separated numbers")
+    return np.asarray(values, np.float32)
+
+
+SHARED_FLAG_NAMES: Sequence[str] = (
+    "crop_size", "resize", "blur_kernels", "num_kernels", "kernel_sizes", "kernel_exposure",
+    "kernel_min_taps", "noise_sigma", "noise_sigma_min", "learning_rate", "beta_1")
