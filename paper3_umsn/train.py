@@ -38,6 +38,9 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_enum("stage", "umsn", STAGES, "Training stage (Sec. IV-A).", **d)
     flags.DEFINE_enum("variant", "paper", sorted(models.VARIANTS), "Network widths.", **d)
     flags.DEFINE_enum("ablation", "umsn", models.ABLATIONS, "Table VI row (umsn stage).", **d)
+    flags.DEFINE_bool("bn_match_params", False, "Table VI: with --ablation=bn, widen BN's "
+                      "ResBlocks (inner convs) to UMSN's parameter count, as the paper does "
+                      "(models.matched_bn_inter_mult).", **d)
     flags.DEFINE_string("train_data", None, "TFRecord glob or image folder of sharp faces.", **d)
     flags.DEFINE_string("eval_data", None, "TFRecord glob or image folder for the in-training PSNR.", **d)
     flags.DEFINE_string("mask_dir", None, "Folder of <stem>.png class masks for a folder "
@@ -219,7 +222,7 @@ class Stage:
                     self.trackables[f"fnet{i + 1}"] = f
                 self.train_vars = [w for f in self.fnets for w in f.trainable_variables]
             else:
-                self.umsn = models.build_umsn(v, config.ablation)
+                self.umsn = build_umsn(config)
                 m = np.full((1, size, size, 4), 0.25, np.float32)
                 self.umsn([dummy, m])
                 self.trackables["umsn"] = self.umsn
@@ -324,6 +327,12 @@ class Stage:
         if self.config.stage != "umsn":
             return None
         return tf.clip_by_value(self.umsn([x, self._masks(x)], training=False)["x_hat"], 0.0, 1.0)
+
+
+def build_umsn(config):
+    """The run's UMSN: --variant, --ablation, and BN widened by --bn_match_params (Table VI)."""
+    return models.build_umsn(config.variant, config.ablation, models.bn_inter_mult_for(
+        config.variant, config.ablation, getattr(config, "bn_match_params", False)))
 
 
 def validate_flags(config):
