@@ -29,7 +29,7 @@ from absl import app, flags, logging
 import numpy as np
 import tensorflow as tf
 
-from common import image_io, metrics, pipeline, report, train_utils
+from common import image_io, metrics, paths, pipeline, report, train_utils
 from common.evaluation import methods as methods_lib
 from common.evaluation import runner, test_sets
 from paper1_cyclegan_srn import cyclegan, inputs, train_cyclegan, train_srn
@@ -58,6 +58,10 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("gopro_data", None, "GoPro test pairs (TFRecord glob, or the GoPro folder "
                         "layout DIR/blurred + DIR/sharp), optional; stored blur is never re-blurred.", **d)
     flags.DEFINE_string("synthetic_kernels", None, "Kernel banks for Table 2's synthetic set.", **d)
+    flags.DEFINE_string("stage1_kernels", os.path.join(paths.SHARED_DATA, "kernels", "levin09.npz"),
+                        "The kernel bank stage 1 (the CycleGAN) learned to imitate (the blurred "
+                        "domain of prepare_unpaired's --blur_kernels); --synthetic_kernels must "
+                        "share no kernel with it ('' to skip the check).", **d)
     flags.DEFINE_float("synthetic_noise", 0.01, "Noise std of the synthetic set.", **d)
     flags.DEFINE_string("detector", "mtcnn", "common.face detector for Table 2 (none: skip).", **d)
     flags.DEFINE_integer("max_images", 0, "Evaluate at most this many images per set (0: all).", **d)
@@ -221,6 +225,10 @@ def evaluate(config) -> dict:
     print(t1)
 
     kernels = inputs.load_kernels(config.synthetic_kernels)
+    if kernels is not None and config.stage1_kernels and (
+            config.stage1_kernels in inputs.SYNTHETIC_KERNELS or os.path.isfile(config.stage1_kernels)):
+        check_disjoint_kernels(kernels, inputs.load_kernels(config.stage1_kernels),
+                               config.synthetic_kernels, config.stage1_kernels)
     synth_set = None
     if kernels is not None:
         synth_set = load_pairs(config.test_data, config.batch_size, config.max_images,
@@ -255,6 +263,33 @@ def evaluate(config) -> dict:
                                path=os.path.join(config.output_dir, "examples.png"))
         logging.info("wrote %s", config.output_dir)
     return out
+
+
+def kernel_similarity(a, b):
+    """Max normalised cross-correlation of two kernels over all shifts and a 180-degree turn
+    (1.0: the same kernel up to translation / point reflection)."""
+    from scipy.signal import correlate  # pylint: disable=import-outside-toplevel
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    norm = np.sqrt((a ** 2).sum() * (b ** 2).sum())
+    if norm == 0:
+        return 0.0
+    return float(max(correlate(a, b, mode="full").max(),
+                     correlate(a, b[::-1, ::-1], mode="full").max()) / norm)
+
+
+def check_disjoint_kernels(synthetic, stage1, synthetic_spec="", stage1_spec="", threshold=0.99):
+    """Table 2's synthetic set must not use the blur stage 1 learned to imitate (else it is not
+    "a blur SRN never saw"). Raises ValueError naming the flags and the shared kernels when any
+    synthetic kernel matches a stage-1 kernel (`kernel_similarity` >= threshold)."""
+    shared = [(i, j) for i, k in enumerate(synthetic) for j, s in enumerate(stage1)
+              if kernel_similarity(k, s) >= threshold]
+    if shared:
+        raise ValueError(
+            f"--synthetic_kernels={synthetic_spec} shares {len({i for i, _ in shared})} kernel(s) with "
+            f"--stage1_kernels={stage1_spec} (synthetic, stage-1 index pairs {shared[:4]}): Table 2's "
+            "synthetic set needs a kernel family stage 1 never imitated, e.g. "
+            "--synthetic_kernels=markov (random Markov trajectories)")
+    return True
 
 
 def main(argv):
