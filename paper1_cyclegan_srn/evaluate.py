@@ -29,7 +29,7 @@ from absl import app, flags, logging
 import numpy as np
 import tensorflow as tf
 
-from common import image_io, metrics, pipeline, report, shared_flags, train_utils
+from common import image_io, metrics, paths, pipeline, report, shared_flags, train_utils
 from common.evaluation import methods as methods_lib
 from common.evaluation import runner, test_sets
 from paper1_cyclegan_srn import cyclegan, inputs, train_cyclegan, train_srn
@@ -61,6 +61,10 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                                      help_extra="Table 2's synthetic set: the test faces blurred "
                                      "with these (empty: no synthetic set)")
     shared_flags.define_noise_flags(fv, 0.01)
+    flags.DEFINE_string("stage1_kernels", os.path.join(paths.SHARED_DATA, "kernels", "levin09.npz"),
+                        "The kernel bank stage 1 (the CycleGAN) learned to imitate (the blurred "
+                        "domain of prepare_unpaired's --blur_kernels); --blur_kernels must "
+                        "share no kernel with it ('' to skip the check).", **d)
     flags.DEFINE_string("detector", "mtcnn", "common.face detector for Table 2 (none: skip).", **d)
     flags.DEFINE_integer("max_images", 0, "Evaluate at most this many images per set (0: all).", **d)
     flags.DEFINE_integer("batch_size", 8, "Evaluation batch size.", **d)
@@ -226,6 +230,11 @@ def run_eval(config) -> dict:
     print(t1)
 
     kernels = shared_flags.kernel_bank(config, seed=0)
+    if kernels is not None and config.stage1_kernels:
+        check_disjoint_kernels(kernels, shared_flags.kernel_bank(config, seed=0,
+                                                                 spec=config.stage1_kernels,
+                                                                 flag="--stage1_kernels"),
+                               config.blur_kernels, config.stage1_kernels)
     synth_set = None
     if kernels is not None:
         synth_set = load_pairs(config.test_data, config.batch_size, config.max_images,
@@ -260,6 +269,33 @@ def run_eval(config) -> dict:
                                path=os.path.join(config.output_dir, "examples.png"))
         logging.info("wrote %s", config.output_dir)
     return out
+
+
+def kernel_similarity(a, b):
+    """Max normalised cross-correlation of two kernels over all shifts and a 180-degree turn
+    (1.0: the same kernel up to translation / point reflection)."""
+    from scipy.signal import correlate  # pylint: disable=import-outside-toplevel
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    norm = np.sqrt((a ** 2).sum() * (b ** 2).sum())
+    if norm == 0:
+        return 0.0
+    return float(max(correlate(a, b, mode="full").max(),
+                     correlate(a, b[::-1, ::-1], mode="full").max()) / norm)
+
+
+def check_disjoint_kernels(synthetic, stage1, synthetic_spec="", stage1_spec="", threshold=0.99):
+    """Table 2's synthetic set must not use the blur stage 1 learned to imitate (else it is not
+    "a blur SRN never saw"). Raises ValueError naming the flags and the shared kernels when any
+    synthetic kernel matches a stage-1 kernel (`kernel_similarity` >= threshold)."""
+    shared = [(i, j) for i, k in enumerate(synthetic) for j, s in enumerate(stage1)
+              if kernel_similarity(k, s) >= threshold]
+    if shared:
+        raise ValueError(
+            f"--blur_kernels={synthetic_spec} shares {len({i for i, _ in shared})} kernel(s) with "
+            f"--stage1_kernels={stage1_spec} (synthetic, stage-1 index pairs {shared[:4]}): Table 2's "
+            "synthetic set needs a kernel family stage 1 never imitated, e.g. "
+            "--blur_kernels=markov (random Markov trajectories)")
+    return True
 
 
 def main(argv):

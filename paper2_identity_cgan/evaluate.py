@@ -142,6 +142,13 @@ def define_flags(fv):
     flags.DEFINE_string("lfw_pairs", "", "LFW pairs.txt for Table 8.", **d)
     flags.DEFINE_integer("pairs_per_fold", 10, "Same and different pairs per fold (0: all 300).",
                          **d)
+    flags.DEFINE_bool("every_window", True, "Tables 5-7 over every frame window of every "
+                      "--test_videos sequence (PrAvg: non-overlapping windows, the paper's "
+                      "17,125 PrAvg-7 pairs on 300VW; VLA/synthetic: every frame), with their "
+                      "300VW annot/*.pts as landmark ground truth; --test_stills videos always "
+                      "give one (middle) window. false: one window per video too.", **d)
+    flags.DEFINE_integer("window_stride", 0, "Frames between window centres (0: L for PrAvg "
+                         "L, 1 for VLA/synthetic).", **d)
     flags.DEFINE_integer("seed", 0, "Seed of the synthetic videos and kernels.", **d)
     flags.DEFINE_multi_string("compare", [], "Extra measured rows, NAME=SPEC as in `python -m "
                               "common.benchmark --method` (unsharp, the other papers' workdirs or "
@@ -232,12 +239,121 @@ def make_protocol_pairs(sequences, protocol, seed=0):
     return np.stack(blurred).astype(np.float32), np.stack(sharp).astype(np.float32)
 
 
+# The paper's test-set sizes beside ours (Sec. 5.3-5.4: 300VW's 64 test videos, ~120,000 frames;
+# PrAvg 7 over non-overlapping windows gives 17,125 pairs; the other protocols' counts are not stated).
+PAPER_TEST_PAIRS = {"pravg7": "17,125 pairs (64 300VW test videos)"}
+PAPER_TEST_FRAMES = "64 300VW test videos, ~120,000 frames"
+
+
+def window_centres(num_frames, protocol, stride=0):
+    """Middle-frame indices of every window of `protocol` in a sequence of num_frames frames.
+    pravg<L>: windows of L frames tiled without overlap (stride 0 = L, the paper's count: 120,000
+    frames / 7 = 17,125 PrAvg-7 pairs) or every `stride` frames; vla / synthetic: every frame
+    (stride 0 = 1)."""
+    if protocol.startswith("pravg") and protocol[5:].isdigit():
+        L = int(protocol[5:])
+        return list(range(L // 2, num_frames - L // 2, stride or L))
+    if protocol in ("vla", "synthetic"):
+        return list(range(0, num_frames, stride or 1))
+    raise ValueError(f"unknown protocol {protocol!r}; choose from {PROTOCOLS}")
+
+
+def _middle_centre(num_frames, protocol):
+    """The one window `make_protocol_pairs` takes: around the middle frame ([] if too short)."""
+    c = num_frames // 2
+    if protocol.startswith("pravg") and protocol[5:].isdigit():
+        L = int(protocol[5:])
+        return [] if L > num_frames else [min(max(c - L // 2, 0), num_frames - L) + L // 2]
+    return [c]
+
+
+def make_window_pairs(sequences, protocol, seed=0, stride=0, landmarks=None, only=None):
+    """Every frame window of every sequence (`window_centres`), not one per sequence.
+    sequences: (name, uint8 [T,H,W,3]); landmarks: {name: float [T,68,2] (x, y) in the frames'
+    pixels} (300VW annot/*.pts, `sequence_landmarks`) or None. only: names of the sequences to
+    window (None: all); the others give their one middle window (e.g. the synthetic videos of
+    still faces, whose middle frame IS the still). Returns dict blurred, sharp float32
+    [N,H,W,3], names [N] ('seq#centre'), gt [N,68,2] (NaN where a sequence has no annotations)."""
+    blurred, sharp, names, gts = [], [], [], []
+    for name, frames in sequences:
+        lms = (landmarks or {}).get(name)
+        every = only is None or name in only
+        centres = window_centres(len(frames), protocol, stride) if every else \
+            _middle_centre(len(frames), protocol)
+        for c in centres:
+            if protocol.startswith("pravg"):
+                L = int(protocol[5:])
+                b, s = blur.average_frames(frames[c - L // 2:c + L // 2 + 1])
+            elif protocol == "vla":
+                res = blur.vla_average(frames, c, max_length=21)
+                b, s = res.blurred, res.sharp
+            else:
+                rng = np.random.default_rng([seed, zlib.crc32(name.encode()), c])
+                k = blur.markov_kernel(int(rng.choice(range(13, 30, 2))), rng=rng)
+                s = image_io.to_float32(frames[c])
+                b = np.asarray(blur.apply_kernels(s[None], k[None]))[0]
+            blurred.append(np.clip(b, 0, 1))
+            sharp.append(s)
+            names.append(f"{name}#{c}")
+            gts.append(np.asarray(lms[c], np.float64) if lms is not None else np.full((68, 2), np.nan))
+    if not blurred:
+        return None
+    return dict(blurred=np.stack(blurred).astype(np.float32), sharp=np.stack(sharp).astype(np.float32),
+                names=names, gt=np.stack(gts))
+
+
+def sequence_landmarks(folder, size):
+    """float64 [T,68,2] 300VW landmarks (annot/<frame stem>.pts beside frames/) of a frame
+    folder, mapped like `p2data.resize_sequence(..., size)` (centre square crop, resize); None
+    unless every frame has its .pts."""
+    from data.builders import face_videos  # pylint: disable=import-outside-toplevel
+    paths = image_io.list_images(folder, recursive=False)
+    parent = os.path.dirname(folder) if os.path.basename(folder) == "frames" else folder
+    annot = os.path.join(parent, "annot")
+    if not paths or not os.path.isdir(annot):
+        return None
+    pts = []
+    for p in paths:
+        f = os.path.join(annot, os.path.splitext(os.path.basename(p))[0] + ".pts")
+        if not os.path.isfile(f):
+            return None
+        pts.append(face_videos.read_pts(f))
+    h, w = image_io.read_image(paths[0]).shape[:2]
+    sq = min(h, w)
+    off = np.array([(w - sq) // 2, (h - sq) // 2], np.float64)
+    return (np.stack(pts).astype(np.float64) - off) * ((size or sq) / sq)
+
+
+def video_landmarks(videos, size):
+    """{sequence name: [T,68,2]} for the --test_videos folders that carry 300VW annotations
+    (names as `p2data.collect_sequences` gives them)."""
+    out = {}
+    for folder in p2data.find_sequences(videos):
+        rel = os.path.basename(os.path.dirname(folder)) if folder.endswith("frames") else \
+            os.path.basename(folder)
+        lm = sequence_landmarks(folder, size)
+        if lm is not None:
+            out[rel] = lm
+    return out
+
+
 # ------------------------------------------------------------------------------ main ----
-def evaluate_protocols(models_, sequences, protocols, tools, seed=0):
-    """results[protocol][row] = dict(psnr, ssim, auc, failure, ced, cosine, n)."""
+def evaluate_protocols(models_, sequences, protocols, tools, seed=0, windows=None):
+    """results[protocol][row] = dict(psnr, ssim, auc, failure, ced, cosine, n).
+    windows: None (one window per sequence, around its middle frame) or dict(stride=...,
+    landmarks={name: [T,68,2]}): every window (`make_window_pairs`); annotated landmarks are then
+    the landmark ground truth (box: their bounding box) where present, else the landmarker on
+    the sharp frame."""
     results = {}
     for proto in report.progress(protocols, desc="protocols"):
-        blurred, sharp = make_protocol_pairs(sequences, proto, seed)
+        stored_gt = None
+        if windows is None:
+            blurred, sharp = make_protocol_pairs(sequences, proto, seed)
+        else:
+            wp = make_window_pairs(sequences, proto, seed, windows.get("stride", 0),
+                                   windows.get("landmarks"), windows.get("only"))
+            blurred, sharp = (None, None) if wp is None else (wp["blurred"], wp["sharp"])
+            stored_gt = wp["gt"] if wp is not None and np.isfinite(wp["gt"]).any() else None
         if blurred is None:
             logging.warning("protocol %s: no sequence long enough", proto)
             continue
@@ -250,6 +366,8 @@ def evaluate_protocols(models_, sequences, protocols, tools, seed=0):
         if tools is not None and tools.landmarker is not None:
             boxes = [tools.box((proto, i), im) for i, im in enumerate(sharp)]   # found on sharp
             gt = tools.landmarks_many(sharp, boxes)
+            if stored_gt is not None:   # 300VW annotations: ground truth and box where present
+                boxes, gt = annotated_ground_truth(boxes, gt, stored_gt)
             keep = ~np.isnan(gt).any(axis=(1, 2))  # images where the sharp face has landmarks
         if tools is not None and tools.identity is not None:
             emb_sharp = tools.embed_many(sharp)
@@ -264,10 +382,26 @@ def evaluate_protocols(models_, sequences, protocols, tools, seed=0):
             if emb_sharp is not None:
                 r["cosine"] = face.identity_similarity(tools.embed_many(imgs), emb_sharp)[
                     "cosine"].tolist()
+            r["landmarks_gt"] = ("300VW annotations" if stored_gt is not None
+                                 else "landmarker on the sharp frame")
             res[name] = r
         results[proto] = res
         logging.info("%s: %s", proto, {k: (v.get("psnr"), v.get("auc")) for k, v in res.items()})
     return results
+
+
+def annotated_ground_truth(boxes, found, annotated):
+    """Per image: the annotated landmarks (and their bounding box) where finite, else the ones
+    found on the sharp frame (and its detected box)."""
+    from common.face.base import Box  # pylint: disable=import-outside-toplevel
+    gt = np.array(found, np.float64)
+    boxes = list(boxes)
+    for i, a in enumerate(annotated):
+        if np.isfinite(a).all():
+            gt[i] = a
+            boxes[i] = Box(float(a[:, 0].min()), float(a[:, 1].min()), float(a[:, 0].max()),
+                           float(a[:, 1].max()), 1.0)
+    return boxes, gt
 
 
 def verification(models_, lfw_dir, pairs_path, per_fold, tools, size, seed=0):
@@ -333,9 +467,13 @@ def tables(results, ver=None, n_pairs=0, model_names=("ours",), compare_names=()
                 continue
             res = results[proto]
             n = res["blurred"].get("n_landmarks", res["blurred"]["n"])
+            src = res["blurred"].get("landmarks_gt", "landmarker on the sharp frame")
             t = Table(f"{title} -- {proto}", cols, formats=fmts,
-                      notes=[f"our test images: {n}; oracle landmarks are the ground truth by "
-                             "construction (no annotated landmarks)"])
+                      notes=[f"test-set size: ours {res['blurred']['n']} pairs ({n} with landmark "
+                             f"ground truth); paper: {PAPER_TEST_PAIRS.get(proto, PAPER_TEST_FRAMES)}",
+                             f"landmark ground truth: {src}" + (
+                                 "; the oracle row is AUC 1 / failure 0 by construction"
+                                 if src != "300VW annotations" else "")])
             for name, vals in PAPER_COMPARISON.items():
                 t.add(name, paper=list(vals[proto]) + [None])
             for name in compare_names:
@@ -412,7 +550,8 @@ def run_eval(cfg) -> list:
         seqs += list(p2data.still_sequences(cfg.test_stills, 21, size, seed=cfg.seed,
                                             limit=cfg.stills_limit or None))
     if cfg.test_videos:
-        seqs += list(p2data.collect_sequences(cfg.test_videos, "", size))
+        video_seqs = list(p2data.collect_sequences(cfg.test_videos, "", size))
+        seqs += video_seqs
     if not seqs:
         raise app.UsageError("no test data: pass --test_stills and/or --test_videos")
     tools = None
@@ -421,7 +560,12 @@ def run_eval(cfg) -> list:
         # boxes from --detector on the sharp image; no box-free detector needed here
         tools = FaceModels(identity_model=cfg.identity_model, landmarker=cfg.landmarker,
                            detector="", box_detector=cfg.detector or "dlib")
-    results = evaluate_protocols(models_, seqs, cfg.protocols, tools, cfg.seed)
+    windows = None
+    if cfg.every_window and cfg.test_videos:   # real videos: every window; stills: their middle
+        video_names = {name for name, _ in video_seqs}
+        windows = dict(stride=cfg.window_stride, landmarks=video_landmarks(cfg.test_videos, size),
+                       only=video_names)
+    results = evaluate_protocols(models_, seqs, cfg.protocols, tools, cfg.seed, windows)
     ver, n_pairs = None, 0
     if cfg.lfw_dir and cfg.lfw_pairs and tools is not None and tools.identity is not None:
         ver, n_pairs = verification(models_, cfg.lfw_dir, cfg.lfw_pairs, cfg.pairs_per_fold,

@@ -110,6 +110,17 @@ def define_flags(fv=flags.FLAGS):
                          "(paper: 9).", **d)
     flags.DEFINE_integer("blurs_per_probe", 4, "Table V: blurred versions of each probe (paper: "
                          "8000 for 100 probes = 80).", **d)
+    flags.DEFINE_string("sn_clean_workdir", None, "Table II: sn_clean-stage workdir (SN trained "
+                        "on clean faces). With --sn_blurry_workdir prints Table II; --workdir is "
+                        "then optional.", **d)
+    flags.DEFINE_string("sn_blurry_workdir", None, "Table II: sn_blurry-stage workdir (SN "
+                        "fine-tuned on blurry faces; its kernel bank blurs sharp test faces).", **d)
+    flags.DEFINE_string("mask_dir", None, "Table II ground truth for a folder of sharp faces: "
+                        "<stem>.png class masks (e.g. data/sample/masks). Stored-blur sets use "
+                        "their own masks/.", **d)
+    flags.DEFINE_string("no_reference_data", None, "A folder of real blurry faces without ground "
+                        "truth (the paper's PubFig, Fig. 13): restored and written as a contact "
+                        "sheet to --output_dir (qualitative only).", **d)
     flags.DEFINE_integer("face_crop", 150, "Centre crop of every face image for Tables IV/V "
                          "(150: the scale of data/sample/faces and the held-out test faces).", **d)
 
@@ -125,7 +136,7 @@ def load_model(workdir):
     train_utils.check_workdir_kind(workdir, "paper3", ("umsn",))
     config = load_config(workdir)
     sn = models.build_sn(config.variant)
-    umsn = models.build_umsn(config.variant, config.ablation)
+    umsn = train.build_umsn(config)
     c = config.crop_size
     sn(np.zeros((1, c, c, 3), np.float32))
     umsn([np.zeros((1, c, c, 3), np.float32), np.full((1, c, c, 4), 0.25, np.float32)])
@@ -260,13 +271,174 @@ def tables(result, paper_set="celeba", ablation_results=()):
         t1s.append(t)
     out = [t3, *t1s]
     if ablation_results:
-        t6 = report.Table("Table VI: ablation", ["PSNR", "SSIM"], formats=fmt)
-        for r in ablation_results:
-            ab = r["config"].ablation
-            t6.add(ROW_NAMES[ab], ours=[float(np.mean(r["psnr_restored"])), float(np.mean(r["ssim_restored"]))],
-                   paper=list(PAPER_TABLE_VI[ab][paper_set]))
-        out.append(t6)
+        out.append(table_vi(ablation_results, paper_set))
     return out
+
+
+# ============================================================== Table VI (ablation)
+def run_step(workdir):
+    """The training step of a workdir's newest checkpoint (checkpoints are numbered by step)."""
+    path = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    return int(path.rsplit("-", 1)[-1]) if path else None
+
+
+def ablation_protocol(configs):
+    """'equal iterations (N steps)' or 'equal time (M min)' or 'mixed' from the rows' configs."""
+    minutes = {float(c.max_train_minutes) for c in configs}
+    steps = {int(c.num_steps) for c in configs}
+    if minutes == {0.0} and len(steps) == 1:
+        return f"equal iterations ({steps.pop()} steps each)"
+    if len(minutes) == 1 and 0.0 not in minutes:
+        return f"equal time ({minutes.pop():g} min each, --num_steps as a cap)"
+    return "mixed (rows trained with different step counts / time budgets)"
+
+
+def table_vi(ablation_results, paper_set="celeba"):
+    """Table VI from `run_eval` results of the ablation runs: PSNR/SSIM beside the paper's, and
+    each row's parameter count (UMSN network, SN excluded) and training steps. The title names
+    the protocol (configs/table_vi.flags: equal iterations, the default; equal time: an option)."""
+    configs = [r["config"] for r in ablation_results]
+    t6 = report.Table(f"Table VI: ablation ({ablation_protocol(configs)}; paper: {paper_set})",
+                      ["PSNR", "SSIM", "params", "steps"],
+                      formats={"PSNR": ".2f", "SSIM": ".3f"},
+                      notes=["params: weights of the deblurring network (BN/UMSN incl. F-Nets, "
+                             "without SN); the paper widens BN to UMSN's count "
+                             "(--bn_match_params)"])
+    for r in ablation_results:
+        ab = r["config"].ablation
+        name = ROW_NAMES[ab] + (" (widened)" if getattr(r["config"], "bn_match_params", False)
+                                and ab == "bn" else "")
+        t6.add(name, ours=[float(np.mean(r["psnr_restored"])), float(np.mean(r["ssim_restored"])),
+                           int(r["model"].umsn.count_params()), r.get("step")],
+               paper=list(PAPER_TABLE_VI[ab][paper_set]) + [None, None])
+    return t6
+
+
+# ============================================================== Table II (SN segmentation)
+PAPER_TABLE_II = {  # Table II (Helen): F-score per class
+    # (clean images, SN trained on clean; blurry images, SN trained on clean; blurry, SN fine-tuned)
+    "class-1": (0.910, 0.889, 0.901), "class-2": (0.903, 0.877, 0.884),
+    "class-3": (0.856, 0.775, 0.814), "class-4": (0.625, 0.538, 0.566),
+}
+TABLE_II_COLUMNS = ("clean: SN clean", "blurry: SN clean", "blurry: SN fine-tuned")
+
+
+def load_sn(workdir):
+    """(config, SN) of an sn_clean / sn_blurry workdir, newest checkpoint restored."""
+    train_utils.check_workdir_kind(workdir, "paper3", ("sn_clean", "sn_blurry"))
+    config = load_config(workdir)
+    sn = models.build_sn(config.variant)
+    sn(np.zeros((1, 8, 8, 3), np.float32))
+    train_utils.restore_for_eval(workdir, sn=sn)
+    return config, sn
+
+
+def predict_classes(sn, image):
+    """SN's argmax class map int32 [H,W] of one uint8/float image [H,W,3] (reflect-padded to a
+    multiple of 4, cropped back)."""
+    x = image_io.to_float32(image)
+    h, w = x.shape[:2]
+    padded, _ = inference.pad_to_multiple(x, 4)
+    logits = np.asarray(sn(padded[None].astype(np.float32)))
+    return np.argmax(logits[0, :h, :w], -1).astype(np.int32)
+
+
+def segmentation_set(test_data, mask_dir=None, num_images=256, crop=0, blur_config=None):
+    """Ground truth for Table II: dict names, sharp, blurred (uint8 [H,W,3] lists), masks (uint8
+    [H,W] class ids), blur (text), skipped (faces without a mask).
+
+    A stored-blur test set (DIR/blurred + DIR/sharp + DIR/masks, or the Shen et al. layout with
+    masks/) is used as stored; a folder of sharp faces takes its masks from `mask_dir`
+    (<stem>.png, e.g. data/sample/masks) and is blurred with `blur_config`'s kernel bank and noise
+    (one fixed kernel per face, seed + 1: not the training draw). Faces without a mask are
+    skipped (counted)."""
+    cut = lambda im: centre_crop(im, crop) if crop else im
+    if test_sets.stores_blurred(test_data):
+        ts = test_sets.load_test_set(test_data, num_images)
+        if not ts.has_masks:
+            raise ValueError(f"--test_data={test_data} stores no masks (DIR/masks/NAME.png or "
+                             "mask/classes): Table II needs ground-truth class masks")
+        return dict(names=[s.name for s in ts.samples], sharp=[cut(s.sharp) for s in ts.samples],
+                    blurred=[cut(s.blurred) for s in ts.samples],
+                    masks=[cut(s.mask) for s in ts.samples], skipped=0,
+                    blur=f"stored blurred images of {ts.describe()} (not re-blurred)")
+    if not os.path.isdir(test_data or "") or not mask_dir:
+        raise ValueError("Table II needs ground-truth masks: --test_data=a stored-blur set with "
+                         "masks/, or a folder of sharp faces with --mask_dir=<stem>.png masks "
+                         "(e.g. data/sample/test_faces + data/sample/masks)")
+    if blur_config is None:
+        raise ValueError("Table II on sharp faces needs a run's kernel bank to blur them")
+    names, sharp, masks, skipped = [], [], [], 0
+    for path in image_io.list_images(test_data)[:num_images]:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        m = os.path.join(mask_dir, stem + ".png")
+        if not os.path.isfile(m):
+            skipped += 1
+            continue
+        img = image_io.read_image(path)
+        names.append(stem)
+        sharp.append(cut(img))
+        masks.append(cut(test_sets._read_mask(m, img.shape)))  # pylint: disable=protected-access
+    if not names:
+        raise ValueError(f"no face of {test_data} has a mask <stem>.png in --mask_dir={mask_dir}")
+    kernels = train.make_kernel_bank(blur_config)
+    by_name = dict(zip(names, sharp))
+    blur = make_blur(kernels, blur_config.noise_sigma, by_name.__getitem__, blur_config.seed + 1)
+    return dict(names=names, sharp=sharp, blurred=[blur(n) for n in names], masks=masks,
+                skipped=skipped,
+                blur=(f"sharp faces of {test_data} blurred with the SN run's bank ({len(kernels)} "
+                      f"{blur_config.blur_kernels} kernels of {blur_config.kernel_sizes}"
+                      f" px, seed {blur_config.seed + 1}), noise sigma {blur_config.noise_sigma:g}"))
+
+
+def run_table_ii(sn_clean_workdir, sn_blurry_workdir, test_data, mask_dir=None, num_images=256,
+                 crop=0, sn_runs=None):
+    """Table II: per-class F-scores (`common.evaluation.segmentation`, pooled over the set) of
+    SN trained on clean faces on the clean and the blurred faces, and of SN fine-tuned on blurry
+    faces on the blurred faces. sn_runs: (clean, blurry) `load_sn` results when already loaded.
+    Returns dict fscores {column: [4]}, n, skipped, blur."""
+    from common.evaluation import segmentation
+    clean, blurry = sn_runs or (load_sn(sn_clean_workdir), load_sn(sn_blurry_workdir))
+    data = segmentation_set(test_data, mask_dir, num_images, crop, blur_config=blurry[0])
+    f = lambda sn, images: segmentation.class_fscores(
+        [predict_classes(sn, im) for im in images], data["masks"], models.NUM_CLASSES)
+    scores = {TABLE_II_COLUMNS[0]: f(clean[1], data["sharp"]),
+              TABLE_II_COLUMNS[1]: f(clean[1], data["blurred"]),
+              TABLE_II_COLUMNS[2]: f(blurry[1], data["blurred"])}
+    return dict(fscores=scores, n=len(data["names"]), skipped=data["skipped"], blur=data["blur"])
+
+
+def table_ii(result):
+    """report.Table in Table II's layout: rows class-1..4, columns clean/blurry x SN."""
+    t = report.Table(f"Table II: F-scores of SN's class maps (ours: {result['n']} faces; paper: "
+                     "Helen, 330 clean + 8000 blurry test images)", list(TABLE_II_COLUMNS),
+                     formats=".3f",
+                     notes=[f"ours: {result['blur']}; F pooled over all pixels of the set "
+                            "(common.evaluation.segmentation)"]
+                     + ([f"{result['skipped']} faces without a mask skipped"] if result["skipped"] else []))
+    for i, (row, paper) in enumerate(PAPER_TABLE_II.items()):
+        t.add(row, ours=[float(result["fscores"][c][i]) for c in TABLE_II_COLUMNS], paper=list(paper))
+    return t
+
+
+# ============================================================== PubFig (no reference, qualitative)
+def run_no_reference(model, test_data, num_images=0, output_dir=None):
+    """Restores a folder of real blurry faces without ground truth (the paper's PubFig, Fig. 13:
+    192 images, qualitative only) through `common.evaluation` (no-reference test-set kind) and
+    writes blurred | UMSN contact sheets. Returns (TestSet, restored uint8 list, sheet path)."""
+    ts = test_sets.load_test_set(test_data, num_images)
+    if ts.has_reference:
+        raise ValueError(f"--no_reference_data={test_data} has ground truth; use --test_data")
+    method = methods_lib.Method("UMSN", model, "paper3", stride=models.UMSN_STRIDE)
+    restored = [img for _, img, _ in runner.restore_all(method, ts)]
+    path = None
+    if output_dir:
+        os.makedirs(output_dir, exist_ok=True)
+        path = os.path.join(output_dir, "no_reference_sheet.png")
+        rows = [[image_io.to_float32(s.blurred), image_io.to_float32(r)]
+                for s, r in list(zip(ts.samples, restored))[:8]]
+        image_io.contact_sheet(rows, labels=["blurred (real)", "UMSN"], path=path)
+    return ts, restored, path
 
 
 # ============================================================== Tables IV and V (face models)
@@ -476,14 +648,39 @@ def run_face_tables(model, config, test_data, num_images=256, paper_set="celeba"
 
 
 def run_eval(fv):
-    """Tables III, I, VI (and IV, V with --face_tables) from the parsed flags: printed, and
-    written under --output_dir with a contact sheet."""
+    """Tables III, I, VI (and II with the SN workdirs, IV, V with --face_tables) from the parsed
+    flags: printed, and written under --output_dir with a contact sheet."""
+    table_ii_only = bool(fv.sn_clean_workdir or fv.sn_blurry_workdir) and not fv.workdir
+    if not fv.workdir and not table_ii_only:
+        raise app.UsageError("--workdir is required (--test_data with --sn_clean_workdir/"
+                             "--sn_blurry_workdir alone gives Table II)")
+    if bool(fv.sn_clean_workdir) != bool(fv.sn_blurry_workdir):
+        raise app.UsageError("Table II needs both --sn_clean_workdir and --sn_blurry_workdir")
+    tabs, result = [], None
     try:
-        result = measure(fv.workdir, fv.test_data, fv.num_images, fv.eval_crop, compare=fv.compare)
+        if fv.sn_clean_workdir:
+            tabs.append(table_ii(run_table_ii(fv.sn_clean_workdir, fv.sn_blurry_workdir,
+                                              fv.test_data, fv.mask_dir, fv.num_images, fv.eval_crop)))
+        if fv.workdir:
+            result = measure(fv.workdir, fv.test_data, fv.num_images, fv.eval_crop, compare=fv.compare)
     except (ValueError, FileNotFoundError) as e:  # one line naming the flag, no traceback
         raise app.UsageError(str(e)) from e
-    abl = [measure(w, fv.test_data, fv.num_images, fv.eval_crop) for w in fv.ablation_workdirs]
-    tabs = tables(result, fv.paper_set, abl)
+    if result is None:
+        for t in tabs:
+            print(t)
+        if fv.output_dir:
+            os.makedirs(fv.output_dir, exist_ok=True)
+            tabs[0].to_csv(os.path.join(fv.output_dir, "table_ii.csv"))
+        return
+    abl = []
+    for w in fv.ablation_workdirs:
+        abl.append(measure(w, fv.test_data, fv.num_images, fv.eval_crop))
+        abl[-1]["step"] = run_step(w)
+    tabs = tables(result, fv.paper_set, abl) + tabs
+    if fv.no_reference_data:
+        ts, _, sheet = run_no_reference(result["model"], fv.no_reference_data, 0, fv.output_dir)
+        print(f"No-reference set (PubFig-style, qualitative): {ts.describe()}; "
+              + (f"contact sheet {sheet}" if sheet else "pass --output_dir for the contact sheet"))
     if fv.face_tables:
         tabs += run_face_tables(
             result["model"], result["config"], fv.test_data, fv.num_images, fv.paper_set,
@@ -508,4 +705,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    train_utils.run_app(main, required=("workdir", "test_data"))
+    train_utils.run_app(main, required=("test_data",))

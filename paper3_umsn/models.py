@@ -117,7 +117,7 @@ class ResBlock(layers.Layer):
         super().__init__(**kwargs)
         self.filters, self.inter_mult = filters, inter_mult
         self.dilated, self.smoothed = dilated, smoothed
-        inter = max(1, inter_mult * filters)
+        inter = max(1, int(round(inter_mult * filters)))   # inter_mult may be fractional (Table VI BN)
         d = 2 if dilated else 1
         self.c1 = NormReluConv(inter, 1)
         self.c2 = NormReluConv(inter, 3)
@@ -249,20 +249,24 @@ class UMSN(keras.Model):
     "umsn_no_lc" / "umsn" (+ F-Net-i streams; the two differ only in the loss).
     """
 
-    def __init__(self, variant="paper", ablation="umsn", **kwargs):
+    def __init__(self, variant="paper", ablation="umsn", bn_inter_mult=None, **kwargs):
         super().__init__(**kwargs)
         if ablation not in ABLATIONS:
             raise ValueError(f"unknown ablation {ablation!r}; choose one of {ABLATIONS}")
         self.variant, self.ablation = variant, ablation
+        self.bn_inter_mult = bn_inter_mult
         v = _variant(variant)
         self.use_masks = ablation != "bn"
         self.use_nrl = ablation in ("bn_sem_nrl", "umsn_no_lc", "umsn")
         self.use_fnets = ablation in ("umsn_no_lc", "umsn")
+        # BN's ResBlocks; bn_inter_mult widens their inner convs (Table VI: BN matched to UMSN's
+        # parameter count, `matched_bn_inter_mult`); the F-Nets keep the variant's inter_mult.
         im = v["inter_mult"]
-        self.first = ResBlock(v["bn_width"], im, dilated=False)
-        track(self, "mid", [ResBlock(v["bn_width"], im)
+        bim = bn_inter_mult or im
+        self.first = ResBlock(v["bn_width"], bim, dilated=False)
+        track(self, "mid", [ResBlock(v["bn_width"], bim)
                                                for _ in range(v["bn_mid_blocks"])])
-        self.last = ResBlock(v["bn_out"], im, dilated=False)
+        self.last = ResBlock(v["bn_out"], bim, dilated=False)
         # Residual heads start at zero, so x_hat = y at initialisation (residual learning).
         self.half_head = layers.Conv2D(3, 3, padding="same", dtype="float32",
                                        kernel_initializer="zeros")
@@ -303,7 +307,10 @@ class UMSN(keras.Model):
         return {"x_hat": y32 + self.head(g), "x_hat_half": x_half}
 
     def get_config(self):
-        return {**super().get_config(), "variant": self.variant, "ablation": self.ablation}
+        cfg = {**super().get_config(), "variant": self.variant, "ablation": self.ablation}
+        if self.bn_inter_mult:
+            cfg["bn_inter_mult"] = self.bn_inter_mult
+        return cfg
 
 
 class ConfidenceNetwork(keras.Model):
@@ -382,8 +389,59 @@ def build_fnets(variant="paper"):
                  name=f"fnet_{i + 1}") for i in range(NUM_CLASSES)]
 
 
-def build_umsn(variant="paper", ablation="umsn"):
-    return UMSN(variant, ablation, name="umsn")
+def build_umsn(variant="paper", ablation="umsn", bn_inter_mult=None):
+    return UMSN(variant, ablation, bn_inter_mult=bn_inter_mult, name="umsn")
+
+
+def umsn_param_count(variant="paper", ablation="umsn", bn_inter_mult=None, size=8):
+    """Weights of UMSN(variant, ablation, bn_inter_mult), built on a [1,size,size,*] input."""
+    net = build_umsn(variant, ablation, bn_inter_mult)
+    net([np.zeros((1, size, size, 3), np.float32), np.full((1, size, size, NUM_CLASSES), 0.25, np.float32)])
+    return int(net.count_params())
+
+
+# matched_bn_inter_mult(name) of each named variant, measured once (README, Table VI):
+# tiny 12,135 vs UMSN 11,783 (+3.0 %: 8-channel blocks leave coarse steps), small 498,022 vs
+# 495,861 (+0.4 %), paper 5,653,098 vs 5,666,795 (-0.2 %); plain BN: 6,771 / 416,797 / 4,843,695.
+MATCHED_BN_INTER_MULT = {"tiny": 1.4375, "small": 2.207, "paper": 3.2725}
+
+
+def bn_inter_mult_for(variant, ablation, match_params):
+    """The bn_inter_mult a run builds with: None (the variant's) unless match_params and the
+    ablation is "bn" (Table VI's widened baseline); a named variant's value from
+    MATCHED_BN_INTER_MULT, else `matched_bn_inter_mult`."""
+    if not match_params or ablation != "bn":
+        return None
+    if isinstance(variant, str) and variant in MATCHED_BN_INTER_MULT:
+        return MATCHED_BN_INTER_MULT[variant]
+    return matched_bn_inter_mult(variant)
+
+
+def matched_bn_inter_mult(variant="paper", ablation="bn", target="umsn", tol=0.005):
+    """Table VI: "BN and UMSN are configured to have the same number of learnable parameters by
+    setting appropriate number of output channels in the intermediate convolutional layers of the
+    ResBlock" (Sec. IV-C). Returns the (fractional) inner-width multiplier of BN's ResBlocks that
+    gives UMSN(variant, ablation) the parameter count of UMSN(variant, target): bisection on the
+    multiplier until the counts agree within `tol` (relative), else the closer end (inner widths
+    are whole channels, so narrow variants match only to a channel's worth of weights)."""
+    goal = umsn_param_count(variant, target)
+    lo = float(_variant(variant)["inter_mult"])
+    if umsn_param_count(variant, ablation, lo) >= goal:
+        return lo
+    hi = 2.0 * lo
+    while umsn_param_count(variant, ablation, hi) < goal:
+        hi *= 2.0
+    for _ in range(30):
+        mid = 0.5 * (lo + hi)
+        n = umsn_param_count(variant, ablation, mid)
+        if abs(n - goal) <= tol * goal:
+            return round(mid, 4)
+        if n < goal:
+            lo = mid
+        else:
+            hi = mid
+    below, above = umsn_param_count(variant, ablation, lo), umsn_param_count(variant, ablation, hi)
+    return round(hi if abs(above - goal) <= abs(goal - below) else lo, 4)
 
 
 def build_cn(variant="paper"):

@@ -39,6 +39,9 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_enum("stage", "umsn", STAGES, "Training stage (Sec. IV-A).", **d)
     flags.DEFINE_enum("variant", "paper", sorted(models.VARIANTS), "Network widths.", **d)
     flags.DEFINE_enum("ablation", "umsn", models.ABLATIONS, "Table VI row (umsn stage).", **d)
+    flags.DEFINE_bool("bn_match_params", False, "Table VI: with --ablation=bn, widen BN's "
+                      "ResBlocks (inner convs) to UMSN's parameter count, as the paper does "
+                      "(models.matched_bn_inter_mult).", **d)
     flags.DEFINE_string("train_data", None, "TFRecord glob or image folder of sharp faces.", **d)
     flags.DEFINE_string("eval_data", None, "TFRecord glob or image folder for the in-training PSNR.", **d)
     flags.DEFINE_string("mask_dir", None, "Folder of <stem>.png class masks for a folder "
@@ -280,7 +283,7 @@ class UMSNStage(Stage):
         else:
             _init_from(c.init_sn, "--init_sn", SN_STAGES, sn=self.sn)
         self.sn.trainable = False
-        self.umsn = models.build_umsn(v, c.ablation)
+        self.umsn = build_umsn(c)
         size = c.crop_size
         self.umsn([self.dummy, np.full((1, size, size, 4), 0.25, np.float32)])
         if init_model is not None:
@@ -364,6 +367,12 @@ STAGE_CLASSES = {"sn_clean": SNStage, "sn_blurry": SNStage, "fnet": FNetStage, "
 def make_stage(config, strategy=None) -> Stage:
     """The `Stage` of --stage."""
     return STAGE_CLASSES[config.stage](config, strategy)
+
+
+def build_umsn(config):
+    """The run's UMSN: --variant, --ablation, and BN widened by --bn_match_params (Table VI)."""
+    return models.build_umsn(config.variant, config.ablation, models.bn_inter_mult_for(
+        config.variant, config.ablation, getattr(config, "bn_match_params", False)))
 
 
 def validate_flags(config):

@@ -12,6 +12,14 @@ Three sources, all loaded by `load_test_set(path)`:
       DIR/identities.txt     lines NAME<TAB>identity
       DIR/meta.json          provenance (kept in TestSet.meta)
 
+* the stored test images of Shen et al. (CVPR 2018; paper 3's Table III Helen/CelebA columns),
+  one folder per subset, every sharp face blurred by several kernels and sizes:
+
+      DIR/sharp/NAME.png                          DIR/blurred/NAME_ker<K>_size<S>.png
+      (or DIR/blurred/ker<K>/size<S>/NAME.png)    DIR/masks/NAME.png (optional, per sharp face)
+
+  (the same convention as `data/builders/shen_blurred_faces.py`; sample names keep the kernel
+  and size, e.g. 0001_ker03_size17);
 * a folder of real blurry photos without ground truth (images directly in DIR, or DIR/blurred/
   with no DIR/sharp/): no-reference, so only detection rate and a contact sheet;
 * TFRecords of the shared schema (`common.tfrecord`: image/blurred required, image/sharp,
@@ -26,6 +34,7 @@ import dataclasses
 import glob
 import json
 import os
+import re
 import zlib
 
 import numpy as np
@@ -196,6 +205,70 @@ def load_no_reference(root: str, num_images: int = 0) -> TestSet:
     return TestSet(os.path.basename(os.path.normpath(root)), root, "no_reference", samples)
 
 
+# Shen et al. blurred names: NAME_ker<K>_size<S> (or ker<K>/size<S>/NAME): kernel index, size.
+SHEN_PATTERN = re.compile(r"ker(?:nel)?[_-]?(?P<kernel>\d+)[_/\\-]+(?:size|k)[_-]?(?P<size>\d+)",
+                          re.IGNORECASE)
+
+
+def parse_shen_blurred(rel_path: str):
+    """(sharp name, kernel index, kernel size) of a Shen et al. blurred file's path relative to
+    blurred/ (NAME_ker03_size17.png or ker03/size17/NAME.png), or None if it does not match."""
+    m = SHEN_PATTERN.search(rel_path.replace(os.sep, "/"))
+    if not m:
+        return None
+    stem = os.path.splitext(os.path.basename(rel_path))[0]
+    inner = SHEN_PATTERN.search(stem)
+    name = stem[:inner.start()].rstrip("_-") if inner else stem
+    return name, int(m.group("kernel")), int(m.group("size"))
+
+
+def is_shen_layout(root: str) -> bool:
+    """DIR/blurred + DIR/sharp whose first blurred image has no same-named sharp image but a
+    Shen et al. name (NAME_ker<K>_size<S>)."""
+    blurred_dir, sharp_dir = os.path.join(root, "blurred"), os.path.join(root, "sharp")
+    if not (os.path.isdir(blurred_dir) and os.path.isdir(sharp_dir)):
+        return False
+    rels = _rel_images(blurred_dir)
+    return bool(rels) and not os.path.isfile(os.path.join(sharp_dir, rels[0])) \
+        and parse_shen_blurred(rels[0]) is not None
+
+
+def load_shen(root: str, num_images: int = 0) -> TestSet:
+    """Shen et al.'s stored test images of one subset (see the module docstring): every blurred
+    copy paired with its sharp face (and that face's mask when DIR/masks/NAME.png exists)."""
+    blurred_dir, sharp_dir = os.path.join(root, "blurred"), os.path.join(root, "sharp")
+    sharp_paths = {_stem(r): os.path.join(sharp_dir, r) for r in _rel_images(sharp_dir)}
+    rels = _rel_images(blurred_dir)
+    if not rels:
+        raise ValueError(f"test set {root}: {blurred_dir} holds no images")
+    if num_images:
+        rels = rels[:num_images]
+    cache, samples = {}, []
+    for rel in rels:
+        parsed = parse_shen_blurred(rel)
+        if parsed is None:
+            raise ValueError(f"test set {root}: cannot read kernel and size from blurred/{rel}; "
+                             "expected NAME_ker<K>_size<S>.png or ker<K>/size<S>/NAME.png")
+        name, k, size = parsed
+        if name not in sharp_paths:
+            raise FileNotFoundError(f"test set {root}: blurred/{rel} has no sharp image "
+                                    f"sharp/{name}.png")
+        if name not in cache:
+            sharp = image_io.read_image(sharp_paths[name])
+            m = os.path.join(root, "masks", name + ".png")
+            cache[name] = (sharp, _read_mask(m, sharp.shape) if os.path.isfile(m) else None)
+        sharp, mask = cache[name]
+        blurred = image_io.read_image(os.path.join(blurred_dir, rel))
+        if blurred.shape != sharp.shape:
+            raise ValueError(f"test set {root}: blurred/{rel} is {blurred.shape} but sharp/{name} "
+                             f"is {sharp.shape}; pairs must have the same size")
+        samples.append(Sample(f"{name}_ker{k:02d}_size{size}", blurred, sharp, mask=mask))
+    meta = {"layout": "shen", "faces": len(cache),
+            "kernels": sorted({parse_shen_blurred(r)[1] for r in rels}),
+            "sizes": sorted({parse_shen_blurred(r)[2] for r in rels})}
+    return TestSet(os.path.basename(os.path.normpath(root)), root, "folder", samples, meta)
+
+
 def _record_files(pattern: str) -> list[str]:
     if os.path.isdir(pattern):
         return sorted(glob.glob(os.path.join(pattern, "*.tfrecord*")))
@@ -267,6 +340,8 @@ def load_test_set(path: str, num_images: int = 0) -> TestSet:
         raise ValueError("--test_set is required: a folder DIR/blurred + DIR/sharp, a folder of "
                          "blurry photos, or TFRecords")
     if os.path.isdir(path):
+        if is_shen_layout(path):
+            return load_shen(path, num_images)
         if os.path.isdir(os.path.join(path, "blurred")):
             return load_folder(path, num_images)
         if os.path.isdir(os.path.join(path, "sharp")):

@@ -11,17 +11,15 @@ The public release has no single canonical folder naming, so the expected layout
 Blurred copies whose <name> has no sharp image raise a LayoutError.
 """
 import os
-import re
 
 import numpy as np
 import tensorflow_datasets as tfds
 
+from common.evaluation import test_sets
 from data.builders import _layout
 
 KERNEL_SIZES = tuple(range(13, 28, 2))
 NUM_KERNELS = 10
-_PATTERN = re.compile(r"ker(?:nel)?[_-]?(?P<kernel>\d+)[_/\\-]+(?:size|k)[_-]?(?P<size>\d+)",
-                      re.IGNORECASE)
 MANUAL_DOWNLOAD_INSTRUCTIONS = """\
 Arrange the Shen et al. 2018 test sets as manual_dir/<subset>/sharp/<name>.png and
 manual_dir/<subset>/blurred/<name>_ker<K>_size<S>.png (see data/builders/shen_blurred_faces.py).
@@ -29,13 +27,9 @@ manual_dir/<subset>/blurred/<name>_ker<K>_size<S>.png (see data/builders/shen_bl
 
 
 def parse_blurred(rel_path):
-    """(name, kernel index, kernel size) from a path relative to blurred/, or None."""
-    m = _PATTERN.search(rel_path.replace(os.sep, "/"))
-    if not m:
-        return None
-    stem = os.path.splitext(os.path.basename(rel_path))[0]
-    name = stem[:_PATTERN.search(stem).start()].rstrip("_-") if _PATTERN.search(stem) else stem
-    return name, int(m.group("kernel")), int(m.group("size"))
+    """(name, kernel index, kernel size) from a path relative to blurred/, or None (one parser
+    for the builder and the evaluation core: `common.evaluation.test_sets.parse_shen_blurred`)."""
+    return test_sets.parse_shen_blurred(rel_path)
 
 
 def check_layout(manual_dir):
