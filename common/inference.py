@@ -278,8 +278,21 @@ def deblur_main(argv: Sequence[str], run: Callable, fv) -> None:
 # --------------------------------------------------------------------------- export
 
 
+def deflate_zip(path: str) -> int:
+    """Rewrites a `.keras` file (a zip that Keras writes uncompressed) with DEFLATE, level 9, in
+    place; Keras loads it unchanged (trained float32 weights shrink ~13 %). Returns the size."""
+    import zipfile
+    tmp = path + ".deflate"
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED,
+                                                       compresslevel=9) as zout:
+        for info in zin.infolist():
+            zout.writestr(info.filename, zin.read(info.filename))
+    os.replace(tmp, path)
+    return os.path.getsize(path)
+
+
 def export_model(model, out_dir: str, name: str = "model", input_size: int | None = None) -> dict:
-    """Writes out_dir/<name>.keras (Keras format) and out_dir/saved_model (TF SavedModel).
+    """Writes out_dir/<name>.keras (Keras format, DEFLATE-compressed: `deflate_zip`) and out_dir/saved_model (TF SavedModel).
 
     The SavedModel serves `serve(images float32 [B,H,W,3]) -> [B,H,W,3]` (dynamic H, W; pad to
     the network stride before calling). Both are written to temporary names then renamed.
@@ -293,6 +306,7 @@ def export_model(model, out_dir: str, name: str = "model", input_size: int | Non
     os.close(fd)
     try:
         model.save(tmp)
+        deflate_zip(tmp)
         os.chmod(tmp, image_io.umask_mode())  # mkstemp's file is 0600; outputs get the umask's mode
         os.replace(tmp, keras_path)
     finally:

@@ -283,9 +283,9 @@ def make_window_pairs(sequences, protocol, seed=0, stride=0, landmarks=None, onl
         for c in centres:
             if protocol.startswith("pravg"):
                 L = int(protocol[5:])
-                b, s = blur.average_frames(frames[c - L // 2:c + L // 2 + 1])
+                b, s = frame_averaging.average_frames(frames[c - L // 2:c + L // 2 + 1])
             elif protocol == "vla":
-                res = blur.vla_average(frames, c, max_length=21)
+                res = frame_averaging.vla_average(frames, c, max_length=21)
                 b, s = res.blurred, res.sharp
             else:
                 rng = np.random.default_rng([seed, zlib.crc32(name.encode()), c])

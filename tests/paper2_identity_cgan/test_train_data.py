@@ -79,6 +79,9 @@ def test_cgan_stage_one_step_end_to_end(hg_workdir, video_dir, tmp_path):
     # export -> .keras (what weights/ ships): the same outputs as the workdir's model
     from paper2_identity_cgan import export
     exported = export.export(wd, str(tmp_path / "export"))
+    import zipfile
+    with zipfile.ZipFile(exported["keras"]) as z:  # inference.deflate_zip: shipped files stay small
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_DEFLATED}
     x = np.random.default_rng(0).random((2, 128, 128, 3)).astype(np.float32)
     np.testing.assert_allclose(deblur.load_model(exported["keras"])(x), deblur.load_model(wd)(x),
                                atol=1e-5)
