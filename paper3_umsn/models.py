@@ -152,6 +152,25 @@ def _track(owner, prefix, items):
     return names
 
 
+def _call(block, x, remat):
+    """block(x), or its rematerialised call: same values and gradients, but the block's inner
+    activations are recomputed during backprop instead of being kept (`keras.remat`)."""
+    return keras.remat(block)(x) if remat else block(x)
+
+
+def set_remat(model, enabled=True):
+    """Recompute every ResBlock of UMSN (and its F-Net streams) or of an F-Net in the backward pass.
+
+    Training-memory switch only: no weight, name or output changes; the gradients are the same
+    up to float rounding of the recomputation (tests/paper3_umsn/test_remat.py). The forward-only
+    networks (a frozen SN) gain nothing from it.
+    """
+    model.remat = bool(enabled)
+    for f in getattr(model, "fnets", []):
+        f.remat = bool(enabled)
+    return model
+
+
 def _avgpool(x):
     return ops.average_pool(x, 2, strides=2, padding="valid")
 
@@ -229,13 +248,14 @@ class FNet(keras.Model):
         self._mid_names = _track(self, "mid", [ResBlock(width, inter_mult) for _ in range(mid_blocks)])
         self.last = ResBlock(out_width, inter_mult)
         self.head = layers.Conv2D(3, 3, padding="same", dtype="float32", kernel_initializer="zeros")
+        self.remat = False   # see set_remat
 
     def features(self, y, m):
         _check_multiple(y, 2, "F-Net")
-        h = self.first(ops.cast(ops.concatenate([y, m], -1), self.compute_dtype))
+        h = _call(self.first, ops.cast(ops.concatenate([y, m], -1), self.compute_dtype), self.remat)
         h = _avgpool(h)
         for block in self.mid:
-            h = block(h)
+            h = _call(block, h, self.remat)
         return h
 
     def _get(self, names):
@@ -295,6 +315,7 @@ class UMSN(keras.Model):
         if self.use_nrl:
             self.nrl_in = layers.Conv2D(v["bn_out"], 1)
         self.head = layers.Conv2D(3, 3, padding="same", dtype="float32", kernel_initializer="zeros")
+        self.remat = False   # see set_remat
 
     def _get(self, names):
         return [getattr(self, n) for n in names]
@@ -313,16 +334,16 @@ class UMSN(keras.Model):
         y = ops.cast(y, self.compute_dtype)
         m_hat = ops.cast(m_hat, self.compute_dtype)
         x_in = ops.concatenate([y, m_hat], -1) if self.use_masks else y
-        e1 = self.first(x_in)                                # [B,H,W,64]
+        e1 = _call(self.first, x_in, self.remat)             # [B,H,W,64]
         h = _avgpool(e1)                                     # ResBlock-Avgpool
         if self.use_fnets:
             feats = [f.features(y, m_hat[..., i:i + 1]) for i, f in enumerate(self.fnets)]
             h = ops.concatenate([h] + feats, -1)             # Fig. 2: fused with BN's first layer
         for block in self.mid:
-            h = block(h)
+            h = _call(block, h, self.remat)
         y32 = ops.cast(y, "float32")
         x_half = _avgpool(y32) + self.half_head(h)
-        g = self.last(ops.concatenate([_upsample(h), e1], -1))   # [B,H,W,16]
+        g = _call(self.last, ops.concatenate([_upsample(h), e1], -1), self.remat)   # [B,H,W,16]
         if self.use_nrl:
             g = g + self.nrl_in(x_in)                        # class-specific residual (NRL)
         return {"x_hat": y32 + self.head(g), "x_hat_half": x_half}

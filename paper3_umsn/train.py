@@ -74,6 +74,9 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_float("gradient_weight", 0.0, "Authors' code: gradient L1 weight (paper: 0).", **d)
     flags.DEFINE_float("half_scale_weight", 0.0, "Authors' code: half-scale output L1 weight "
                        "(paper: 0).", **d)
+    flags.DEFINE_bool("remat", False, "Recompute the UMSN/F-Net ResBlocks in the backward pass "
+                      "instead of keeping their activations: same maths, far less memory, more "
+                      "compute (benchmarks/README.md).", **d)
     flags.DEFINE_float("sn_blur_fraction", 1.0, "sn_blurry: fraction of blurred inputs "
                        "(paper: all; authors' code: 0.34).", **d)
 
@@ -218,6 +221,8 @@ class Stage:
                     f([dummy, dummy[..., :1]])
                     self.trackables[f"fnet{i + 1}"] = f
                 self.train_vars = [w for f in self.fnets for w in f.trainable_variables]
+                for f in self.fnets:
+                    models.set_remat(f, config.remat)
             else:
                 self.umsn = models.build_umsn(v, config.ablation)
                 m = np.full((1, size, size, 4), 0.25, np.float32)
@@ -232,6 +237,7 @@ class Stage:
                     else:
                         logging.warning("--init_fnets not given: F-Net streams start from scratch")
                 self.train_vars = self.umsn.trainable_variables
+                models.set_remat(self.umsn, config.remat)
                 if config.ablation == "umsn":
                     self.cn = models.build_cn(v)
                     self.cn([dummy, dummy])
