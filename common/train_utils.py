@@ -837,6 +837,32 @@ def _loss_scale_skips(skips_in_a_row: int) -> bool:
             and skips_in_a_row < MAX_FLOAT16_SKIPS)
 
 
+class DataWaitMeter:
+    """Fraction of a training loop's wall time spent waiting in `next(iterator)` for data.
+
+    `meter.next(it)` replaces `next(it)`; `fraction()` is waited / elapsed since the last
+    `reset()` (0 = the input pipeline never made a step wait). `clock` is injectable for tests.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter):
+        self._clock = clock
+        self.reset()
+
+    def reset(self) -> None:
+        self.waited, self.start = 0.0, self._clock()
+
+    def next(self, iterator):
+        t = self._clock()
+        try:
+            return next(iterator)
+        finally:
+            self.waited += self._clock() - t
+
+    def fraction(self) -> float:
+        elapsed = self._clock() - self.start
+        return self.waited / elapsed if elapsed > 0 else 0.0
+
+
 def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
                    iterator, checkpointer: Checkpointer, writers: SummaryWriters, num_steps: int,
                    log_every: int = 100, checkpoint_every: int = 1000,
@@ -848,7 +874,8 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
     """Runs `train_step` from the checkpointer's step up to `num_steps`; returns the final step.
 
     * `train_step(batch)` returns a dict of scalar tensors (losses, confidences, ...), logged as the
-      mean over each `log_every` window together with `steps_per_sec`.
+      mean over each `log_every` window together with `steps_per_sec` and `data_wait_fraction`
+      (the window's share of wall time spent waiting for the next batch, `DataWaitMeter`).
     * A non-finite value raises `NonFiniteLossError` before anything is saved, and every save
       first checks that the weights are finite (the update of the last step can break them while
       its loss, computed before the update, was finite): the newest checkpoint on disk is always
@@ -871,6 +898,7 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
     last_saved = step
     log_every = max(1, int(log_every))
     float16_skips = 0
+    data_wait = DataWaitMeter()
 
     def save():
         nonlocal last_saved
@@ -886,7 +914,7 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
                                 signal.Signals(signals.signum).name, step, checkpointer.latest)
                 raise TrainingInterrupted(signals.signum, step, checkpointer.latest)
             try:
-                batch = next(iterator)
+                batch = data_wait.next(iterator)
             except StopIteration:
                 logging.info("Training data ended at step %d.", step)
                 break
@@ -914,10 +942,12 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
                 elapsed = max(time.time() - window_start, 1e-9)
                 means = {k: v / window_steps for k, v in sums.items()}
                 means["steps_per_sec"] = window_steps / elapsed
+                means["data_wait_fraction"] = data_wait.fraction()
                 writers.scalars("train", step, means)
                 logging.info("step %d: %s", step,
                              ", ".join(f"{k}={v:.4g}" for k, v in sorted(means.items())))
                 sums, window_steps, window_start = {}, 0, time.time()
+                data_wait.reset()
             if image_fn is not None and image_every and step % image_every == 0:
                 for name, images in image_fn(step).items():
                     writers.images("train", step, name, images)
