@@ -16,6 +16,7 @@ train: the trainer's own per-replica step (paper 3: `train.Stage.replica_step`, 
   timed steps. FLOPs: TensorFlow's profiler (`tf.compat.v1.profiler`, float_operation) on the traced
   step graph: forward + backward + optimizer ops as TensorFlow counts them (convs, matmuls,
   elementwise; recomputation under --remat is not counted as useful work).
+flops: only traces the train step and counts its FLOPs (paper 3: also SN and UMSN forward per image).
 infer: the paper's inference path (paper 3: SN + UMSN; paper 1: SRN's finest output; paper 2:
   HG + G_bl) on one face per size, tf.function, median of `--steps` calls after one warm-up.
 """
@@ -66,7 +67,7 @@ def build_train(paper, variant, batch, size, remat):
         cfg = train_utils.parse_flags([train.define_flags, train_utils.define_common_flags], [
             "p", "--stage=umsn", f"--variant={variant}", "--ablation=umsn", f"--crop={size}",
             f"--batch_size={batch}", "--allow_random_vgg", "--workdir=/tmp/unused"]
-            + (["--remat"] if remat else []))
+            + ([f"--remat={remat}"] if remat else []))
         stage = train.Stage(cfg, strategy)
         return train_utils.make_distributed_step(strategy, stage.replica_step), data
     if paper == "paper1":
@@ -131,6 +132,22 @@ def measure_train(a):
     return res
 
 
+def measure_flops(a):
+    """Traces the train step (no execution) and counts its FLOPs; paper 3 also per network."""
+    step, data = build_train(a.paper, a.variant, a.batch, a.size, a.remat)
+    res = {"tflop_per_step": round(step_flops(step.get_concrete_function(data)) / 1e12, 4)}
+    if a.paper == "paper3":
+        from paper3_umsn import models
+        sn, umsn = models.build_sn(a.variant), models.build_umsn(a.variant, "umsn")
+        x = tf.TensorSpec((1, a.size, a.size, 3), tf.float32)
+        m = tf.TensorSpec((1, a.size, a.size, 4), tf.float32)
+        res["gflop_per_image_sn_forward"] = round(step_flops(
+            tf.function(lambda y: sn(y)).get_concrete_function(x)) / 1e9, 2)
+        res["gflop_per_image_umsn_forward"] = round(step_flops(
+            tf.function(lambda y, mm: umsn([y, mm])["x_hat"]).get_concrete_function(x, m)) / 1e9, 2)
+    return res
+
+
 def measure_infer(a):
     fn = build_infer(a.paper, a.variant)
     rng = np.random.default_rng(0)
@@ -154,21 +171,21 @@ def main():
     p.add_argument("--batch", type=int, default=0, help="0: the paper's batch")
     p.add_argument("--size", type=int, default=0, help="0: the paper's crop")
     p.add_argument("--precision", default="mixed_bfloat16", choices=["float32", "mixed_bfloat16"])
-    p.add_argument("--mode", default="train", choices=["train", "infer"])
+    p.add_argument("--mode", default="train", choices=["train", "infer", "flops"])
     p.add_argument("--steps", type=int, default=2, help="timed steps / inference calls")
     p.add_argument("--flops", type=int, default=1, help="1: count the step's FLOPs (profiler)")
     p.add_argument("--peak_tflops", type=float, default=0.0,
                    help="machine_peak.py's peak for this precision (for fraction_of_peak)")
-    p.add_argument("--remat", type=int, default=0, help="paper 3 only: 1 = the trainer's --remat")
+    p.add_argument("--remat", default="", help="paper 3 only: the trainer's --remat (blocks, units)")
     p.add_argument("--infer_sizes", default="128,256,512")
     a = p.parse_args()
     b, s = PAPER_SETTINGS[a.paper]
     a.batch, a.size = a.batch or b, a.size or s
     train_utils.set_precision("none" if a.precision == "float32" else a.precision)
     result = {"paper": a.paper, "variant": a.variant, "mode": a.mode, "precision": a.precision,
-              "batch": a.batch, "size": a.size, "remat": bool(a.remat),
+              "batch": a.batch, "size": a.size, "remat": a.remat or "none",
               "machine": _machine.machine_info(), "tf": tf.__version__}
-    result.update(measure_train(a) if a.mode == "train" else measure_infer(a))
+    result.update({"train": measure_train, "infer": measure_infer, "flops": measure_flops}[a.mode](a))
     result["peak_rss_mb"] = _machine.peak_rss_mb()
     result["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result))

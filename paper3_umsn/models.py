@@ -128,11 +128,14 @@ class ResBlock(layers.Layer):
         self.c4 = NormReluConv(filters, 3, dilation_rate=d, smoothed=smoothed and dilated)
         self.shortcut = layers.Conv2D(filters, 1, use_bias=False)
         self.transition = NormReluConv(filters, 1)
+        self.remat = False   # see set_remat
 
     def call(self, x):
-        h = self.c4(self.c3(self.c2(self.c1(x))))
+        h = x
+        for unit in (self.c1, self.c2, self.c3, self.c4):
+            h = _call(unit, h, self.remat)
         h = h + self.shortcut(x)
-        return self.transition(ops.concatenate([x, h], axis=-1))
+        return _call(self.transition, ops.concatenate([x, h], axis=-1), self.remat)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "inter_mult": self.inter_mult,
@@ -158,16 +161,26 @@ def _call(block, x, remat):
     return keras.remat(block)(x) if remat else block(x)
 
 
-def set_remat(model, enabled=True):
-    """Recompute every ResBlock of UMSN (and its F-Net streams) or of an F-Net in the backward pass.
+REMAT_MODES = ("none", "blocks", "units")
 
+
+def set_remat(model, mode="blocks"):
+    """Recompute activations of UMSN (and its F-Net streams) or of an F-Net in the backward pass.
+
+    "blocks": each ResBlock keeps only its input; its inside is recomputed during backprop.
+    "units": also, inside that recomputation, each IN-ReLU-Conv unit keeps only its input (the
+    block's inside is computed once more; the least memory). "none": keep everything.
     Training-memory switch only: no weight, name or output changes; the gradients are the same
-    up to float rounding of the recomputation (tests/paper3_umsn/test_remat.py). The forward-only
-    networks (a frozen SN) gain nothing from it.
+    up to float rounding (tests/paper3_umsn/test_remat.py). A frozen, forward-only SN gains nothing.
     """
-    model.remat = bool(enabled)
-    for f in getattr(model, "fnets", []):
-        f.remat = bool(enabled)
+    if mode not in REMAT_MODES:
+        raise ValueError(f"remat mode {mode!r}: choose one of {REMAT_MODES}")
+    nets = [model] + list(getattr(model, "fnets", []))
+    for net in nets:
+        net.remat = mode != "none"
+        for block in net._flatten_layers(include_self=False, recursive=True):
+            if isinstance(block, ResBlock):
+                block.remat = mode == "units"
     return model
 
 

@@ -74,9 +74,10 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_float("gradient_weight", 0.0, "Authors' code: gradient L1 weight (paper: 0).", **d)
     flags.DEFINE_float("half_scale_weight", 0.0, "Authors' code: half-scale output L1 weight "
                        "(paper: 0).", **d)
-    flags.DEFINE_bool("remat", False, "Recompute the UMSN/F-Net ResBlocks in the backward pass "
-                      "instead of keeping their activations: same maths, far less memory, more "
-                      "compute (benchmarks/README.md).", **d)
+    flags.DEFINE_enum("remat", "none", models.REMAT_MODES, "Recompute UMSN/F-Net activations in "
+                      "the backward pass instead of keeping them (models.set_remat): same maths, "
+                      "less memory, more compute; blocks: per ResBlock, units: also per "
+                      "IN-ReLU-Conv inside them (benchmarks/README.md).", **d)
     flags.DEFINE_float("sn_blur_fraction", 1.0, "sn_blurry: fraction of blurred inputs "
                        "(paper: all; authors' code: 0.34).", **d)
 

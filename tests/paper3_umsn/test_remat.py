@@ -1,13 +1,14 @@
 """--remat (models.set_remat) changes memory only: same weights, outputs, loss and gradients."""
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from paper3_umsn import losses, models
 
 
-def _loss_and_grads(nets, y, x, remat):
+def _loss_and_grads(nets, y, x, mode):
     sn, umsn, cn = nets["sn"], nets["umsn"], nets["cn"]
-    models.set_remat(umsn, remat)
+    models.set_remat(umsn, mode)
     variables = umsn.trainable_variables + cn.trainable_variables
 
     @tf.function
@@ -25,7 +26,8 @@ def _loss_and_grads(nets, y, x, remat):
     return float(loss), xh.numpy(), [None if g is None else g.numpy() for g in grads]
 
 
-def test_remat_keeps_weights_outputs_loss_and_gradients():
+@pytest.mark.parametrize("mode", ["blocks", "units"])
+def test_remat_keeps_weights_outputs_loss_and_gradients(mode):
     tf.keras.utils.set_random_seed(0)
     nets = models.build_all("tiny", "umsn", size=16)
     # Non-zero residual heads, so the gradients reach every block.
@@ -36,9 +38,11 @@ def test_remat_keeps_weights_outputs_loss_and_gradients():
     x = tf.constant(rng.random((2, 16, 16, 3), dtype=np.float32))
     y = tf.constant(np.clip(x.numpy() * 0.7 + 0.1 + rng.normal(0, 0.05, x.shape), 0, 1)
                     .astype(np.float32))
-    loss0, xh0, g0 = _loss_and_grads(nets, y, x, remat=False)
-    loss1, xh1, g1 = _loss_and_grads(nets, y, x, remat=True)
+    loss0, xh0, g0 = _loss_and_grads(nets, y, x, "none")
+    loss1, xh1, g1 = _loss_and_grads(nets, y, x, mode)
     assert nets["umsn"].remat and all(f.remat for f in nets["umsn"].fnets)
+    assert nets["umsn"].first.remat == (mode == "units")
+    assert nets["umsn"].fnets[0].mid[0].remat == (mode == "units")
     assert [(w.path, tuple(w.shape)) for w in nets["umsn"].weights] == names
     np.testing.assert_allclose(xh1, xh0, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(loss1, loss0, rtol=1e-6)
