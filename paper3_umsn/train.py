@@ -278,7 +278,8 @@ class Stage:
                 loss = losses.segmentation_cross_entropy(batch["mask"], self.sn(y, training=True))
                 out["sn_ce"] = loss
             elif c.stage == "fnet":
-                m = self._masks(x)
+                with tape.stop_recording():     # frozen SN: nothing to differentiate or keep
+                    m = self._masks(x)
                 loss = 0.0
                 for i, f in enumerate(self.fnets):
                     mi = m[..., i:i + 1]
@@ -289,8 +290,12 @@ class Stage:
                     loss += li
             else:
                 y = batch["blurred"]
-                m_hat = self._masks(y)          # input masks: SN on the blurry image
-                m = self._masks(x)              # loss masks: SN on the clean target (Sec. IV-A-2-b)
+                # Frozen SN off the tape: its Keras trainable=False does not stop the tape from
+                # watching its variables (tf.Variable trainable flags are fixed at creation), so
+                # it would backprop through SN and keep its activations for nothing.
+                with tape.stop_recording():
+                    m_hat = self._masks(y)      # input masks: SN on the blurry image
+                    m = self._masks(x)          # loss masks: SN on the clean target (Sec. IV-A-2-b)
                 res = self.umsn([y, m_hat], training=True)
                 xh = res["x_hat"]
                 if c.ablation == "umsn":

@@ -53,3 +53,48 @@ def test_remat_keeps_weights_outputs_loss_and_gradients(mode):
     assert sum(float(np.abs(a).sum()) > 0 for a, _ in used) > len(used) // 2
     for a, b in used:
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+
+
+def test_umsn_step_with_sn_off_the_tape_gives_the_old_loss_and_gradients(monkeypatch, tmp_path):
+    """replica_step runs the frozen SN under tape.stop_recording(); the loss and the UMSN/CN
+    gradients equal the old step's, where SN ran on the tape (recomputed here, NumPy tolerance)."""
+    from common import train_utils
+    from paper3_umsn import train
+    monkeypatch.setattr(train, "_init_from", lambda *a, **k: None)  # random SN/F-Nets suffice
+    config = train_utils.parse_flags(
+        [train_utils.define_common_flags, train.define_flags],
+        ["prog", "--flagfile=paper3_umsn/configs/smoke.flags", f"--workdir={tmp_path}",
+         "--stage=umsn", "--remat=blocks"])
+    tf.keras.utils.set_random_seed(0)
+    stage = train.Stage(config, tf.distribute.get_strategy())
+    for layer in (stage.umsn.head, stage.umsn.half_head):
+        layer.kernel.assign(np.random.default_rng(1).normal(0, 0.1, layer.kernel.shape))
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.random((2, 32, 32, 3), dtype=np.float32))
+    batch = {"sharp": x, "blurred": tf.constant(np.clip(x.numpy() * 0.7 + 0.1, 0, 1))}
+
+    # The old step: SN inside the tape, no remat.
+    models.set_remat(stage.umsn, "none")
+    with tf.GradientTape(persistent=True) as tape:
+        m_hat, m = stage._masks(batch["blurred"]), stage._masks(x)
+        xh = stage.umsn([batch["blurred"], m_hat], training=True)["x_hat"]
+        conf = tf.stack([stage.cn([m[..., i:i + 1] * xh, m[..., i:i + 1] * x], training=True)
+                         for i in range(models.NUM_CLASSES)], -1)
+        l_c = losses.confidence_loss(x, xh, m, conf, config.lambda_conf, stage.class_weights)
+        old_loss = losses.total_loss(l_c, stage._perceptual(x, xh), config.lambda_1)
+    old_g = tape.gradient(old_loss, stage.train_vars)
+    old_cn = tape.gradient(old_loss, stage.cn.trainable_variables)
+    assert stage.sn.variables and not stage.sn.trainable
+
+    # The new step, its gradients caught before the optimizers apply them.
+    models.set_remat(stage.umsn, "blocks")
+    caught = {}
+    monkeypatch.setattr(stage.optimizer, "apply", lambda g, v: caught.setdefault("umsn", g))
+    monkeypatch.setattr(stage.cn_optimizer, "apply", lambda g, v: caught.setdefault("cn", g))
+    out = stage.replica_step(batch)
+    np.testing.assert_allclose(float(out["loss"]), float(old_loss), rtol=1e-6)
+    for new, old in ((caught["umsn"], old_g), (caught["cn"], old_cn)):
+        assert len(new) == len(old)
+        for a, b in zip(new, old):
+            b = np.zeros(a.shape, np.float32) if b is None else b.numpy()  # step fills None with 0
+            np.testing.assert_allclose(np.asarray(a), b, rtol=1e-4, atol=1e-6)
