@@ -4,11 +4,12 @@
 
 The shipped SN + UMSN (`paper3_umsn/weights/umsn_small.keras`, float32) is rebuilt under the
 mixed_bfloat16 policy with the same weights (bfloat16 compute, float32 variables and last layers).
-The 30 faces of `data/sample/test_faces` (centre `--crop` crops) are blurred with a fixed
-bank like the shipped model's training blur (configs/cpu90_strong.flags: four kernel
-families, 9-29 px, whole-trajectory exposure, >= 4 taps; seed 0) + noise sigma 0.01 (seed 0); the JSON gives the mean PSNR of the
-blurred input and of both restorations against the sharp crops, their difference, the largest
-per-pixel difference between the two restorations, and the median ms of one 256x256 face.
+The 30 faces of `data/sample/test_faces` (centre `--crop` crops) are blurred with a fixed bank
+like the shipped model's training blur (configs/cpu90_strong.flags: four kernel families,
+9-29 px, whole-trajectory exposure, >= 4 taps; seed 0) + noise sigma 0.01 (seed 0). The JSON
+gives the mean PSNR of the blurred input and of both restorations against the sharp crops, their
+difference, the largest per-pixel difference between the two restorations, and the median ms of
+one 256x256 face.
 """
 import argparse
 import json
