@@ -970,6 +970,30 @@ class _Profiler:
             self.active = False
             logging.info("profiler trace of steps %d..%d written under %s (TensorBoard: Profile)",
                          self.steps[0], self.steps[1], self.logdir)
+class DataWaitMeter:
+    """Fraction of a training loop's wall time spent waiting in `next(iterator)` for data.
+
+    `meter.next(it)` replaces `next(it)`; `fraction()` is waited / elapsed since the last
+    `reset()` (0 = the input pipeline never made a step wait). `clock` is injectable for tests.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter):
+        self._clock = clock
+        self.reset()
+
+    def reset(self) -> None:
+        self.waited, self.start = 0.0, self._clock()
+
+    def next(self, iterator):
+        t = self._clock()
+        try:
+            return next(iterator)
+        finally:
+            self.waited += self._clock() - t
+
+    def fraction(self) -> float:
+        elapsed = self._clock() - self.start
+        return self.waited / elapsed if elapsed > 0 else 0.0
 
 
 def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
@@ -989,7 +1013,8 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
     * `train_step(batch)` returns a dict of scalar tensors (losses, confidences, ...), logged as the
       mean over each `log_every` window together with `steps_per_sec`, the learning rate of each
       of `optimizers` and, under float16, its loss scale (`optimizer_scalars`); the log line reads
-      `step N/TOTAL (P%), S steps/s, ETA H:MM:SS: name=value, ...`.
+      `step N/TOTAL (P%), S steps/s, ETA H:MM:SS: name=value, ...`; `data_wait_fraction` is the
+      window's share of wall time spent waiting for the next batch (`DataWaitMeter`).
     * A non-finite value raises `NonFiniteLossError` before anything is saved, and every save
       first checks that the weights are finite (the update of the last step can break them while
       its loss, computed before the update, was finite): the newest checkpoint on disk is always
@@ -1017,6 +1042,7 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
     log_every = max(1, int(log_every))
     float16_skips = 0
     profiler = _Profiler(profile_steps, profile_dir or os.path.join(checkpointer.directory, ".."))
+    data_wait = DataWaitMeter()
 
     def save():
         nonlocal last_saved
@@ -1039,7 +1065,7 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
                                     signal.Signals(signals.signum).name, step, checkpointer.latest)
                     raise TrainingInterrupted(signals.signum, step, checkpointer.latest)
                 try:
-                    batch = next(iterator)
+                    batch = data_wait.next(iterator)
                 except StopIteration:
                     logging.info("Training data ended at step %d.", step)
                     break
@@ -1073,6 +1099,7 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
                     rate = window_steps / max(now - window_start, 1e-9)
                     means = {k: v / window_steps for k, v in sums.items()}
                     means["steps_per_sec"] = rate
+                    means["data_wait_fraction"] = data_wait.fraction()
                     means.update(optimizer_scalars(optimizers or {}))  # loss scale: after
                     means.update(rates)
                     writers.scalars("train", step, means)
@@ -1085,6 +1112,7 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
                                  ", ".join(f"{k}={v:.4g}" for k, v in sorted(means.items())
                                            if k != "steps_per_sec"))
                     sums, window_steps, window_start = {}, 0, time.time()
+                    data_wait.reset()
                 if image_fn is not None and image_every and step % image_every == 0:
                     for name, images in image_fn(step).items():
                         writers.images("train", step, name, images)

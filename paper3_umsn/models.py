@@ -125,15 +125,47 @@ class ResBlock(layers.Layer):
         self.c4 = NormReluConv(filters, 3, dilation_rate=d, smoothed=smoothed and dilated)
         self.shortcut = layers.Conv2D(filters, 1, use_bias=False)
         self.transition = NormReluConv(filters, 1)
+        self.remat = False   # see set_remat
 
     def call(self, x):
-        h = self.c4(self.c3(self.c2(self.c1(x))))
+        h = x
+        for unit in (self.c1, self.c2, self.c3, self.c4):
+            h = _call(unit, h, self.remat)
         h = h + self.shortcut(x)
-        return self.transition(ops.concatenate([x, h], axis=-1))
+        return _call(self.transition, ops.concatenate([x, h], axis=-1), self.remat)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "inter_mult": self.inter_mult,
                 "dilated": self.dilated, "smoothed": self.smoothed}
+
+
+def _call(block, x, remat):
+    """block(x), or its rematerialised call: same values and gradients, but the block's inner
+    activations are recomputed during backprop instead of being kept (`keras.remat`)."""
+    return keras.remat(block)(x) if remat else block(x)
+
+
+REMAT_MODES = ("none", "blocks", "units")
+
+
+def set_remat(model, mode="blocks"):
+    """Recompute activations of UMSN (and its F-Net streams) or of an F-Net in the backward pass.
+
+    "blocks": each ResBlock keeps only its input; its inside is recomputed during backprop.
+    "units": also, inside that recomputation, each IN-ReLU-Conv unit keeps only its input (the
+    block's inside is computed once more; the least memory). "none": keep everything.
+    Training-memory switch only: no weight, name or output changes; the gradients are the same
+    up to float rounding (tests/paper3_umsn/test_remat.py). A frozen, forward-only SN gains nothing.
+    """
+    if mode not in REMAT_MODES:
+        raise ValueError(f"remat mode {mode!r}: choose one of {REMAT_MODES}")
+    nets = [model] + list(getattr(model, "fnets", []))
+    for net in nets:
+        net.remat = mode != "none"
+        for block in net._flatten_layers(include_self=False, recursive=True):
+            if isinstance(block, ResBlock):
+                block.remat = mode == "units"
+    return model
 
 
 def _avgpool(x):
@@ -210,13 +242,14 @@ class FNet(keras.Model):
         track(self, "mid", [ResBlock(width, inter_mult) for _ in range(mid_blocks)])
         self.last = ResBlock(out_width, inter_mult)
         self.head = layers.Conv2D(3, 3, padding="same", dtype="float32", kernel_initializer="zeros")
+        self.remat = False   # see set_remat
 
     def features(self, y, m):
         _check_multiple(y, 2, "F-Net")
-        h = self.first(ops.cast(ops.concatenate([y, m], -1), self.compute_dtype))
+        h = _call(self.first, ops.cast(ops.concatenate([y, m], -1), self.compute_dtype), self.remat)
         h = _avgpool(h)
         for block in self.mid:
-            h = block(h)
+            h = _call(block, h, self.remat)
         return h
 
     @property
@@ -277,6 +310,7 @@ class UMSN(keras.Model):
         if self.use_nrl:
             self.nrl_in = layers.Conv2D(v["bn_out"], 1)
         self.head = layers.Conv2D(3, 3, padding="same", dtype="float32", kernel_initializer="zeros")
+        self.remat = False   # see set_remat
 
     @property
     def mid(self):
@@ -292,16 +326,16 @@ class UMSN(keras.Model):
         y = ops.cast(y, self.compute_dtype)
         m_hat = ops.cast(m_hat, self.compute_dtype)
         x_in = ops.concatenate([y, m_hat], -1) if self.use_masks else y
-        e1 = self.first(x_in)                                # [B,H,W,64]
+        e1 = _call(self.first, x_in, self.remat)             # [B,H,W,64]
         h = _avgpool(e1)                                     # ResBlock-Avgpool
         if self.use_fnets:
             feats = [f.features(y, m_hat[..., i:i + 1]) for i, f in enumerate(self.fnets)]
             h = ops.concatenate([h] + feats, -1)             # Fig. 2: fused with BN's first layer
         for block in self.mid:
-            h = block(h)
+            h = _call(block, h, self.remat)
         y32 = ops.cast(y, "float32")
         x_half = _avgpool(y32) + self.half_head(h)
-        g = self.last(ops.concatenate([_upsample(h), e1], -1))   # [B,H,W,16]
+        g = _call(self.last, ops.concatenate([_upsample(h), e1], -1), self.remat)   # [B,H,W,16]
         if self.use_nrl:
             g = g + self.nrl_in(x_in)                        # class-specific residual (NRL)
         return {"x_hat": y32 + self.head(g), "x_hat_half": x_half}

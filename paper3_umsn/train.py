@@ -14,6 +14,7 @@ Masks: SN stages need ground-truth class masks: TFRecords carrying `mask/classes
 folder plus --mask_dir (`<stem>.png`, ids 0..3), converted once to a record file in the workdir.
 The later stages need none: as in the paper, the masks of the clean target come from SN.
 """
+import contextlib
 import os
 
 import numpy as np
@@ -71,6 +72,10 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_float("gradient_weight", 0.0, "Authors' code: gradient L1 weight (paper: 0).", **d)
     flags.DEFINE_float("half_scale_weight", 0.0, "Authors' code: half-scale output L1 weight "
                        "(paper: 0).", **d)
+    flags.DEFINE_enum("remat", "none", models.REMAT_MODES, "Recompute UMSN/F-Net activations in "
+                      "the backward pass instead of keeping them (models.set_remat): same maths, "
+                      "less memory, more compute; blocks: per ResBlock, units: also per "
+                      "IN-ReLU-Conv inside them (benchmarks/README.md).", **d)
     flags.DEFINE_float("sn_blur_fraction", 1.0, "sn_blurry: fraction of blurred inputs "
                        "(paper: all; authors' code: 0.34).", **d)
 
@@ -204,7 +209,7 @@ class Stage(train_utils.Trainer):
         raise NotImplementedError
 
     def replica_step(self, batch):
-        with tf.GradientTape() as tape:
+        with tf.GradientTape() as tape, self._recording(tape):
             loss, out = self.losses(batch)
             out["loss"] = loss
             scaled = self.optimizer.scale_loss(train_utils.replica_loss(loss))
@@ -218,7 +223,23 @@ class Stage(train_utils.Trainer):
             return tf.constant(0.0)
         return losses.perceptual_loss(x, xh, self.vgg)
 
+    @contextlib.contextmanager
+    def _recording(self, tape):
+        """Makes `tape` the one `_masks` keeps a frozen SN off, for the `with` block."""
+        self._tape = tape
+        try:
+            yield tape
+        finally:
+            self._tape = None
+
     def _masks(self, images):
+        """SN's softmax class masks. A frozen SN (fnet, umsn) runs off the step's tape: Keras'
+        trainable=False does not stop a tape from watching its tf.Variables, so the tape would
+        keep SN's activations for a backward pass that never uses them (memory, issue 15)."""
+        tape = getattr(self, "_tape", None)
+        if tape is not None and not self.sn.trainable:
+            with tape.stop_recording():
+                return tf.nn.softmax(tf.cast(self.sn(images, training=False), tf.float32), axis=-1)
         return tf.nn.softmax(tf.cast(self.sn(images, training=False), tf.float32), axis=-1)
 
 
@@ -253,6 +274,7 @@ class FNetStage(Stage):
         self.fnets = models.build_fnets(self.config.variant)
         for f in self.fnets:
             f([self.dummy, self.dummy[..., :1]])
+            models.set_remat(f, self.config.remat)
         return [w for f in self.fnets for w in f.trainable_variables]
 
     def nets(self):
@@ -294,6 +316,7 @@ class UMSNStage(Stage):
                 _init_from(c.init_fnets, "--init_fnets", ("fnet",), **fn)
             else:
                 logging.warning("--init_fnets not given: F-Net streams start from scratch")
+        models.set_remat(self.umsn, c.remat)
         self.cn = None
         if c.ablation == "umsn":
             self.cn = models.build_cn(v)
@@ -338,7 +361,7 @@ class UMSNStage(Stage):
     def replica_step(self, batch):
         if self.cn is None:
             return super().replica_step(batch)
-        with tf.GradientTape(persistent=True) as tape:  # one loss, two optimizers (UMSN, CN)
+        with tf.GradientTape(persistent=True) as tape, self._recording(tape):  # UMSN + CN
             loss, out = self.losses(batch)
             out["loss"] = loss
             scaled = self.optimizer.scale_loss(train_utils.replica_loss(loss))

@@ -321,7 +321,29 @@ def test_train_loop_writes_checkpoints_events_and_resumes(tmp_path):
         for event in tf.compat.v1.train.summary_iterator(path):
             for value in event.summary.value:
                 tags.add(value.tag)
-    assert {"g_total", "d_total", "steps_per_sec", "grid"} <= tags
+    assert {"g_total", "d_total", "steps_per_sec", "data_wait_fraction", "grid"} <= tags
+
+
+def test_data_wait_meter_fraction_with_a_fake_clock():
+    now = [0.0]
+
+    def slow_batches():
+        for i in range(3):
+            now[0] += 2.0          # 2 s waiting for each batch
+            yield i
+
+    meter = tu.DataWaitMeter(clock=lambda: now[0])
+    it = slow_batches()
+    assert meter.next(it) == 0
+    now[0] += 6.0                  # a 6 s step
+    assert meter.next(it) == 1
+    now[0] += 6.0
+    assert meter.waited == 4.0 and meter.fraction() == 4.0 / 16.0
+    meter.reset()
+    assert meter.fraction() == 0.0
+    assert meter.next(it) == 2 and meter.fraction() == 1.0   # only waiting since the reset
+    with pytest.raises(StopIteration):
+        meter.next(it)
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):

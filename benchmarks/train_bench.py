@@ -1,0 +1,195 @@
+"""One configuration of one paper's real train step or inference, measured in this process; JSON.
+
+    python benchmarks/train_bench.py --paper=paper3 --variant=paper --batch=16 --size=128 \
+        --precision=mixed_bfloat16 --mode=train [--steps=2] [--peak_tflops=0.06]
+    python benchmarks/train_bench.py --paper=paper3 --variant=paper --mode=infer \
+        --precision=mixed_bfloat16 --infer_sizes=128,256,512
+
+Measure ONE configuration per process (`benchmarks/run_all.py` starts one process per
+configuration): `peak_rss_mb` is the process's ru_maxrss, so it includes everything this
+configuration touched and nothing else.
+
+train: the trainer's own per-replica step (paper 3: `train.make_stage(...).replica_step`, stage umsn, CN,
+  L_p on a randomly initialised VGG16 relu1_2 (same cost as ImageNet weights); paper 1:
+  `train_srn.SRNTrainer`; paper 2: `train.build_trainer`, stage cgan) on random data, wrapped in
+  `train_utils.make_distributed_step`. The first call (trace) is timed separately; then `--steps`
+  timed steps. FLOPs: TensorFlow's profiler (`tf.compat.v1.profiler`, float_operation) on the traced
+  step graph: forward + backward + optimizer ops as TensorFlow counts them (convs, matmuls,
+  elementwise; recomputation under --remat is not counted as useful work).
+flops: only traces the train step and counts its FLOPs (paper 3: also SN and UMSN forward per image).
+infer: the paper's inference path (paper 3: SN + UMSN; paper 1: SRN's finest output; paper 2:
+  HG + G_bl) on one face per size, tf.function, median of `--steps` calls after one warm-up.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+
+import _machine  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import flags  # noqa: E402
+
+from common import train_utils  # noqa: E402
+
+# The papers' own training settings (batch, crop).
+PAPER_SETTINGS = {"paper1": (16, 256), "paper2": (1, 256), "paper3": (16, 128)}
+
+
+def step_flops(concrete_fn):
+    """Float operations of a traced graph as TensorFlow's profiler counts them."""
+    opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    opts["output"] = "none"
+    return int(tf.compat.v1.profiler.profile(graph=concrete_fn.graph, options=opts).total_float_ops)
+
+
+def _rand(rng, shape):
+    return tf.constant(rng.random(shape, dtype=np.float32))
+
+
+def build_train(paper, variant, batch, size, remat):
+    """-> (step tf.function, batch dict) for the paper's trainer."""
+    rng = np.random.default_rng(0)
+    sharp = _rand(rng, (batch, size, size, 3))
+    data = {"sharp": sharp, "blurred": tf.clip_by_value(sharp * 0.8 + 0.1, 0.0, 1.0)}
+    strategy = tf.distribute.get_strategy()
+    if paper == "paper3":
+        from paper3_umsn import train
+        # Weights do not matter for speed or memory: skip the --init_sn/--init_fnets restores.
+        train._init_from = lambda *a, **k: None
+        cfg = train_utils.parse_flags([train.define_flags], [
+            "p", "--stage=umsn", f"--variant={variant}", "--ablation=umsn", f"--crop_size={size}",
+            f"--batch_size={batch}", "--allow_random_vgg", "--workdir=/tmp/unused"]
+            + ([f"--remat={remat}"] if remat else []))
+        stage = train.make_stage(cfg, strategy)
+        return train_utils.make_distributed_step(strategy, stage.replica_step), data
+    if paper == "paper1":
+        from paper1_cyclegan_srn import train_srn
+        cfg = train_utils.parse_flags([train_srn.define_flags], [
+            "p", f"--crop_size={size}", f"--variant={variant}", f"--batch_size={batch}",
+            "--num_steps=1000", "--workdir=/tmp/unused"], fv=flags.FlagValues())
+        return train_utils.make_distributed_step(strategy, train_srn.SRNTrainer(cfg).replica_step), data
+    if paper == "paper2":
+        from paper2_identity_cgan import train
+        cfg = train_utils.parse_flags([train.define_flags], [
+            "p", "--stage=cgan", f"--variant={variant}", f"--crop_size={size}",
+            f"--batch_size={batch}", "--workdir=/tmp/unused"])
+        t = train.build_trainer(cfg, strategy, restore_hg=False)
+        return tf.function(t.replica_step), data
+    raise ValueError(f"--paper={paper}: choose paper1, paper2 or paper3")
+
+
+def build_infer(paper, variant):
+    """-> a tf.function blurred [1,H,W,3] -> restored, built under the current global policy."""
+    if paper == "paper3":
+        from paper3_umsn import models
+        model = models.UMSNDeblurrer(models.build_sn(variant), models.build_umsn(variant, "umsn"))
+        return tf.function(lambda x: model(x), reduce_retracing=True)
+    if paper == "paper1":
+        from paper1_cyclegan_srn import srn, train_srn
+        return train_srn.restore_fn(srn.build_srn(variant, image_size=64))
+    if paper == "paper2":
+        from paper2_identity_cgan import models
+        nets = models.build_networks(variant)
+        hg, g_bl = nets["hg"], nets["g_bl"]
+        return tf.function(lambda x: models.deblur(hg, g_bl, x), reduce_retracing=True)
+    raise ValueError(f"--paper={paper}: choose paper1, paper2 or paper3")
+
+
+def measure_train(a):
+    step, data = build_train(a.paper, a.variant, a.batch, a.size, a.remat)
+    t = time.perf_counter()
+    out = step(data)
+    float(out["loss"] if "loss" in out else next(iter(out.values())))
+    first_s = time.perf_counter() - t
+    rss_after_first = _machine.peak_rss_mb()
+    flop = step_flops(step.get_concrete_function(data)) if a.flops else None
+    times = []
+    for _ in range(a.steps):
+        t = time.perf_counter()
+        out = step(data)
+        float(next(iter(out.values())))
+        times.append(time.perf_counter() - t)
+    res = {"first_step_s": round(first_s, 2), "peak_rss_mb_after_first_step": rss_after_first}
+    if times:
+        med = statistics.median(times)
+        res.update(step_s=[round(x, 3) for x in times], median_step_s=round(med, 3),
+                   steps_per_sec=round(1.0 / med, 5), images_per_sec=round(a.batch / med, 4))
+        if flop:
+            res["tflop_per_step"] = round(flop / 1e12, 4)
+            res["achieved_tflops"] = round(flop / med / 1e12, 5)
+            if a.peak_tflops:
+                res["fraction_of_peak"] = round(flop / med / 1e12 / a.peak_tflops, 3)
+    elif flop:
+        res["tflop_per_step"] = round(flop / 1e12, 4)
+    return res
+
+
+def measure_flops(a):
+    """Traces the train step (no execution) and counts its FLOPs; paper 3 also per network."""
+    step, data = build_train(a.paper, a.variant, a.batch, a.size, a.remat)
+    res = {"tflop_per_step": round(step_flops(step.get_concrete_function(data)) / 1e12, 4)}
+    if a.paper == "paper3":
+        from paper3_umsn import models
+        sn, umsn = models.build_sn(a.variant), models.build_umsn(a.variant, "umsn")
+        x = tf.TensorSpec((1, a.size, a.size, 3), tf.float32)
+        m = tf.TensorSpec((1, a.size, a.size, 4), tf.float32)
+        res["gflop_per_image_sn_forward"] = round(step_flops(
+            tf.function(lambda y: sn(y)).get_concrete_function(x)) / 1e9, 2)
+        res["gflop_per_image_umsn_forward"] = round(step_flops(
+            tf.function(lambda y, mm: umsn([y, mm])["x_hat"]).get_concrete_function(x, m)) / 1e9, 2)
+    return res
+
+
+def measure_infer(a):
+    fn = build_infer(a.paper, a.variant)
+    rng = np.random.default_rng(0)
+    res = {}
+    for s in [int(v) for v in a.infer_sizes.split(",")]:
+        x = _rand(rng, (1, s, s, 3))
+        fn(x).numpy()
+        times = []
+        for _ in range(max(1, a.steps)):
+            t = time.perf_counter()
+            fn(x).numpy()
+            times.append(time.perf_counter() - t)
+        res[str(s)] = round(1000 * statistics.median(times), 1)
+    return {"inference_ms": res}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--paper", required=True, choices=sorted(PAPER_SETTINGS))
+    p.add_argument("--variant", default="paper")
+    p.add_argument("--batch", type=int, default=0, help="0: the paper's batch")
+    p.add_argument("--size", type=int, default=0, help="0: the paper's crop")
+    p.add_argument("--precision", default="mixed_bfloat16", choices=["float32", "mixed_bfloat16"])
+    p.add_argument("--mode", default="train", choices=["train", "infer", "flops"])
+    p.add_argument("--steps", type=int, default=2, help="timed steps / inference calls")
+    p.add_argument("--flops", type=int, default=1, help="1: count the step's FLOPs (profiler)")
+    p.add_argument("--peak_tflops", type=float, default=0.0,
+                   help="machine_peak.py's peak for this precision (for fraction_of_peak)")
+    p.add_argument("--remat", default="", help="paper 3 only: the trainer's --remat (blocks, units)")
+    p.add_argument("--infer_sizes", default="128,256,512")
+    a = p.parse_args()
+    b, s = PAPER_SETTINGS[a.paper]
+    a.batch, a.size = a.batch or b, a.size or s
+    train_utils.set_precision("none" if a.precision == "float32" else a.precision)
+    result = {"paper": a.paper, "variant": a.variant, "mode": a.mode, "precision": a.precision,
+              "batch": a.batch, "size": a.size, "remat": a.remat or "none",
+              "machine": _machine.machine_info(), "tf": tf.__version__}
+    result.update({"train": measure_train, "infer": measure_infer, "flops": measure_flops}[a.mode](a))
+    result["peak_rss_mb"] = _machine.peak_rss_mb()
+    result["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
