@@ -35,3 +35,15 @@ def gains(model, sharp, blurred):
                     structural_similarity(s, b, channel_axis=2)
                     for s, b, r in zip(sharp, blurred, restored)])
     return float(psnr), float(ssim)
+
+
+def check_shipped_model(load_model, run, suffix, tmp_path, min_psnr_gain, min_ssim_gain=0.005):
+    """What every shipped model must do: restore 8 strong-blur test faces better than the blurred
+    input (PSNR and SSIM), and deblur a real photo without --checkpoint at the photo's size."""
+    sharp, blurred = strong_blur_faces(str(tmp_path / "strong"))
+    gain_psnr, gain_ssim = gains(load_model(None), sharp, blurred)
+    assert gain_psnr > min_psnr_gain and gain_ssim > min_ssim_gain, (gain_psnr, gain_ssim)
+    photo = os.path.join(REPO, "data", "sample", "real_blurry", "face_01.png")
+    outs = run(None, [photo], str(tmp_path / "out"))
+    assert len(outs) == 1 and outs[0].endswith(f"face_01{suffix}.png")
+    assert image_io.read_image(outs[0]).shape == image_io.read_image(photo).shape
