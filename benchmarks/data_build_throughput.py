@@ -1,7 +1,7 @@
 """Throughput of `python -m data.build` (images/s) and record size per image; prints JSON.
 
     python benchmarks/data_build_throughput.py [--manual_dir=../shared/data/celeba_small]
-        [--source=celeba] [--split=test] [--num=300] [--kernels=camera_shake]
+        [--source=celeba] [--split=test] [--num=300] [--blur_kernels=camera_shake]
 
 Builds `--num` items into a temporary folder (deleted afterwards) and reports items/s of the
 build (reading, blurring, PNG encoding, writing) and the bytes per record, then the read speed
@@ -28,7 +28,7 @@ def main(argv):
   with tempfile.TemporaryDirectory() as out:
     cfg_flags = ["build", f"--source={FLAGS.source}", f"--manual_dir={FLAGS.manual_dir}",
                  f"--split={FLAGS.split}", f"--output_dir={out}", f"--max_items={FLAGS.num}",
-                 f"--blur_kernels={FLAGS.kernels}", "--num_shards=2", f"--mode={FLAGS.mode}"]
+                 f"--blur_kernels={FLAGS.blur_kernels}", "--num_shards=2", f"--mode={FLAGS.mode}"]
     fv = flags.FlagValues()
     build.define_flags(fv)
     fv(cfg_flags)
@@ -42,7 +42,7 @@ def main(argv):
     n = sum(1 for _ in ds)
     read_s = time.time() - t
   print(json.dumps({
-      "source": FLAGS.source, "split": FLAGS.split, "mode": FLAGS.mode, "kernels": FLAGS.kernels,
+      "source": FLAGS.source, "split": FLAGS.split, "mode": FLAGS.mode, "kernels": FLAGS.blur_kernels,
       "items": rep["items"], "records": rep["records"],
       "build_items_per_s": round(rep["items"] / build_s, 1),
       "bytes_per_record": round(rep["bytes"] / max(rep["records"], 1)),
@@ -56,6 +56,6 @@ if __name__ == "__main__":
   flags.DEFINE_string("manual_dir", os.path.join(SHARED_DATA, "celeba_small"), "Dataset root.")
   flags.DEFINE_string("split", "test", "Source split.")
   flags.DEFINE_string("mode", "kernel", "data.build mode.")
-  flags.DEFINE_string("kernels", "camera_shake", "Kernel spec.")
+  flags.DEFINE_string("blur_kernels", "camera_shake", "Kernel spec (data.build --blur_kernels).")
   flags.DEFINE_integer("num", 300, "Items to build.")
   app.run(main)

@@ -59,7 +59,7 @@ class EvalConfig:
     protocols: list = _opt(["verification", "landmarks", "detection"], f"any of {', '.join(PROTOCOLS)}")
     conditions: list = _opt(["sharp", "blurred"], f"any of {', '.join(CONDITIONS)}")
     restored_dir: str | None = _opt(None, "restored images mirroring the LFW layout")
-    kernels: str = _opt(DEFAULT_KERNELS, "blur kernel bank: .npz/.mat path or "
+    blur_kernels: str = _opt(DEFAULT_KERNELS, "blur kernel bank: .npz/.mat path or "
                         "camera_shake|markov|gaussian|defocus")
     noise_sigma: float = _opt(0.0, "Gaussian noise std added after blurring ([0,1] scale)")
     pairs_per_fold: int = _opt(0, "use only the first N same + N different pairs per fold (0 = all; "
