@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from common import blur, image_io, tfrecord
+from common import blur, image_io, tfds_source, tfrecord
 
 # short output key -> record key
 RECORD_KEYS = {
@@ -101,6 +101,11 @@ def first_image_sizes(source, limit: int = 8) -> list[tuple[str, int, int]]:
     import io  # pylint: disable=import-outside-toplevel
     from PIL import Image  # pylint: disable=import-outside-toplevel
     out = []
+    if tfds_source.is_tfds(source):
+        for ex in tfds_source.read(source, ("sharp",)).take(limit):
+            h, w = ex["sharp"].shape[:2]
+            out.append((f"an example of {source}", int(h), int(w)))
+        return out
     if _is_folder(source):
         for path in image_io.list_images(os.fspath(source))[:limit]:
             with Image.open(path) as im:
@@ -170,7 +175,8 @@ def make_dataset(source, batch_size, crop=None, training=True, keys=("sharp", "b
     Args:
       source: a TFRecord glob, a comma-separated string of globs, or a list of files/globs;
         OR a folder of PNG/JPEG/BMP images (then only "sharp" exists on disk and "blurred"
-        needs ``kernel_bank``).
+        needs ``kernel_bank``); OR ``tfds:NAME[:SPLIT][@DATA_DIR]``, a split prepared by the
+        TFDS builders of ``data.builders`` (``common.tfds_source``).
       batch_size: examples per batch.
       crop: int or (h, w): random crop when ``training``, centre crop otherwise. None = no crop
         (then every image must share one size, or pass ``resize``).
@@ -257,7 +263,9 @@ def make_dataset(source, batch_size, crop=None, training=True, keys=("sharp", "b
     pattern_desc = os.fspath(source) if isinstance(source, (str, os.PathLike)) else list(source)
 
     # ---------------------------------------------------------------- read + decode
-    if _is_folder(source):
+    if tfds_source.is_tfds(source):  # a split prepared by the data.builders (TFDS)
+        ds = tfds_source.read(source, read, shard)
+    elif _is_folder(source):
         folder = os.fspath(source)
         bad = [k for k in read if k not in ("sharp", "source")]
         if bad:

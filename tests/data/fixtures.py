@@ -64,12 +64,17 @@ def lfw(root, people=None):
   return root
 
 
-def gopro(root):
+def gopro(root, w=32, h=32):
+  """GOPRO_Large: train|test/<seq>/blur|sharp/<frame>.png; every sequence numbers its frames
+  from 000001, so file names repeat across sequences (as released; real frames are 1280x720).
+  Each image differs (seeded by sequence, frame and blur/sharp)."""
+  seed = 0
   for split, seqs in (("train", ["GOPR0001_00_00", "GOPR0002_00_00"]), ("test", ["GOPR0009_00_00"])):
     for q in seqs:
       for f in ("000001.png", "000002.png"):
-        save(os.path.join(root, split, q, "blur", f), rand_img(1))
-        save(os.path.join(root, split, q, "sharp", f), rand_img(2))
+        seed += 2
+        save(os.path.join(root, split, q, "blur", f), rand_img(seed, h, w))
+        save(os.path.join(root, split, q, "sharp", f), rand_img(seed + 1, h, w))
   return root
 
 
