@@ -153,13 +153,17 @@ def kernel_bank(spec, num, seed, min_taps=0.0, sizes=range(13, 30, 2)):
     return blur.pad_kernels(blur.load_kernel_bank(spec))
 
 
-def hg_dataset(config, seed):
-    bank = kernel_bank(config.kernel_bank, config.num_kernels, seed, config.min_kernel_taps)
+def hg_dataset(config, seed, batch_size=None, shard=None, bank_seed=None):
+    """``shard``/``batch_size``: one worker's pipeline (``train_utils.distribute_per_worker``);
+    the kernel bank is drawn from ``bank_seed`` (default ``seed``), the same on every worker."""
+    bank = kernel_bank(config.kernel_bank, config.num_kernels,
+                       seed if bank_seed is None else bank_seed, config.min_kernel_taps)
     if not config.train_data:
         raise ValueError("stage hg needs --train_data (a folder of sharp faces or records)")
-    return pipeline.make_dataset(config.train_data, config.batch_size, crop=config.image_size,
-                                 training=True, keys=("sharp", "blurred"), resize=_resize(config),
-                                 kernel_bank=bank, noise_sigma=config.noise_sigma, seed=seed)
+    return pipeline.make_dataset(config.train_data, batch_size or config.batch_size,
+                                 crop=config.image_size, training=True, keys=("sharp", "blurred"),
+                                 resize=_resize(config), kernel_bank=bank,
+                                 noise_sigma=config.noise_sigma, seed=seed, shard=shard)
 
 
 # ------------------------------------------------------------------------------ trainers ----
@@ -335,14 +339,20 @@ def train_and_evaluate(workdir: str, config) -> int:
     strategy, _ = train_utils.start_run(config, workdir)  # checks flags, then creates workdir
 
     if config.stage == "hg":
-        ds = hg_dataset(config, config.seed)
         n_examples = _count_source(config.train_data) if config.epochs else None
     else:
         files = build_cgan_pairs(config, workdir)
         n_examples = num_examples(files) if config.epochs else None
-        ds = pipeline.make_dataset(files, config.batch_size, crop=config.image_size,
-                                   training=True, keys=("sharp", "blurred"),
-                                   resize=_resize(config), seed=config.seed)
+
+    def worker_dataset(per_replica_batch, pipeline_id, num_pipelines):
+        # each worker: its own shard and seed (one worker: all the data, --seed)
+        seed = config.seed * num_pipelines + pipeline_id
+        shard = (num_pipelines, pipeline_id) if num_pipelines > 1 else None
+        if config.stage == "hg":
+            return hg_dataset(config, seed, per_replica_batch, shard, bank_seed=config.seed)
+        return pipeline.make_dataset(files, per_replica_batch, crop=config.image_size,
+                                     training=True, keys=("sharp", "blurred"),
+                                     resize=_resize(config), seed=seed, shard=shard)
     num_steps = config.num_steps
     if config.epochs and n_examples:
         num_steps = max(1, math.ceil(config.epochs * n_examples / config.batch_size))
@@ -354,9 +364,9 @@ def train_and_evaluate(workdir: str, config) -> int:
                                     **trainer.trackables)
     ckpt.restore_latest()
     writers = train_utils.SummaryWriters(workdir)
-    iterator = iter(strategy.experimental_distribute_dataset(ds))
+    iterator = iter(train_utils.distribute_per_worker(strategy, config.batch_size, worker_dataset))
     step_fn = train_utils.make_distributed_step(strategy, trainer.replica_step)
-    image_batch = next(iter(ds))
+    image_batch = next(iter(worker_dataset(config.batch_size, 0, 1)))
 
     def image_fn(step):
         return {"blurry|hg|g_bl|sharp": _grid(trainer.restore(image_batch))}

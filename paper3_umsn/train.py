@@ -14,6 +14,7 @@ Masks: SN stages need ground-truth class masks: TFRecords carrying `mask/classes
 folder plus --mask_dir (`<stem>.png`, ids 0..3), converted once to a record file in the workdir.
 The later stages need none: as in the paper, the masks of the clean target come from SN.
 """
+import functools
 import os
 import time
 
@@ -93,11 +94,19 @@ def noise_level(config):
 
 
 def make_kernel_bank(config):
-    return blur.make_kernel_bank(config.kernels, num=config.num_kernels,
-                                 sizes=range(config.kernel_min, config.kernel_max + 1, 2),
-                                 seed=config.seed,
-                                 exposure=config.kernel_exposure or None,
-                                 min_taps=config.kernel_min_taps)
+    """The run's kernel bank (the paper's: 25,000 camera-shake kernels 13..29, ~45 CPU-s to
+    draw), drawn once per process for the same flags, so stages run in one process (tests, the
+    demo) share it."""
+    return _kernel_bank(config.kernels, config.num_kernels, config.kernel_min, config.kernel_max,
+                        config.seed, config.kernel_exposure or None, config.kernel_min_taps)
+
+
+@functools.lru_cache(maxsize=2)
+def _kernel_bank(kernels, num, kernel_min, kernel_max, seed, exposure, min_taps):
+    bank = blur.make_kernel_bank(kernels, num=num, sizes=range(kernel_min, kernel_max + 1, 2),
+                                 seed=seed, exposure=exposure, min_taps=min_taps)
+    bank.setflags(write=False)  # shared between callers
+    return bank
 
 
 def records_with_masks(image_dir, mask_dir, out_dir):
@@ -141,7 +150,9 @@ def records_with_masks(image_dir, mask_dir, out_dir):
     return path
 
 
-def make_train_dataset(config, bank):
+def make_train_dataset(config, bank, seed=None, batch_size=None, shard=None):
+    """``seed``/``batch_size``/``shard``: one worker's pipeline (``distribute_per_worker``);
+    defaults: --seed, --batch_size, all the data."""
     stage = config.stage
     source = config.train_data
     if not source:
@@ -153,10 +164,11 @@ def make_train_dataset(config, bank):
             source = records_with_masks(source, config.mask_dir, os.path.join(config.workdir, "data"))
     if stage != "sn_clean":
         keys.append("blurred")
-    ds = pipeline.make_dataset(source, config.batch_size, crop=config.crop, training=True,
-                               keys=tuple(keys), resize=_resize(config),
+    ds = pipeline.make_dataset(source, batch_size or config.batch_size, crop=config.crop,
+                               training=True, keys=tuple(keys), resize=_resize(config),
                                kernel_bank=bank if "blurred" in keys else None,
-                               noise_sigma=noise_level(config), seed=config.seed)
+                               noise_sigma=noise_level(config),
+                               seed=config.seed if seed is None else seed, shard=shard)
     return ds
 
 
@@ -346,8 +358,13 @@ def train_and_evaluate(workdir, config):
     checkpointer = train_utils.Checkpointer(workdir, config.keep_checkpoints, **stage.trackables)
     checkpointer.restore_latest()
     writers = train_utils.SummaryWriters(workdir)
-    ds = make_train_dataset(config, bank)
-    iterator = iter(strategy.experimental_distribute_dataset(ds))
+    def worker_dataset(per_replica_batch, pipeline_id, num_pipelines):
+        # each worker: its own shard and seed (one worker: all the data, --seed)
+        return make_train_dataset(config, bank, seed=config.seed * num_pipelines + pipeline_id,
+                                  batch_size=per_replica_batch,
+                                  shard=(num_pipelines, pipeline_id) if num_pipelines > 1 else None)
+
+    iterator = iter(train_utils.distribute_per_worker(strategy, config.batch_size, worker_dataset))
     step_fn = train_utils.make_distributed_step(strategy, stage.replica_step)
 
     eval_batch = None
