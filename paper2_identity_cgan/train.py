@@ -313,8 +313,11 @@ def eval_psnr_fn(trainer, config, seed):
     if not config.eval_data:
         return None
     bank = kernel_bank("camera_shake", 32, seed + 1, config.min_kernel_taps)
+    # held-out faces at the training size (the cGAN stage has no --resize, its pairs are large
+    # frames; the eval faces, e.g. data/sample/test_faces, are 150x150)
+    size = (config.image_size, config.image_size)
     ds = pipeline.make_dataset(config.eval_data, 8, crop=config.image_size, training=False,
-                               resize=_resize(config), kernel_bank=bank,
+                               resize=_resize(config) or size, kernel_bank=bank,
                                noise_sigma=config.noise_sigma, seed=seed + 1)
     batches = list(ds.take(4))
 

@@ -26,6 +26,16 @@ CFG = "paper2_identity_cgan/configs/"
 ONE_STEP = ("--batch_size=1", "--num_steps=1", "--epochs=0")
 
 
+@pytest.fixture(autouse=True)
+def _eager_steps():
+  """The steps run eagerly: tracing the paper-size graphs (8 hourglass stacks, Table 3's G and
+  D) costs far more CPU than the one step it would speed up (README "Set up"); the same step
+  functions are traced by tests/paper2_identity_cgan/test_train_data.py (tiny variant)."""
+  tf.config.run_functions_eagerly(True)
+  yield
+  tf.config.run_functions_eagerly(False)
+
+
 def _build(*argv):
   fv = build.flags.FlagValues()
   build.define_flags(fv)

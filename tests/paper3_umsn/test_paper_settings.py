@@ -29,6 +29,16 @@ ONE_STEP = ("--batch_size=1", "--num_steps=1")
 HELEN_SIZES = {"100_1": (300, 240), "101_1": (256, 320), "200_1": (200, 200), "300_1": (240, 180)}
 
 
+@pytest.fixture(autouse=True)
+def _eager_steps():
+  """The steps run eagerly: tracing the paper-size graphs costs far more CPU than the one step
+  it would speed up (README "Set up"); the same step functions are traced by the smoke stages
+  (tests/paper3_umsn/conftest.py: the umsn step with both optimizers, CN and L_p)."""
+  tf.config.run_functions_eagerly(True)
+  yield
+  tf.config.run_functions_eagerly(False)
+
+
 def _build(*argv):
   fv = build.flags.FlagValues()
   build.define_flags(fv)
