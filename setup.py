@@ -45,6 +45,12 @@ FACE_REQUIRES = [
     "face_recognition_models==0.3.0",
 ]
 
+# Apache Beam for cluster-scale TFDS builds (README "Data"). Optional and not in CI: it caps
+# protobuf < 7 and pillow < 13, below what the cpu/gpu extras resolve to (protobuf 7.36, pillow
+# 13.0). tests/data/test_beam_build.py passed with Beam's pins (protobuf 6.33.6, pillow 12.3.0)
+# over TensorFlow 2.21 in a side environment.
+BEAM_REQUIRES = ["apache-beam==2.77.0"]
+
 TEST_REQUIRES = [
     "pytest==9.2.0",
 ]
@@ -61,5 +67,5 @@ setup(
     package_data={"": ["*.flags", "*.md", "*.sh", "sample/*", "sample/*/*", "weights/*.keras"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={"cpu": CPU_REQUIRES, "gpu": GPU_REQUIRES, "test": TEST_REQUIRES,
-                    "face": FACE_REQUIRES},
+                    "face": FACE_REQUIRES, "beam": BEAM_REQUIRES},
 )

@@ -32,7 +32,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from common import blur, image_io, tfrecord
+from common import blur, image_io, tfds_source, tfrecord
 
 # short output key -> record key
 RECORD_KEYS = {
@@ -104,6 +104,11 @@ def first_image_sizes(source, limit: int = 8) -> list[tuple[str, int, int]]:
     import io  # pylint: disable=import-outside-toplevel
     from PIL import Image  # pylint: disable=import-outside-toplevel
     out = []
+    if tfds_source.is_tfds(source):
+        for ex in tfds_source.read(source, ("sharp",)).take(limit):
+            h, w = ex["sharp"].shape[:2]
+            out.append((f"an example of {source}", int(h), int(w)))
+        return out
     if _is_folder(source):
         for path in image_io.list_images(os.fspath(source))[:limit]:
             with Image.open(path) as im:
@@ -173,7 +178,8 @@ def make_dataset(source, batch_size, crop=None, training=True, keys=("sharp", "b
     Args:
       source: a TFRecord glob, a comma-separated string of globs, or a list of files/globs;
         OR a folder of PNG/JPEG/BMP images (then only "sharp" exists on disk and "blurred"
-        needs ``kernel_bank``).
+        needs ``kernel_bank``); OR ``tfds:NAME[:SPLIT][@DATA_DIR]``, a split prepared by the
+        TFDS builders of ``data.builders`` (``common.tfds_source``).
       batch_size: examples per batch.
       crop: int or (h, w): random crop when ``training``, centre crop otherwise. None = no crop
         (then every image must share one size, or pass ``resize``).
@@ -283,10 +289,12 @@ def read_examples(source, read: Sequence[str], shard=None) -> tf.data.Dataset:
     file's first record holds the keys) or an image folder ("sharp" and "source" only).
     `shard=(num_shards, index)`: whole files (images) when there are enough, else records.
 
-    This is the one place that knows the storage; another reader (e.g. a TFDS split) that yields
-    the same dicts can replace it in front of `augment_and_batch` / `blur_batches`.
+    A split prepared by the TFDS builders of `data.builders` (`tfds:NAME[:SPLIT][@DATA_DIR]`) is
+    read by `common.tfds_source.read` into the same dicts.
     """
     read = list(read)
+    if tfds_source.is_tfds(source):
+        return tfds_source.read(source, read, shard)
     pattern_desc = os.fspath(source) if isinstance(source, (str, os.PathLike)) else list(source)
     if _is_folder(source):
         folder = os.fspath(source)

@@ -367,7 +367,8 @@ def _atomic_json(path, obj):
 
 
 # cfg entries that do not change what the records hold
-_NOT_FINGERPRINTED = ("kernel_source", "output_dir", "overwrite", "num_workers")
+_NOT_FINGERPRINTED = ("kernel_source", "output_dir", "overwrite", "num_workers",
+                      "folder_names_from_path")
 
 
 def _fingerprint_value(v):
@@ -485,19 +486,43 @@ def select_items(items, exclude=None, max_per_identity=None):
     return out
 
 
-def folder_name(source):
-    """Test-set file stem from a record's source key ('Ann/Ann_0001.jpg#1' -> 'Ann_0001_1')."""
-    base = source.replace("\\", "/").split("/")[-1]
+def folder_name(source, from_path=False):
+    """Test-set file stem from a record's source key ('Ann/Ann_0001.jpg#1' -> 'Ann_0001_1').
+
+    ``from_path``: the whole relative path names the file ('GOPR0384_11_00/000001.png' ->
+    'GOPR0384_11_00_000001'), for sources whose file names repeat across folders (GoPro's
+    per-sequence frame numbers; `folder_names_from_path` decides).
+    """
+    path = source.replace("\\", "/")
+    base = path if from_path else path.split("/")[-1]
     stem, _, suffix = base.partition("#")
-    stem = os.path.splitext(stem)[0]
+    stem = os.path.splitext(stem)[0].strip("/").replace("/", "_")
     name = f"{stem}_{suffix}" if suffix else stem
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)
 
 
-def write_folder_shard(out_dir, done_path, examples):
+def folder_names_from_path(keys):
+    """Whether the folder layout must name files by relative path: True when two source items
+    share a file stem (e.g. GoPro's `<seq>/000001.png` in every sequence), which would otherwise
+    overwrite each other. Raises ValueError if even the path names collide."""
+    stems = [folder_name(k) for k in keys]
+    if len(set(stems)) == len(stems):
+        return False
+    names = {}
+    for k in keys:
+        n = folder_name(k, from_path=True)
+        if n in names:
+            raise ValueError(f"--output_format=folder: source items {names[n]!r} and {k!r} would "
+                             f"both be written as {n}.png; use --output_format=records")
+        names[n] = k
+    return True
+
+
+def write_folder_shard(out_dir, done_path, examples, from_path=False):
     """Writes examples in the test-set folder layout; `done_path` (JSON) is written by the caller.
 
-    PNG bytes are written as they are stored in the record (no re-encoding).
+    PNG bytes are written as they are stored in the record (no re-encoding). ``from_path``: name
+    files by the source's relative path (`folder_name`), decided over all items by `build`.
     """
     names = []
     ident_lines = []
@@ -506,7 +531,8 @@ def write_folder_shard(out_dir, done_path, examples):
             serialized = tf.train.Example.FromString(serialized)
         ex = serialized.features.feature
         source = ex[tfrecord.SOURCE].bytes_list.value[0].decode() if tfrecord.SOURCE in ex else ""
-        name = folder_name(source) if source else f"item{len(names):06d}"
+        name = (folder_name(source, from_path=from_path) if source
+                else f"item{len(names):06d}")
         for key, sub in ((tfrecord.SHARP, "sharp"), (tfrecord.BLURRED, "blurred"),
                          (tfrecord.MASK, "masks")):
             if key in ex:
@@ -561,7 +587,8 @@ def build_shard(cfg, path, shard_items, first_index, identity_map, bar=None):
         if bar is not None:
             bar.update(1)
     if cfg.get("output_format") == "folder":
-        write_folder_shard(cfg["output_dir"], path, examples)
+        write_folder_shard(cfg["output_dir"], path, examples,
+                           from_path=cfg.get("folder_names_from_path", False))
         image_io.atomic_write(path, f"{len(examples)} items in the folder layout\n".encode())
     else:
         tfrecord.write_shard(path, examples)
@@ -590,6 +617,9 @@ def build(cfg):
         raise ValueError(f"source {cfg['source']} split {cfg['split']!r} in {cfg['manual_dir']} "
                          "yielded no item.")
     check_build_fingerprint(cfg, items)
+    if cfg.get("output_format") == "folder":
+        # decided over every item, not per shard: shards are built independently
+        cfg = {**cfg, "folder_names_from_path": folder_names_from_path([k for k, _ in items])}
     idents = sorted({e.get("identity") for _, e in items if isinstance(e.get("identity"), str)})
     identity_map = {s: i for i, s in enumerate(idents)}
     bounds = np.linspace(0, len(items), n_shards + 1).astype(int)

@@ -21,7 +21,7 @@ def is_folder(source):
 
 
 def domain_dataset(source, key, batch_size, crop, *, kernels=None, noise_sigma=0.0, resize=None,
-                   training=True, seed=None, flag_name="--data"):
+                   training=True, seed=None, flag_name="--data", shard=None):
     """Batches of one image domain: float32 [B,crop,crop,3] in [0,1] under `key` ("sharp"/"blurred").
 
     `key="blurred"` from a folder needs `kernels` (the blur is synthesised from its sharp faces).
@@ -34,10 +34,10 @@ def domain_dataset(source, key, batch_size, crop, *, kernels=None, noise_sigma=0
                              f"to blur them, or give records holding image/blurred")
         ds = pipeline.make_dataset(source, batch_size, crop=crop, training=training,
                                    keys=("blurred",), kernel_bank=kernels, noise_sigma=noise_sigma,
-                                   quantize=True, resize=parse_resize(resize), seed=seed)
+                                   quantize=True, resize=parse_resize(resize), seed=seed, shard=shard)
     else:
         ds = pipeline.make_dataset(source, batch_size, crop=crop, training=training, keys=(key,),
-                                   resize=parse_resize(resize), seed=seed)
+                                   resize=parse_resize(resize), seed=seed, shard=shard)
     return ds.map(lambda ex: ex[key])
 
 

@@ -77,18 +77,19 @@ def build_models(config, image_size=None):
     return g, f, d_x, d_y
 
 
-def make_unpaired_dataset(config, training=True, batch_size=None, seed=None):
-    """Zipped {"x": clear, "y": blurred} batches in [0,1]."""
+def make_unpaired_dataset(config, training=True, batch_size=None, seed=None, shard=None):
+    """Zipped {"x": clear, "y": blurred} batches in [0,1]; ``shard``: (num_shards, index) of
+    both domains (one worker's pipeline)."""
     batch = batch_size or config.batch_size
     seed = config.seed if seed is None else seed
     kernels = shared_flags.kernel_bank(config)
     dx = inputs.domain_dataset(config.clear_data, "sharp", batch, config.crop_size,
                                resize=config.resize, training=training, seed=seed,
-                               flag_name="--clear_data")
+                               flag_name="--clear_data", shard=shard)
     dy = inputs.domain_dataset(config.blurred_data, "blurred", batch, config.crop_size,
                                kernels=kernels, noise_sigma=config.noise_sigma,
                                resize=config.resize, training=training, seed=seed + 1,
-                               flag_name="--blurred_data")
+                               flag_name="--blurred_data", shard=shard)
     return tf.data.Dataset.zip((dx, dy)).map(lambda x, y: {"x": x, "y": y})
 
 
@@ -194,9 +195,16 @@ def train_and_evaluate(workdir: str, config) -> int:
                 "cycle_psnr_y": float(tf.reduce_mean(metrics.psnr_tf(fixed["y"], gfy))),
                 "psnr_x_vs_gx": float(tf.reduce_mean(metrics.psnr_tf(fixed["x"], gx)))}
 
-    return train_utils.train(workdir, config, trainer,
-                             lambda start: make_unpaired_dataset(config, seed=config.seed + start),
-                             sample_batch=fixed, eval_fn=eval_fn)
+    def dataset(start):  # one input pipeline per worker: its own shard of both domains and seed
+        def worker_dataset(per_replica_batch, pipeline_id, num_pipelines):
+            return make_unpaired_dataset(
+                config, batch_size=per_replica_batch,
+                seed=(config.seed + start) * num_pipelines + 2 * pipeline_id,
+                shard=(num_pipelines, pipeline_id) if num_pipelines > 1 else None)
+        return train_utils.distribute_per_worker(strategy, config.batch_size, worker_dataset)
+
+    return train_utils.train(workdir, config, trainer, dataset, sample_batch=fixed,
+                             eval_fn=eval_fn)
 
 
 if __name__ == "__main__":

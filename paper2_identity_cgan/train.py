@@ -131,14 +131,17 @@ def num_examples(files) -> int:
     return sum(1 for _ in tf.data.TFRecordDataset(files))
 
 
-def hg_dataset(config, seed):
-    bank = shared_flags.kernel_bank(config, seed)
+def hg_dataset(config, seed, batch_size=None, shard=None, bank_seed=None):
+    """``shard``/``batch_size``: one worker's pipeline (``train_utils.distribute_per_worker``);
+    the kernel bank is drawn from ``bank_seed`` (default ``seed``), the same on every worker."""
+    bank = shared_flags.kernel_bank(config, seed if bank_seed is None else bank_seed)
     if not config.train_data:
         raise ValueError("stage hg needs --train_data (a folder of sharp faces or records)")
-    return pipeline.make_dataset(config.train_data, config.batch_size, crop=config.crop_size,
-                                 training=True, keys=("sharp", "blurred"),
+    return pipeline.make_dataset(config.train_data, batch_size or config.batch_size,
+                                 crop=config.crop_size, training=True, keys=("sharp", "blurred"),
                                  resize=shared_flags.parse_resize(config.resize), kernel_bank=bank,
-                                 noise_sigma=shared_flags.noise_level(config), seed=seed)
+                                 noise_sigma=shared_flags.noise_level(config), seed=seed,
+                                 shard=shard)
 
 
 # ------------------------------------------------------------------------------ trainers ----
@@ -294,8 +297,12 @@ def eval_batches(config, seed):
     if not config.eval_data:
         return None
     bank = shared_flags.kernel_bank(config, seed + 1, spec="camera_shake", num=32)
+    # held-out faces at the training size (the cGAN stage has no --resize, its pairs are large
+    # frames; the eval faces, e.g. data/sample/test_faces, are 150x150)
+    size = (config.crop_size, config.crop_size)
     ds = pipeline.make_dataset(config.eval_data, 8, crop=config.crop_size, training=False,
-                               resize=shared_flags.parse_resize(config.resize), kernel_bank=bank,
+                               resize=shared_flags.parse_resize(config.resize) or size,
+                               kernel_bank=bank,
                                noise_sigma=config.noise_sigma, seed=seed + 1)
     return list(ds.take(4))
 
@@ -318,24 +325,34 @@ def eval_psnr_fn(trainer, batches):
 
 # ---------------------------------------------------------------------------------- main ----
 def stage_dataset(config, workdir):
-    """(training dataset, number of steps) of the stage: --num_steps, or --epochs over the
-    stage's examples (HG: --train_data; cGAN: the frame-averaged pairs, built once)."""
+    """(worker_dataset, number of steps) of the stage: ``worker_dataset(per_replica_batch,
+    pipeline_id, num_pipelines)`` is one worker's input pipeline (its own shard and seed; one
+    worker: all the data, --seed) for ``train_utils.distribute_per_worker``; steps: --num_steps,
+    or --epochs over the stage's examples (HG: --train_data; cGAN: the frame-averaged pairs,
+    built once)."""
     if config.stage == "hg":
-        ds = hg_dataset(config, config.seed)
         n_examples = _count_source(config.train_data) if config.epochs else None
     else:
         files = build_cgan_pairs(config, workdir)
         n_examples = num_examples(files) if config.epochs else None
-        ds = pipeline.make_dataset(files, config.batch_size, crop=config.crop_size,
-                                   training=True, keys=("sharp", "blurred"),
-                                   resize=shared_flags.parse_resize(config.resize),
-                                   seed=config.seed, noise_sigma=shared_flags.noise_level(config))
+
+    def worker_dataset(per_replica_batch, pipeline_id, num_pipelines):
+        seed = config.seed * num_pipelines + pipeline_id
+        shard = (num_pipelines, pipeline_id) if num_pipelines > 1 else None
+        if config.stage == "hg":
+            return hg_dataset(config, seed, per_replica_batch, shard, bank_seed=config.seed)
+        return pipeline.make_dataset(files, per_replica_batch, crop=config.crop_size,
+                                     training=True, keys=("sharp", "blurred"),
+                                     resize=shared_flags.parse_resize(config.resize),
+                                     seed=seed, shard=shard,
+                                     noise_sigma=shared_flags.noise_level(config))
+
     num_steps = config.num_steps
     if config.epochs and n_examples:
         num_steps = max(1, math.ceil(config.epochs * n_examples / config.batch_size))
         logging.info("--epochs=%d over %d examples -> %d steps", config.epochs, n_examples,
                      num_steps)
-    return ds, num_steps
+    return worker_dataset, num_steps
 
 
 def validate_flags(config):
@@ -349,12 +366,15 @@ def validate_flags(config):
 def train_and_evaluate(workdir: str, config) -> int:
     """Trains the stage named by ``config.stage`` in ``workdir``; returns the final step."""
     strategy, _ = train_utils.start_run(config, workdir, validate=validate_flags)
-    ds, num_steps = stage_dataset(config, workdir)
+    worker_dataset, num_steps = stage_dataset(config, workdir)
     trainer = build_trainer(config, strategy)
     held_out = eval_batches(config, config.seed)
-    return train_utils.train(workdir, config, trainer, ds, sample_batch=next(iter(ds)),
-                             eval_batch=held_out[0] if held_out else None,
-                             eval_fn=eval_psnr_fn(trainer, held_out), num_steps=num_steps)
+    return train_utils.train(
+        workdir, config, trainer,
+        lambda start: train_utils.distribute_per_worker(strategy, config.batch_size, worker_dataset),
+        sample_batch=next(iter(worker_dataset(config.batch_size, 0, 1))),
+        eval_batch=held_out[0] if held_out else None,
+        eval_fn=eval_psnr_fn(trainer, held_out), num_steps=num_steps)
 
 
 def _count_source(source) -> int:

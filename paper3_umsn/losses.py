@@ -126,7 +126,8 @@ def load_vgg16_relu12(weights_path=None, allow_random=False):
     """
     import os
     vgg = Vgg16Relu12(name="vgg16_relu1_2")
-    vgg.build((None, None, None, 3))
+    # one call builds conv1/conv2 (Layer.build would leave them unbuilt, without weights to set)
+    vgg(keras.ops.zeros((1, 4, 4, 3)))
     if not weights_path:
         if allow_random:
             return vgg

@@ -15,7 +15,9 @@ folder plus --mask_dir (`<stem>.png`, ids 0..3), converted once to a record file
 The later stages need none: as in the paper, the masks of the clean target come from SN.
 """
 import contextlib
+import functools
 import os
+import types
 
 import numpy as np
 import tensorflow as tf
@@ -81,8 +83,21 @@ def define_flags(fv=flags.FLAGS):
 
 
 def make_kernel_bank(config):
-    """The stage's kernel bank (`common.shared_flags.kernel_bank` of the kernel flags)."""
-    return shared_flags.kernel_bank(config)
+    """The run's kernel bank (`common.shared_flags.kernel_bank` of the kernel flags; the paper's
+    25,000 camera-shake kernels take ~45 CPU-s to draw), drawn once per process for the same
+    flags, so stages run in one process (tests, the demo) share it."""
+    return _kernel_bank(config.blur_kernels, config.num_kernels, config.kernel_sizes,
+                        int(config.seed), config.kernel_exposure, config.kernel_min_taps)
+
+
+@functools.lru_cache(maxsize=2)
+def _kernel_bank(blur_kernels, num_kernels, kernel_sizes, seed, kernel_exposure, kernel_min_taps):
+    bank = shared_flags.kernel_bank(types.SimpleNamespace(
+        blur_kernels=blur_kernels, num_kernels=num_kernels, kernel_sizes=kernel_sizes, seed=seed,
+        kernel_exposure=kernel_exposure, kernel_min_taps=kernel_min_taps))
+    if bank is not None:
+        bank.setflags(write=False)  # shared between callers
+    return bank
 
 
 def records_with_masks(image_dir, mask_dir, out_dir):
@@ -126,7 +141,9 @@ def records_with_masks(image_dir, mask_dir, out_dir):
     return path
 
 
-def make_train_dataset(config, bank):
+def make_train_dataset(config, bank, seed=None, batch_size=None, shard=None):
+    """``seed``/``batch_size``/``shard``: one worker's pipeline (``distribute_per_worker``);
+    defaults: --seed, --batch_size, all the data."""
     stage = config.stage
     source = config.train_data
     if not source:
@@ -138,10 +155,12 @@ def make_train_dataset(config, bank):
             source = records_with_masks(source, config.mask_dir, os.path.join(config.workdir, "data"))
     if stage != "sn_clean":
         keys.append("blurred")
-    ds = pipeline.make_dataset(source, config.batch_size, crop=config.crop_size, training=True,
-                               keys=tuple(keys), resize=shared_flags.parse_resize(config.resize),
+    ds = pipeline.make_dataset(source, batch_size or config.batch_size, crop=config.crop_size,
+                               training=True, keys=tuple(keys),
+                               resize=shared_flags.parse_resize(config.resize),
                                kernel_bank=bank if "blurred" in keys else None,
-                               noise_sigma=shared_flags.noise_level(config), seed=config.seed)
+                               noise_sigma=shared_flags.noise_level(config),
+                               seed=config.seed if seed is None else seed, shard=shard)
     return ds
 
 
@@ -423,7 +442,13 @@ def train_and_evaluate(workdir, config):
                  config.ablation, policy)
     bank = make_kernel_bank(config) if config.stage != "sn_clean" else None
     stage = make_stage(config, strategy)
-    ds = make_train_dataset(config, bank)
+
+    def worker_dataset(per_replica_batch, pipeline_id, num_pipelines):
+        # each worker: its own shard and seed (one worker: all the data, --seed)
+        return make_train_dataset(config, bank, seed=config.seed * num_pipelines + pipeline_id,
+                                  batch_size=per_replica_batch,
+                                  shard=(num_pipelines, pipeline_id) if num_pipelines > 1 else None)
+
     held_out = eval_batch(config, bank)
     eval_fn = None
     if held_out is not None:
@@ -436,8 +461,11 @@ def train_and_evaluate(workdir, config):
                     "psnr_blurred": float(tf.reduce_mean(tf.image.psnr(
                         held_out["blurred"], held_out["sharp"], 1.0)))}
 
-    return train_utils.train(workdir, config, stage, ds, sample_batch=next(iter(ds)),
-                             eval_batch=held_out, eval_fn=eval_fn)
+    return train_utils.train(
+        workdir, config, stage,
+        lambda start: train_utils.distribute_per_worker(strategy, config.batch_size, worker_dataset),
+        sample_batch=next(iter(worker_dataset(config.batch_size, 0, 1))),
+        eval_batch=held_out, eval_fn=eval_fn)
 
 
 if __name__ == "__main__":

@@ -80,17 +80,25 @@ def natural_key(s):
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
 
 
-def prepare(builder_cls, manual_dir, data_dir, config=None, max_examples_per_split=None, **kwargs):
+def prepare(builder_cls, manual_dir, data_dir, config=None, max_examples_per_split=None,
+            beam_runner=None, beam_options=None, **kwargs):
     """Builds `builder_cls` into `data_dir` from `manual_dir`; never touches the network.
 
-    Returns the prepared builder (`builder.as_dataset(split=...)` reads it back).
+    With `beam_runner` or `beam_options` (an `apache_beam` runner / `PipelineOptions`, e.g.
+    `PipelineOptions(["--runner=DataflowRunner", ...])` for a cluster, or `DirectRunner()`), the
+    split generation runs as an Apache Beam pipeline (`ManualDirBuilder(beam=True)`).
+    Returns the prepared builder (`builder.as_dataset(split=...)` reads it back; trainers read it
+    as `--train_data=tfds:NAME:SPLIT@DATA_DIR`, `common.tfds_source`).
     """
+    if beam_runner is not None or beam_options is not None:
+        kwargs["beam"] = True
     builder = builder_cls(data_dir=data_dir, config=config, **kwargs)
     download_config = tfds.download.DownloadConfig(
         manual_dir=manual_dir,
         download_mode=tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS,
         try_download_gcs=False,
-        max_examples_per_split=max_examples_per_split)
+        max_examples_per_split=max_examples_per_split,
+        beam_runner=beam_runner, beam_options=beam_options)
     builder.download_and_prepare(download_config=download_config,
                                  file_format="tfrecord")
     return builder
@@ -116,6 +124,11 @@ class ManualDirBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """
 
     VERSION = tfds.core.Version("1.0.0")
+    BEAM_NOTE = """With beam=True each split is an Apache Beam pipeline: the items (file paths,
+    and the arrays a generator computes, e.g. Helen's class masks) are listed on the launching
+    machine, and the workers read, encode and write the examples into the TFDS shards; the
+    result is the same dataset as the in-process build (any Beam runner: DirectRunner,
+    Dataflow, Flink, Spark)."""
     RELEASE_NOTES = {"1.0.0": "Manual-dir builder for facedeblur."}
     HOMEPAGE = None
     CITATION = None
@@ -138,9 +151,19 @@ class ManualDirBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             features=tfds.features.FeaturesDict(self._features()),
             supervised_keys=self.SUPERVISED_KEYS, homepage=self.HOMEPAGE, citation=self.CITATION)
 
+    def __init__(self, *args, beam=False, **kwargs):
+        self._beam = bool(beam)
+        super().__init__(*args, **kwargs)
+
     def _split_generators(self, dl_manager):
         manual_dir = manual_dir_of(dl_manager)
+        if self._beam:  # see BEAM_NOTE
+            return {s: self._beam_examples(manual_dir, s) for s in self._split_names(manual_dir)}
         return {s: self._generate_examples(manual_dir, s) for s in self._split_names(manual_dir)}
+
+    def _beam_examples(self, manual_dir, split):
+        beam = tfds.core.lazy_imports.apache_beam
+        return f"list_{split}" >> beam.Create(list(self._examples(manual_dir, split)))
 
     def _generate_examples(self, manual_dir, split):
         yield from self._examples(manual_dir, split)

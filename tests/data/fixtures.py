@@ -37,16 +37,19 @@ def celeba(root, n=10, with_annotations=True, w=89, h=109):
   return root
 
 
-def helen(root):
-  """3 images; labels maps chosen so the argmax is known: returns {id: expected class map}."""
+def helen(root, sizes=None):
+  """4 images (2 exemplars = train, 1 tuning, 1 testing); labels maps chosen so the argmax is
+  known: returns {id: expected class map}. ``sizes``: {id: (h, w)} (default 32x32 each); the
+  released SmithCVPR2013 images differ in size from image to image, as ``sizes`` can."""
   ids = {"exemplars.txt": ["100_1", "101_1"], "tuning.txt": ["200_1"], "testing.txt": ["300_1"]}
   expected = {}
   for fname, names in ids.items():
     write(os.path.join(root, fname), "".join(f" {i + 1} , {n}\n" for i, n in enumerate(names)))
     for j, n in enumerate(names):
-      save(os.path.join(root, "images", n + ".jpg"), rand_img(j, 32, 32))
-      rng = np.random.default_rng(hash(n) % 1000)
-      maps = rng.integers(0, 256, (11, 32, 32)).astype(np.uint8)
+      h, w = (sizes or {}).get(n, (32, 32))
+      save(os.path.join(root, "images", n + ".jpg"), rand_img(j, h, w))
+      rng = np.random.default_rng(sum(map(ord, n)))
+      maps = rng.integers(0, 256, (11, h, w)).astype(np.uint8)
       for lbl in range(11):
         save(os.path.join(root, "labels", n, f"{n}_lbl{lbl:02d}.png"), maps[lbl])
       expected[n] = np.array([0, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3])[np.argmax(maps, 0)]
@@ -64,22 +67,38 @@ def lfw(root, people=None):
   return root
 
 
-def gopro(root):
+def gopro(root, w=32, h=32):
+  """GOPRO_Large: train|test/<seq>/blur|sharp/<frame>.png; every sequence numbers its frames
+  from 000001, so file names repeat across sequences (as released; real frames are 1280x720).
+  Each image differs (seeded by sequence, frame and blur/sharp)."""
+  seed = 0
   for split, seqs in (("train", ["GOPR0001_00_00", "GOPR0002_00_00"]), ("test", ["GOPR0009_00_00"])):
     for q in seqs:
       for f in ("000001.png", "000002.png"):
-        save(os.path.join(root, split, q, "blur", f), rand_img(1))
-        save(os.path.join(root, split, q, "sharp", f), rand_img(2))
+        seed += 2
+        save(os.path.join(root, split, q, "blur", f), rand_img(seed, h, w))
+        save(os.path.join(root, split, q, "sharp", f), rand_img(seed + 1, h, w))
   return root
 
 
-def shen(root):
+def shen(root, size=32, faces=None):
+  """Shen et al. 2018 test layout: <subset>/sharp/<name>.png and
+  <subset>/blurred/<name>_ker<K>_size<S>.png (kernels 1, 2 x sizes 13, 27 here). ``faces``:
+  optional list of uint8 [size, size, 3] sharp faces (blurred = a box blur of them); default
+  random images."""
   for sub in ("helen", "celeba"):
-    for n in ("0001", "0002"):
-      save(os.path.join(root, sub, "sharp", n + ".png"), rand_img(3))
+    for i, n in enumerate(("0001", "0002")):
+      sharp = rand_img(3, size, size) if faces is None else faces[i % len(faces)]
+      save(os.path.join(root, sub, "sharp", n + ".png"), sharp)
       for k in (1, 2):
         for s in (13, 27):
-          save(os.path.join(root, sub, "blurred", f"{n}_ker{k:02d}_size{s}.png"), rand_img(4))
+          if faces is None:
+            blurred = rand_img(4, size, size)
+          else:
+            from scipy import ndimage  # pylint: disable=import-outside-toplevel
+            blurred = ndimage.uniform_filter(sharp.astype(np.float32), (1, s // 4 * k, 1),
+                                             mode="reflect").round().astype(np.uint8)
+          save(os.path.join(root, sub, "blurred", f"{n}_ker{k:02d}_size{s}.png"), blurred)
   return root
 
 
@@ -101,6 +120,28 @@ def vw300(root, n_frames=9, videos=("001", "002")):
       save(os.path.join(root, v, "frames", f"{i:06d}.png"), rand_img(i, 32, 32))
       pts = np.stack([np.arange(68), np.arange(68) * 0.5 + i], 1)
       write(os.path.join(root, v, "annot", f"{i:06d}.pts"), pts_text(pts))
+  return root
+
+
+def vw300_face_video(root, face, videos=("001",), n_frames=21, w=640, h=360, box=135):
+  """300VW layout (<video>/frames/000001.png + <video>/annot/000001.pts, 68 points, 1-based)
+  with frames of w x h (default 640x360) where ``face`` (uint8 RGB), resized to a box x box
+  square (135: the paper's mean 300VW face size, Sec. 5.2), drifts 2 px right and 1 px down per
+  frame over a smooth background: smooth motion, so frame averaging (PrAvg, VLA) gives real
+  blur. The 68 points lie on an ellipse inside the face box and move with it."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  face = np.asarray(Image.fromarray(np.asarray(face)).resize((box, box), Image.BILINEAR))
+  yy, xx = np.mgrid[0:h, 0:w]
+  background = np.stack([xx * 255 // w, yy * 255 // h, np.full_like(xx, 96)], -1).astype(np.uint8)
+  t = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+  ellipse = np.stack([0.5 + 0.4 * np.cos(t), 0.55 + 0.4 * np.sin(t)], 1) * box
+  for v in videos:
+    for i in range(1, n_frames + 1):
+      x0, y0 = (w - box) // 2 - n_frames + 2 * i, (h - box) // 2 - n_frames // 2 + i
+      frame = background.copy()
+      frame[y0:y0 + box, x0:x0 + box] = face
+      save(os.path.join(root, v, "frames", f"{i:06d}.png"), frame)
+      write(os.path.join(root, v, "annot", f"{i:06d}.pts"), pts_text(ellipse + [x0, y0]))
   return root
 
 

@@ -122,8 +122,32 @@ def test_unpaired_and_paired(tmp_path):
   rep = run(["--source=gopro", f"--manual_dir={fixtures.gopro(str(tmp_path / 'g'))}",
              "--split=test", f"--output_dir={out}", "--mode=paired", "--num_shards=1"])
   recs = read_all(os.path.join(out, "test-*.tfrecord"), ("image/sharp", "image/blurred"))
-  np.testing.assert_array_equal(recs[0]["image/sharp"], fixtures.rand_img(2))
-  np.testing.assert_array_equal(recs[0]["image/blurred"], fixtures.rand_img(1))
+  # test/GOPR0009_00_00/000001.png: the fixture's 5th pair (blur seed 10, sharp seed 11)
+  np.testing.assert_array_equal(recs[0]["image/sharp"], fixtures.rand_img(11))
+  np.testing.assert_array_equal(recs[0]["image/blurred"], fixtures.rand_img(10))
+
+
+def test_folder_output_names_repeated_file_names_by_their_path(tmp_path):
+  """GoPro numbers frames per sequence: GOPR0001_00_00/000001.png and GOPR0002_00_00/000001.png
+  must not overwrite each other in the folder layout (across shards too)."""
+  root = fixtures.gopro(str(tmp_path / "g"))
+  out = str(tmp_path / "folder")
+  rep = run(["--source=gopro", f"--manual_dir={root}", "--split=train", f"--output_dir={out}",
+             "--mode=paired", "--output_format=folder", "--num_shards=2"])
+  assert rep["records"] == 4
+  names = sorted(os.listdir(os.path.join(out, "blurred")))
+  assert names == ["GOPR0001_00_00_000001.png", "GOPR0001_00_00_000002.png",
+                   "GOPR0002_00_00_000001.png", "GOPR0002_00_00_000002.png"]
+  assert sorted(os.listdir(os.path.join(out, "sharp"))) == names
+  for name in names:
+    seq, frame = name[:14], name[15:]
+    for sub, src in (("blurred", "blur"), ("sharp", "sharp")):
+      np.testing.assert_array_equal(
+          image_io.read_image(os.path.join(out, sub, name)),
+          image_io.read_image(os.path.join(root, "train", seq, src, frame)))
+  # unique stems keep their short names (LFW/CelebA-style sources)
+  assert build.folder_names_from_path(["a/x.png", "b/y.png"]) is False
+  assert build.folder_name("GOPR0384_11_00/000001.png", from_path=True) == "GOPR0384_11_00_000001"
 
 
 def test_shen_bank_protocol():
