@@ -26,7 +26,8 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
-from common import face, image_io, inference, metrics, paths, pipeline, report, tfrecord, train_utils
+from common import (face, image_io, inference, keras_utils, metrics, paths, pipeline, report,
+                    tfrecord, train_utils)
 from common.evaluation import methods as methods_lib
 from common.evaluation import runner, test_sets
 from paper3_umsn import models, train
@@ -338,8 +339,8 @@ def predict_classes(sn, image):
     multiple of 4, cropped back)."""
     x = image_io.to_float32(image)
     h, w = x.shape[:2]
-    padded, _ = inference.pad_to_multiple(x, 4)
-    logits = np.asarray(sn(padded[None].astype(np.float32)))
+    padded = np.asarray(keras_utils.pad_to_multiple(x, 4), np.float32)
+    logits = np.asarray(sn(padded[None]))
     return np.argmax(logits[0, :h, :w], -1).astype(np.int32)
 
 

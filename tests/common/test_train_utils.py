@@ -189,6 +189,7 @@ def test_train_runs_a_trainer_with_hparams_rates_eval_images_profile_and_eta(tmp
     data = tf.data.Dataset.from_tensor_slices({"x": np.random.rand(64, 3).astype("float32")})
     batch = next(iter(data.batch(2)))
     caplog.set_level("INFO")
+    caplog.set_level("INFO", logger="absl")  # another test may have left absl's logger at WARNING
     final = tu.train(workdir, fv, trainer, lambda start: data.repeat().batch(2),
                      sample_batch=batch, eval_batch=batch, eval_fn=lambda step: {"psnr": 1.0})
     assert final == 4

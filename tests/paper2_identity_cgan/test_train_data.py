@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common import frame_averaging, image_io, pipeline, train_utils
+from common import frame_averaging, image_io, pipeline, shared_flags, train_utils
 from paper2_identity_cgan import data as p2data
 from paper2_identity_cgan import train
 

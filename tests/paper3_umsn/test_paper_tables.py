@@ -111,7 +111,7 @@ def test_table_vi_flagfile_is_the_equal_iteration_protocol():
 
 
 def test_table_vi_layout_protocol_and_params(stages, umsn_run):
-    result = evaluate.run_eval(stages["umsn"], "data/sample/test_faces", num_images=2, run=umsn_run)
+    result = evaluate.measure(stages["umsn"], "data/sample/test_faces", num_images=2, run=umsn_run)
     result["step"] = evaluate.run_step(stages["umsn"])
     t6 = evaluate.table_vi([result], "helen")
     assert t6.columns == ["PSNR", "SSIM", "params", "steps"]
@@ -152,7 +152,7 @@ def test_shen_layout_loads_through_the_core_and_scores_table_iii(stages, umsn_ru
     np.testing.assert_array_equal(s.sharp, image_io.read_image(os.path.join(root, "sharp", "0002.png")))
     assert ts.samples[0].mask is not None and s.mask is None
     assert test_sets.parse_shen_blurred("ker03/size17/0009.png") == ("0009", 3, 17)
-    result = evaluate.run_eval(stages["umsn"], root, num_images=0, run=umsn_run)
+    result = evaluate.measure(stages["umsn"], root, num_images=0, run=umsn_run)
     assert "not re-blurred" in result["blur"] and len(result["sharp"]) == 8
     t3 = evaluate.tables(result, "helen")[0]
     blurred = np.stack([image_io.to_float32(x.blurred) for x in ts.samples])

@@ -6,6 +6,15 @@ import tensorflow as tf
 from paper3_umsn import losses, models
 
 
+def _build_all(variant, ablation, size):
+    """SN, UMSN and CN of `variant`, built on a [1, size, size, 3] input."""
+    sn, umsn, cn = models.build_sn(variant), models.build_umsn(variant, ablation), models.build_cn(variant)
+    y = np.zeros((1, size, size, 3), np.float32)
+    out = umsn([y, tf.nn.softmax(sn(y), -1)])["x_hat"]
+    cn([out, out])
+    return {"sn": sn, "umsn": umsn, "cn": cn}
+
+
 def _loss_and_grads(nets, y, x, mode):
     sn, umsn, cn = nets["sn"], nets["umsn"], nets["cn"]
     models.set_remat(umsn, mode)
@@ -29,7 +38,7 @@ def _loss_and_grads(nets, y, x, mode):
 @pytest.mark.parametrize("mode", ["blocks", "units"])
 def test_remat_keeps_weights_outputs_loss_and_gradients(mode):
     tf.keras.utils.set_random_seed(0)
-    nets = models.build_all("tiny", "umsn", size=16)
+    nets = _build_all("tiny", "umsn", size=16)
     # Non-zero residual heads, so the gradients reach every block.
     for layer in (nets["umsn"].head, nets["umsn"].half_head):
         layer.kernel.assign(np.random.default_rng(1).normal(0, 0.1, layer.kernel.shape))
