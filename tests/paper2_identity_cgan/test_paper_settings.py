@@ -94,7 +94,8 @@ def test_paper2_paper_flagfiles_on_celeba_and_300vw_layouts(tmp_path):
     res = json.load(f)
   assert set(res) == set(evaluate.PROTOCOLS)
   for proto, rows in res.items():
-    assert rows["final"]["n"] == rows["blurred"]["n"] == 2, proto   # the video + the still
+    # every frame window of the video (--every_window, Tables 5-7) + the still's middle window
+    assert rows["final"]["n"] == rows["blurred"]["n"] >= 2, proto
     assert np.isfinite(rows["final"]["psnr"]) and np.isfinite(rows["blurred"]["psnr"])
 
   # the restored model is the paper's (rebuilt from flags.txt) at the paper's size
