@@ -96,7 +96,8 @@ def test_paper2_paper_flagfiles_on_celeba_and_300vw_layouts(tmp_path):
   for proto, rows in res.items():
     # every frame window of the video (--every_window, Tables 5-7) + the still's middle window
     assert rows["final"]["n"] == rows["blurred"]["n"] >= 2, proto
-    assert np.isfinite(rows["final"]["psnr"]) and np.isfinite(rows["blurred"]["psnr"])
+    # a window of still frames averages to its sharp frame: the blurred PSNR may be inf (exact)
+    assert np.isfinite(rows["final"]["psnr"]) and rows["blurred"]["psnr"] > 0
 
   # the restored model is the paper's (rebuilt from flags.txt) at the paper's size
   cfg, fn = evaluate.load_model(cg_dir)
