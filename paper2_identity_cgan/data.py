@@ -240,30 +240,52 @@ def collect_sequences(videos: str = "", stills: str = "", size: int = 128, num_f
                                    with_boxes=with_boxes, motion_scales=motion_scales)
 
 
-def define_flags(fv=None):
-    """Flags of ``python -m paper2_identity_cgan.data`` (the pair builder)."""
+def define_pair_flags(fv) -> None:
+    """The pair-building flags shared by this CLI and ``train.py --stage=cgan``."""
     from absl import flags  # pylint: disable=import-outside-toplevel
-    fv = flags.FLAGS if fv is None else fv
     d = dict(flag_values=fv)
     flags.DEFINE_string("train_videos", "", "Comma-separated globs of real frame folders.", **d)
     flags.DEFINE_string("train_stills", "", "Folder of still faces turned into synthetic videos "
                         "(data.synth_video).", **d)
     flags.DEFINE_integer("stills_limit", 0, "Use at most this many stills (0: all).", **d)
-    flags.DEFINE_string("output_dir", None, "Where the pair records go (train.py --pairs_dir).",
-                        **d)
-    flags.DEFINE_string("name", "train", "Record file prefix.", **d)
-    flags.DEFINE_integer("crop_size", 128, "Frame size (square centre crop, resized).",
-                         lower_bound=1, **d)
     flags.DEFINE_integer("synth_frames", 21, "Frames per synthetic video.", **d)
+    flags.DEFINE_list("motion_scale", ["1"], "Factors on synth_video's motion, cycled over the "
+                      "stills (e.g. 1,2,3: a third of the clips each at 1x, 2x, 3x; stronger "
+                      "blur).", **d)
     flags.DEFINE_list("pair_modes", ["vla", "pravg"], "Frame averaging: vla and/or pravg.", **d)
     flags.DEFINE_integer("pravg_length", 7, "L for PrAvg pairs.", **d)
     flags.DEFINE_integer("vla_stride", 3, "Centre stride for VLA pairs.", **d)
     flags.DEFINE_integer("vla_max_length", 21, "Longest VLA window.", **d)
     flags.DEFINE_bool("reverse", True, "Also parse sequences in reverse temporal order.", **d)
+
+
+def pairs_from_flags(config) -> list[dict]:
+    """Every pair (``make_pairs``) of the sequences named by the pair-building flags
+    (``define_pair_flags``) plus --crop_size and --seed."""
+    pairs = []
+    for name, frames, boxes in collect_sequences(
+            config.train_videos, config.train_stills, config.crop_size, config.synth_frames,
+            config.seed, config.stills_limit or None, with_boxes=True,
+            motion_scales=tuple(float(v) for v in config.motion_scale)):
+        pairs += make_pairs(name, frames, modes=tuple(config.pair_modes),
+                            pravg_length=config.pravg_length, vla_stride=config.vla_stride,
+                            vla_max_length=config.vla_max_length, reverse=config.reverse,
+                            boxes=boxes)
+    return pairs
+
+
+def define_flags(fv=None):
+    """Flags of ``python -m paper2_identity_cgan.data`` (the pair builder)."""
+    from absl import flags  # pylint: disable=import-outside-toplevel
+    fv = flags.FLAGS if fv is None else fv
+    d = dict(flag_values=fv)
+    define_pair_flags(fv)
+    flags.DEFINE_string("output_dir", None, "Where the pair records go (train.py --pairs_dir).",
+                        **d)
+    flags.DEFINE_string("name", "train", "Record file prefix.", **d)
+    flags.DEFINE_integer("crop_size", 128, "Frame size (square centre crop, resized).",
+                         lower_bound=1, **d)
     flags.DEFINE_integer("seed", 0, "Seed of the synthetic videos.", **d)
-    flags.DEFINE_list("motion_scale", ["1"], "Factors on synth_video's motion, cycled over the "
-                      "stills (e.g. 1,2,3: a third of the clips each at 1x, 2x, 3x; stronger "
-                      "blur).", **d)
 
 
 def main(argv):
@@ -275,14 +297,7 @@ def main(argv):
     a = flags.FLAGS
     if not (a.train_videos or a.train_stills):
         raise SystemExit("error: pass --train_stills and/or --train_videos")
-    pairs = []
-    for name, frames, boxes in collect_sequences(a.train_videos, a.train_stills, a.crop_size,
-                                                 a.synth_frames, a.seed, a.stills_limit or None,
-                                                 with_boxes=True,
-                                                 motion_scales=tuple(float(v) for v in a.motion_scale)):
-        pairs += make_pairs(name, frames, modes=tuple(a.pair_modes),
-                            pravg_length=a.pravg_length, vla_stride=a.vla_stride,
-                            vla_max_length=a.vla_max_length, reverse=a.reverse, boxes=boxes)
+    pairs = pairs_from_flags(a)
     files = write_pairs(a.output_dir, a.name, pairs)
     print(f"{len(pairs)} pairs -> {files}")
 

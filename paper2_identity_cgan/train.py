@@ -59,18 +59,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("train_pairs", "", "TFRecord glob of ready pairs (image/sharp + "
                         "image/blurred); when empty pairs are built from --train_videos / "
                         "--train_stills into --pairs_dir.", **d)
-    flags.DEFINE_string("train_videos", "", "Comma-separated globs of real frame folders.", **d)
-    flags.DEFINE_string("train_stills", "", "Folder of still faces turned into synthetic videos "
-                        "(data.synth_video).", **d)
-    flags.DEFINE_integer("stills_limit", 0, "Use at most this many stills (0: all).", **d)
-    flags.DEFINE_integer("synth_frames", 21, "Frames per synthetic video.", **d)
-    flags.DEFINE_list("motion_scale", ["1"], "Factors on synth_video's motion, cycled over the "
-                      "stills (e.g. 1,2,3: stronger frame-averaged blur).", **d)
-    flags.DEFINE_list("pair_modes", ["vla", "pravg"], "Frame averaging: vla and/or pravg.", **d)
-    flags.DEFINE_integer("pravg_length", 7, "L for PrAvg training pairs.", **d)
-    flags.DEFINE_integer("vla_stride", 3, "Centre stride for VLA pairs.", **d)
-    flags.DEFINE_integer("vla_max_length", 21, "Longest VLA window.", **d)
-    flags.DEFINE_bool("reverse", True, "Also parse sequences in reverse temporal order.", **d)
+    p2data.define_pair_flags(fv)  # --train_videos, --train_stills, --pair_modes, ...
     flags.DEFINE_string("pairs_dir", "", "Where built pairs go (default WORKDIR/pairs).", **d)
     flags.DEFINE_bool("use_hg", True, "Condition G_bl on HG(I_bl) (6-channel input).", **d)
     flags.DEFINE_bool("identity", True, "Train the identity stream G_s (Eq. 5).", **d)
@@ -107,23 +96,12 @@ def build_cgan_pairs(config, workdir) -> list[str]:
     existing = sorted(glob.glob(os.path.join(out_dir, "train-*-of-*.tfrecord")))
     if existing:
         return existing
-    pairs = []
-    seqs = p2data.collect_sequences(config.train_videos, config.train_stills, config.crop_size,
-                                    config.synth_frames, config.seed, config.stills_limit or None,
-                                    with_boxes=True,
-                                    motion_scales=tuple(float(v) for v in config.motion_scale))
-    lengths = []
-    for name, frames, boxes in seqs:
-        ps = p2data.make_pairs(name, frames, modes=tuple(config.pair_modes),
-                               pravg_length=config.pravg_length, vla_stride=config.vla_stride,
-                               vla_max_length=config.vla_max_length, reverse=config.reverse,
-                               boxes=boxes)
-        lengths += [p["length"] for p in ps]
-        pairs += ps
+    pairs = p2data.pairs_from_flags(config)
     if not pairs:
         raise ValueError("no training pair could be made from --train_videos/--train_stills "
                          "(sequences too short for the averaging windows?)")
-    logging.info("built %d pairs (mean L %.1f) into %s", len(pairs), np.mean(lengths), out_dir)
+    logging.info("built %d pairs (mean L %.1f) into %s", len(pairs),
+                 np.mean([p["length"] for p in pairs]), out_dir)
     return p2data.write_pairs(out_dir, "train", pairs)
 
 
