@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from common import inference, tfrecord, train_utils
 from common.paths import SHARED_DATA
-from data import build
+from tests.data.test_build import run as build_run
 from paper1_cyclegan_srn import evaluate, generate_pairs, train_cyclegan, train_srn
 from tests.data import fixtures
 
@@ -23,21 +23,14 @@ CFG = "paper1_cyclegan_srn/configs/"
 ONE_STEP = ("--batch_size=1", "--num_steps=1")
 
 
-def _build(*argv):
-    fv = build.flags.FlagValues()
-    build.define_flags(fv)
-    fv(["build", *argv])
-    return build.build(build.config_from_flags(fv))
-
-
 def test_paper1_paper_flagfiles_on_celeba_layout(tmp_path):
     celeba = fixtures.celeba(str(tmp_path / "celeba"), n=10, w=178, h=218)
     rec = str(tmp_path / "records")
-    _build("--source=celeba", f"--manual_dir={celeba}", "--split=train", "--mode=sharp",
-           f"--output_dir={rec}", "--name=clear", "--num_shards=1")
-    _build("--source=celeba", f"--manual_dir={celeba}", "--split=validation", "--mode=kernel",
+    build_run(["--source=celeba", f"--manual_dir={celeba}", "--split=train", "--mode=sharp",
+           f"--output_dir={rec}", "--name=clear", "--num_shards=1"])
+    build_run(["--source=celeba", f"--manual_dir={celeba}", "--split=validation", "--mode=kernel",
            f"--blur_kernels={os.path.join(SHARED_DATA, 'kernels', 'levin09.npz')}",
-           f"--output_dir={rec}", "--name=blurred", "--num_shards=1")
+           f"--output_dir={rec}", "--name=blurred", "--num_shards=1"])
 
     cg_dir = str(tmp_path / "cyclegan")
     cg = train_utils.parse_flags([train_cyclegan.define_flags], [

@@ -17,30 +17,14 @@ import pytest
 import tensorflow as tf
 
 from common import image_io, tfrecord, train_utils
-from data import build
+from tests.data.test_build import run as build_run
 from paper2_identity_cgan import evaluate, models, train
 from tests.data import fixtures
 
-pytestmark = pytest.mark.paper_settings
+pytestmark = [pytest.mark.paper_settings, pytest.mark.usefixtures("eager_steps")]
+# steps run eagerly (tests/conftest.py); the traced steps: test_train_data.py (tiny variant)
 CFG = "paper2_identity_cgan/configs/"
 ONE_STEP = ("--batch_size=1", "--num_steps=1", "--epochs=0")
-
-
-@pytest.fixture(autouse=True)
-def _eager_steps():
-  """The steps run eagerly: tracing the paper-size graphs (8 hourglass stacks, Table 3's G and
-  D) costs far more CPU than the one step it would speed up (README "Set up"); the same step
-  functions are traced by tests/paper2_identity_cgan/test_train_data.py (tiny variant)."""
-  tf.config.run_functions_eagerly(True)
-  yield
-  tf.config.run_functions_eagerly(False)
-
-
-def _build(*argv):
-  fv = build.flags.FlagValues()
-  build.define_flags(fv)
-  fv(["build", *argv])
-  return build.build(build.config_from_flags(fv))
 
 
 def _first_face():
@@ -51,10 +35,10 @@ def test_paper2_paper_flagfiles_on_celeba_and_300vw_layouts(tmp_path):
   celeba = fixtures.celeba(str(tmp_path / "celeba"), n=10, w=178, h=218)
   vw = fixtures.vw300_face_video(str(tmp_path / "300VW"), _first_face())
   rec = str(tmp_path / "records")
-  _build("--source=celeba", f"--manual_dir={celeba}", "--split=train", "--mode=sharp",
-         f"--output_dir={rec}", "--name=stills", "--num_shards=1")
-  rep = _build("--source=face_videos", "--video_layout=300vw", f"--manual_dir={vw}", "--split=all",
-               "--mode=vla", f"--output_dir={rec}", "--name=vla", "--num_shards=1")
+  build_run(["--source=celeba", f"--manual_dir={celeba}", "--split=train", "--mode=sharp",
+         f"--output_dir={rec}", "--name=stills", "--num_shards=1"])
+  rep = build_run(["--source=face_videos", "--video_layout=300vw", f"--manual_dir={vw}", "--split=all",
+               "--mode=vla", f"--output_dir={rec}", "--name=vla", "--num_shards=1"])
   assert rep["records"] == 1
   raw = next(iter(tf.data.TFRecordDataset(f"{rec}/vla-00000-of-00001.tfrecord"))).numpy()
   ex = {k: v.numpy() for k, v in tfrecord.parse_example(raw).items()}

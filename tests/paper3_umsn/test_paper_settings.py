@@ -19,31 +19,15 @@ import pytest
 import tensorflow as tf
 
 from common import image_io, inference, tfrecord, train_utils
-from data import build
+from tests.data.test_build import run as build_run
 from paper3_umsn import evaluate, export, models, train
 from tests.data import fixtures
 
-pytestmark = pytest.mark.paper_settings
+pytestmark = [pytest.mark.paper_settings, pytest.mark.usefixtures("eager_steps")]
+# steps run eagerly (tests/conftest.py); the traced steps: the smoke stages of conftest.py
 CFG = "paper3_umsn/configs/"
 ONE_STEP = ("--batch_size=1", "--num_steps=1")
 HELEN_SIZES = {"100_1": (300, 240), "101_1": (256, 320), "200_1": (200, 200), "300_1": (240, 180)}
-
-
-@pytest.fixture(autouse=True)
-def _eager_steps():
-  """The steps run eagerly: tracing the paper-size graphs costs far more CPU than the one step
-  it would speed up (README "Set up"); the same step functions are traced by the smoke stages
-  (tests/paper3_umsn/conftest.py: the umsn step with both optimizers, CN and L_p)."""
-  tf.config.run_functions_eagerly(True)
-  yield
-  tf.config.run_functions_eagerly(False)
-
-
-def _build(*argv):
-  fv = build.flags.FlagValues()
-  build.define_flags(fv)
-  fv(["build", *argv])
-  return build.build(build.config_from_flags(fv))
 
 
 def _faces(n, size):
@@ -71,13 +55,13 @@ def test_paper3_paper_flagfiles_on_helen_celeba_and_shen_layouts(tmp_path):
   celeba = fixtures.celeba(str(tmp_path / "celeba"), n=10, w=178, h=218)
   shen = fixtures.shen(str(tmp_path / "shen"), size=128, faces=_faces(2, 128))
   rec = str(tmp_path / "records")
-  _build("--source=helen_parsing", f"--manual_dir={helen}", "--split=train", "--mode=sharp",
-         f"--output_dir={rec}", "--name=helen", "--num_shards=1")
-  _build("--source=celeba", f"--manual_dir={celeba}", "--split=train", "--mode=sharp",
-         f"--output_dir={rec}", "--name=celeba", "--num_shards=1")
+  build_run(["--source=helen_parsing", f"--manual_dir={helen}", "--split=train", "--mode=sharp",
+         f"--output_dir={rec}", "--name=helen", "--num_shards=1"])
+  build_run(["--source=celeba", f"--manual_dir={celeba}", "--split=train", "--mode=sharp",
+         f"--output_dir={rec}", "--name=celeba", "--num_shards=1"])
   test_set = str(tmp_path / "shen_helen")
-  _build("--source=shen_blurred_faces", f"--manual_dir={shen}", "--split=helen", "--mode=paired",
-         "--output_format=folder", f"--output_dir={test_set}", "--num_shards=1")
+  build_run(["--source=shen_blurred_faces", f"--manual_dir={shen}", "--split=helen", "--mode=paired",
+         "--output_format=folder", f"--output_dir={test_set}", "--num_shards=1"])
   assert len(os.listdir(os.path.join(test_set, "blurred"))) == 8   # 2 faces x 2 kernels x 2 sizes
   first = tfrecord.parse_example(
       next(iter(tf.data.TFRecordDataset(f"{rec}/helen-00000-of-00001.tfrecord"))).numpy(),
