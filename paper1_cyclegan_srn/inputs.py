@@ -43,7 +43,11 @@ def domain_dataset(source, key, batch_size, crop, *, kernels=None, noise_sigma=0
 
 def paired_dataset(source, batch_size, crop, *, kernels=None, noise_sigma=0.0, resize=None,
                    training=True, seed=None, repeat=None, flag_name="--train_data", shard=None):
-    """Batches of {"sharp", "blurred"} pairs from records, or from a folder blurred with `kernels`."""
+    """Batches of {"sharp", "blurred"} pairs from records, or from a folder blurred with `kernels`.
+
+    `noise_sigma`: a number or a (lo, hi) range (`shared_flags.noise_level`); added to the
+    on-the-fly blur of a folder, and to stored pairs' blurred images when `training`.
+    """
     if not source:
         raise ValueError(f"{flag_name} is required (a TFRecord glob or a folder of images)")
     if is_folder(source):
@@ -53,9 +57,12 @@ def paired_dataset(source, batch_size, crop, *, kernels=None, noise_sigma=0.0, r
                                      keys=("sharp", "blurred"), kernel_bank=kernels,
                                      noise_sigma=noise_sigma, quantize=True, resize=parse_resize(resize),
                                      seed=seed, repeat=repeat, shard=shard)
+    # stored pairs: training adds the noise to the stored blurred image; evaluation reads them as
+    # stored
     return pipeline.make_dataset(source, batch_size, crop=crop, training=training,
                                  keys=("sharp", "blurred"), resize=parse_resize(resize), seed=seed,
-                                 repeat=repeat, shard=shard)
+                                 repeat=repeat, shard=shard,
+                                 noise_sigma=noise_sigma if training else 0.0)
 
 
 def to_unit(x):

@@ -38,19 +38,23 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_enum("variant", "paper", list(srn.VARIANTS), "SRN size.", **d)
     flags.DEFINE_enum("recurrent", "lstm", list(srn.RECURRENT_MODES),
                       "Bottleneck recurrence: ConvLSTM across scales, or none.", **d)
+    flags.DEFINE_bool("global_residual", False, "Each scale outputs its blurred input plus a "
+                      "zero-initialised correction (our CPU departure; the paper's SRN: false).",
+                      **d)
     flags.DEFINE_string("scale_weights", "1,1,1", "k_i of Eq. 3, coarse to fine.", **d)
     shared_flags.define_adam_flags(fv, 1e-4, 0.9, "decays polynomially to 0 at --num_steps")
     flags.DEFINE_float("lr_power", 0.3, "Polynomial decay power (to 0 at --num_steps).", **d)
 
 
 def build_model(config, image_size=None):
-    return srn.build_srn(config.variant, recurrent=config.recurrent, image_size=image_size)
+    return srn.build_srn(config.variant, recurrent=config.recurrent, image_size=image_size,
+                         global_residual=bool(getattr(config, "global_residual", False)))
 
 
 def make_train_dataset(config, seed=None, batch_size=None, shard=None):
     return inputs.paired_dataset(config.train_data, batch_size or config.batch_size,
                                  config.crop_size, kernels=shared_flags.kernel_bank(config),
-                                 noise_sigma=config.noise_sigma, resize=config.resize,
+                                 noise_sigma=shared_flags.noise_level(config), resize=config.resize,
                                  seed=config.seed if seed is None else seed, shard=shard)
 
 
@@ -58,7 +62,7 @@ def make_eval_dataset(config, source=None, batch_size=None):
     return inputs.paired_dataset(source or config.eval_data, batch_size or config.batch_size,
                                  config.eval_crop or None,
                                  kernels=shared_flags.kernel_bank(config),
-                                 noise_sigma=config.noise_sigma, resize=config.resize,
+                                 noise_sigma=shared_flags.noise_level(config), resize=config.resize,
                                  training=False, seed=config.seed, repeat=False,
                                  flag_name="--eval_data")
 
