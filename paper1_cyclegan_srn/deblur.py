@@ -1,28 +1,45 @@
 """Deblur real photos with the trained SRN (paper Fig. 4 / Fig. 7), any size, inputs never overwritten.
 
+    python -m paper1_cyclegan_srn.deblur photo.jpg --output_dir=/tmp/out   # the shipped weights
     python -m paper1_cyclegan_srn.deblur --checkpoint=runs/p1_srn INPUT... --output_dir=/tmp/out \
         [--face_detector=mtcnn] [--face_size=128] [--tile=256]
 
 --checkpoint: an SRN workdir (the network is rebuilt from its flags.txt, the newest checkpoint
-restored). --face_detector: deblur an enlarged crop around each detected face and paste it back
+restored) or an exported .keras file (`python -m paper1_cyclegan_srn.export`); without it, the
+shipped model `paper1_cyclegan_srn/weights/srn_small.keras` (model card beside it). --face_detector: deblur an enlarged crop around each detected face and paste it back
 (`common.inference.deblur_faces`); without it the whole image is restored.
 """
-from absl import app, flags
+import os
+
+from absl import flags
 
 from common import inference, train_utils
-from paper1_cyclegan_srn import evaluate
+from paper1_cyclegan_srn import evaluate, srn
+
+SHIPPED = inference.shipped_weights(os.path.dirname(os.path.abspath(__file__)), "srn_small")
 
 
 def define_flags(fv=flags.FLAGS):
-    inference.define_deblur_flags(fv, checkpoint_help="SRN workdir (flags.txt + checkpoints/).",
+    inference.define_deblur_flags(fv, checkpoint_help="SRN workdir (flags.txt + checkpoints/) or "
+                                  "an exported .keras file (default: the shipped "
+                                  "paper1_cyclegan_srn/weights/srn_small.keras).",
                                   suffix="_srn", stride=16)
     flags.adopt_module_key_flags(inference, flag_values=fv)  # listed by --helpshort
 
 
-def load_model(checkpoint):
-    """The SRN of an SRN workdir as a [0,1] -> [0,1] function."""
-    if not checkpoint:
-        raise app.UsageError("--checkpoint is required (an SRN training workdir)")
+def load_model(checkpoint=None):
+    """The SRN of an SRN workdir, an exported .keras file or (None) the shipped model, as a
+    [0,1] -> [0,1] function."""
+    checkpoint = inference.checkpoint_or_shipped(checkpoint, SHIPPED)
+    if checkpoint.endswith(".keras"):
+        try:
+            model = inference.load_keras(checkpoint)
+        except TypeError as e:  # another package's model: Keras cannot locate its classes
+            model = e
+        if not isinstance(model, srn.SRNDeblurrer):
+            raise ValueError(f"--checkpoint={checkpoint} is not a paper 1 SRN (export one with "
+                             f"python -m paper1_cyclegan_srn.export): {model}"[:400])
+        return model
     return evaluate.load_model(checkpoint)[1]
 
 

@@ -187,3 +187,29 @@ def build_srn(variant="paper", recurrent="lstm", image_size=None, name="srn", **
     if image_size:
         model(ops.zeros((1, image_size, image_size, 3)))
     return model
+
+
+class SRNDeblurrer(keras.Model):
+    """Inference model of the shipped weights, ``export`` and ``deblur``: blurred [B, H, W, 3] in
+    [0, 1] (any H, W) -> the finest SRN scale, float32 [B, H, W, 3] clipped to [0, 1].
+
+    Wraps an ``SRN`` built from the training flags that shape it (``variant``, ``recurrent``,
+    ``global_residual``; layer name ``srn`` as in training), so a saved ``.keras`` file rebuilds
+    the same network and loads its weights.
+    """
+
+    def __init__(self, variant="small", recurrent="lstm", global_residual=False, **kwargs):
+        super().__init__(**kwargs)
+        self.variant, self.recurrent = variant, recurrent
+        self.global_residual = bool(global_residual)
+        self.srn = build_srn(variant, recurrent=recurrent, global_residual=self.global_residual)
+
+    def call(self, blurred):
+        return ops.clip(ops.cast(self.srn(blurred)[-1], "float32"), 0.0, 1.0)
+
+    def get_config(self):
+        return {**super().get_config(), "variant": self.variant, "recurrent": self.recurrent,
+                "global_residual": self.global_residual}
+
+
+keras.saving.register_keras_serializable(package="paper1_cyclegan_srn")(SRNDeblurrer)

@@ -1,0 +1,56 @@
+"""Export a trained SRN (stage 3) to `.keras` and a SavedModel: blurred -> restored, finest scale.
+
+    python -m paper1_cyclegan_srn.export --workdir=runs/p1_srn --export_dir=/tmp/p1_export
+
+Load with `common.inference.load_keras(path)` (safe_mode=True; import paper1_cyclegan_srn.srn
+first; any H, W: the SRN pads to its stride itself) or serve `export_dir/saved_model` (input
+float32 [B, S, S, 3] in [0, 1], S = --serve_size: the SRN's multi-scale resizes need static sizes
+in a SavedModel signature).
+"""
+import numpy as np
+from absl import app, flags
+
+from common import inference, train_utils
+
+
+def define_flags(fv=flags.FLAGS):
+    flags.DEFINE_string("workdir", None, "SRN-stage workdir (flags.txt + checkpoints/).",
+                        flag_values=fv)
+    flags.DEFINE_string("export_dir", None, "Output folder.", flag_values=fv)
+    flags.DEFINE_integer("serve_size", 256, "The SavedModel's input size (a multiple of 16).",
+                         flag_values=fv)
+
+
+def load_deblurrer(workdir):
+    """(srn.SRNDeblurrer with the newest checkpoint of an SRN workdir, its flags)."""
+    from paper1_cyclegan_srn import srn, train_srn  # pylint: disable=import-outside-toplevel
+    train_utils.check_workdir_kind(workdir, "paper1", ("srn",))
+    config = train_utils.load_flags([train_srn.define_flags], workdir)
+    trained = train_srn.build_model(config, image_size=16)
+    train_utils.restore_for_eval(workdir, srn=trained)
+    model = srn.SRNDeblurrer(config.variant, config.recurrent,
+                             bool(getattr(config, "global_residual", False)), name="srn_deblurrer")
+    model(np.zeros((1, 16, 16, 3), np.float32))
+    model.srn.set_weights(trained.get_weights())
+    return model, config
+
+
+def export(workdir, export_dir, serve_size=256):
+    """Writes export_dir/srn.keras and export_dir/saved_model; returns their paths."""
+    if serve_size % 16:
+        raise ValueError(f"--serve_size={serve_size} must be a multiple of 16")
+    model, _ = load_deblurrer(workdir)
+    return inference.export_model(model, export_dir, name="srn", input_size=serve_size)
+
+
+def main(argv):
+    del argv
+    fv = flags.FLAGS
+    if not fv.workdir or not fv.export_dir:
+        raise app.UsageError("--workdir and --export_dir are required")
+    print(export(fv.workdir, fv.export_dir, fv.serve_size))
+
+
+if __name__ == "__main__":
+    define_flags(flags.FLAGS)
+    app.run(main, flags_parser=train_utils.flags_parser)

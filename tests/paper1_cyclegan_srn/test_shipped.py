@@ -1,0 +1,69 @@
+"""Paper 1's shipped-weights path: the SRN's global residual, noise on stored training pairs,
+`export` -> `.keras` -> `deblur`, and the shipped model itself
+(paper1_cyclegan_srn/weights/srn_small.keras) on unseen strong motion blur."""
+import numpy as np
+import pytest
+
+from common import image_io, inference, tfrecord, train_utils
+from paper1_cyclegan_srn import deblur, evaluate, export, inputs, srn, train_srn
+from tests.strong_blur import check_shipped_model
+
+CFG = "paper1_cyclegan_srn/configs/"
+
+
+def test_global_residual_srn_starts_as_the_identity_and_round_trips_its_config():
+    x = np.random.default_rng(0).random((2, 20, 28, 3)).astype(np.float32)
+    model = srn.build_srn("tiny", global_residual=True)
+    outs = model(x)
+    assert [tuple(o.shape) for o in outs] == [(2, 5, 7, 3), (2, 10, 14, 3), (2, 20, 28, 3)]
+    np.testing.assert_allclose(np.asarray(outs[-1]), x, atol=1e-6)
+    assert srn.SRN.from_config(model.get_config()).global_residual
+    plain = srn.build_srn("tiny")(x)[-1]  # the paper's SRN: a random image at init
+    assert np.abs(np.asarray(plain) - x).mean() > 0.01
+    assert srn.build_srn("small", image_size=16).count_params() < 10e6 / 4  # < 10 MB float32
+
+
+def test_stored_pairs_get_noise_in_training_only(tmp_path):
+    rng = np.random.default_rng(0)
+    sharp = (rng.random((4, 32, 32, 3)) * 255).astype(np.uint8)
+    path = str(tmp_path / "pairs-00000-of-00001.tfrecord")
+    tfrecord.write_shard(path, [tfrecord.make_example(sharp=s, blurred=s) for s in sharp])
+    clean = next(iter(inputs.paired_dataset(path, 4, 32, noise_sigma=0.0, seed=0)))
+    noisy = next(iter(inputs.paired_dataset(path, 4, 32, noise_sigma=(0.02, 0.02), seed=0)))
+    np.testing.assert_array_equal(clean["blurred"].numpy(), clean["sharp"].numpy())
+    resid = noisy["blurred"].numpy() - noisy["sharp"].numpy()
+    assert 0.015 < resid.std() < 0.025
+    evals = next(iter(inputs.paired_dataset(path, 4, None, noise_sigma=0.02, training=False,
+                                            repeat=False)))
+    np.testing.assert_array_equal(evals["blurred"].numpy(), evals["sharp"].numpy())
+
+
+@pytest.fixture(scope="module")
+def residual_srn_dir(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("p1_srn_res") / "srn")
+    cfg = train_utils.parse_flags([train_srn.define_flags],
+                                  ["prog", f"--flagfile={CFG}smoke_srn.flags", f"--workdir={d}",
+                                   "--global_residual", "--noise_sigma=0.02",
+                                   "--noise_sigma_min=0", "--num_steps=2"])
+    train_srn.train_and_evaluate(d, cfg)
+    return d
+
+
+def test_export_keras_equals_the_workdir_and_deblur_reads_it(residual_srn_dir, tmp_path):
+    paths = export.export(residual_srn_dir, str(tmp_path / "export"), serve_size=32)
+    loaded = inference.load_keras(paths["keras"])
+    assert isinstance(loaded, srn.SRNDeblurrer) and loaded.global_residual
+    x = np.random.default_rng(1).random((2, 36, 44, 3)).astype(np.float32)
+    ref = np.asarray(evaluate.load_model(residual_srn_dir)[1](x))
+    np.testing.assert_allclose(np.asarray(loaded(x)), ref, atol=1e-5)
+    served = inference.load_saved_model(paths["saved_model"])
+    np.testing.assert_allclose(np.asarray(served(x[:, :32, :32])),
+                               np.asarray(loaded(x[:, :32, :32])), atol=1e-5)
+    photo = tmp_path / "in" / "p.png"
+    image_io.write_image(str(photo), image_io.to_uint8(x[0]))
+    outs = deblur.run(paths["keras"], [str(photo)], str(tmp_path / "out"))
+    assert image_io.read_image(outs[0]).shape == (36, 44, 3)
+    with pytest.raises(ValueError, match="not a paper 1 SRN"):
+        deblur.load_model("paper3_umsn/weights/umsn_small.keras")
+    with pytest.raises(ValueError, match="multiple of 16"):
+        export.export(residual_srn_dir, str(tmp_path / "bad"), serve_size=40)
