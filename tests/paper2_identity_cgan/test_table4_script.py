@@ -28,7 +28,7 @@ def test_run_table4_smoke_trains_every_variant_into_one_table(tmp_path):
                      timeout=1800, check=False)
   assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
   with open(os.path.join(w, "eval", "table_0.csv")) as f:
-    rows = {row["Method"]: row for row in csv.DictReader(f)}
+    rows = {row["method"]: row for row in csv.DictReader(f)}
   assert list(rows) == ["identity-noHG-only2mf2", "identity-noHG", "no-identity", "final"]
   for name, row in rows.items():
     assert float(row["SSIM (ours)"]) > 0 and float(row["AUC (paper)"]) > 0, name
