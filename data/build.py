@@ -6,7 +6,8 @@ r"""Turns datasets into TFRecords of the shared schema (`common.tfrecord`).
 
 Sources (`--source`, read from `--manual_dir` by the `data.builders` generators):
   celeba, lfw, helen_parsing (sharp faces + class masks), shen_blurred_faces, gopro (paired),
-  face_videos (with --video_layout=300vw|youtube_faces|frames), unpaired_blur, folder (any
+  face_videos (with --video_layout=300vw|youtube_faces|frames; youtube_faces = its YouTube Faces
+  layout), unpaired_blur, folder (any
   folder of images, recursive; --split is ignored).
 Modes (`--mode`):
   kernel    sharp source -> blurred = clip(k * sharp + n), n ~ N(0, noise_sigma^2), quantized to
@@ -53,7 +54,7 @@ from tqdm import tqdm
 from common import blur, frame_averaging, image_io, shared_flags, tfrecord
 
 SOURCES = ("celeba", "lfw", "helen_parsing", "shen_blurred_faces", "gopro", "face_videos",
-           "unpaired_blur", "folder")
+           "unpaired_blur", "folder", "youtube_faces")
 MODES = ("kernel", "pravg", "vla", "paired", "unpaired", "sharp")
 SHEN_SIZES = tuple(range(13, 28, 2))
 SHEN_KERNELS_PER_SIZE = 10
@@ -132,7 +133,8 @@ def source_items(source, manual_dir, split, video_layout="frames", clip_length=2
             raise FileNotFoundError(f"--manual_dir {manual_dir!r} is not a folder.")
         return [(os.path.relpath(p, manual_dir), {"image": p})
                 for p in image_io.list_images(manual_dir, recursive=True)]
-    if source == "face_videos":
+    if source in ("face_videos", "youtube_faces"):  # youtube_faces = its face_videos layout
+        video_layout = "youtube_faces" if source == "youtube_faces" else video_layout
         return list(face_videos.generate(manual_dir, split, video_layout, clip_length,
                                          max_clips_per_video))
     module = {"celeba": celeba, "lfw": lfw, "helen_parsing": helen_parsing,
@@ -707,8 +709,8 @@ def config_from_flags(fv):
         raise ValueError(f"--num_workers={fv.num_workers}: give 1 (no pool) or more processes")
     if any(L < 1 or L % 2 == 0 for L in cfg["lengths"]):
         raise ValueError(f"--lengths must be odd, got {fv.lengths}")
-    if mode in ("pravg", "vla") and fv.source != "face_videos":
-        raise ValueError(f"--mode={mode} needs --source=face_videos")
+    if mode in ("pravg", "vla") and fv.source not in ("face_videos", "youtube_faces"):
+        raise ValueError(f"--mode={mode} needs --source=face_videos (or youtube_faces)")
     if mode == "kernel":
         cfg["kernel_source"] = KernelSource(fv.blur_kernels, cfg["kernel_sizes"], fv.seed)
     return cfg

@@ -16,8 +16,12 @@ and "oracle" (the sharp image).  Metrics: PSNR/SSIM
 (``common.metrics``), 68-point landmark AUC@0.08 and failure rate (``common.face
 .landmark_protocol`` with the ``common.face`` landmarker).  No test set here has landmark
 ground truth, so the landmarks found on the sharp image are the ground truth: the oracle row is
-AUC 1 / failure 0 *by construction* (the paper's oracle used 300VW annotations).  Table 8: LFW
-verification (``common.face.lfw_verification``) on PrAvg 7 and 11 of every pair image.
+AUC 1 / failure 0 *by construction* (the paper's oracle used 300VW annotations).  Table 8
+(Sec. 5.5): YouTube Faces verification over the official splits (``--ytf_dir``, `ytf_verification`:
+every video of a pair cut into PrAvg 7 / 11 windows, each window deblurred and embedded, a video =
+the mean of its windows' embeddings, per-split accuracy with the threshold chosen on the other nine
+splits, mean ± std); without ``--ytf_dir`` the fallback is LFW verification
+(``common.face.lfw_verification``) on PrAvg 7 and 11 of every pair image, labelled as such.
 
     python -m paper2_identity_cgan.evaluate --workdirs=final=/tmp/p2/cgan \
         --test_stills=data/sample/test_faces --out_dir=/tmp/p2/eval
@@ -138,7 +142,13 @@ def define_flags(fv):
                         **d)
     flags.DEFINE_string("identity_model", "dlib_resnet", "common.face identity model for the "
                         "cosine plots and Table 8 ('' to skip).", **d)
-    flags.DEFINE_string("lfw_dir", "", "LFW root for Table 8 ('' to skip).", **d)
+    flags.DEFINE_string("ytf_dir", "", "YouTube Faces root (frame_images_DB/ + splits.txt) for "
+                        "Table 8 on the paper's set; '' falls back to --lfw_dir.", **d)
+    flags.DEFINE_integer("ytf_pairs_per_split", 0, "Same and different pairs per official split "
+                         "(first in file order; 0: all 250 + 250).", **d)
+    flags.DEFINE_integer("ytf_windows_per_video", 0, "PrAvg windows per video, evenly spaced over "
+                         "its non-overlapping windows (0: every one; the paper does not say).", **d)
+    flags.DEFINE_string("lfw_dir", "", "LFW root for Table 8's fallback ('' to skip).", **d)
     flags.DEFINE_string("lfw_pairs", "", "LFW pairs.txt for Table 8.", **d)
     flags.DEFINE_integer("pairs_per_fold", 10, "Same and different pairs per fold (0: all 300).",
                          **d)
@@ -429,16 +439,99 @@ def verification(models_, lfw_dir, pairs_path, per_fold, tools, size, seed=0):
     return out, len(pairs)
 
 
+def ytf_pairs(ytf_dir, per_split=0):
+    """(frame_images_DB path, [(split 1..10, video1, video2, same)]) of YouTube Faces' official
+    splits; per_split > 0 keeps the first per_split same and per_split different pairs of each."""
+    from data.builders import youtube_faces  # pylint: disable=import-outside-toplevel
+    lay = youtube_faces.check_layout(ytf_dir)
+    rows = youtube_faces.read_splits(lay["splits"])
+    if per_split:
+        kept, count = [], {}
+        for r in rows:
+            key = (r[0], r[3])
+            if count.get(key, 0) < per_split:
+                count[key] = count.get(key, 0) + 1
+                kept.append(r)
+        rows = kept
+    return lay["db"], rows
+
+
+def video_windows(frame_paths, length, size, max_windows=0):
+    """PrAvg-`length` pairs of one real video: (blurred, sharp) float32 [W,size,size,3] over its
+    non-overlapping windows (`window_centres`), evenly subsampled to max_windows (0: all); frames
+    centre-square-cropped and resized like `p2data.resize_sequence`. Only the frames of the kept
+    windows are read."""
+    centres = window_centres(len(frame_paths), f"pravg{length}")
+    if not centres:
+        raise ValueError(f"video {os.path.dirname(frame_paths[0]) if frame_paths else '?'} has "
+                         f"{len(frame_paths)} frames, fewer than PrAvg {length} needs")
+    if max_windows and len(centres) > max_windows:
+        centres = [centres[i] for i in np.linspace(0, len(centres) - 1, max_windows).round().astype(int)]
+    blurred, sharp = [], []
+    for c in centres:
+        window = np.stack([image_io.read_image(p) for p in frame_paths[c - length // 2:c + length // 2 + 1]])
+        b, s = frame_averaging.average_frames(p2data.resize_sequence(window, size))
+        blurred.append(np.clip(b, 0, 1))
+        sharp.append(s)
+    return np.stack(blurred).astype(np.float32), np.stack(sharp).astype(np.float32)
+
+
+def video_descriptor(embeddings):
+    """A video's identity descriptor: the L2-normalised mean of its windows' L2-normalised
+    embeddings [W,D] -> [D] (the paper does not say how frames are pooled)."""
+    e = np.asarray(embeddings, np.float64)
+    e = e / np.maximum(np.linalg.norm(e, axis=-1, keepdims=True), 1e-12)
+    m = e.mean(axis=0)
+    return m / max(np.linalg.norm(m), 1e-12)
+
+
+def ytf_verification(models_, ytf_dir, per_split, tools, size, max_windows=0, lengths=(7, 11)):
+    """Table 8 on YouTube Faces: dict(ver={row: {L: (mean, std)}}, per_split={row: {L: [accuracy
+    of each split]}}, scores={row: {L: [N] pair cosines}}, pairs=[(split, v1, v2, same)]). Every video of a pair: PrAvg-L windows (`video_windows`), each deblurred by
+    every row ("blurred" = the input, "gt" = the sharp middle frames), embedded in the face box
+    found on its sharp frame, pooled into one descriptor (`video_descriptor`); a pair's score is
+    the cosine of its two descriptors; accuracy per official split with the threshold that is
+    best on the other splits (`common.face.lfw_verification` with folds = split numbers)."""
+    db, rows = ytf_pairs(ytf_dir, per_split)
+    from data.builders import youtube_faces  # pylint: disable=import-outside-toplevel
+    vids = sorted({v for _, a, b, _ in rows for v in (a, b)})
+    same = np.array([r[3] for r in rows])
+    folds = np.array([r[0] for r in rows])
+    if len(set(folds.tolist())) < 2:
+        raise ValueError(f"{ytf_dir}: Table 8 needs pairs from at least 2 splits, got splits "
+                         f"{sorted(set(folds.tolist()))}")
+    out, per_split_acc, scores = {}, {}, {}
+    for L in lengths:
+        desc = {}
+        for v in report.progress(vids, desc=f"YTF PrAvg {L}"):
+            blurred, sharp = video_windows(youtube_faces.video_frames(db, v), L, size, max_windows)
+            boxes = [tools.box(("ytf", v, L, i), im) for i, im in enumerate(sharp)]
+            imgs = {name: run(blurred) for name, run in models_.items()}
+            imgs["blurred"], imgs["gt"] = blurred, sharp
+            for name, x in imgs.items():
+                desc.setdefault(name, {})[v] = video_descriptor(tools.embed_many(x, boxes))
+        for name, d in desc.items():
+            r = face.lfw_verification(np.stack([d[a] for _, a, _, _ in rows]),
+                                      np.stack([d[b] for _, _, b, _ in rows]), same, folds)
+            out.setdefault(name, {})[L] = (r["mean"], r["std"])
+            per_split_acc.setdefault(name, {})[L] = [float(x) for x in r["per_fold"]]
+            scores.setdefault(name, {})[L] = np.asarray(r["scores"])
+    return dict(ver=out, per_split=per_split_acc, scores=scores, pairs=rows)
+
+
 def _synth(img, size, seed):
     from data import synth_video  # pylint: disable=import-outside-toplevel
     frames = synth_video.synthesize(img, num_frames=21, seed=seed)["frames"]
     return p2data.resize_sequence(np.asarray(frames), size)
 
 
-def tables(results, ver=None, n_pairs=0, model_names=("ours",), compare_names=()):
+def tables(results, ver=None, n_pairs=0, model_names=("ours",), compare_names=(), ver_set="LFW",
+           per_split=None):
     """The paper's Tables 4-8 as ``common.report.Table`` objects: every row of the paper's tables
     (the ten compared methods with the paper's numbers only), then the measured ``--compare`` rows
-    (``compare_names``), our models, blurred and oracle."""
+    (``compare_names``), our models, blurred and oracle. ver_set: "YouTube Faces" (the paper's
+    set, `ytf_verification`; per_split adds one per-split accuracy table per PrAvg length) or
+    "LFW" (the fallback)."""
     cols = ["AUC", "Failure Rate (%)", "SSIM", "PSNR"]
     fmts = {"AUC": ".3f", "Failure Rate (%)": ".3f", "SSIM": ".5f", "PSNR": ".2f"}
     ours_name = model_names[0] if model_names else "ours"
@@ -488,10 +581,13 @@ def tables(results, ver=None, n_pairs=0, model_names=("ours",), compare_names=()
                       paper=list(paper) + [None] if paper else None)
             out.append(t)
     if ver:
-        t = Table("Table 8: verification (mean acc. ± std)", ["PrAvg 7", "PrAvg 11"],
-                  formats={"PrAvg 7": ".4f", "PrAvg 11": ".4f"},
-                  notes=[f"paper: YouTube Faces + FaceNet; ours: LFW {n_pairs} pairs + "
-                         "dlib ResNet embeddings"])
+        note = (f"set: YouTube Faces, {n_pairs} pairs of the official splits; each video = the "
+                "mean dlib ResNet embedding of its deblurred PrAvg windows (paper: FaceNet)"
+                if ver_set == "YouTube Faces" else
+                f"set: LFW (fallback: no --ytf_dir), {n_pairs} pairs, one synthetic video per "
+                "image; dlib ResNet embeddings (paper: YouTube Faces + FaceNet)")
+        t = Table(f"Table 8: verification on {ver_set} (mean acc. ± std)", ["PrAvg 7", "PrAvg 11"],
+                  formats={"PrAvg 7": ".4f", "PrAvg 11": ".4f"}, notes=[note])
         for name, vals in PAPER_TABLE8_COMPARISON.items():
             t.add(name, paper=list(vals))
         for name in compare_names:
@@ -503,6 +599,19 @@ def tables(results, ver=None, n_pairs=0, model_names=("ours",), compare_names=()
             pkey = "ours" if name == ours_name else name
             t.add("ours" if name == ours_name else name, ours=[v.get(7), v.get(11)],
                   paper=list(PAPER_TABLE8[pkey]) if pkey in PAPER_TABLE8 else None)
+        out.append(t)
+    for L in (7, 11):
+        accs = {name: v[L] for name, v in (per_split or {}).items() if L in v}
+        if not accs:
+            continue
+        cols = [f"split {i + 1}" for i in range(len(next(iter(accs.values()))))]
+        t = Table(f"Table 8 per split: {ver_set}, PrAvg {L} (accuracy)", cols, formats=".3f",
+                  notes=["threshold of each split chosen on the other splits (the paper reports "
+                         "only mean ± std)"])
+        for name, v in accs.items():
+            label = "ours" if name == ours_name else (
+                f"{name} (measured)" if name in compare_names else name)
+            t.add(label, ours=v)
         out.append(t)
     return out
 
@@ -527,8 +636,9 @@ def plots(results, out_dir):
 
 def run_eval(cfg) -> list:
     """Tables 4-8 from the parsed flags (printed, and written under --out_dir)."""
-    if not cfg.workdirs:
-        raise app.UsageError("--workdirs=name=WORKDIR is required (e.g. final=/tmp/p2/cgan)")
+    if not cfg.workdirs and not cfg.compare:
+        raise app.UsageError("--workdirs=name=WORKDIR is required (e.g. final=/tmp/p2/cgan), or "
+                             "--compare=NAME=SPEC rows (e.g. shipped:paper2_identity_cgan/cgan_small)")
     models_ = {}
     size = cfg.size
     for item in cfg.workdirs:
@@ -539,6 +649,8 @@ def run_eval(cfg) -> list:
         if not size:
             size = train_cfg.crop_size  # the size the (first) model was trained at
     trained = list(models_)
+    if not size:
+        raise app.UsageError("--size=N is required when no --workdirs gives the training size")
     compare = [methods_lib.resolve_method(spec) for spec in cfg.compare]
     for m in compare:
         if m.needs_kernel:
@@ -566,11 +678,17 @@ def run_eval(cfg) -> list:
         windows = dict(stride=cfg.window_stride, landmarks=video_landmarks(cfg.test_videos, size),
                        only=video_names)
     results = evaluate_protocols(models_, seqs, cfg.protocols, tools, cfg.seed, windows)
-    ver, n_pairs = None, 0
-    if cfg.lfw_dir and cfg.lfw_pairs and tools is not None and tools.identity is not None:
-        ver, n_pairs = verification(models_, cfg.lfw_dir, cfg.lfw_pairs, cfg.pairs_per_fold,
-                                    tools, size, cfg.seed)
-    ts = tables(results, ver, n_pairs, trained, [m.name for m in compare])
+    ver, n_pairs, per_split, ver_set = None, 0, None, "LFW"
+    if tools is not None and tools.identity is not None:
+        if cfg.ytf_dir:   # the paper's set
+            yv = ytf_verification(models_, cfg.ytf_dir, cfg.ytf_pairs_per_split, tools, size,
+                                  cfg.ytf_windows_per_video)
+            ver, per_split, n_pairs, ver_set = yv["ver"], yv["per_split"], len(yv["pairs"]), \
+                "YouTube Faces"
+        elif cfg.lfw_dir and cfg.lfw_pairs:   # fallback
+            ver, n_pairs = verification(models_, cfg.lfw_dir, cfg.lfw_pairs, cfg.pairs_per_fold,
+                                        tools, size, cfg.seed)
+    ts = tables(results, ver, n_pairs, trained, [m.name for m in compare], ver_set, per_split)
     text = "\n\n".join(str(t) for t in ts)
     print(text)
     if cfg.out_dir:
@@ -584,6 +702,11 @@ def run_eval(cfg) -> list:
         if ver:
             summary["verification"] = {k: {str(L): list(x) for L, x in v.items()}
                                        for k, v in ver.items()}
+            summary["verification_set"] = ver_set
+            summary["verification_pairs"] = n_pairs
+            if per_split:
+                summary["verification_per_split"] = {k: {str(L): x for L, x in v.items()}
+                                                     for k, v in per_split.items()}
         with open(os.path.join(cfg.out_dir, "results.json"), "w") as f:
             json.dump(summary, f, indent=1)
         plots(results, cfg.out_dir)

@@ -7,9 +7,10 @@ Configs / layouts (`manual_dir` is the dataset root):
     to <video>/frames/000001.png|jpg (or <video>/img/) are used instead of decoding vid.avi
     (decoding needs opencv). Landmarks of frame i come from annot/<i:06d>.pts (1-based).
   * `youtube_faces` (Wolf et al. 2011): frame_images_DB/<Name>/<n>/<k>.<frame>.jpg and
-    splits.txt (in manual_dir, manual_dir/meta_data/ or frame_images_DB/); lines
-    "split, Name/n, Name/m, ..., same". Split `test` = videos of the people in split 10's
-    pairs, `train` = videos of everyone else (person-disjoint by construction), `all`.
+    splits.txt (in manual_dir, manual_dir/meta_data/ or frame_images_DB/); read by
+    `data.builders.youtube_faces` (which also holds the verification pairs). Split `test` =
+    videos of the people in split 10's pairs, `train` = videos of everyone else
+    (person-disjoint by construction), `all`.
   * `frames`: any folder (TFDS split `train` holds every clip); every folder that directly holds images is one video (frames in
     natural name order), and every video file (.avi .mp4 .mov .mkv) is one video.
 Each video is cut into non-overlapping clips of `clip_length` frames (default 21, the largest
@@ -83,43 +84,6 @@ def _videos_300vw(manual_dir):
         yield v, v, frames, os.path.join(root, "annot")
 
 
-def read_ytf_splits(path):
-    rows = []
-    with open(path) as f:
-        for line in f:
-            parts = [p.strip() for p in line.split(",")]
-            if len(parts) >= 3 and parts[0].isdigit():
-                rows.append((int(parts[0]), parts[1], parts[2]))
-    if not rows:
-        raise _layout.LayoutError(f"{path}: no 'split, Name/n, Name/m, ...' lines.")
-    return rows
-
-
-def _videos_ytf(manual_dir, split):
-    db = _layout.require_dir(manual_dir, "frame_images_DB",
-                             hint="Expected YouTube Faces frame_images_DB/<Name>/<n>/*.jpg.")
-    splits = None
-    if split != "all":
-        splits = _layout.require_file(manual_dir, "splits.txt", "meta_data/splits.txt",
-                                      "frame_images_DB/splits.txt",
-                                      hint=f"YouTube Faces split {split!r} needs splits.txt.")
-        test_people = {v.split("/")[0] for s, a, b in read_ytf_splits(splits) if s == 10 for v in (a, b)}
-    for name in sorted(os.listdir(db)):
-        pdir = os.path.join(db, name)
-        if not os.path.isdir(pdir):
-            continue
-        if splits is not None and (name in test_people) != (split == "test"):
-            continue
-        for n in sorted(os.listdir(pdir), key=_layout.natural_key):
-            vdir = os.path.join(pdir, n)
-            if os.path.isdir(vdir):
-                # frame files are <k>.<frame>.jpg: order by the frame number
-                frames = sorted(_layout.images_in(vdir),
-                                key=lambda p: _layout.natural_key(os.path.basename(p).split(".", 1)[-1]))
-                if frames:
-                    yield f"{name}/{n}", name, frames, None
-
-
 def _videos_generic(manual_dir):
     if not manual_dir or not os.path.isdir(manual_dir):
         raise _layout.LayoutError(f"manual_dir {manual_dir!r} is not a folder.")
@@ -147,7 +111,8 @@ def videos(manual_dir, layout, split="all"):
     if layout == "300vw":
         return _videos_300vw(manual_dir)
     if layout == "youtube_faces":
-        return _videos_ytf(manual_dir, split)
+        from data.builders import youtube_faces  # pylint: disable=import-outside-toplevel
+        return youtube_faces.videos(manual_dir, split)
     if layout == "frames":
         return _videos_generic(manual_dir)
     raise ValueError(f"unknown face video layout {layout!r}; use 300vw, youtube_faces or frames")

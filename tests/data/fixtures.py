@@ -154,3 +154,35 @@ def ytf(root):
         "split number, 1st name, 2nd name, 1st dist, 2nd dist, same?\n"
         "1, Ann_A/0, Ann_A/1, 0, 0, 1\n10, Cid_C/3, Ben_B/0, 0, 0, 0\n")
   return root
+
+
+YTF_SPLITS_HEADER = "split number, pair number, first name, second name, is same\n"
+
+
+def ytf_faces(root, faces, n_frames=13, h=240, w=320, pairs=None):
+  """YouTube Faces in its real layout and frame size: frame_images_DB/<Name>/<n>/<n>.<frame>.jpg,
+  h x w JPEG frames with the face centred (`data.synth_video` clips of the given faces, edge-padded
+  like the detector-centred YTF frames) + splits.txt. faces: {Name: [face uint8 [s,s,3] per video]}.
+  pairs: [(split, 'Name/n', 'Name/m', same)]; default: for every split 1..10 one same and one
+  different pair cycling through the people."""
+  from data import synth_video  # pylint: disable=import-outside-toplevel
+  for name, imgs in faces.items():
+    for n, img in enumerate(imgs):
+      frames = synth_video.synthesize(img, num_frames=n_frames, seed=n)["frames"]
+      s = frames.shape[1]
+      top, left = (h - s) // 2, (w - s) // 2
+      for k, f in enumerate(frames):
+        padded = np.pad(f, ((top, h - s - top), (left, w - s - left), (0, 0)), mode="edge")
+        path = os.path.join(root, "frame_images_DB", name, str(n), f"{n}.{100 + k}.jpg")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        Image.fromarray(padded).save(path, quality=95)
+  if pairs is None:
+    names = sorted(faces)
+    pairs = []
+    for split in range(1, 11):
+      a = names[split % len(names)]
+      b = names[(split + 1) % len(names)]
+      pairs += [(split, f"{a}/0", f"{a}/1", True), (split, f"{a}/0", f"{b}/0", False)]
+  lines = [f"{s}, {i + 1}, {a}, {b}, {int(same)}, {int(same)}" for i, (s, a, b, same) in enumerate(pairs)]
+  write(os.path.join(root, "meta_data", "splits.txt"), YTF_SPLITS_HEADER + "\n".join(lines) + "\n")
+  return root
