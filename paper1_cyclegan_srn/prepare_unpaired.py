@@ -24,6 +24,7 @@ in both domains. Frames are stored as released (1280x720), never re-blurred.
 from __future__ import annotations
 
 import os
+import sys
 
 from absl import app, flags, logging
 import numpy as np
@@ -60,7 +61,10 @@ def gopro_domains(root, split="train"):
     """{"clear": [(source, sharp path)], "blurred": [(source, blurred path)]}: GoPro frames split by
     sequence (sorted; even -> clear, odd -> blurred), read by `data.builders.gopro.generate`."""
     from data.builders import gopro  # pylint: disable=import-outside-toplevel
-    items = list(gopro.generate(root, split))
+    try:
+        items = list(gopro.generate(root, split))
+    except (ValueError, OSError) as e:  # the builder's layout errors name manual_dir
+        raise ValueError(f"--gopro={root} (split {split!r}): {e}") from e
     seqs = sorted({ex["sequence"] for _, ex in items})
     if len(seqs) < 2:
         raise ValueError(f"--gopro={root}: split {split!r} holds {len(seqs)} sequence(s); unpaired "
@@ -137,7 +141,11 @@ def prepare(config) -> dict:
 
 def main(argv):
     del argv
-    print(prepare(flags.FLAGS))
+    try:
+        print(prepare(flags.FLAGS))
+    except (ValueError, FileNotFoundError) as e:  # bad input: one line that says what to do
+        sys.stderr.write(f"error: {e}\n")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

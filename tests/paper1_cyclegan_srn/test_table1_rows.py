@@ -78,6 +78,9 @@ def test_unpaired_gopro_domains_come_from_different_sequences(data):
     with pytest.raises(ValueError, match="exactly one of --faces"):
         prepare_unpaired.prepare(train_utils.parse_flags([prepare_unpaired.define_flags], [
             "prog", f"--gopro={data['gopro']}", "--faces=x", f"--output_dir={data['root']}"]))
+    with pytest.raises(ValueError, match="--gopro=.*train/ and test/"):
+        prepare_unpaired.prepare(train_utils.parse_flags([prepare_unpaired.define_flags], [
+            "prog", f"--gopro={data['root']}", f"--output_dir={data['root']}"]))
 
 
 def test_row_flagfiles_hold_the_paper_settings():
