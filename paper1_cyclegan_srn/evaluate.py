@@ -1,23 +1,31 @@
 """Tables 1 and 2 of Nahli et al., our numbers beside the paper's.
 
     python -m paper1_cyclegan_srn.evaluate --srn_workdir=runs/p1_srn \
-        --test_data='records/p1/pairs/test-*.tfrecord' [--baseline_srn_workdir=runs/p1_srn_synth] \
-        [--cyclegan_workdir=runs/p1_cyclegan] [--gopro_data='records/gopro/test-*.tfrecord'] \
+        --test_data='records/p1/pairs/test-*.tfrecord' [--gopro_data='records/gopro/test-*.tfrecord'] \
+        [--tao=paper1:runs/p1_tao] [--yuan=paper1:runs/p1_yuan] [--zhu=paper1:runs/p1_zhu] \
         --detector=mtcnn --output_dir=runs/p1_eval
 
-Table 1 (PSNR / SSIM on our generated test set and on GoPro): rows
-  Blurred input                       the inputs themselves (reference line, not in the paper)
-  Tao et al. [7]                      SRN trained on synthetic (GoPro-style) pairs: --baseline_srn_workdir
-  Yuan et al. [13]                    paper's numbers only (their CycleGAN deblurrer is not rebuilt here)
-  Zhu et al. [6]                      CycleGAN F: blurred -> clear (--cyclegan_workdir)
-  Ours                                SRN trained on the CycleGAN-labelled pairs (--srn_workdir)
-  NAME (measured)                     --compare=NAME=SPEC: classical baselines or the other papers'
-                                      models (specs of `python -m common.benchmark --method`)
---test_data / --gopro_data: pair records, or a stored-blur folder DIR/blurred + DIR/sharp (GoPro
-layout, `python -m data.build --output_format=folder`), used as stored (never re-blurred).
+Table 1 (PSNR / SSIM on our generated test set and on GoPro): one row per method, each given as a
+method spec of the evaluation core (`common.evaluation.methods`: paper1:WORKDIR, a .keras file, a
+SavedModel, shipped:PACKAGE/NAME, module:function; a CycleGAN workdir means its F, blurred ->
+clear). `configs/run_table1.sh` trains every row and runs this.
+  Blurred input        the inputs themselves (reference line, not in the paper)
+  Tao et al. [7]       --tao: SRN trained on GoPro pairs (configs/table1_tao_srn.flags)
+  Yuan et al. [13]     --yuan: CycleGAN trained on unpaired GoPro (configs/table1_yuan_cyclegan.flags)
+  Zhu et al. [6]       --zhu: a second CycleGAN trained on our generated pairs taken as unpaired
+                       domains (configs/table1_zhu_cyclegan.flags), not stage 1's F
+  Ours                 --ours, or --srn_workdir=DIR (= --ours=paper1:DIR): SRN on the CycleGAN-
+                       labelled pairs
+  NAME (measured)      --compare=NAME=SPEC: extra rows (classical baselines, the other papers'
+                       models, stage 1's F: --compare="stage-1 F=paper1:runs/p1_cyclegan")
+Every row is scored by `common.evaluation.runner.evaluate` (one image at a time, padded to the
+method's stride, restored image rounded to 8 bits, PSNR/SSIM of `common.metrics`) on fixed test
+sets (`common.evaluation.test_sets.load_test_set`): --test_data / --gopro_data are pair records or a
+stored-blur folder DIR/blurred + DIR/sharp (`python -m data.build --source=gopro --mode=paired`
+writes either), used as stored, never re-blurred.
 Table 2 (face-detection success rate: ground truth / blurred / restored by Ours): on our test set
 and on a synthetic set = the same clear test faces blurred with real kernels (--blur_kernels, --noise_sigma).
-A missing workdir or data set leaves its cells "–". Writes tables.md, tables.json and a contact
+A missing row spec or data set leaves its cells "–". Writes tables.md, tables.json and a contact
 sheet of examples into --output_dir.
 """
 from __future__ import annotations
@@ -29,7 +37,7 @@ from absl import app, flags, logging
 import numpy as np
 import tensorflow as tf
 
-from common import image_io, metrics, paths, pipeline, report, shared_flags, train_utils
+from common import image_io, paths, pipeline, report, shared_flags, train_utils
 from common.evaluation import methods as methods_lib
 from common.evaluation import runner, test_sets
 from paper1_cyclegan_srn import cyclegan, inputs, train_cyclegan, train_srn
@@ -41,6 +49,12 @@ PAPER_TABLE1 = {  # (our testing set PSNR, SSIM, GoPro PSNR, SSIM)
     "Ours": (17.14, 0.8509, 32.62, 0.9502),
 }
 PAPER_TABLE2 = {"Testing dataset": (0.87, 0.32, 0.61), "Synthetic dataset": (0.87, 0.63, 0.76)}
+ROW_FLAGS = {"tao": "Tao et al. [7]", "yuan": "Yuan et al. [13]", "zhu": "Zhu et al. [6]",
+             "ours": "Ours"}
+ROW_HELP = {"tao": "paper1:WORKDIR of configs/table1_tao_srn.flags, SRN on GoPro pairs",
+            "yuan": "paper1:WORKDIR of configs/table1_yuan_cyclegan.flags, its F",
+            "zhu": "paper1:WORKDIR of configs/table1_zhu_cyclegan.flags, its F",
+            "ours": "default: paper1:--srn_workdir"}
 T1_COLUMNS = ["Ours-set PSNR", "Ours-set SSIM", "GoPro PSNR", "GoPro SSIM"]
 T2_COLUMNS = ["Ground Truth", "Blurred", "Restored"]
 
@@ -49,10 +63,11 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     if "srn_workdir" in fv:
         return
     d = dict(flag_values=fv)
-    flags.DEFINE_string("srn_workdir", None, "Ours: SRN trained on CycleGAN-labelled pairs.", **d)
-    flags.DEFINE_string("baseline_srn_workdir", None, "Tao et al. row: SRN trained on synthetic "
-                        "(kernel-blurred / GoPro-style) pairs.", **d)
-    flags.DEFINE_string("cyclegan_workdir", None, "Zhu et al. row: a CycleGAN whose F deblurs.", **d)
+    flags.DEFINE_string("srn_workdir", None, "Ours: SRN trained on CycleGAN-labelled pairs "
+                        "(shorthand for --ours=paper1:DIR).", **d)
+    for key, row in ROW_FLAGS.items():
+        flags.DEFINE_string(key, None, f"Table 1 row {row!r}: a method spec of "
+                            f"common.evaluation.methods ({ROW_HELP[key]}).", **d)
     flags.DEFINE_string("test_data", None, "Our generated test pairs (TFRecord glob, or a folder "
                         "DIR/blurred + DIR/sharp).", **d)
     flags.DEFINE_string("gopro_data", None, "GoPro test pairs (TFRecord glob, or the GoPro folder "
@@ -76,12 +91,20 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
 
 def load_model(workdir):
     """Rebuilds SRN from workdir/flags.txt and restores it; returns (flags, a [0,1] -> [0,1]
-    function)."""
+    function).
+
+    The function is traced once per input shape: SRN's scale pyramid needs a static H and W, and
+    `train_srn.restore_fn`'s `reduce_retracing` turns a second image size into [B, H, None, 3]
+    (Table 1 scores our faces and GoPro frames with the same model)."""
     train_utils.check_workdir_kind(workdir, "paper1", ("srn",))
     config = train_utils.load_flags([train_srn.define_flags], workdir)
     model = train_srn.build_model(config, image_size=16)
     train_utils.restore_for_eval(workdir, srn=model)
-    return config, train_srn.restore_fn(model)
+
+    @tf.function(reduce_retracing=False)
+    def run(blurred):
+        return tf.clip_by_value(tf.cast(model(blurred, training=False)[-1], tf.float32), 0.0, 1.0)
+    return config, run
 
 
 def load_cyclegan_f(workdir):
@@ -107,7 +130,7 @@ def load_method(workdir):
         config = train_utils.load_flags([train_cyclegan.define_flags], workdir)
         n = methods_lib.count_params(cyclegan.build_generator(config.generator, name="f_net",
                                                               image_size=16), probe)
-        return methods_lib.Method("Zhu et al. [6] (CycleGAN F)", load_cyclegan_f(workdir), "paper1",
+        return methods_lib.Method("CycleGAN F (paper 1)", load_cyclegan_f(workdir), "paper1",
                                   workdir, n, 4, description=f"paper1_cyclegan_srn CycleGAN F of {workdir}")
     config = train_utils.load_flags([train_srn.define_flags], workdir)
     n = methods_lib.count_params(train_srn.build_model(config, image_size=16), probe)
@@ -146,49 +169,68 @@ def load_pairs(pattern, batch_size, max_images=0, kernels=None, noise=0.0, seed=
     return sharp, blurred
 
 
-def restore_all(fn, images, batch_size):
-    return np.concatenate([np.asarray(fn(tf.constant(images[i:i + batch_size])))
-                           for i in report.progress(range(0, len(images), batch_size),
-                                                    desc=f"restoring {len(images)} images")])
+def row_methods(config) -> dict:
+    """Table 1's rows -> `common.evaluation.Method` (None where no spec is given)."""
+    specs = {row: getattr(config, key) for key, row in ROW_FLAGS.items()}
+    if config.srn_workdir:
+        if specs["Ours"]:
+            raise ValueError(f"give --srn_workdir={config.srn_workdir} or --ours={specs['Ours']}, "
+                             "not both (--srn_workdir=DIR means --ours=paper1:DIR)")
+        specs["Ours"] = f"paper1:{config.srn_workdir}"
+    return {row: methods_lib.resolve_method(spec, name=row) if spec else None
+            for row, spec in specs.items()}
 
 
-def psnr_ssim(sharp, restored):
-    return float(np.mean(metrics.psnr(sharp, restored))), float(np.mean(metrics.ssim(sharp, restored)))
+def load_test_sets(config) -> dict:
+    """"ours" / "gopro" -> `common.evaluation.TestSet` with ground truth (None: not given)."""
+    out = {}
+    for key, flag in (("ours", "test_data"), ("gopro", "gopro_data")):
+        source = getattr(config, flag)
+        if not source:
+            out[key] = None
+            continue
+        ts = test_sets.load_test_set(source, config.max_images)
+        if not ts.has_reference:
+            raise ValueError(f"--{flag}={source}: Table 1 needs a sharp image beside every blurred "
+                             "one (records with image/sharp, or DIR/sharp/ beside DIR/blurred/)")
+        out[key] = ts
+    return out
 
 
-def table1(methods, sets, compare=()):
-    """methods: name -> fn or None; sets: "ours"/"gopro" -> (sharp, blurred) or None; compare:
-    `--compare` specs measured as extra rows (`common.evaluation.runner.compare_rows`)."""
+def table1(methods, sets, compare=(), examples=None, keep_images=6):
+    """Table 1 through the evaluation core.
+
+    methods: row name -> `common.evaluation.Method` or None; sets: "ours"/"gopro" -> TestSet or
+    None; compare: `--compare` specs, measured as extra rows. examples: a dict filled with
+    row -> the first `keep_images` restored uint8 images of the "ours" set (for the contact sheet).
+    Returns (report.Table, {row: [ours PSNR, SSIM, GoPro PSNR, SSIM]})."""
     t = report.Table("Table 1: PSNR / SSIM on our generated test set and the GoPro test set",
                      T1_COLUMNS, formats={c: (".2f" if "PSNR" in c else ".4f") for c in T1_COLUMNS})
+    rows = [("Blurred input", methods_lib.classical("blurred"), None)]
+    rows += [(name, methods.get(name), PAPER_TABLE1[name]) for name in PAPER_TABLE1]
+    rows += [(f"{m.name} (measured)", m, None)
+             for m in (methods_lib.resolve_method(spec) for spec in compare)]
     results = {}
-    rows = [("Blurred input", "identity")] + [(n, n) for n in PAPER_TABLE1]
-    for name, key in rows:
+    for name, method, paper in rows:
         ours = [None] * 4
         for j, set_name in enumerate(("ours", "gopro")):
-            data = sets.get(set_name)
-            fn = (lambda x: x) if key == "identity" else methods.get(key)
-            if data is None or fn is None:
+            ts = sets.get(set_name)
+            if ts is None or method is None:
                 continue
-            sharp, blurred = data
-            restored = restore_all(fn, blurred, 8) if key != "identity" else blurred
-            ours[2 * j], ours[2 * j + 1] = psnr_ssim(sharp, restored)
+            logging.info("Table 1: %s on %s", name, ts.describe())
+            keep = keep_images if examples is not None and set_name == "ours" else 0
+            r = runner.evaluate(method, ts, keep_images=keep)
+            ours[2 * j], ours[2 * j + 1] = r.summary["psnr"], r.summary["ssim"]
+            if keep:
+                examples[name] = r.restored
         results[name] = ours
-        t.add(name, ours=ours, paper=PAPER_TABLE1.get(name))
-    measured = {}
-    for j, set_name in enumerate(("ours", "gopro")):
-        if sets.get(set_name) is not None and compare:
-            sharp, blurred = sets[set_name]
-            for name, r in runner.compare_rows(compare, blurred, sharp).items():
-                measured.setdefault(name, [None] * 4)[2 * j:2 * j + 2] = [r["psnr"], r["ssim"]]
-    for name, ours in measured.items():
-        results[f"{name} (measured)"] = ours
-        t.add(f"{name} (measured)", ours=ours)
+        t.add(name, ours=ours, paper=paper)
     return t, results
 
 
-def table2(detector, ours_fn, sets, batch_size=8):
-    """sets: row name -> (sharp, blurred) or None. Success rate of `detector` per condition."""
+def table2(detector, ours_method, sets):
+    """sets: row name -> (sharp, blurred) float arrays or None; ours_method: the "Ours"
+    `common.evaluation.Method` or None. Success rate of `detector` per condition."""
     from common import face
     t = report.Table("Table 2: face-detection success rate (ground truth / blurred / restored)",
                      T2_COLUMNS, formats=".2f")
@@ -198,8 +240,8 @@ def table2(detector, ours_fn, sets, batch_size=8):
         if data is not None and detector is not None:
             sharp, blurred = data
             conds = [sharp, blurred]
-            if ours_fn is not None:
-                conds.append(restore_all(ours_fn, blurred, batch_size))
+            if ours_method is not None:
+                conds.append(runner.restore_images(ours_method, blurred))
             for j, imgs in enumerate(conds):
                 rate, _ = face.detection_success_rate(
                     detector, [image_io.to_uint8(im) for im in imgs])
@@ -213,20 +255,18 @@ def run_eval(config) -> dict:
     """Tables 1 and 2 from the parsed flags (printed, and written under --output_dir)."""
     if not config.test_data:
         raise ValueError("--test_data is required (the test pairs written by generate_pairs)")
-    methods = {
-        "Ours": load_model(config.srn_workdir)[1] if config.srn_workdir else None,
-        "Tao et al. [7]": (load_model(config.baseline_srn_workdir)[1]
-                           if config.baseline_srn_workdir else None),
-        "Zhu et al. [6]": (load_cyclegan_f(config.cyclegan_workdir)
-                           if config.cyclegan_workdir else None),
-    }
-    ours_set = load_pairs(config.test_data, config.batch_size, config.max_images)
-    gopro_set = (load_pairs(config.gopro_data, config.batch_size, config.max_images)
-                 if config.gopro_data else None)
-    t1, r1 = table1(methods, {"ours": ours_set, "gopro": gopro_set}, config.compare)
-    t1.notes.append(f"Our test set: {len(ours_set[0])} CycleGAN-labelled pairs ({config.test_data}).")
-    if gopro_set is None:
+    methods = row_methods(config)
+    sets = load_test_sets(config)
+    examples = {} if config.output_dir else None
+    t1, r1 = table1(methods, sets, config.compare, examples=examples)
+    t1.notes.append(f"Our test set: {len(sets['ours'])} CycleGAN-labelled pairs ({config.test_data}).")
+    if sets["gopro"] is None:
         t1.notes.append("GoPro: not given (--gopro_data), so its columns are empty.")
+    else:
+        t1.notes.append(f"GoPro: {len(sets['gopro'])} test pairs ({config.gopro_data}).")
+    for key, row in ROW_FLAGS.items():
+        if methods[row] is not None:
+            t1.notes.append(f"{row}: {methods[row].spec} ({methods[row].description})")
     print(t1)
 
     kernels = shared_flags.kernel_bank(config, seed=0)
@@ -235,6 +275,7 @@ def run_eval(config) -> dict:
                                                                  spec=config.stage1_kernels,
                                                                  flag="--stage1_kernels"),
                                config.blur_kernels, config.stage1_kernels)
+    ours_set = load_pairs(config.test_data, config.batch_size, config.max_images)
     synth_set = None
     if kernels is not None:
         synth_set = load_pairs(config.test_data, config.batch_size, config.max_images,
@@ -248,24 +289,20 @@ def run_eval(config) -> dict:
     t2.notes.append(f"Detector: {config.detector} (the paper: FaceBoxes). Synthetic set: our test "
                     f"faces blurred with {config.blur_kernels}.")
     print(t2)
-    out = {"table1": r1, "table2": r2, "num_test_images": int(len(ours_set[0]))}
+    out = {"table1": r1, "table2": r2, "num_test_images": len(sets["ours"]),
+           "num_gopro_images": len(sets["gopro"]) if sets["gopro"] is not None else 0,
+           "specs": {row: m.spec for row, m in methods.items() if m is not None}}
     if config.output_dir:
         os.makedirs(config.output_dir, exist_ok=True)
         with open(os.path.join(config.output_dir, "tables.md"), "w") as f:
             f.write(t1.to_markdown() + "\n\n" + t2.to_markdown() + "\n")
         with open(os.path.join(config.output_dir, "tables.json"), "w") as f:
             json.dump(out, f, indent=1)
-        sharp, blurred = ours_set[0][:6], ours_set[1][:6]
-        rows = []
-        for i in range(len(sharp)):
-            row = [blurred[i]]
-            for name in ("Tao et al. [7]", "Zhu et al. [6]", "Ours"):
-                if methods[name] is not None:
-                    row.append(np.asarray(methods[name](tf.constant(blurred[i:i + 1])))[0])
-            rows.append(row + [sharp[i]])
-        labels = ["blurred"] + [n for n in ("Tao et al. [7]", "Zhu et al. [6]", "Ours")
-                                if methods[n] is not None] + ["ground truth"]
-        image_io.contact_sheet(rows, labels=labels,
+        shown = [n for n in PAPER_TABLE1 if n in examples]
+        samples = sets["ours"].samples[:6]
+        rows = [[s.blurred] + [examples[n][i] for n in shown] + [s.sharp]
+                for i, s in enumerate(samples)]
+        image_io.contact_sheet(rows, labels=["blurred"] + shown + ["ground truth"],
                                path=os.path.join(config.output_dir, "examples.png"))
         logging.info("wrote %s", config.output_dir)
     return out

@@ -12,10 +12,19 @@ image gets one kernel, drawn with a seeded RNG, recorded in the `kernel` field.
 
 Writes `clear-0000N-of-0000M.tfrecord` (image/sharp, source) and `blurred-...` (image/blurred,
 kernel, source) atomically with `common.tfrecord.ShardedWriter`; existing outputs are kept.
+
+`--gopro=DIR` instead (Table 1's "Yuan et al." row: a CycleGAN on unpaired GoPro, as Yuan et al.
+trained on a shuffled GoPro): GOPRO_Large's `--gopro_split` (read by `data.builders.gopro`, the one
+GoPro reader) is split by SEQUENCE, alternating in sorted order: the sharp frames of sequences
+0, 2, 4, ... are domain X, the blurred frames of sequences 1, 3, 5, ... domain Y, so no scene is
+in both domains. Frames are stored as released (1280x720), never re-blurred.
+
+    python -m paper1_cyclegan_srn.prepare_unpaired --gopro=GOPRO_Large --output_dir=records/gopro_unpaired
 """
 from __future__ import annotations
 
 import os
+import sys
 
 from absl import app, flags, logging
 import numpy as np
@@ -29,6 +38,10 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
         return
     d = dict(flag_values=fv)
     flags.DEFINE_string("faces", None, "Folder of clear face images.", **d)
+    flags.DEFINE_string("gopro", None, "Instead of --faces: a GOPRO_Large folder (train/ and "
+                        "test/ of <seq>/blur|sharp/); X = sharp frames of the even sequences, "
+                        "Y = blurred frames of the odd ones (sorted order).", **d)
+    flags.DEFINE_string("gopro_split", "train", "GoPro split for --gopro.", **d)
     flags.DEFINE_string("clear_range", "0:1500", "START:END of the sorted images kept clear (X).", **d)
     flags.DEFINE_string("blurred_range", "1500:3000", "START:END of the images blurred (Y); must "
                         "not overlap --clear_range.", **d)
@@ -44,9 +57,51 @@ def _range(spec):
     return int(a or 0), int(b)
 
 
+def gopro_domains(root, split="train"):
+    """{"clear": [(source, sharp path)], "blurred": [(source, blurred path)]}: GoPro frames split by
+    sequence (sorted; even -> clear, odd -> blurred), read by `data.builders.gopro.generate`."""
+    from data.builders import gopro  # pylint: disable=import-outside-toplevel
+    try:
+        items = list(gopro.generate(root, split))
+    except (ValueError, OSError) as e:  # the builder's layout errors name manual_dir
+        raise ValueError(f"--gopro={root} (split {split!r}): {e}") from e
+    seqs = sorted({ex["sequence"] for _, ex in items})
+    if len(seqs) < 2:
+        raise ValueError(f"--gopro={root}: split {split!r} holds {len(seqs)} sequence(s); unpaired "
+                         "domains from different sequences need at least 2")
+    side = {q: ("clear" if i % 2 == 0 else "blurred") for i, q in enumerate(seqs)}
+    out = {"clear": [], "blurred": []}
+    for key, ex in items:
+        d = side[ex["sequence"]]
+        out[d].append((key, ex["sharp" if d == "clear" else "blurred"]))
+    return out
+
+
+def prepare_gopro(config) -> dict:
+    """The two unpaired GoPro domains as records (stored frames, never re-blurred)."""
+    domains = gopro_domains(config.gopro, config.gopro_split)
+    counts = {}
+    for domain, items in domains.items():
+        if os.path.exists(os.path.join(config.output_dir, tfrecord.shard_name(domain, 0,
+                                                                             config.num_shards))):
+            logging.info("%s records exist: keeping them", domain)
+            counts[domain] = "kept"
+            continue
+        field = "sharp" if domain == "clear" else "blurred"
+        with tfrecord.ShardedWriter(config.output_dir, domain, config.num_shards) as w:
+            for source, path in items:
+                w.write(tfrecord.make_example(**{field: image_io.read_image(path)}, source=source))
+        counts[domain] = w.num_written
+        logging.info("wrote %d %s GoPro records", w.num_written, domain)
+    return counts
+
+
 def prepare(config) -> dict:
-    if not config.faces or not config.output_dir:
-        raise ValueError("--faces and --output_dir are required")
+    if not config.output_dir or bool(config.faces) == bool(config.gopro):
+        raise ValueError("give --output_dir and exactly one of --faces (a face folder) or --gopro "
+                         "(a GOPRO_Large folder)")
+    if config.gopro:
+        return prepare_gopro(config)
     (c0, c1), (b0, b1) = _range(config.clear_range), _range(config.blurred_range)
     if max(c0, b0) < min(c1, b1):
         raise ValueError(f"--clear_range={config.clear_range} and --blurred_range="
@@ -86,9 +141,13 @@ def prepare(config) -> dict:
 
 def main(argv):
     del argv
-    print(prepare(flags.FLAGS))
+    try:
+        print(prepare(flags.FLAGS))
+    except (ValueError, FileNotFoundError) as e:  # bad input: one line that says what to do
+        sys.stderr.write(f"error: {e}\n")
+        sys.exit(1)
 
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    train_utils.run_app(main, required=('faces', 'output_dir'))
+    train_utils.run_app(main, required=('output_dir',))

@@ -163,7 +163,7 @@ def test_evaluate_prints_tables_with_paper_numbers(stages, tmp_path):
     from paper1_cyclegan_srn import evaluate
     pairs = os.path.join(stages["pairs_dir"], "*.tfrecord")
     cfg = train_utils.parse_flags([evaluate.define_flags], [
-        "prog", f"--srn_workdir={stages['srn_dir']}", f"--cyclegan_workdir={stages['cg_dir']}",
+        "prog", f"--srn_workdir={stages['srn_dir']}", f"--compare=stage-1 F=paper1:{stages['cg_dir']}",
         f"--test_data={pairs}", "--blur_kernels=camera_shake", "--detector=haar",
         f"--output_dir={tmp_path}"])
     out = evaluate.run_eval(cfg)
@@ -172,6 +172,8 @@ def test_evaluate_prints_tables_with_paper_numbers(stages, tmp_path):
     assert out["table1"]["Blurred input"][0] == pytest.approx(np.mean(10 * np.log10(1 / mse)), rel=1e-4)
     assert all(v is not None for v in out["table1"]["Ours"][:2])
     assert out["table1"]["Ours"][2] is None  # no GoPro data given
+    assert out["table1"]["Zhu et al. [6]"] == [None] * 4   # no --zhu: stage 1's F is not that row
+    assert all(v is not None for v in out["table1"]["stage-1 F (measured)"][:2])
     for row in ("Testing dataset", "Synthetic dataset"):
         assert all(0.0 <= v <= 1.0 for v in out["table2"][row])
     # both sets hold the same ground-truth faces
