@@ -91,20 +91,12 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
 
 def load_model(workdir):
     """Rebuilds SRN from workdir/flags.txt and restores it; returns (flags, a [0,1] -> [0,1]
-    function).
-
-    The function is traced once per input shape: SRN's scale pyramid needs a static H and W, and
-    `train_srn.restore_fn`'s `reduce_retracing` turns a second image size into [B, H, None, 3]
-    (Table 1 scores our faces and GoPro frames with the same model)."""
+    function traced once per input shape: `train_srn.restore_fn`)."""
     train_utils.check_workdir_kind(workdir, "paper1", ("srn",))
     config = train_utils.load_flags([train_srn.define_flags], workdir)
     model = train_srn.build_model(config, image_size=16)
     train_utils.restore_for_eval(workdir, srn=model)
-
-    @tf.function(reduce_retracing=False)
-    def run(blurred):
-        return tf.clip_by_value(tf.cast(model(blurred, training=False)[-1], tf.float32), 0.0, 1.0)
-    return config, run
+    return config, train_srn.restore_fn(model)
 
 
 def load_cyclegan_f(workdir):

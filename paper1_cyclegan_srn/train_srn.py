@@ -5,8 +5,8 @@
 
 Paper Sec. 3.2 / 5: the multi-scale Euclidean loss (Eq. 3), batch 16, 150 epochs. Crop 256, Adam
 1e-4 with polynomial decay (power 0.3) to 0 are the SRN code's settings (Tao et al.). The same
-trainer, given kernel-blurred pairs (`--train_data=<folder> --blur_kernels=...`), trains the
-"SRN on synthetic (GoPro-style) pairs" baseline of Table 1.
+trainer on GoPro pairs is Table 1's "Tao et al." row (`configs/table1_tao_srn.flags`); given a
+folder of sharp faces and `--blur_kernels`, it trains on pairs blurred on the fly.
 """
 from __future__ import annotations
 
@@ -68,8 +68,11 @@ def make_eval_dataset(config, source=None, batch_size=None):
 
 
 def restore_fn(model):
-    """A tf.function returning the full-size restored image, float32 [B,H,W,3] clipped to [0,1]."""
-    @tf.function(reduce_retracing=True)
+    """A tf.function returning the full-size restored image, float32 [B,H,W,3] clipped to [0,1].
+
+    Traced once per input shape: SRN's scale pyramid needs a static H and W (reduce_retracing
+    would turn a second image size into [B, H, None, 3])."""
+    @tf.function(reduce_retracing=False)
     def run(blurred):
         return tf.clip_by_value(tf.cast(model(blurred, training=False)[-1], tf.float32), 0.0, 1.0)
     return run
