@@ -7,8 +7,9 @@
 #  1. the last 40 people are validation faces (WORKDIR/val); faces 0-1199 stay clear (X), faces
 #     1200-2399 are blurred with the shared kernel mixture (Y): prepare_unpaired;
 #  2. the CycleGAN learns clear -> blurred from the unpaired X/Y (28 min);
-#  3. its G labels the other 1,363 faces (generate_pairs: 95% train / 5% test pairs);
-#  4. the SRN learns to undo G's blur (58 min); then export WORKDIR/srn_export/srn.keras.
+#  3. its G labels the other 1,363 faces (generate_pairs: 95% train / 5% test pairs), each
+#     G(clear) shifted to the clear face's mean colour (--keep_mean_colour);
+#  4. the SRN learns to undo G's blur (52 min); then export WORKDIR/srn_export/srn.keras.
 set -euo pipefail
 W=${1:?usage: run_cpu90_strong.sh WORKDIR}
 PY=${PYTHON:-python}
@@ -34,7 +35,7 @@ fi
   --workdir="$W/cyclegan"
 "$PY" -m paper1_cyclegan_srn.generate_pairs --flagfile=$C/generate_pairs.flags \
   --cyclegan_workdir="$W/cyclegan" --clear_data="$W/stills/sharp" --file_range=2400:4000 \
-  --resize= --test_fraction=0.05 --output_dir="$W/pairs"
+  --resize= --keep_mean_colour --test_fraction=0.05 --output_dir="$W/pairs"
 "$PY" -m paper1_cyclegan_srn.train_srn --flagfile=$C/cpu90_strong_srn.flags \
   --train_data="$W/pairs/train-*.tfrecord" --eval_data="$W/pairs/test-*.tfrecord" --workdir="$W/srn"
 "$PY" -m paper1_cyclegan_srn.export --workdir="$W/srn" --export_dir="$W/srn_export"
