@@ -3,6 +3,7 @@
 (paper1_cyclegan_srn/weights/srn_small.keras) on unseen strong motion blur."""
 import numpy as np
 import pytest
+from keras import ops
 
 from common import image_io, inference, tfrecord, train_utils
 from paper1_cyclegan_srn import deblur, evaluate, export, inputs, srn, train_srn
@@ -67,3 +68,24 @@ def test_export_keras_equals_the_workdir_and_deblur_reads_it(residual_srn_dir, t
         deblur.load_model("paper3_umsn/weights/umsn_small.keras")
     with pytest.raises(ValueError, match="multiple of 16"):
         export.export(residual_srn_dir, str(tmp_path / "bad"), serve_size=40)
+
+
+def test_keep_mean_colour_undoes_a_generators_colour_drift_not_its_blur():
+    from paper1_cyclegan_srn import generate_pairs
+
+    class DriftingBlur:  # a stand-in G in [-1, 1]: 3-tap horizontal box blur, then a colour cast
+        def __call__(self, t, training=False):
+            t = (t + ops.roll(t, 1, axis=2) + ops.roll(t, -1, axis=2)) / 3.0
+            return t * 0.8 + np.array([0.2, -0.1, 0.0], np.float32)
+
+    rng = np.random.default_rng(0)
+    clear = (rng.random((2, 24, 24, 3)) * 200 + 20).astype(np.uint8)
+    drifted = generate_pairs.blur_with_generator(DriftingBlur(), clear).astype(np.float64)
+    kept = generate_pairs.blur_with_generator(DriftingBlur(), clear, keep_mean_colour=True)
+    kept = kept.astype(np.float64)
+    mean = lambda a: a.mean(axis=(1, 2))
+    assert np.abs(mean(drifted) - mean(clear)).max() > 10  # the cast moved the means
+    np.testing.assert_allclose(mean(kept), mean(clear), atol=0.6)  # back, up to 8-bit rounding
+    # the blur (and the contrast change) stays: same image up to a per-channel offset
+    np.testing.assert_allclose(kept - mean(kept)[:, None, None], drifted - mean(drifted)[:, None, None],
+                               atol=1.0)
