@@ -14,7 +14,8 @@ each per round, after one warm-up call each) so that a varying machine load hits
   bf16       fast_model(bfloat16, fused_norm=False): mixed_bfloat16 copy, float32 output
   bf16_fused + fused instance norms (the `deblur` default on a CPU with bfloat16 units)
   *_xla      the same with jit_compile=True (--xla)
-Per size and configuration: median wall ms and median CPU ms (time.process_time of this
+Per size: the float32 call's FLOPs (TensorFlow's profiler on the traced graph); per size and
+configuration: median wall ms and median CPU ms (time.process_time of this
 process, all its threads) of one [1,S,S,3] call. On a loaded machine the wall time depends on the
 load, the CPU time much less: compare CPU ms between configurations.
 --op_profile=S: CPU time per TensorFlow op type of one traced float32 and one bf16_fused call at
@@ -159,7 +160,11 @@ def main():
            "cpu_bf16": inference.resolve_precision("auto") == "bfloat16"}
     if a.faces_dir:
         out["faces"] = face_psnr(fns, a.faces_dir, stride)
-    out["ms"] = {str(s): timings(fns, s, a.rounds) for s in [int(v) for v in a.sizes.split(",") if v]}
+    sizes = [int(v) for v in a.sizes.split(",") if v]
+    out["ms"] = {str(s): timings(fns, s, a.rounds) for s in sizes}
+    from train_bench import step_flops  # pylint: disable=import-outside-toplevel
+    out["gflop_per_call"] = {str(s): round(step_flops(fns["f32"].get_concrete_function(
+        tf.zeros((1, s, s, 3)))) / 1e9, 2) for s in sizes}
     if a.op_profile:
         out["op_profile"] = {name: op_profile(fns[name], a.op_profile)
                              for name in ("f32", "bf16_fused")}
