@@ -6,9 +6,8 @@
 Configurations (each in its own process, so its peak RSS is its own):
   peak   benchmarks/machine_peak.py (the denominators of "fraction of peak")
   train  per paper: the `paper` variant at the paper's batch and crop (paper 1 SRN 16 x 256,
-         paper 2 cGAN 1 x 256, paper 3 UMSN 16 x 128; paper 3 also with --remat), and the small
-         setting (paper 3 / paper 2 `small` at the same batch and crop; paper 1 has no small SRN,
-         so its CPU setting: `paper` at 8 x 64), in float32 and mixed_bfloat16
+         paper 2 cGAN 1 x 256, paper 3 UMSN 16 x 128; papers 1 and 3 also with --remat), and
+         the `small` variants at the same batch and crop, in float32 and mixed_bfloat16
   infer  inference ms at 128/256/512 per paper `paper` variant, float32 and mixed_bfloat16
   data   benchmarks/pipeline_throughput.py at paper 3's batch and crop (on-the-fly blur) vs the
          UMSN step's consumption (images/s of the train rows)
@@ -27,7 +26,8 @@ import _machine  # noqa: E402
 TRAIN = [  # (paper, variant, batch, size, remat)
     ("paper3", "paper", 16, 128, ""), ("paper3", "paper", 16, 128, "blocks"),
     ("paper3", "paper", 16, 128, "units"), ("paper3", "small", 16, 128, ""),
-    ("paper1", "paper", 16, 256, ""), ("paper1", "paper", 8, 64, ""),
+    ("paper1", "paper", 16, 256, ""), ("paper1", "paper", 16, 256, "blocks"),
+    ("paper1", "small", 16, 256, ""), ("paper1", "small", 16, 256, "blocks"),
     ("paper2", "paper", 1, 256, ""), ("paper2", "small", 1, 256, ""),
 ]
 PRECISIONS = ("mixed_bfloat16", "float32")

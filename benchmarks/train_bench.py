@@ -74,7 +74,8 @@ def build_train(paper, variant, batch, size, remat):
         from paper1_cyclegan_srn import train_srn
         cfg = train_utils.parse_flags([train_srn.define_flags], [
             "p", f"--crop_size={size}", f"--variant={variant}", f"--batch_size={batch}",
-            "--num_steps=1000", "--workdir=/tmp/unused"], fv=flags.FlagValues())
+            "--num_steps=1000", "--workdir=/tmp/unused"]
+            + ([f"--remat={remat}"] if remat else []), fv=flags.FlagValues())
         return train_utils.make_distributed_step(strategy, train_srn.SRNTrainer(cfg).replica_step), data
     if paper == "paper2":
         from paper2_identity_cgan import train
@@ -176,7 +177,8 @@ def main():
     p.add_argument("--flops", type=int, default=1, help="1: count the step's FLOPs (profiler)")
     p.add_argument("--peak_tflops", type=float, default=0.0,
                    help="machine_peak.py's peak for this precision (for fraction_of_peak)")
-    p.add_argument("--remat", default="", help="paper 3 only: the trainer's --remat (blocks, units)")
+    p.add_argument("--remat", default="", help="papers 1 and 3: the trainer's --remat (paper 3: "
+                   "blocks, units; paper 1: blocks)")
     p.add_argument("--infer_sizes", default="128,256,512")
     a = p.parse_args()
     b, s = PAPER_SETTINGS[a.paper]

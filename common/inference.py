@@ -3,6 +3,7 @@
 A "model" here is any callable taking float32 [B,H,W,3] images in [0, 1] and returning float
 [B,H,W,3] (a Keras model, a `tf.function`, a SavedModel signature wrapper, a lambda in tests).
 
+    fast = fast_model(keras_model, "auto")   # traced, bfloat16 where the CPU/GPU has it, fused IN
     restored = deblur_image(model, img, stride=4)              # any size: reflect-pad, run, crop
     restored = deblur_image(model, img, stride=4, tile=256)    # big images in overlapping tiles
     restored = deblur_faces(model, img, detector, stride=4)    # detect -> crop -> deblur -> paste
@@ -20,6 +21,171 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from common import image_io, keras_utils
+
+
+# --------------------------------------------------------------------------- fast path
+
+INFER_PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def _is_float32_policy(value) -> bool:
+    if isinstance(value, str):
+        return value == "float32"
+    if isinstance(value, dict) and "Policy" in str(value.get("class_name", "")):
+        return value.get("config", {}).get("name") == "float32"
+    return False
+
+
+def _strip_float32_policies(cfg):
+    """A serialized Keras config without its float32 dtype policies (so that rebuilding under
+    another global policy uses that one); every other entry as is."""
+    if isinstance(cfg, dict):
+        return {k: _strip_float32_policies(v) for k, v in cfg.items()
+                if not (k == "dtype" and _is_float32_policy(v))}
+    if isinstance(cfg, list):
+        return [_strip_float32_policies(v) for v in cfg]
+    return cfg
+
+
+def rebuilt_copy(model, policy: str = "float32", sample_size: int = 32):
+    """The same Keras model rebuilt from its config under the dtype `policy`, weights copied.
+
+    policy "mixed_bfloat16": bfloat16 compute, float32 variables; layers that the model's code
+    creates with an explicit dtype="float32" (output convs, heads) stay float32 (true of
+    subclassed models, whose inner layers are made in `__init__`, not read from the config).
+    Weights are copied in order; a structure mismatch raises ValueError. sample_size: side of
+    the zero image [1,S,S,3] that builds the copy (a multiple of the network's stride).
+    """
+    import keras
+    cfg = _strip_float32_policies(keras.saving.serialize_keras_object(model))
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        copy = keras.saving.deserialize_keras_object(cfg)
+        copy(np.zeros((1, sample_size, sample_size, 3), np.float32))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    src, dst = model.weights, copy.weights
+    if [tuple(w.shape) for w in src] != [tuple(w.shape) for w in dst]:
+        raise ValueError(f"the {policy} rebuild of {type(model).__name__} does not have the "
+                         "model's weights (a layer built outside __init__?): use "
+                         "--precision=float32 --nofused_norm")
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def bfloat16_copy(model, sample_size: int = 32):
+    """`rebuilt_copy` under mixed_bfloat16 (bfloat16 compute, float32 weights)."""
+    return rebuilt_copy(model, "mixed_bfloat16", sample_size)
+
+
+def _fused_instance_norm(self, x):
+    """`GroupNormalization.call` of an instance norm (one group per channel) as TensorFlow's fused
+    batch-norm kernel in training mode on [1,H,W,B*C]: per-sample, per-channel mean and biased
+    variance over H, W, then (x - mean) / sqrt(var + eps) * gamma + beta, statistics in float32,
+    in one pass instead of Keras's moments + normalise ops (same formula, float rounding only)."""
+    import tensorflow as tf
+    c = x.shape[-1]
+    scale = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([c], tf.float32)
+    offset = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([c], tf.float32)
+    b = x.shape[0]
+    if b == 1:
+        y, _, _ = tf.compat.v1.nn.fused_batch_norm(x, scale, offset, epsilon=self.epsilon,
+                                                   is_training=True)
+    else:  # the batch folded into channels: [B,H,W,C] -> [1,H,W,B*C]
+        shape = tf.shape(x)
+        nb, h, w = shape[0], shape[1], shape[2]
+        xt = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, h, w, nb * c])
+        y, _, _ = tf.compat.v1.nn.fused_batch_norm(xt, tf.tile(scale, [nb]), tf.tile(offset, [nb]),
+                                                   epsilon=self.epsilon, is_training=True)
+        y = tf.transpose(tf.reshape(y, [h, w, nb, c]), [2, 0, 1, 3])
+    return tf.cast(y, self.compute_dtype)
+
+
+def instance_norms(model) -> list:
+    """The instance norms of `model`: built `keras.layers.GroupNormalization` layers with one
+    group per channel on the last axis."""
+    import keras
+    out = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):  # pylint: disable=protected-access
+        if not isinstance(layer, keras.layers.GroupNormalization) or not layer.built:
+            continue
+        param = layer.gamma if layer.scale else layer.beta if layer.center else None
+        if param is not None and layer.axis in (-1, 3) and layer.groups == int(param.shape[0]):
+            out.append(layer)
+    return out
+
+
+def fuse_instance_norms(model) -> int:
+    """Makes every instance norm of `model` (`instance_norms`) run as one fused kernel
+    (`_fused_instance_norm`); for inference (training keeps Keras's layer). Changes those
+    layers' `call`, not their weights; returns how many were changed."""
+    import types
+    layers = instance_norms(model)
+    for layer in layers:
+        layer.call = types.MethodType(_fused_instance_norm, layer)
+    return len(layers)
+
+
+def resolve_precision(precision: str = "auto") -> str:
+    """"auto": bfloat16 where the hardware computes it natively (a GPU, or a CPU with AVX512-BF16
+    / AMX), else float32."""
+    if precision not in INFER_PRECISIONS:
+        raise ValueError(f"--precision={precision!r}: choose one of {INFER_PRECISIONS}")
+    if precision != "auto":
+        return precision
+    import tensorflow as tf
+    if tf.config.list_physical_devices("GPU"):
+        return "bfloat16"
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            flags = f.read()
+    except OSError:
+        return "float32"
+    return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+
+
+def fast_model(model, precision: str = "auto", fused_norm: bool = True, jit_compile: bool = False,
+               sample_size: int = 32):
+    """A faster inference callable for a Keras deblurrer: float32 [B,H,W,3] -> float32 [B,H,W,3].
+
+    The model runs inside one `tf.function` (traced once per input shape and reused for every
+    image of that shape, instead of layer-by-layer eager calls); on a copy (`rebuilt_copy`,
+    the given model is left as is) in bfloat16 when `precision` resolves to it (output cast to
+    float32) and with fused instance norms when fused_norm (`fuse_instance_norms`); with XLA
+    when jit_compile. Same maths as float32 up to rounding (bfloat16: ~3 significant digits).
+    Anything that is not a `keras.Model` (a wrapper function, a SavedModel) is returned as is
+    (with "auto"; an explicit "bfloat16" raises ValueError for it).
+    benchmarks/infer_speed.py measures each option.
+    """
+    import keras
+    import tensorflow as tf
+    requested, precision = precision, resolve_precision(precision)
+    if not isinstance(model, keras.Model):
+        if requested == "bfloat16":
+            raise ValueError("--precision=bfloat16 needs a Keras model (an exported .keras "
+                             "file); this checkpoint loads as a function: use --precision=float32")
+        return model
+    net = model
+    fused_norm = bool(fused_norm) and bool(instance_norms(model))
+    if precision == "bfloat16" or fused_norm:
+        net = rebuilt_copy(model, "mixed_bfloat16" if precision == "bfloat16" else "float32",
+                           sample_size)
+        if fused_norm:
+            fuse_instance_norms(net)
+
+    @tf.function(jit_compile=bool(jit_compile))
+    def run(images):
+        out = net(images)
+        if isinstance(out, dict):
+            if len(out) != 1:
+                raise ValueError(f"model returned a dict with keys {sorted(out)}")
+            out = next(iter(out.values()))
+        return tf.cast(out, tf.float32)
+
+    run.model, run.precision = net, precision
+    run.fused_norm, run.jit_compile = fused_norm, bool(jit_compile)
+    return run
 
 
 def _run(model, batch: np.ndarray) -> np.ndarray:
@@ -216,7 +382,8 @@ def deblur_files(model: Callable, inputs: Sequence[str], output_dir: str, stride
 
 def define_deblur_flags(fv, *, checkpoint_help: str, suffix: str, stride: int) -> None:
     """The flags of a paper's `deblur` CLI that takes its inputs as positional arguments:
-    --checkpoint --output_dir --suffix --tile --face_detector --face_size --overwrite."""
+    --checkpoint --output_dir --suffix --tile --face_detector --face_size --overwrite
+    --precision --fused_norm --xla."""
     from absl import flags
     d = dict(flag_values=fv)
     flags.DEFINE_string("checkpoint", None, checkpoint_help, **d)
@@ -228,17 +395,27 @@ def define_deblur_flags(fv, *, checkpoint_help: str, suffix: str, stride: int) -
     flags.DEFINE_integer("face_size", 0, "Resize each face crop to this size for the network "
                          "(0: as is).", **d)
     flags.DEFINE_bool("overwrite", False, "Replace existing outputs (never inputs).", **d)
+    flags.DEFINE_enum("precision", "auto", list(INFER_PRECISIONS), "Inference arithmetic of a "
+                      "Keras model: auto = bfloat16 on a GPU or a CPU with bfloat16 units "
+                      "(AVX512-BF16/AMX), else float32; output always float32.", **d)
+    flags.DEFINE_bool("fused_norm", True, "Run instance norms as one fused kernel (same "
+                      "formula; faster).", **d)
+    flags.DEFINE_bool("xla", False, "Compile the model with XLA (measured slower on CPUs: "
+                      "benchmarks/README.md).", **d)
 
 
 def run_deblur(load_model: Callable, checkpoint, inputs: Sequence[str], output_dir: str, *,
                stride: int, suffix: str = "", tile: int = 0, face_detector: str | None = None,
-               face_size: int = 0, overwrite: bool = False) -> list[str]:
+               face_size: int = 0, overwrite: bool = False, precision: str = "auto",
+               fused_norm: bool = True, xla: bool = False) -> list[str]:
     """load_model(checkpoint) -> model, then `deblur_files`; returns the written paths.
 
     face_detector: a `common.face.get_detector` name (None: whole images). face_size 0: face
-    crops go to the network at their own size.
+    crops go to the network at their own size. precision, fused_norm, xla: `fast_model`'s
+    options for a Keras model (other loaders' functions run as they are).
     """
-    model = load_model(checkpoint)
+    model = fast_model(load_model(checkpoint), precision, fused_norm=fused_norm, jit_compile=xla,
+                       sample_size=stride * -(-32 // stride))
     detector = None
     if face_detector:
         from common.face import get_detector  # pylint: disable=import-outside-toplevel
@@ -249,7 +426,8 @@ def run_deblur(load_model: Callable, checkpoint, inputs: Sequence[str], output_d
 
 def deblur_main(argv: Sequence[str], run: Callable, fv) -> None:
     """`main` of a deblur CLI defined by `define_deblur_flags`: argv[1:] are the inputs,
-    run(checkpoint, inputs, output_dir, suffix=, tile=, face_detector=, face_size=, overwrite=)
+    run(checkpoint, inputs, output_dir, suffix=, tile=, face_detector=, face_size=, overwrite=,
+    precision=, fused_norm=, xla=)
     deblurs them (usually `run_deblur` with the paper's loader); prints each written path."""
     import sys  # pylint: disable=import-outside-toplevel
     from absl import app  # pylint: disable=import-outside-toplevel
@@ -258,7 +436,8 @@ def deblur_main(argv: Sequence[str], run: Callable, fv) -> None:
     try:
         paths = run(fv.checkpoint, argv[1:], fv.output_dir, suffix=fv.suffix, tile=fv.tile,
                     face_detector=fv.face_detector, face_size=fv.face_size,
-                    overwrite=fv.overwrite)
+                    overwrite=fv.overwrite, precision=fv.precision, fused_norm=fv.fused_norm,
+                    xla=fv.xla)
     except InputErrors as e:  # the good inputs are done; one line per bad one, then exit 1
         for path in e.written:
             print(path)

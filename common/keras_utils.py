@@ -5,6 +5,7 @@ run under any Keras backend).
     tracked(self, "block")                      the layers `track` stored, in order
     instance_norm()                             instance normalisation (GroupNormalization, groups=-1)
     pad_to_multiple(x, 16)                      mirror-pad H, W at the bottom/right to multiples of 16
+    remat_call(layer, x, enabled)               layer(x), recomputed in backprop when enabled
 
 Why `track`: Keras 3 tracks layers kept in Python lists for `.weights` and for `.keras` files, but
 `tf.train.Checkpoint` does not follow those lists, so a checkpoint of the model would silently miss
@@ -15,6 +16,7 @@ its saved structure, so a network that ships weights keeps the form it was saved
 """
 from __future__ import annotations
 
+import keras
 from keras import layers, ops
 
 
@@ -34,6 +36,13 @@ def tracked(owner, prefix: str) -> list:
         if item is None:
             return out
         out.append(item)
+
+
+def remat_call(layer, x, enabled: bool):
+    """layer(x); when enabled, its rematerialised call `keras.remat(layer)(x)` (TensorFlow:
+    `tf.recompute_grad`): same values and gradients, but the layer's inner activations are
+    recomputed during backprop instead of being kept (training memory for compute)."""
+    return keras.remat(layer)(x) if enabled else layer(x)
 
 
 def instance_norm(name=None):

@@ -117,6 +117,15 @@ _COMMON_MINIMA = (("num_steps", 1, "the total number of training steps"),
                   ("max_train_minutes", 0, "minutes of training; 0: no limit"))
 
 
+def define_remat_flag(fv: flags.FlagValues, modes: Sequence[str], what: str) -> None:
+    """--remat (default none): a trainer's rematerialisation switch (recompute activations in
+    the backward pass instead of keeping them: same maths, less memory, more compute; see
+    `common.keras_utils.remat_call` and benchmarks/README.md). `what`: the modes, for --help."""
+    flags.DEFINE_enum("remat", "none", list(modes), "Training memory: recompute activations in "
+                      f"backprop instead of keeping them (same values and gradients); {what}.",
+                      flag_values=fv)
+
+
 def check_min(fv: flags.FlagValues, name: str, minimum, what: str = "") -> None:
     """Raises a one-line ValueError if `--name` is below `minimum` (and not None)."""
     value = getattr(fv, name)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from common.keras_utils import pad_to_multiple, track
+from common.keras_utils import pad_to_multiple, remat_call, track
 
 SCALE_FACTOR = 0.5
 RECURRENT_MODES = ("lstm", "none")
@@ -122,6 +122,9 @@ class SRN(keras.Model):
         self.out_conv = layers.Conv2D(self.out_channels, k, padding="same", dtype="float32",
                                       kernel_initializer="zeros" if self.global_residual
                                       else "glorot_uniform")
+        # Training-memory switch (train_srn --remat=blocks): each ResBlock keeps only its input
+        # and is recomputed in backprop; same values and gradients; no weight or config change.
+        self.remat = False
 
     @property
     def size_multiple(self):
@@ -130,7 +133,7 @@ class SRN(keras.Model):
 
     def _run(self, stack, x):
         for layer in stack:
-            x = layer(x)
+            x = remat_call(layer, x, self.remat and isinstance(layer, ResBlock))
         return x
 
     def _encoder_decoder(self, x, state):

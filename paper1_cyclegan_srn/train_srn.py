@@ -42,6 +42,8 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                       "zero-initialised correction (our CPU departure; the paper's SRN: false).",
                       **d)
     flags.DEFINE_string("scale_weights", "1,1,1", "k_i of Eq. 3, coarse to fine.", **d)
+    train_utils.define_remat_flag(fv, ("none", "blocks"), "SRN: blocks = each ResBlock keeps "
+                                  "only its input and is recomputed in backprop")
     shared_flags.define_adam_flags(fv, 1e-4, 0.9, "decays polynomially to 0 at --num_steps")
     flags.DEFINE_float("lr_power", 0.3, "Polynomial decay power (to 0 at --num_steps).", **d)
 
@@ -106,6 +108,7 @@ class SRNTrainer(train_utils.Trainer):
                                                  srn.VARIANTS[config.variant]["num_scales"])
         with self.strategy.scope():
             self.model = build_model(config, image_size=config.crop_size)
+            self.model.remat = getattr(config, "remat", "none") == "blocks"
             schedule = keras.optimizers.schedules.PolynomialDecay(
                 config.learning_rate, max(config.num_steps, 1), end_learning_rate=0.0,
                 power=config.lr_power)

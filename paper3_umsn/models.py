@@ -16,7 +16,7 @@ import numpy as np
 import keras
 from keras import layers, ops
 
-from common.keras_utils import instance_norm, track, tracked
+from common.keras_utils import instance_norm, remat_call, track, tracked
 
 NUM_CLASSES = 4  # m1 background, m2 face skin, m3 brows+eyes+nose+lips+teeth, m4 hair (Sec. III)
 UMSN_STRIDE = 4
@@ -142,7 +142,7 @@ class ResBlock(layers.Layer):
 def _call(block, x, remat):
     """block(x), or its rematerialised call: same values and gradients, but the block's inner
     activations are recomputed during backprop instead of being kept (`keras.remat`)."""
-    return keras.remat(block)(x) if remat else block(x)
+    return remat_call(block, x, remat)
 
 
 REMAT_MODES = ("none", "blocks", "units")

@@ -126,7 +126,9 @@ def test_deblur_main_passes_positional_inputs_and_flags(capsys):
         return ["o/1.png", "o/2.png"]
     inference.deblur_main(["prog", "1.jpg", "dir"], run, fv)
     assert calls == [("w", ["1.jpg", "dir"], "o", dict(suffix="_p", tile=64, face_detector="haar",
-                                                       face_size=32, overwrite=True))]
+                                                       face_size=32, overwrite=True,
+                                                       precision="auto", fused_norm=True,
+                                                       xla=False))]
     assert capsys.readouterr().out.split() == ["o/1.png", "o/2.png"]
     with pytest.raises(app.UsageError, match="input images"):
         inference.deblur_main(["prog"], run, fv)
