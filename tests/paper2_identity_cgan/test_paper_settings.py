@@ -41,8 +41,13 @@ def test_paper2_paper_flagfiles_on_celeba_and_300vw_layouts(tmp_path):
                "--mode=vla", f"--output_dir={rec}", "--name=vla", "--num_shards=1"])
   assert rep["records"] == 1
   raw = next(iter(tf.data.TFRecordDataset(f"{rec}/vla-00000-of-00001.tfrecord"))).numpy()
-  ex = {k: v.numpy() for k, v in tfrecord.parse_example(raw).items()}
-  assert ex[tfrecord.SHARP].shape == ex[tfrecord.BLURRED].shape == (360, 640, 3)
+  ex = {k: v.numpy() for k, v in tfrecord.parse_example(
+      raw, (tfrecord.SHARP, tfrecord.BLURRED, tfrecord.LANDMARKS)).items()}
+  # the clip's face box (annot/*.pts), not the whole 640x360 frame, at the paper's 256 px
+  assert ex[tfrecord.SHARP].shape == ex[tfrecord.BLURRED].shape == (256, 256, 3)
+  lm = ex[tfrecord.LANDMARKS]
+  assert lm.shape == (68, 2)
+  assert (lm >= 0).all() and (lm < 256).all()
   assert np.abs(ex[tfrecord.SHARP].astype(int) - ex[tfrecord.BLURRED]).mean() > 1  # really averaged
 
   # stage 1: the HG (8 stacks, 256 features) on kernel-blurred CelebA stills, resized to 256
@@ -50,7 +55,7 @@ def test_paper2_paper_flagfiles_on_celeba_and_300vw_layouts(tmp_path):
   hg = train_utils.parse_flags([train.define_flags], [
       "prog", f"--flagfile={CFG}hg.flags", *ONE_STEP, f"--workdir={hg_dir}",
       f"--train_data={rec}/stills-*.tfrecord"])
-  assert (hg.variant, hg.crop_size, hg.resize, hg.stage) == ("paper", 256, "256", "hg")
+  assert (hg.variant, hg.crop_size, hg.resize, hg.stage) == ("paper", 256, "312,256", "hg")
   assert (hg.hg_learning_rate, hg.mixed_precision) == (2.5e-4, "auto")
   assert train.train_and_evaluate(hg_dir, hg) == 1
   assert glob.glob(os.path.join(hg_dir, "checkpoints", "ckpt-1*"))
