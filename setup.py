@@ -53,7 +53,7 @@ BEAM_REQUIRES = ["apache-beam==2.77.0"]
 
 TEST_REQUIRES = [
     "pytest==9.2.0",
-    # .ci/run: `pytest -n 2 --dist loadgroup` (two worker processes; grouping in tests/conftest.py)
+    # .ci/run: `pytest -n 2 --dist loadfile` (two worker processes; order in tests/conftest.py)
     "pytest-xdist==3.8.0",
     "execnet==2.1.2",  # xdist's process transport, pinned with it
 ]

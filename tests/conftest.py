@@ -25,28 +25,20 @@ def eager_steps():
 
 
 # ------------------------------------------------------------------- parallel runs (xdist) ----
-# CI runs `pytest -n 2 --dist loadgroup` (.ci/run): every test goes to a worker with the other
-# tests of its module (module-scoped fixtures are built once), all users of paper 3's
-# session-scoped smoke run (`stages`, tests/paper3_umsn/conftest.py) share one worker, and the
-# longest units (the paper-settings tests, then that group) are handed out first, so neither
-# worker is left with a long test at the end. Without xdist the marks do nothing.
-SHARED_SESSION_FIXTURES = {"stages": "paper3_umsn_stages"}
-
-
-def _group(item):
-    for fixture, group in SHARED_SESSION_FIXTURES.items():
-        if fixture in getattr(item, "fixturenames", ()):
-            return group
-    return item.nodeid.split("::")[0]
+# CI runs `pytest -n 2 --dist loadfile` (.ci/run): each module's tests run on one worker (its
+# module-scoped fixtures are built once), and the longest modules are handed out first (the
+# paper-settings tests, then the users of paper 3's session-scoped smoke run `stages`), so no
+# worker is left with a long test at the end. (`--dist loadgroup` could also keep the `stages`
+# users on one worker, but xdist 3.8 cannot tag pytest 9.2 items with a group: it sets
+# `item._nodeid`, which pytest 9 no longer reads, so the groups are silently ignored.)
+PAPER3_STAGES_FIXTURE = "stages"  # tests/paper3_umsn/conftest.py
 
 
 def pytest_collection_modifyitems(config, items):
     del config
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(_group(item)))
 
     def rank(item):
         if item.get_closest_marker("paper_settings"):
             return 0
-        return 1 if _group(item) in SHARED_SESSION_FIXTURES.values() else 2
+        return 1 if PAPER3_STAGES_FIXTURE in getattr(item, "fixturenames", ()) else 2
     items.sort(key=rank)  # stable: the order within each rank is kept
