@@ -53,7 +53,21 @@ BEAM_REQUIRES = ["apache-beam==2.77.0"]
 
 TEST_REQUIRES = [
     "pytest==9.2.0",
+    # .ci/run: `pytest -n 2 --dist loadfile` (two worker processes; order in tests/conftest.py)
+    "pytest-xdist==3.8.0",
+    "execnet==2.1.2",  # xdist's process transport, pinned with it
 ]
+
+# What a non-editable install ships besides the modules: READMEs, flagfiles and their run
+# scripts, shipped weights with their model cards (`<paper>/weights/*`), and data/sample (the
+# embedded sample faces, masks, test faces and real blurry photos the docs and demos use).
+_PAPER_DATA = ["README.md", "*.sh", "configs/*.flags", "configs/*.sh", "weights/*"]
+PACKAGE_DATA = {
+    "data": ["README.md", "configs/*.flags", "sample/*.md", "sample/*/*"],
+    "paper1_cyclegan_srn": _PAPER_DATA,
+    "paper2_identity_cgan": _PAPER_DATA,
+    "paper3_umsn": _PAPER_DATA,
+}
 
 setup(
     name="facedeblur",
@@ -63,8 +77,9 @@ setup(
     python_requires=">=3.11,<3.14",
     packages=find_packages(include=["common*", "data*", "paper1_cyclegan_srn*",
                                     "paper2_identity_cgan*", "paper3_umsn*"]),
-    include_package_data=True,
-    package_data={"": ["*.flags", "*.md", "*.sh", "sample/*", "sample/*/*", "weights/*.keras"]},
+    # Data files listed per package (not include_package_data, whose manifest scan installs
+    # folders like data/sample/faces as undeclared packages, a setuptools deprecation warning).
+    package_data=PACKAGE_DATA,
     install_requires=INSTALL_REQUIRES,
     extras_require={"cpu": CPU_REQUIRES, "gpu": GPU_REQUIRES, "test": TEST_REQUIRES,
                     "face": FACE_REQUIRES, "beam": BEAM_REQUIRES},

@@ -148,8 +148,10 @@ def _read_folder_image(path):
     return image_io.read_image(path.decode() if isinstance(path, bytes) else path)
 
 
-def _resize_example(ex, size, src_hw_key="sharp"):
-    """Resizes images (bilinear, antialiased, rounded to uint8), masks (nearest) and landmarks."""
+def _resize_example(ex, size, src_hw_key="sharp", short_side=None):
+    """Resizes images (bilinear, antialiased, rounded to uint8), masks (nearest) and landmarks
+    to ``size`` (H, W), or with ``short_side`` so that the shorter side is that many pixels
+    (aspect kept, per example)."""
     out = dict(ex)
     hw_src = None
     for k in ("sharp", "blurred", "mask"):
@@ -157,6 +159,8 @@ def _resize_example(ex, size, src_hw_key="sharp"):
             continue
         if hw_src is None:
             hw_src = tf.cast(tf.shape(ex[k])[:2], tf.float32)
+            if short_side is not None:
+                size = tf.cast(tf.round(hw_src * (short_side / tf.reduce_min(hw_src))), tf.int32)
         if k == "mask":
             out[k] = tf.image.resize(ex[k], size, method="nearest")
         else:
@@ -164,13 +168,14 @@ def _resize_example(ex, size, src_hw_key="sharp"):
             out[k] = tf.cast(tf.clip_by_value(tf.round(r), 0.0, 255.0), tf.uint8)
     if "landmarks" in ex and hw_src is not None:
         # half-pixel centres, as tf.image.resize: x' = (x + 0.5) * W'/W - 0.5
-        scale = tf.stack([size[1] / hw_src[1], size[0] / hw_src[0]])
+        size_f = tf.cast(size, tf.float32)
+        scale = tf.stack([size_f[1] / hw_src[1], size_f[0] / hw_src[0]])
         out["landmarks"] = (ex["landmarks"] + 0.5) * scale - 0.5
     return out
 
 
 def make_dataset(source, batch_size, crop=None, training=True, keys=("sharp", "blurred"), *,
-                 resize=None, kernel_bank=None, noise_sigma=0.0, quantize=False,
+                 resize=None, resize_short=None, kernel_bank=None, noise_sigma=0.0, quantize=False,
                  shuffle_buffer=256, cache=False, seed=None, repeat=None, drop_remainder=None,
                  flip=True, shard=None) -> tf.data.Dataset:
     """Builds the batched input pipeline.
@@ -189,6 +194,9 @@ def make_dataset(source, batch_size, crop=None, training=True, keys=("sharp", "b
         left/right points).
       resize: (H, W): resize every example before cropping (bilinear + antialias for images,
         rounded to uint8 as if stored at that size; nearest for masks; landmarks scaled).
+      resize_short: int: instead of ``resize``, resize every example so that its shorter side
+        is this many pixels, keeping its aspect (e.g. held-out faces of any shape before a
+        centre crop of that size).
       kernel_bank: float32 [K, S, S] (S odd). "blurred" is then made on the fly from the
         cropped "sharp" with a kernel drawn uniformly per example
         (``common.blur.apply_kernels``, reflect borders), plus Gaussian noise ``noise_sigma``
@@ -231,12 +239,16 @@ def make_dataset(source, batch_size, crop=None, training=True, keys=("sharp", "b
         if shard[0] < 1 or not 0 <= shard[1] < shard[0]:
             raise ValueError(f"make_dataset: shard must be (num_shards >= 1, 0 <= index < "
                              f"num_shards), got {shard}")
+    if resize is not None and resize_short is not None:
+        raise ValueError("make_dataset: pass resize or resize_short, not both")
+    if resize_short is not None and int(resize_short) < 1:
+        raise ValueError(f"make_dataset: resize_short must be >= 1, got {resize_short}")
     if crop is not None and resize is not None and (crop[0] > resize[0] or crop[1] > resize[1]):
         raise ValueError(f"make_dataset: crop {crop} is larger than resize {resize}")
     if training and "landmarks" in keys:
         raise ValueError("make_dataset: 'landmarks' is only available with training=False "
                          "(random crops and flips would invalidate them)")
-    if "landmarks" in keys and (crop or resize) and not set(keys) & set(SPATIAL_KEYS):
+    if "landmarks" in keys and (crop or resize or resize_short) and not set(keys) & set(SPATIAL_KEYS):
         raise ValueError("make_dataset: 'landmarks' with crop/resize needs an image key too "
                          "(e.g. keys=('sharp', 'landmarks')), so the crop window is known")
     repeat = training if repeat is None else bool(repeat)
@@ -268,6 +280,9 @@ def make_dataset(source, batch_size, crop=None, training=True, keys=("sharp", "b
     ds = read_examples(source, read, shard)
     if resize is not None:
         ds = ds.map(lambda ex: _resize_example(ex, resize), num_parallel_calls=_AUTOTUNE)
+    elif resize_short is not None:
+        ds = ds.map(lambda ex: _resize_example(ex, None, short_side=int(resize_short)),
+                    num_parallel_calls=_AUTOTUNE)
     if cache:
         ds = ds.cache(cache if isinstance(cache, str) else "")
     if training and shuffle_buffer and shuffle_buffer > 1:

@@ -90,6 +90,18 @@ def define_flags(fv=flags.FLAGS):
                       "face_videos layout.", flag_values=fv)
     flags.DEFINE_integer("max_clips_per_video", None, "Clips per video (None: all).",
                          flag_values=fv)
+    flags.DEFINE_bool("face_crop", True, "face_videos clips with 68-point annotations (300VW "
+                      "annot/*.pts): crop every frame of a clip to one square face box (around "
+                      "the landmarks of all its frames, --face_margin on each side; "
+                      "data.build.face_box) and resize it to --face_size before averaging, "
+                      "landmarks moved into the crop. --noface_crop writes whole frames. Clips "
+                      "without landmarks are never cropped.", flag_values=fv)
+    flags.DEFINE_float("face_margin", 0.25, "Face crop margin on each side, as a fraction of the "
+                       "landmark box's larger side (0.25: the square is 1.5x the face).",
+                       flag_values=fv)
+    flags.DEFINE_integer("face_size", 256, "Side of the stored face crops in pixels (paper 2's "
+                         "networks take 256x256 faces, Sec. 5.1); 0 keeps the crop's own size. "
+                         "Replaces --resize for cropped clips.", flag_values=fv)
     flags.DEFINE_string("mask_dir", None, "Folder of <stem>.png class masks to carry through.",
                         flag_values=fv)
     flags.DEFINE_string("resize", None, "'H,W' or 'S': resize every image (bilinear; masks nearest; "
@@ -269,15 +281,23 @@ def item_examples(cfg, index, key, ex, notes, identity_map):
             if len({f.shape for f in frames}) != 1:
                 raise Skip("frames of one clip differ in size")
             frames = np.stack(frames)
+        lms = ex.get("landmarks")
+        lms = None if lms is None else np.asarray(lms, np.float32)  # [T, 68, 2] in frame pixels
+        if lms is not None and cfg.get("face_crop", True):
+            # 300VW: one square face box for the whole clip (every frame that may be averaged)
+            top, left, side = face_box(lms, frames.shape[1:3], cfg.get("face_margin", 0.25))
+            frames = frames[:, top:top + side, left:left + side]
+            lms = lms - np.array([left, top], np.float32)
+            size = cfg.get("face_size", 256)
+            hw = (size, size) if size else None
         src_hw = frames.shape[1:3]  # before --resize: the landmarks' frame
         if hw is not None:
             frames = np.stack([_resized(f, hw)[0] for f in frames])
         frames_f = image_io.to_float32(frames)
         c = len(frames_f) // 2
-        lms = ex.get("landmarks")
-        lm = None if lms is None else np.asarray(lms[c], np.float32)
+        lm = None if lms is None else lms[c]
         if lm is not None and hw is not None:
-            lm = lm * np.array([hw[1] / ex_w(ex, frames), hw[0] / ex_h(ex, frames)], np.float32)
+            lm = lm * np.array([hw[1] / src_hw[1], hw[0] / src_hw[0]], np.float32)
         ident = identity_map.get(ex.get("identity"))
         if mode == "pravg":
             for length in cfg["lengths"]:
@@ -354,14 +374,23 @@ def item_examples(cfg, index, key, ex, notes, identity_map):
     return out
 
 
-def ex_w(ex, frames):
-    del ex
-    return frames.shape[2]
-
-
-def ex_h(ex, frames):
-    del ex
-    return frames.shape[1]
+def face_box(landmarks, frame_hw, margin=0.25):
+    """(top, left, side) of the square face crop of a clip: centred on the box of all its
+    landmarks (``[..., 2]`` (x, y) pixels, every frame of the clip), whose larger side plus
+    ``margin`` times it on each side is the square's side; shifted to lie inside the
+    ``frame_hw`` frame (and no larger than it), so it holds every landmark unless the face is
+    larger than the frame. Non-finite points are ignored; none finite raises Skip."""
+    pts = np.asarray(landmarks, np.float64).reshape(-1, 2)
+    pts = pts[np.isfinite(pts).all(axis=1)]
+    if not len(pts):
+        raise Skip("no finite landmark for the face crop")
+    h, w = int(frame_hw[0]), int(frame_hw[1])
+    (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
+    side = int(np.ceil(max(x1 - x0, y1 - y0) * (1 + 2 * margin))) + 2
+    side = min(max(side, 2), h, w)
+    left = int(np.floor((x0 + x1) / 2 - (side - 1) / 2))
+    top = int(np.floor((y0 + y1) / 2 - (side - 1) / 2))
+    return min(max(top, 0), h - side), min(max(left, 0), w - side), side
 
 
 def _atomic_json(path, obj):
@@ -703,8 +732,17 @@ def config_from_flags(fv):
         "max_items": fv.max_items, "seed": fv.seed, "center_crop": fv.center_crop,
         "output_format": fv.output_format, "exclude_identities": fv.exclude_identities,
         "max_per_identity": fv.max_per_identity, "num_workers": fv.num_workers,
-        "overwrite": fv.overwrite,
+        "overwrite": fv.overwrite, "face_crop": fv.face_crop, "face_margin": fv.face_margin,
+        "face_size": fv.face_size,
     }
+    if fv.face_margin < 0 or fv.face_size < 0:
+        raise ValueError(f"--face_margin={fv.face_margin} / --face_size={fv.face_size}: give a "
+                         "margin >= 0 and a size >= 0 (0: the crop's own size)")
+    if (mode in ("pravg", "vla") and fv.face_crop and fv.resize
+            and fv.video_layout == "300vw"):
+        raise ValueError(f"--resize={fv.resize} with --face_crop: 300VW clips are cropped to the "
+                         "face and resized to --face_size; pass --face_size instead of --resize "
+                         "(or --noface_crop to resize whole frames)")
     if fv.num_workers < 1:
         raise ValueError(f"--num_workers={fv.num_workers}: give 1 (no pool) or more processes")
     if any(L < 1 or L % 2 == 0 for L in cfg["lengths"]):

@@ -275,11 +275,11 @@ def eval_batches(config, seed):
     if not config.eval_data:
         return None
     bank = shared_flags.kernel_bank(config, seed + 1, spec="camera_shake", num=32)
-    # held-out faces at the training size (the cGAN stage has no --resize, its pairs are large
-    # frames; the eval faces, e.g. data/sample/test_faces, are 150x150)
-    size = (config.crop_size, config.crop_size)
+    # held-out faces at the training size: the shorter side resized to the crop (aspect kept,
+    # as hg.flags' --resize=312,256 keeps CelebA's), then the centre crop. Not --resize: it
+    # sizes the training images (the HG's CelebA faces), not these (e.g. square LFW faces).
     ds = pipeline.make_dataset(config.eval_data, 8, crop=config.crop_size, training=False,
-                               resize=shared_flags.parse_resize(config.resize) or size,
+                               resize_short=config.crop_size,
                                kernel_bank=bank,
                                noise_sigma=config.noise_sigma, seed=seed + 1)
     return list(ds.take(4))

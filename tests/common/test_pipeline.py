@@ -176,6 +176,24 @@ def test_resize(records):
         pipeline.make_dataset(records, 2, crop=32, resize=(24, 28))
 
 
+def test_resize_short_keeps_each_aspect(records):
+    """resize_short=S: the shorter side becomes S, the aspect is kept (48x56 -> 24x28 here, the
+    same images and landmarks as resize=(24, 28)), then the centre crop."""
+    keys = ("sharp", "mask", "landmarks", "identity")
+    short = next(iter(pipeline.make_dataset(records, 12, training=False, resize_short=24,
+                                            keys=keys)))
+    fixed = next(iter(pipeline.make_dataset(records, 12, training=False, resize=(24, 28),
+                                            keys=keys)))
+    assert short["sharp"].shape == (12, 24, 28, 3)
+    for k in keys:
+        np.testing.assert_array_equal(short[k].numpy(), fixed[k].numpy())
+    cropped = next(iter(pipeline.make_dataset(records, 12, crop=24, training=False,
+                                              resize_short=24, keys=("sharp",))))
+    np.testing.assert_array_equal(cropped["sharp"].numpy(), short["sharp"].numpy()[:, :, 2:26])
+    with pytest.raises(ValueError, match="not both"):
+        pipeline.make_dataset(records, 2, resize=(24, 28), resize_short=24)
+
+
 def test_folder_source(tmp_path):
     imgs = {}
     for i in range(5):

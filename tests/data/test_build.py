@@ -326,3 +326,63 @@ def test_vla_overlap_stop_uses_300vw_landmark_boxes(tmp_path):
     sources[layout] = r["source"].decode()
   assert sources["300vw"].endswith(":L=1:overlap")
   assert ":L=9:" in sources["frames"]
+
+
+def test_face_box_known_boxes():
+  """A square of 1.5x the landmark box's larger side (+2 px so the extreme points fit) around
+  its centre, shifted inside the frame; non-finite points are ignored."""
+  pts = np.array([[100, 50], [200, 130], [150, np.nan]], np.float32)
+  assert build.face_box(pts, (360, 640), 0.25) == (14, 74, 152)  # side ceil(150) + 2
+  assert build.face_box(pts, (360, 640), 0.0) == (39, 99, 102)
+  # near the top-left corner: shifted inside, still holding every point
+  assert build.face_box(pts - [95, 45], (360, 640), 0.25) == (0, 0, 152)
+  # a face larger than the frame: the whole frame's short side
+  assert build.face_box(pts * 4, (360, 640), 0.25) == (0, 280, 360)
+  with pytest.raises(build.Skip, match="no finite landmark"):
+    build.face_box(np.full((68, 2), np.nan), (360, 640))
+
+
+@pytest.mark.parametrize("mode", ["pravg", "vla"])
+def test_300vw_clips_are_cropped_to_the_face(tmp_path, mode):
+  """300VW frames (640x360, a 135-px face drifting 2 px right / 1 px down a frame): every
+  record is the clip's face box (data.build.face_box over the landmarks of all the clip's
+  frames), the centre frame's landmarks moved into it; --face_size=0 keeps the crop's pixels
+  exactly, the default resizes it to 256x256 with the landmarks scaled alike."""
+  face = image_io.read_image(image_io.list_images("data/sample/faces")[0])
+  root = fixtures.vw300_face_video(str(tmp_path / "300VW"), face, n_frames=9)
+  from data.builders import face_videos  # pylint: disable=import-outside-toplevel
+  pts = np.stack([face_videos.read_pts(os.path.join(root, "001", "annot", f"{i:06d}.pts"))
+                  for i in range(1, 8)])  # the one 7-frame clip
+  top, left, side = build.face_box(pts, (360, 640), 0.25)
+  assert 135 < side < 360 and side == int(np.ceil((pts[..., 0].max() - pts[..., 0].min()) * 1.5)) + 2
+  middle = image_io.read_image(os.path.join(root, "001", "frames", "000004.png"))
+  keys = ("image/sharp", "image/blurred", "landmarks")
+  for size in (0, 256):
+    out = str(tmp_path / f"rec{size}")
+    run(["--source=face_videos", "--video_layout=300vw", f"--manual_dir={root}", "--split=all",
+         f"--mode={mode}", "--lengths=7", f"--face_size={size}", f"--output_dir={out}",
+         "--num_shards=1"])
+    (r,) = read_all(os.path.join(out, "*.tfrecord"), keys)
+    lm = r["landmarks"].reshape(68, 2)
+    crop = middle[top:top + side, left:left + side]
+    if size == 0:
+      np.testing.assert_array_equal(r["image/sharp"], crop)
+      np.testing.assert_allclose(lm, pts[3] - [left, top], atol=1e-4)
+    else:
+      np.testing.assert_array_equal(r["image/sharp"], build.resize_uint8(crop, (256, 256)))
+      np.testing.assert_allclose(lm, (pts[3] - [left, top]) * 256 / side, atol=1e-3)
+    n = side if size == 0 else 256
+    assert r["image/blurred"].shape == (n, n, 3)
+    assert (lm >= 0).all() and (lm < n).all()  # the crop holds every landmark
+    # the face moved during the window: the blurred crop really is an average
+    assert np.abs(r["image/blurred"].astype(int) - r["image/sharp"]).mean() > 1
+  # whole frames on request; --resize is refused with the crop (it would be ignored)
+  out = str(tmp_path / "whole")
+  run(["--source=face_videos", "--video_layout=300vw", f"--manual_dir={root}", "--split=all",
+       f"--mode={mode}", "--lengths=7", "--noface_crop", f"--output_dir={out}", "--num_shards=1"])
+  (r,) = read_all(os.path.join(out, "*.tfrecord"), keys)
+  assert r["image/sharp"].shape == (360, 640, 3)
+  with pytest.raises(ValueError, match="--face_size instead of --resize"):
+    run(["--source=face_videos", "--video_layout=300vw", f"--manual_dir={root}", "--split=all",
+         f"--mode={mode}", "--lengths=7", "--resize=128", f"--output_dir={out}x",
+         "--num_shards=1"])

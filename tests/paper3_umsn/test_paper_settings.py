@@ -49,7 +49,7 @@ def _stage(name, workdir, *extra):
   return cfg
 
 
-def test_paper3_paper_flagfiles_on_helen_celeba_and_shen_layouts(tmp_path):
+def test_paper3_paper_flagfiles_on_helen_celeba_and_shen_layouts(tmp_path, monkeypatch):
   helen = str(tmp_path / "helen")
   fixtures.helen(helen, sizes=HELEN_SIZES)
   celeba = fixtures.celeba(str(tmp_path / "celeba"), n=10, w=178, h=218)
@@ -81,7 +81,9 @@ def test_paper3_paper_flagfiles_on_helen_celeba_and_shen_layouts(tmp_path):
                 f"--init_fnets={d['fnet']}", f"--vgg16_weights={vgg}")
   assert (umsn.lambda_1, umsn.lambda_conf, umsn.ablation) == (1.0, 0.01, "umsn")
 
-  # Table III on Shen et al.'s stored blur (never re-blurred), at the run's 128 px
+  # Table III on Shen et al.'s stored blur (never re-blurred), at the run's 128 px, in float32
+  # as a serving process would (training left the global policy mixed: auto on CPU is bf16)
+  train_utils.set_precision("none")
   config, model = evaluate.load_model(d["umsn"])
   result = evaluate.measure(d["umsn"], test_set, num_images=8, run=(config, model))
   assert result["restored"].shape == (8, 128, 128, 3)
@@ -91,12 +93,18 @@ def test_paper3_paper_flagfiles_on_helen_celeba_and_shen_layouts(tmp_path):
   t3 = evaluate.tables(result, "helen")[0]
   assert "26.93" in str(t3)   # the paper's UMSN row beside ours
 
-  # export: .keras + SavedModel serve the same deblurring as the restored paper-size model
-  train_utils.set_precision("none")  # training left the global policy mixed (auto on CPU: bf16)
+  # export: .keras + SavedModel serve the same deblurring as the restored paper-size model;
+  # export.export restores the workdir through evaluate.load_model, done just above: it gets
+  # that model instead of building and restoring the paper networks a second time
+  load_model = evaluate.load_model
+  monkeypatch.setattr(evaluate, "load_model",
+                      lambda wd: (config, model) if wd == d["umsn"] else load_model(wd))
   paths = export.export(d["umsn"], str(tmp_path / "export"))
   served = tf.saved_model.load(paths["saved_model"])
   x = result["blurred"][:1].astype(np.float32)
   got = np.asarray(served.serve(tf.constant(x)))
-  want = np.asarray(inference.load_keras(paths["keras"])(x))
+  loaded = inference.load_keras(paths["keras"])
+  assert isinstance(loaded, models.UMSNDeblurrer)
+  want = np.asarray(loaded(x))
   np.testing.assert_allclose(got, want, atol=1e-4)
-  assert isinstance(inference.load_keras(paths["keras"]), models.UMSNDeblurrer)
+  np.testing.assert_allclose(want, np.asarray(model(x)), atol=1e-4)  # = the restored model
