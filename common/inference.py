@@ -380,6 +380,28 @@ def deblur_files(model: Callable, inputs: Sequence[str], output_dir: str, stride
 # --------------------------------------------------------------------------- CLI
 
 
+def define_export_flags(fv, *, workdir_help: str, serve_size: int | None = None,
+                        stride: int = 1) -> None:
+    """The flags of a paper's `export` CLI: --workdir --export_dir [--serve_size]."""
+    from absl import flags  # pylint: disable=import-outside-toplevel
+    flags.DEFINE_string("workdir", None, workdir_help, flag_values=fv)
+    flags.DEFINE_string("export_dir", None, "Output folder.", flag_values=fv)
+    if serve_size:
+        flags.DEFINE_integer("serve_size", serve_size, "The SavedModel's input size (a multiple "
+                             f"of {stride}).", flag_values=fv)
+
+
+def export_main(argv: Sequence[str], export: Callable, fv) -> None:
+    """`main` of an export CLI defined by `define_export_flags`: prints
+    export(workdir, export_dir[, serve_size]) (the written paths)."""
+    from absl import app  # pylint: disable=import-outside-toplevel
+    del argv
+    if not fv.workdir or not fv.export_dir:
+        raise app.UsageError("--workdir and --export_dir are required")
+    extra = (fv.serve_size,) if "serve_size" in fv else ()
+    print(export(fv.workdir, fv.export_dir, *extra))
+
+
 def define_deblur_flags(fv, *, checkpoint_help: str, suffix: str, stride: int) -> None:
     """The flags of a paper's `deblur` CLI that takes its inputs as positional arguments:
     --checkpoint --output_dir --suffix --tile --face_detector --face_size --overwrite

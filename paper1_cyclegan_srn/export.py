@@ -8,17 +8,14 @@ float32 [B, S, S, 3] in [0, 1], S = --serve_size: the SRN's multi-scale resizes 
 in a SavedModel signature).
 """
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from common import inference, train_utils
 
 
 def define_flags(fv=flags.FLAGS):
-    flags.DEFINE_string("workdir", None, "SRN-stage workdir (flags.txt + checkpoints/).",
-                        flag_values=fv)
-    flags.DEFINE_string("export_dir", None, "Output folder.", flag_values=fv)
-    flags.DEFINE_integer("serve_size", 256, "The SavedModel's input size (a multiple of 16).",
-                         flag_values=fv)
+    inference.define_export_flags(fv, workdir_help="SRN-stage workdir (flags.txt + checkpoints/).",
+                                  serve_size=256, stride=16)
 
 
 def load_deblurrer(workdir):
@@ -44,13 +41,9 @@ def export(workdir, export_dir, serve_size=256):
 
 
 def main(argv):
-    del argv
-    fv = flags.FLAGS
-    if not fv.workdir or not fv.export_dir:
-        raise app.UsageError("--workdir and --export_dir are required")
-    print(export(fv.workdir, fv.export_dir, fv.serve_size))
+    inference.export_main(argv, export, flags.FLAGS)
 
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    app.run(main, flags_parser=train_utils.flags_parser)
+    train_utils.run_app(main)

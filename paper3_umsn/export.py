@@ -5,14 +5,13 @@
 Load with `common.inference.load_keras(path)` (safe_mode=True; import paper3_umsn.models first)
 or serve `export_dir/saved_model` (input float32 [B,H,W,3] in [0,1], H, W multiples of 4).
 """
-from absl import app, flags
+from absl import flags
 
 from common import inference, train_utils
 
 
 def define_flags(fv=flags.FLAGS):
-    flags.DEFINE_string("workdir", None, "umsn-stage workdir.", flag_values=fv)
-    flags.DEFINE_string("export_dir", None, "Output folder.", flag_values=fv)
+    inference.define_export_flags(fv, workdir_help="umsn-stage workdir.")
 
 
 def export(workdir, export_dir):
@@ -22,11 +21,7 @@ def export(workdir, export_dir):
 
 
 def main(argv):
-    del argv
-    fv = flags.FLAGS
-    if not fv.workdir or not fv.export_dir:
-        raise app.UsageError("--workdir and --export_dir are required")
-    print(export(fv.workdir, fv.export_dir))
+    inference.export_main(argv, export, flags.FLAGS)
 
 
 if __name__ == "__main__":
