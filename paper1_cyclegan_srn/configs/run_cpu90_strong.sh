@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Paper 1's shipped-weights recipe (issue 11): about 90 minutes of a 2-core CPU in all.
+# Paper 1's attempted shipped-weights recipe (issue 11): about 55 minutes of a 2-core CPU in all.
+# NOT YET GOOD ENOUGH TO SHIP: its SRN gains on its own CycleGAN pairs (24.56 -> 25.61 dB) but not
+# on camera-shake blur of held-out validation faces (26.64 -> 26.32 dB at the last step); see the
+# package README, "The shipped-weights attempt".
 #   bash paper1_cyclegan_srn/configs/run_cpu90_strong.sh WORKDIR
 # Run from the repository root with ../shared/data beside it. The paper's data strategy on LFW
 # `train`-split people (identity-disjoint from the strong-blur test's `test` split), one 128x128
@@ -9,7 +12,7 @@
 #  2. the CycleGAN learns clear -> blurred from the unpaired X/Y (28 min);
 #  3. its G labels the other 1,363 faces (generate_pairs: 95% train / 5% test pairs), each
 #     G(clear) shifted to the clear face's mean colour (--keep_mean_colour);
-#  4. the SRN learns to undo G's blur (52 min); then export WORKDIR/srn_export/srn.keras.
+#  4. the SRN learns to undo G's blur (25 min); then export WORKDIR/srn_export/srn.keras.
 set -euo pipefail
 W=${1:?usage: run_cpu90_strong.sh WORKDIR}
 PY=${PYTHON:-python}
