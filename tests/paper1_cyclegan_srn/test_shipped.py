@@ -89,3 +89,9 @@ def test_keep_mean_colour_undoes_a_generators_colour_drift_not_its_blur():
     # the blur (and the contrast change) stays: same image up to a per-channel offset
     np.testing.assert_allclose(kept - mean(kept)[:, None, None], drifted - mean(drifted)[:, None, None],
                                atol=1.0)
+
+
+def test_deblur_without_checkpoint_says_paper_1_ships_no_weights(tmp_path, monkeypatch):
+    monkeypatch.setattr(deblur, "SHIPPED", str(tmp_path / "weights" / "srn_small.keras"))
+    with pytest.raises(FileNotFoundError, match="--checkpoint is required: paper 1 ships no"):
+        deblur.load_model(None)
