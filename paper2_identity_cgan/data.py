@@ -69,24 +69,33 @@ def read_sequence(folder: str, size: int | None = None) -> np.ndarray:
     return resize_sequence(seq, size) if size else seq
 
 
-def sequence_boxes(folder: str) -> np.ndarray | None:
-    """float64 [N, 4] face boxes (x0, y0, x1, y1) of a frame folder's frames, in name order, from
-    300VW annotations: the bounding box of ``annot/<frame stem>.pts`` beside the ``frames/``
-    folder (or inside the folder). None when the folder has no annotation for every frame."""
+def sequence_points(folder: str) -> np.ndarray | None:
+    """float64 [N, 68, 2] 300VW landmarks (x, y) of a frame folder's frames, in name order: the
+    ``annot/<frame stem>.pts`` beside the ``frames/`` folder (or inside the folder). None when
+    the folder has no annotation for every frame."""
     from data.builders import face_videos  # pylint: disable=import-outside-toplevel
     paths = image_io.list_images(folder, recursive=False)
     parent = os.path.dirname(folder) if os.path.basename(folder) == "frames" else folder
     annot = os.path.join(parent, "annot")
     if not os.path.isdir(annot) or not paths:
         return None
-    boxes = []
+    pts = []
     for p in paths:
         pts_path = os.path.join(annot, os.path.splitext(os.path.basename(p))[0] + ".pts")
         if not os.path.isfile(pts_path):
             return None
-        pts = face_videos.read_pts(pts_path)
-        boxes.append([pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()])
-    return np.asarray(boxes, np.float64)
+        pts.append(face_videos.read_pts(pts_path))
+    return np.stack(pts).astype(np.float64)
+
+
+def sequence_boxes(folder: str) -> np.ndarray | None:
+    """float64 [N, 4] face boxes (x0, y0, x1, y1) of a frame folder's frames, in name order: the
+    bounding boxes of ``sequence_points``. None when the folder has no annotation for every
+    frame."""
+    pts = sequence_points(folder)
+    if pts is None:
+        return None
+    return np.concatenate([pts.min(axis=1), pts.max(axis=1)], axis=1)
 
 
 def resize_boxes(boxes: np.ndarray, h: int, w: int, size: int) -> np.ndarray:

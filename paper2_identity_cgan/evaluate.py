@@ -316,22 +316,13 @@ def sequence_landmarks(folder, size):
     """float64 [T,68,2] 300VW landmarks (annot/<frame stem>.pts beside frames/) of a frame
     folder, mapped like `p2data.resize_sequence(..., size)` (centre square crop, resize); None
     unless every frame has its .pts."""
-    from data.builders import face_videos  # pylint: disable=import-outside-toplevel
-    paths = image_io.list_images(folder, recursive=False)
-    parent = os.path.dirname(folder) if os.path.basename(folder) == "frames" else folder
-    annot = os.path.join(parent, "annot")
-    if not paths or not os.path.isdir(annot):
+    pts = p2data.sequence_points(folder)
+    if pts is None:
         return None
-    pts = []
-    for p in paths:
-        f = os.path.join(annot, os.path.splitext(os.path.basename(p))[0] + ".pts")
-        if not os.path.isfile(f):
-            return None
-        pts.append(face_videos.read_pts(f))
-    h, w = image_io.read_image(paths[0]).shape[:2]
+    h, w = image_io.read_image(image_io.list_images(folder, recursive=False)[0]).shape[:2]
     sq = min(h, w)
     off = np.array([(w - sq) // 2, (h - sq) // 2], np.float64)
-    return (np.stack(pts).astype(np.float64) - off) * ((size or sq) / sq)
+    return (pts - off) * ((size or sq) / sq)
 
 
 def video_landmarks(videos, size):
