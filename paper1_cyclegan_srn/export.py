@@ -23,12 +23,10 @@ def load_deblurrer(workdir):
     from paper1_cyclegan_srn import srn, train_srn  # pylint: disable=import-outside-toplevel
     train_utils.check_workdir_kind(workdir, "paper1", ("srn",))
     config = train_utils.load_flags([train_srn.define_flags], workdir)
-    trained = train_srn.build_model(config, image_size=16)
-    train_utils.restore_for_eval(workdir, srn=trained)
     model = srn.SRNDeblurrer(config.variant, config.recurrent,
                              bool(getattr(config, "global_residual", False)), name="srn_deblurrer")
     model(np.zeros((1, 16, 16, 3), np.float32))
-    model.srn.set_weights(trained.get_weights())
+    train_utils.restore_for_eval(workdir, srn=model.srn)  # the trained SRN, restored in place
     return model, config
 
 
