@@ -382,10 +382,13 @@ def deblur_files(model: Callable, inputs: Sequence[str], output_dir: str, stride
 
 def define_export_flags(fv, *, workdir_help: str, serve_size: int | None = None,
                         stride: int = 1) -> None:
-    """The flags of a paper's `export` CLI: --workdir --export_dir [--serve_size]."""
+    """The flags of a paper's `export` CLI: --workdir --export_dir --checkpoint [--serve_size]."""
     from absl import flags  # pylint: disable=import-outside-toplevel
     flags.DEFINE_string("workdir", None, workdir_help, flag_values=fv)
     flags.DEFINE_string("export_dir", None, "Output folder.", flag_values=fv)
+    flags.DEFINE_string("checkpoint", "latest", "Which checkpoint of --workdir: latest, best (the "
+                        "one kept by the run's --best_metric), or a prefix such as "
+                        "WORKDIR/checkpoints/ckpt-1000.", flag_values=fv)
     if serve_size:
         flags.DEFINE_integer("serve_size", serve_size, "The SavedModel's input size (a multiple "
                              f"of {stride}).", flag_values=fv)
@@ -393,13 +396,13 @@ def define_export_flags(fv, *, workdir_help: str, serve_size: int | None = None,
 
 def export_main(argv: Sequence[str], export: Callable, fv) -> None:
     """`main` of an export CLI defined by `define_export_flags`: prints
-    export(workdir, export_dir[, serve_size]) (the written paths)."""
+    export(workdir, export_dir[, serve_size], checkpoint=...) (the written paths)."""
     from absl import app  # pylint: disable=import-outside-toplevel
     del argv
     if not fv.workdir or not fv.export_dir:
         raise app.UsageError("--workdir and --export_dir are required")
     extra = (fv.serve_size,) if "serve_size" in fv else ()
-    print(export(fv.workdir, fv.export_dir, *extra))
+    print(export(fv.workdir, fv.export_dir, *extra, checkpoint=fv.checkpoint))
 
 
 def define_deblur_flags(fv, *, checkpoint_help: str, suffix: str, stride: int) -> None:

@@ -97,6 +97,11 @@ def define_common_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                        "training; 0 means no limit.", flag_values=fv)
     flags.DEFINE_integer("keep_checkpoints", 3, "How many recent checkpoints to keep.",
                          flag_values=fv)
+    flags.DEFINE_string("best_metric", "", "An evaluation scalar (e.g. psnr; -NAME to minimise, "
+                        "e.g. -loss) whose best checkpoint is kept in WORKDIR/best with "
+                        "best.json, beside the recent ones; choose it on validation data, never "
+                        "on a test set. Export or evaluate it with --checkpoint=best. Empty: "
+                        "none.", flag_values=fv)
     flags.DEFINE_bool("save_on_signal", True, "On SIGTERM or SIGINT, save a checkpoint and exit "
                       "(status 128 + signal number) instead of losing the steps since the last "
                       "one.", flag_values=fv)
@@ -552,8 +557,12 @@ class Checkpointer:
     others write to a private temporary folder that is deleted after each save.
     """
 
-    def __init__(self, workdir: str, max_to_keep: int = 3, **trackables):
+    def __init__(self, workdir: str, max_to_keep: int = 3, *, best_metric: str = "",
+                 **trackables):
         self.directory = os.path.join(workdir, "checkpoints")
+        self.best_directory = os.path.join(workdir, BEST_DIR)
+        self.best_metric = best_metric or ""
+        self._best_manager = None
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self._trackables = trackables
         self.checkpoint = tf.train.Checkpoint(step=self.step, **trackables)
@@ -678,6 +687,82 @@ class Checkpointer:
     @property
     def latest(self) -> str | None:
         return tf.train.latest_checkpoint(self.directory)
+
+    def best_record(self) -> dict | None:
+        """WORKDIR/best/best.json ({"metric", "value", "step", "checkpoint"}), or None."""
+        return read_best(os.path.dirname(self.directory))
+
+    def save_if_best(self, results: Mapping[str, float]) -> bool:
+        """With `best_metric` set: saves the current state to WORKDIR/best (one checkpoint) when
+        `results[name]` beats the best so far (best.json, so a resumed run keeps comparing with
+        it); returns whether it saved. `-name` minimises. Raises a one-line ValueError naming the
+        available scalars when `results` has no such name."""
+        if not self.best_metric:
+            return False
+        name, sign = parse_best_metric(self.best_metric)
+        if name not in results:
+            raise ValueError(f"--best_metric={self.best_metric}: the evaluation has no scalar "
+                             f"{name!r}; it has {', '.join(sorted(results))}")
+        value = float(results[name])
+        best = self.best_record()
+        if not math.isfinite(value) or (
+                best is not None and best.get("metric") == self.best_metric
+                and sign * value <= sign * float(best["value"])):
+            return False
+        if self._best_manager is None:
+            write_dir = self.best_directory if self.chief else tempfile.mkdtemp(prefix="best_worker_")
+            self._best_manager = tf.train.CheckpointManager(self.checkpoint, write_dir, max_to_keep=1)
+        path = self._best_manager.save(checkpoint_number=int(self.step.numpy()))
+        if not self.chief:
+            shutil.rmtree(self._best_manager.directory, ignore_errors=True)
+            os.makedirs(self._best_manager.directory, exist_ok=True)
+            return True
+        record = {"metric": self.best_metric, "value": value, "step": int(self.step.numpy()),
+                  "checkpoint": os.path.basename(path)}
+        image_io.atomic_write(os.path.join(self.best_directory, BEST_JSON),
+                              json.dumps(record, indent=1))
+        logging.info("best %s so far: %.6g at step %d -> %s", self.best_metric, value,
+                     record["step"], path)
+        return True
+
+
+BEST_DIR = "best"
+BEST_JSON = "best.json"
+
+
+def parse_best_metric(spec: str) -> tuple[str, int]:
+    """--best_metric: "psnr" -> ("psnr", +1) (maximise); "-loss" -> ("loss", -1) (minimise)."""
+    spec = (spec or "").strip()
+    sign = -1 if spec.startswith("-") else 1
+    name = spec.lstrip("-+")
+    if not name:
+        raise ValueError(f"--best_metric={spec!r}: give an evaluation scalar, e.g. psnr or -loss")
+    return name, sign
+
+
+def read_best(workdir: str) -> dict | None:
+    """WORKDIR/best/best.json written by a run with --best_metric, or None."""
+    path = os.path.join(workdir, BEST_DIR, BEST_JSON)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def checkpoint_path(workdir: str, checkpoint: str | None = None) -> str:
+    """What `restore_for_eval` should read for a --checkpoint flag of an export/evaluate CLI:
+    empty or "latest": the workdir (its newest checkpoint); "best": WORKDIR/best (the checkpoint
+    kept by --best_metric); anything else: a checkpoint prefix (WORKDIR/checkpoints/ckpt-N)."""
+    if not checkpoint or checkpoint == "latest":
+        return workdir
+    if checkpoint == "best":
+        best = os.path.join(workdir, BEST_DIR)
+        if read_best(workdir) is None or tf.train.latest_checkpoint(best) is None:
+            raise FileNotFoundError(
+                f"--checkpoint=best: {best} holds no best checkpoint; train with --best_metric "
+                f"(and evaluation data) to keep one, or pass --checkpoint=latest")
+        return best
+    return checkpoint
 
 
 class CheckpointError(RuntimeError):
@@ -1060,7 +1145,13 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
             last_saved = step
 
     def evaluate():
-        writers.scalars("eval", step, eval_fn(step))
+        results = eval_fn(step)
+        writers.scalars("eval", step, results)
+        try:
+            checkpointer.save_if_best(results)
+        except ValueError:
+            save()  # lose no training to a wrong --best_metric
+            raise
         if eval_image_fn is not None:
             for name, images in eval_image_fn(step).items():
                 writers.images("eval", step, name, images)
@@ -1206,7 +1297,14 @@ def train(workdir: str, config: flags.FlagValues, trainer: Trainer, dataset, *,
     writer at each evaluation (`eval_fn(step)`: {name: scalar}).
     """
     strategy = trainer.strategy
-    checkpointer = Checkpointer(workdir, config.keep_checkpoints, **trainer.trackables())
+    best_metric = getattr(config, "best_metric", "")
+    if best_metric:
+        parse_best_metric(best_metric)
+        if eval_fn is None:
+            raise ValueError(f"--best_metric={best_metric} needs an evaluation: this trainer "
+                             f"evaluates only with its evaluation data flag (e.g. --eval_data)")
+    checkpointer = Checkpointer(workdir, config.keep_checkpoints, best_metric=best_metric,
+                                **trainer.trackables())
     start = checkpointer.restore_latest()
     ds = dataset(start) if callable(dataset) else dataset
     if isinstance(ds, tf.data.Dataset):

@@ -10,6 +10,13 @@ Instance norm is `common.keras_utils.instance_norm` (GroupNormalization, groups=
 convolution weights ~ N(0, 0.02). Generators work on images in [-1, 1] (tanh output); any H, W is
 accepted (reflect-padded to a multiple of 4 and cropped back).
 
+`upsample="resize"` (our option, `train_cyclegan --generator_upsample`; default "transpose", the
+paper's) replaces each u-layer's stride-2 transposed convolution by nearest-neighbour x2
+upsampling + a 3x3 convolution (Odena et al., "Deconvolution and Checkerboard Artifacts",
+Distill 2016): the same shapes and receptive field without the checkerboard texture that
+transposed convolutions leave in a briefly trained G, which a deblurring network then learns to
+undo instead of blur.
+
 Only `keras.layers` / `keras.ops` here, so the networks also run under KERAS_BACKEND=jax.
 """
 from __future__ import annotations
@@ -36,6 +43,7 @@ DISCRIMINATOR_VARIANTS = {
     "tiny": dict(filters=8, num_layers=2),
 }
 VARIANTS = {"generator": GENERATOR_VARIANTS, "discriminator": DISCRIMINATOR_VARIANTS}
+UPSAMPLE_MODES = ("transpose", "resize")
 
 
 def _conv_init():
@@ -88,13 +96,18 @@ class ResnetGenerator(keras.Model):
     """CycleGAN ResNet generator (G: clear -> blurred, F: blurred -> clear).
 
     Input: float [B,H,W,3] in [-1,1], any H, W. Output: float32 [B,H,W,3] in [-1,1] (tanh).
+    `upsample`: "transpose" (CycleGAN's u-layers) or "resize" (x2 nearest + 3x3 conv).
     """
 
-    def __init__(self, filters=64, num_res_blocks=9, out_channels=3, **kwargs):
+    def __init__(self, filters=64, num_res_blocks=9, out_channels=3, upsample="transpose",
+                 **kwargs):
         super().__init__(**kwargs)
+        if upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"upsample={upsample!r}: choose from {UPSAMPLE_MODES}")
         self.filters = int(filters)
         self.num_res_blocks = int(num_res_blocks)
         self.out_channels = int(out_channels)
+        self.upsample = upsample
         f = self.filters
         init = _conv_init
         self.c7s1_in = track(self, "c7s1_in", [
@@ -104,9 +117,15 @@ class ResnetGenerator(keras.Model):
             for m in (2, 4)])
         self.down_norms = track(self, "down_norm", [instance_norm() for _ in (2, 4)])
         self.blocks = track(self, "block", [ResnetBlock(f * 4) for _ in range(self.num_res_blocks)])
-        self.up_convs = track(self, "up_conv", [
-            layers.Conv2DTranspose(f * m, 3, strides=2, padding="same", kernel_initializer=init())
-            for m in (2, 1)])
+        if upsample == "transpose":
+            self.up_convs = track(self, "up_conv", [
+                layers.Conv2DTranspose(f * m, 3, strides=2, padding="same",
+                                       kernel_initializer=init()) for m in (2, 1)])
+        else:
+            self.up_convs = track(self, "up_conv", [
+                keras.Sequential([layers.UpSampling2D(2, interpolation="nearest"),
+                                  layers.Conv2D(f * m, 3, padding="same", kernel_initializer=init())])
+                for m in (2, 1)])
         self.up_norms = track(self, "up_norm", [instance_norm() for _ in (2, 1)])
         self.c7s1_out = track(self, "c7s1_out", [
             ReflectionPad2D(3),
@@ -129,7 +148,7 @@ class ResnetGenerator(keras.Model):
 
     def get_config(self):
         return {"filters": self.filters, "num_res_blocks": self.num_res_blocks,
-                "out_channels": self.out_channels, "name": self.name}
+                "out_channels": self.out_channels, "upsample": self.upsample, "name": self.name}
 
 
 class PatchDiscriminator(keras.Model):
@@ -173,11 +192,11 @@ class PatchDiscriminator(keras.Model):
         return {"filters": self.filters, "num_layers": self.num_layers, "name": self.name}
 
 
-def build_generator(variant="resnet_9blocks", name=None, image_size=None):
+def build_generator(variant="resnet_9blocks", name=None, image_size=None, upsample="transpose"):
     """Builds a ResnetGenerator from GENERATOR_VARIANTS (built on [1,S,S,3] when image_size given)."""
     if variant not in GENERATOR_VARIANTS:
         raise ValueError(f"unknown generator variant {variant!r}; choose from {sorted(GENERATOR_VARIANTS)}")
-    model = ResnetGenerator(**GENERATOR_VARIANTS[variant], name=name)
+    model = ResnetGenerator(**GENERATOR_VARIANTS[variant], upsample=upsample, name=name)
     if image_size:
         model(ops.zeros((1, image_size, image_size, 3)))
     return model

@@ -40,7 +40,7 @@ import tensorflow as tf
 from common import image_io, paths, pipeline, report, shared_flags, train_utils
 from common.evaluation import methods as methods_lib
 from common.evaluation import runner, test_sets
-from paper1_cyclegan_srn import cyclegan, inputs, train_cyclegan, train_srn
+from paper1_cyclegan_srn import inputs, train_cyclegan, train_srn
 
 PAPER_TABLE1 = {  # (our testing set PSNR, SSIM, GoPro PSNR, SSIM)
     "Tao et al. [7]": (11.94, 0.7614, 30.26, 0.9367),
@@ -103,7 +103,7 @@ def load_cyclegan_f(workdir):
     """F: blurred -> clear of a stage-1 run, as a [0,1] -> [0,1] function."""
     train_utils.check_workdir_kind(workdir, "paper1", ("cyclegan",))
     config = train_utils.load_flags([train_cyclegan.define_flags], workdir)
-    f = cyclegan.build_generator(config.generator, name="f_net", image_size=16)
+    f = train_cyclegan.build_generator(config, "f_net", 16)
     train_utils.restore_for_eval(workdir, f_net=f)
 
     @tf.function(reduce_retracing=True)
@@ -120,8 +120,7 @@ def load_method(workdir):
     probe = np.zeros((1, 16, 16, 3), np.float32)
     if cyclegan_run:  # parameter count: an unrestored twin built from the same flags
         config = train_utils.load_flags([train_cyclegan.define_flags], workdir)
-        n = methods_lib.count_params(cyclegan.build_generator(config.generator, name="f_net",
-                                                              image_size=16), probe)
+        n = methods_lib.count_params(train_cyclegan.build_generator(config, "f_net", 16), probe)
         return methods_lib.Method("CycleGAN F (paper 1)", load_cyclegan_f(workdir), "paper1",
                                   workdir, n, 4, description=f"paper1_cyclegan_srn CycleGAN F of {workdir}")
     config = train_utils.load_flags([train_srn.define_flags], workdir)

@@ -18,23 +18,25 @@ def define_flags(fv=flags.FLAGS):
                                   serve_size=256, stride=16)
 
 
-def load_deblurrer(workdir):
-    """(srn.SRNDeblurrer with the newest checkpoint of an SRN workdir, its flags)."""
+def load_deblurrer(workdir, checkpoint=None):
+    """(srn.SRNDeblurrer with the newest checkpoint of an SRN workdir, or `checkpoint` ("best"
+    or a prefix, `train_utils.checkpoint_path`), its flags)."""
     from paper1_cyclegan_srn import srn, train_srn  # pylint: disable=import-outside-toplevel
     train_utils.check_workdir_kind(workdir, "paper1", ("srn",))
     config = train_utils.load_flags([train_srn.define_flags], workdir)
     model = srn.SRNDeblurrer(config.variant, config.recurrent,
                              bool(getattr(config, "global_residual", False)), name="srn_deblurrer")
     model(np.zeros((1, 16, 16, 3), np.float32))
-    train_utils.restore_for_eval(workdir, srn=model.srn)  # the trained SRN, restored in place
+    train_utils.restore_for_eval(train_utils.checkpoint_path(workdir, checkpoint),
+                                 srn=model.srn)  # the trained SRN, restored in place
     return model, config
 
 
-def export(workdir, export_dir, serve_size=256):
+def export(workdir, export_dir, serve_size=256, checkpoint=None):
     """Writes export_dir/srn.keras and export_dir/saved_model; returns their paths."""
     if serve_size % 16:
         raise ValueError(f"--serve_size={serve_size} must be a multiple of 16")
-    model, _ = load_deblurrer(workdir)
+    model, _ = load_deblurrer(workdir, checkpoint)
     return inference.export_model(model, export_dir, name="srn", input_size=serve_size)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import image_io, shared_flags, tfrecord, train_utils
-from paper1_cyclegan_srn import cyclegan, inputs, train_cyclegan
+from paper1_cyclegan_srn import inputs, train_cyclegan
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
@@ -90,7 +90,7 @@ def load_generator(cyclegan_workdir):
     """Rebuilds G from the stage-1 flags and restores its newest checkpoint."""
     train_utils.check_workdir_kind(cyclegan_workdir, "paper1", ("cyclegan",), "--cyclegan_workdir")
     config = train_utils.load_flags([train_cyclegan.define_flags], cyclegan_workdir)
-    g = cyclegan.build_generator(config.generator, name="g_net", image_size=config.crop_size)
+    g = train_cyclegan.build_generator(config, "g_net", config.crop_size)
     path = train_utils.restore_for_eval(cyclegan_workdir, g_net=g)
     logging.info("G restored from %s", path)
     return g

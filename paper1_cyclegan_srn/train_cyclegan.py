@@ -38,6 +38,10 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                       "Generator variant (9 residual blocks at 256 px, 6 at 128 px).", **d)
     flags.DEFINE_enum("discriminator", "patchgan_70", list(cyclegan.DISCRIMINATOR_VARIANTS),
                       "Discriminator variant.", **d)
+    flags.DEFINE_enum("generator_upsample", "transpose", list(cyclegan.UPSAMPLE_MODES),
+                      "The generators' u-layers: transpose (the paper's stride-2 transposed "
+                      "convolutions) or resize (x2 nearest + 3x3 conv: no checkerboard texture; "
+                      "our option, see cyclegan.py).", **d)
     flags.DEFINE_enum("gan_mode", "lsgan", list(losses.GAN_MODES),
                       "Adversarial loss: lsgan (reference code) or bce (Eq. 1 as written).", **d)
     flags.DEFINE_float("lambda_cycle", 10.0, "Weight of each direction of the cycle loss (Eq. 2).", **d)
@@ -68,10 +72,17 @@ class ConstantThenLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         return {"base": self.base, "decay_start": self.decay_start, "total": self.total}
 
 
+def build_generator(config, name, image_size=None):
+    """G ("g_net") or F ("f_net") as a stage-1 run's flags (or its flags.txt) describe it."""
+    return cyclegan.build_generator(
+        config.generator, name=name, image_size=image_size,
+        upsample=getattr(config, "generator_upsample", "transpose"))  # older workdirs: the paper's
+
+
 def build_models(config, image_size=None):
     """(G, F, D_X, D_Y) from the parsed flags."""
-    g = cyclegan.build_generator(config.generator, name="g_net", image_size=image_size)
-    f = cyclegan.build_generator(config.generator, name="f_net", image_size=image_size)
+    g = build_generator(config, "g_net", image_size)
+    f = build_generator(config, "f_net", image_size)
     d_x = cyclegan.build_discriminator(config.discriminator, name="d_x", image_size=image_size)
     d_y = cyclegan.build_discriminator(config.discriminator, name="d_y", image_size=image_size)
     return g, f, d_x, d_y

@@ -176,8 +176,9 @@ def load_train_flags(workdir):
     return train_utils.load_flags([train.define_flags], workdir)
 
 
-def load_deblurrer(workdir):
-    """(``models.CGANDeblurrer`` with the newest checkpoint of a cGAN workdir restored, flags)."""
+def load_deblurrer(workdir, checkpoint=None):
+    """(``models.CGANDeblurrer`` with the newest checkpoint of a cGAN workdir restored, or
+    `checkpoint` ("best" or a prefix, `train_utils.checkpoint_path`); flags)."""
     train_utils.check_workdir_kind(workdir, "paper2", ("cgan",))
     cfg = load_train_flags(workdir)
     model = models.CGANDeblurrer(cfg.variant, use_hg=cfg.use_hg,
@@ -187,7 +188,8 @@ def load_deblurrer(workdir):
     trackables = {"g_bl": model.g_bl}
     if model.hg is not None:
         trackables["hg"] = model.hg
-    path = train_utils.restore_for_eval(workdir, **trackables)
+    path = train_utils.restore_for_eval(train_utils.checkpoint_path(workdir, checkpoint),
+                                        **trackables)
     logging.info("restored %s", path)
     return model, cfg
 

@@ -17,12 +17,12 @@ def define_flags(fv=flags.FLAGS):
                                   stride=128)
 
 
-def export(workdir, export_dir, serve_size=256):
+def export(workdir, export_dir, serve_size=256, checkpoint=None):
     """Writes export_dir/cgan.keras and export_dir/saved_model; returns their paths."""
     from paper2_identity_cgan import evaluate, models  # pylint: disable=import-outside-toplevel
     if serve_size % models.GEN_DIVISOR:
         raise ValueError(f"--serve_size={serve_size} must be a multiple of {models.GEN_DIVISOR}")
-    model, _ = evaluate.load_deblurrer(workdir)
+    model, _ = evaluate.load_deblurrer(workdir, checkpoint)
     return inference.export_model(model, export_dir, name="cgan", input_size=serve_size)
 
 

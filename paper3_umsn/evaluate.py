@@ -131,8 +131,9 @@ def load_config(workdir):
     return train_utils.load_flags([train.define_flags], workdir)
 
 
-def load_model(workdir):
-    """Rebuilds SN + UMSN from workdir/flags.txt and restores the newest checkpoint; returns
+def load_model(workdir, checkpoint=None):
+    """Rebuilds SN + UMSN from workdir/flags.txt and restores the newest checkpoint (or
+    `checkpoint`: "best", or a prefix; `train_utils.checkpoint_path`); returns
     (flags, `models.UMSNDeblurrer`)."""
     train_utils.check_workdir_kind(workdir, "paper3", ("umsn",))
     config = load_config(workdir)
@@ -141,7 +142,8 @@ def load_model(workdir):
     c = config.crop_size
     sn(np.zeros((1, c, c, 3), np.float32))
     umsn([np.zeros((1, c, c, 3), np.float32), np.full((1, c, c, 4), 0.25, np.float32)])
-    path = train_utils.restore_for_eval(workdir, sn=sn, umsn=umsn)
+    path = train_utils.restore_for_eval(train_utils.checkpoint_path(workdir, checkpoint),
+                                        sn=sn, umsn=umsn)
     logging.info("restored %s", path)
     model = models.UMSNDeblurrer(sn, umsn)
     model(np.zeros((1, c, c, 3), np.float32))  # build (needed by export)

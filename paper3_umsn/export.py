@@ -14,9 +14,9 @@ def define_flags(fv=flags.FLAGS):
     inference.define_export_flags(fv, workdir_help="umsn-stage workdir.")
 
 
-def export(workdir, export_dir):
+def export(workdir, export_dir, checkpoint=None):
     from paper3_umsn import evaluate
-    _, model = evaluate.load_model(workdir)
+    _, model = evaluate.load_model(workdir, checkpoint)
     return inference.export_model(model, export_dir, name="umsn")
 
 

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Paper 1's attempted shipped-weights recipe (issue 11): about 55 minutes of a 2-core CPU in all.
-# NOT YET GOOD ENOUGH TO SHIP: its SRN gains on its own CycleGAN pairs (24.56 -> 25.61 dB) but not
-# on camera-shake blur of held-out validation faces (26.64 -> 26.32 dB at the last step); see the
-# package README, "The shipped-weights attempt".
+# Paper 1's shipped-weights recipe (issue 11): about 90 minutes of one core of a 2-core CPU.
 #   bash paper1_cyclegan_srn/configs/run_cpu90_strong.sh WORKDIR
 # Run from the repository root with ../shared/data beside it. The paper's data strategy on LFW
 # `train`-split people (identity-disjoint from the strong-blur test's `test` split), one 128x128
 # centre crop each, sorted by name:
-#  1. the last 40 people are validation faces (WORKDIR/val); faces 0-1199 stay clear (X), faces
-#     1200-2399 are blurred with the shared kernel mixture (Y): prepare_unpaired;
-#  2. the CycleGAN learns clear -> blurred from the unpaired X/Y (28 min);
-#  3. its G labels the other 1,363 faces (generate_pairs: 95% train / 5% test pairs), each
+#  1. the last 40 people are validation faces (WORKDIR/val, blurred once with camera-shake,
+#     Markov and linear kernels 15-29 px into WORKDIR/val_pairs); faces 0-1199 stay clear (X),
+#     faces 1200-2399 are blurred with camera-shake/Markov/linear kernels 11-29 px (Y):
+#     prepare_unpaired;
+#  2. the CycleGAN learns clear -> blurred from the unpaired X/Y (45 min);
+#  3. its G labels every training face (generate_pairs: 95% train / 5% test pairs), each
 #     G(clear) shifted to the clear face's mean colour (--keep_mean_colour);
-#  4. the SRN learns to undo G's blur (25 min); then export WORKDIR/srn_export/srn.keras.
+#  4. the SRN learns to undo G's blur (35 min), keeping its best checkpoint by validation PSNR
+#     (WORKDIR/srn/best); then export that one to WORKDIR/srn_export/srn.keras.
 set -euo pipefail
 W=${1:?usage: run_cpu90_strong.sh WORKDIR}
 PY=${PYTHON:-python}
@@ -24,21 +24,29 @@ if [ ! -d "$W/stills/sharp" ]; then
     --exclude_identities=data/sample/test_faces --name=lfw_train_stills --output_dir="$W/stills"
 fi
 if [ ! -d "$W/val" ]; then
-  mkdir -p "$W/val"
-  ls "$W/stills/sharp" | sort | tail -n 40 | while read -r f; do mv "$W/stills/sharp/$f" "$W/val/"; done
+  mkdir -p "$W/val.tmp"
+  ls "$W/stills/sharp" | sort | tail -n 40 | while read -r f; do mv "$W/stills/sharp/$f" "$W/val.tmp/"; done
+  mv "$W/val.tmp" "$W/val"
+fi
+if ! ls "$W"/val_pairs/val-*.tfrecord >/dev/null 2>&1; then
+  "$PY" -m data.build --source=folder --manual_dir="$W/val" --mode=kernel \
+    --blur_kernels=camera_shake+markov+linear --num_kernels=40 --kernel_sizes=15:29 \
+    --kernel_min_taps=12 --noise_sigma=0.01 --name=val --num_shards=1 --seed=7 \
+    --output_dir="$W/val_pairs"
 fi
 if ! ls "$W"/unpaired/blurred-*.tfrecord >/dev/null 2>&1; then
   "$PY" -m paper1_cyclegan_srn.prepare_unpaired --faces="$W/stills/sharp" --clear_range=0:1200 \
-    --blurred_range=1200:2400 --blur_kernels=camera_shake+markov+linear+gaussian \
-    --num_kernels=1200 --kernel_sizes=9:29 --kernel_exposure=1.0 --kernel_min_taps=4 \
+    --blurred_range=1200:2400 --blur_kernels=camera_shake+markov+linear \
+    --num_kernels=1200 --kernel_sizes=11:29 --kernel_exposure=1.0 --kernel_min_taps=8 \
     --noise_sigma=0.01 --output_dir="$W/unpaired" --num_shards=4 --seed=0
 fi
 "$PY" -m paper1_cyclegan_srn.train_cyclegan --flagfile=$C/cpu90_strong_cyclegan.flags \
   --clear_data="$W/unpaired/clear-*.tfrecord" --blurred_data="$W/unpaired/blurred-*.tfrecord" \
   --workdir="$W/cyclegan"
 "$PY" -m paper1_cyclegan_srn.generate_pairs --flagfile=$C/generate_pairs.flags \
-  --cyclegan_workdir="$W/cyclegan" --clear_data="$W/stills/sharp" --file_range=2400:4000 \
+  --cyclegan_workdir="$W/cyclegan" --clear_data="$W/stills/sharp" --file_range=0: \
   --resize= --keep_mean_colour --test_fraction=0.05 --output_dir="$W/pairs"
 "$PY" -m paper1_cyclegan_srn.train_srn --flagfile=$C/cpu90_strong_srn.flags \
-  --train_data="$W/pairs/train-*.tfrecord" --eval_data="$W/pairs/test-*.tfrecord" --workdir="$W/srn"
-"$PY" -m paper1_cyclegan_srn.export --workdir="$W/srn" --export_dir="$W/srn_export"
+  --train_data="$W/pairs/train-*.tfrecord" --eval_data="$W/val_pairs/val-*.tfrecord" \
+  --workdir="$W/srn"
+"$PY" -m paper1_cyclegan_srn.export --workdir="$W/srn" --checkpoint=best --export_dir="$W/srn_export"

@@ -545,3 +545,56 @@ def test_flagfile_paths_resolve_from_any_working_directory(tmp_path, monkeypatch
     flagfile.write_text("--train_data=records/nothing-*.tfrecord\n--kernel_sizes=5:9\n")
     assert tu.expand_flagfiles([f"--flagfile={flagfile}"]) == [
         "--train_data=records/nothing-*.tfrecord", "--kernel_sizes=5:9"]
+
+
+def _run_with_evals(workdir, values, best_metric, num_steps, start_model=None):
+    """Trains the toy setup `num_steps` with an evaluation every step returning values[step]."""
+    model, critic, opt_g, opt_d = start_model or _tiny_setup()
+    ckpt = tu.Checkpointer(workdir, 5, best_metric=best_metric, model=model, critic=critic,
+                           opt_g=opt_g, opt_d=opt_d)
+    ckpt.restore_latest()
+    weights_at = {}
+
+    def eval_fn(step):
+        weights_at[step] = [w.numpy().copy() for w in model.weights]
+        return {"psnr": values[step], "loss": -values[step]}
+
+    tu.run_train_loop(train_step=_make_step(model, critic, opt_g, opt_d), iterator=_batches(),
+                      checkpointer=ckpt, writers=tu.SummaryWriters(workdir), num_steps=num_steps,
+                      log_every=10, checkpoint_every=100, eval_fn=eval_fn, eval_every=1)
+    return weights_at
+
+
+@pytest.mark.parametrize("metric", ["psnr", "-loss"])
+def test_best_metric_keeps_the_best_evaluated_checkpoint_across_a_resume(tmp_path, metric):
+    workdir = str(tmp_path)
+    values = {1: 20.0, 2: 23.0, 3: 21.0, 4: 22.5, 5: 24.0, 6: 19.0}
+    weights_at = _run_with_evals(workdir, values, metric, 4)
+    best = tu.read_best(workdir)
+    assert best["step"] == 2 and best["metric"] == metric
+    assert best["value"] == (23.0 if metric == "psnr" else -23.0)
+    # the best checkpoint holds the weights evaluated at step 2, not the last ones
+    model, critic, opt_g, opt_d = _tiny_setup()
+    tu.restore_for_eval(tu.checkpoint_path(workdir, "best"), model=model)
+    for a, b in zip(weights_at[2], model.weights):
+        np.testing.assert_array_equal(a, b.numpy())
+    assert not np.array_equal(weights_at[4][0], weights_at[2][0])
+    # a resumed run compares with the saved best: step 5 beats it, step 6 does not
+    _run_with_evals(workdir, values, metric, 6)
+    assert tu.read_best(workdir)["step"] == 5
+    assert len(glob.glob(os.path.join(workdir, "best", "*.index"))) == 1  # one best, not a pile
+    # the newest checkpoint is still the last step
+    assert tu.checkpoint_path(workdir, "latest") == workdir
+    assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith("ckpt-6")
+
+
+def test_best_metric_errors_name_the_flag(tmp_path):
+    workdir = str(tmp_path / "a")
+    with pytest.raises(FileNotFoundError, match="--best_metric"):
+        tu.checkpoint_path(workdir, "best")
+    with pytest.raises(ValueError, match="'ssim'.*it has loss, psnr"):
+        _run_with_evals(workdir, {1: 1.0}, "ssim", 1)
+    # the step that ran before the error is saved, not lost
+    assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith("ckpt-1")
+    with pytest.raises(ValueError, match="--best_metric"):
+        tu.parse_best_metric("-")

@@ -34,6 +34,23 @@ def test_generator_architecture_counts():
     assert cyclegan.GENERATOR_VARIANTS["resnet_6blocks"]["num_res_blocks"] == 6
 
 
+def test_resize_upsampling_generator_has_no_transposed_conv_and_round_trips():
+    g = cyclegan.build_generator("tiny", upsample="resize")
+    x = _rand(2, 37, 50, 3)
+    y = np.asarray(g(x))
+    assert y.shape == (2, 37, 50, 3) and np.all(np.abs(y) <= 1.0)
+    kinds = {type(layer).__name__ for layer in g._flatten_layers()}
+    assert "Conv2DTranspose" not in kinds and "UpSampling2D" in kinds
+    assert "Conv2DTranspose" in {type(layer).__name__
+                                 for layer in cyclegan.build_generator("tiny", image_size=16)._flatten_layers()}
+    twin = cyclegan.ResnetGenerator.from_config(g.get_config())
+    twin(x)
+    twin.set_weights(g.get_weights())
+    np.testing.assert_allclose(np.asarray(twin(x)), y, atol=1e-6)
+    with pytest.raises(ValueError, match="upsample"):
+        cyclegan.ResnetGenerator(upsample="bilinear")
+
+
 def test_patchgan_output_size_matches_70x70_patchgan():
     # paper variant: 256 -> 30x30 patches (64 -> 6x6 with the same layers)
     d = cyclegan.build_discriminator("patchgan_70")

@@ -3,7 +3,9 @@ checkpoint save/restore of every network, optimiser and image pool (paper 1)."""
 import glob
 import json
 import os
+import shutil
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -45,7 +47,8 @@ def stages(tmp_path_factory):
     root = tmp_path_factory.mktemp("p1")
     cg_dir, pairs_dir, srn_dir = str(root / "cg"), str(root / "pairs"), str(root / "srn")
     cg = _flags([train_cyclegan.define_flags], "smoke_cyclegan.flags", f"--workdir={cg_dir}",
-                "--num_steps=1", "--image_every=1", "--eval_every=1", "--checkpoint_every=1")
+                "--num_steps=1", "--image_every=1", "--eval_every=1", "--checkpoint_every=1",
+                "--generator_upsample=resize")
     step = train_cyclegan.train_and_evaluate(cg_dir, cg)
     gp = _flags([generate_pairs.define_flags], "smoke_generate_pairs.flags",
                 f"--cyclegan_workdir={cg_dir}", f"--output_dir={pairs_dir}", "--file_range=0:5",
@@ -54,7 +57,7 @@ def stages(tmp_path_factory):
     srn = _flags([train_srn.define_flags], "smoke_srn.flags", f"--workdir={srn_dir}",
                  f"--train_data={pairs_dir}/train-*.tfrecord",
                  f"--eval_data={pairs_dir}/test-*.tfrecord", "--num_steps=1", "--eval_every=1",
-                 "--image_every=1", "--checkpoint_every=1")
+                 "--image_every=1", "--checkpoint_every=1", "--best_metric=psnr")
     srn_step = train_srn.train_and_evaluate(srn_dir, srn)
     return dict(root=root, cg_dir=cg_dir, pairs_dir=pairs_dir, srn_dir=srn_dir, cg=cg, gp=gp,
                 srn=srn, step=step, srn_step=srn_step, summary=summary)
@@ -86,6 +89,9 @@ def test_generate_pairs_split_records_and_resume(stages):
     assert ex[tfrecord.SHARP].shape == ex[tfrecord.BLURRED].shape == (64, 64, 3)
     # input = G(clear): recompute with the restored generator
     g = generate_pairs.load_generator(stages["cg_dir"])
+    # rebuilt as stage 1 trained it (--generator_upsample=resize, read back from flags.txt)
+    assert g.upsample == "resize"
+    assert not any(isinstance(layer, keras.layers.Conv2DTranspose) for layer in g._flatten_layers())
     again = generate_pairs.blur_with_generator(g, np.asarray(ex[tfrecord.SHARP])[None])[0]
     assert np.abs(again.astype(int) - np.asarray(ex[tfrecord.BLURRED]).astype(int)).max() <= 1
     # resume: a rerun skips every finished chunk; a deleted chunk is rewritten
@@ -132,7 +138,8 @@ def test_cyclegan_checkpoint_restores_all_optimisers_pools_and_resumes(stages):
         assert any(n.startswith(prefix) for n in names), prefix
     # resume to step 2 from the same workdir
     cfg2 = _flags([train_cyclegan.define_flags], "smoke_cyclegan.flags", f"--workdir={d}",
-                  "--num_steps=2", "--image_every=0", "--eval_every=0", "--checkpoint_every=1")
+                  "--num_steps=2", "--image_every=0", "--eval_every=0", "--checkpoint_every=1",
+                  "--generator_upsample=resize")
     assert train_cyclegan.train_and_evaluate(d, cfg2) == 2
     assert tf.train.latest_checkpoint(os.path.join(d, "checkpoints")).endswith("ckpt-2")
 
@@ -214,3 +221,17 @@ def test_deblur_cli_any_size_never_overwrites(stages, tmp_path):
         deblur.run(stages["srn_dir"], [str(src)], str(tmp_path / "out"))
     with pytest.raises(ValueError, match="overwrite the input"):
         deblur.run(stages["srn_dir"], [str(src)], str(src), suffix="")
+
+
+def test_srn_best_checkpoint_is_kept_and_exported(stages, tmp_path):
+    from paper1_cyclegan_srn import export  # pylint: disable=import-outside-toplevel
+    best = train_utils.read_best(stages["srn_dir"])
+    assert best["metric"] == "psnr" and best["step"] == stages["srn_step"]
+    assert np.isfinite(best["value"])
+    paths = export.export(stages["srn_dir"], str(tmp_path / "best"), serve_size=32,
+                          checkpoint="best")
+    assert os.path.exists(paths["keras"])
+    no_best = str(tmp_path / "srn_no_best")  # the same run as if trained without --best_metric
+    shutil.copytree(stages["srn_dir"], no_best, ignore=shutil.ignore_patterns("best"))
+    with pytest.raises(FileNotFoundError, match="--best_metric"):
+        export.export(no_best, str(tmp_path / "none"), serve_size=32, checkpoint="best")
