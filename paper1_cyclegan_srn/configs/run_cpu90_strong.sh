@@ -4,8 +4,8 @@
 # Run from the repository root with ../shared/data beside it. The paper's data strategy on LFW
 # `train`-split people (identity-disjoint from the strong-blur test's `test` split), one 128x128
 # centre crop each, sorted by name:
-#  1. the last 40 people are validation faces (WORKDIR/val, blurred once with camera-shake,
-#     Markov and linear kernels 15-29 px into WORKDIR/val_pairs); faces 0-1199 stay clear (X),
+#  1. the last 40 people are validation faces (WORKDIR/val, blurred once with camera-shake
+#     kernels 15-29 px and noise 0.01 into WORKDIR/val_pairs); faces 0-1199 stay clear (X),
 #     faces 1200-2399 are blurred with camera-shake/Markov/linear kernels 11-29 px (Y):
 #     prepare_unpaired;
 #  2. the CycleGAN learns clear -> blurred from the unpaired X/Y (45 min);
@@ -30,9 +30,8 @@ if [ ! -d "$W/val" ]; then
 fi
 if ! ls "$W"/val_pairs/val-*.tfrecord >/dev/null 2>&1; then
   "$PY" -m data.build --source=folder --manual_dir="$W/val" --mode=kernel \
-    --blur_kernels=camera_shake+markov+linear --num_kernels=40 --kernel_sizes=15:29 \
-    --kernel_min_taps=12 --noise_sigma=0.01 --name=val --num_shards=1 --seed=7 \
-    --output_dir="$W/val_pairs"
+    --blur_kernels=camera_shake --kernel_sizes=15:29:2 --noise_sigma=0.01 --name=val \
+    --num_shards=1 --seed=7 --output_dir="$W/val_pairs"
 fi
 if ! ls "$W"/unpaired/blurred-*.tfrecord >/dev/null 2>&1; then
   "$PY" -m paper1_cyclegan_srn.prepare_unpaired --faces="$W/stills/sharp" --clear_range=0:1200 \
