@@ -10,7 +10,7 @@ Configurations, all on the same model and input, measured in interleaved rounds 
 each per round, after one warm-up call each) so that a varying machine load hits them alike:
   eager      model(x) called eagerly, layer by layer (what `common.inference` did before)
   f32        fast_model(float32, fused_norm=False): one traced tf.function per input shape
-  f32_fused  + instance norms as one fused kernel (`inference.fuse_instance_norms`)
+  f32_fused  + instance norms as one fused kernel (`keras_utils.fuse_instance_norms`)
   bf16       fast_model(bfloat16, fused_norm=False): mixed_bfloat16 copy, float32 output
   bf16_fused + fused instance norms (the `deblur` default on a CPU with bfloat16 units)
   *_xla      the same with jit_compile=True (--xla)

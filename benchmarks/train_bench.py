@@ -50,12 +50,46 @@ def step_flops(concrete_fn):
     return int(tf.compat.v1.profiler.profile(graph=concrete_fn.graph, options=opts).total_float_ops)
 
 
+def live_conv_flops(concrete_fn):
+    """Convolution FLOPs (2 x multiply-adds; forward, backprop-input and backprop-filter) of the
+    ops of a traced graph that run: ancestors of its outputs and of its stateful ops (variable
+    updates). TensorFlow's profiler (`step_flops`) also counts dead branches that the runtime
+    prunes, e.g. the second backward pass a persistent tape builds for a second
+    `tape.gradient` (paper 3's CN gradient: 2.37 of its 7.57 TFLOP per step)."""
+    g = concrete_fn.graph
+
+    def flops(op):
+        if op.type == "Conv2D":
+            k = op.inputs[1].shape
+            return 2 * np.prod(op.outputs[0].shape.as_list()) * k[0] * k[1] * k[2]
+        if op.type == "Conv2DBackpropInput":
+            k = op.inputs[1].shape
+            return 2 * np.prod(op.inputs[2].shape.as_list()) * k[0] * k[1] * k[2]
+        if op.type == "Conv2DBackpropFilter":
+            k = op.outputs[0].shape.as_list()
+            return 2 * np.prod(op.inputs[2].shape.as_list()) * k[0] * k[1] * k[2]
+        return 0
+
+    stack = [t.op for t in concrete_fn.outputs] + [
+        op for op in g.get_operations()
+        if op._is_stateful and op.type not in ("Placeholder", "VarHandleOp", "ReadVariableOp")]  # pylint: disable=protected-access
+    live = set()
+    while stack:
+        op = stack.pop()
+        if op.name not in live:
+            live.add(op.name)
+            stack.extend(t.op for t in op.inputs)
+            stack.extend(op.control_inputs)
+    return int(sum(flops(op) for op in g.get_operations() if op.name in live))
+
+
 def _rand(rng, shape):
     return tf.constant(rng.random(shape, dtype=np.float32))
 
 
-def build_train(paper, variant, batch, size, remat):
-    """-> (step tf.function, batch dict) for the paper's trainer."""
+def build_train(paper, variant, batch, size, remat, fused_norm=True):
+    """-> (step tf.function, batch dict) for the paper's trainer (with the trainers' default
+    --fused_norm: instance norms as fused kernels; papers 1's SRN and 2 have none)."""
     rng = np.random.default_rng(0)
     sharp = _rand(rng, (batch, size, size, 3))
     data = {"sharp": sharp, "blurred": tf.clip_by_value(sharp * 0.8 + 0.1, 0.0, 1.0)}
@@ -69,6 +103,11 @@ def build_train(paper, variant, batch, size, remat):
             f"--batch_size={batch}", "--allow_random_vgg", "--workdir=/tmp/unused"]
             + ([f"--remat={remat}"] if remat else []))
         stage = train.make_stage(cfg, strategy)
+        if fused_norm:
+            from common import keras_utils
+            for net in stage.trackables().values():
+                if isinstance(net, keras_utils.keras.Model):
+                    keras_utils.fuse_instance_norms(net)
         return train_utils.make_distributed_step(strategy, stage.replica_step), data
     if paper == "paper1":
         from paper1_cyclegan_srn import train_srn
@@ -105,24 +144,29 @@ def build_infer(paper, variant):
 
 
 def measure_train(a):
-    step, data = build_train(a.paper, a.variant, a.batch, a.size, a.remat)
+    step, data = build_train(a.paper, a.variant, a.batch, a.size, a.remat, a.fused_norm)
     t = time.perf_counter()
     out = step(data)
     float(out["loss"] if "loss" in out else next(iter(out.values())))
     first_s = time.perf_counter() - t
     rss_after_first = _machine.peak_rss_mb()
     flop = step_flops(step.get_concrete_function(data)) if a.flops else None
+    live = live_conv_flops(step.get_concrete_function(data))
     times = []
     for _ in range(a.steps):
         t = time.perf_counter()
         out = step(data)
         float(next(iter(out.values())))
         times.append(time.perf_counter() - t)
-    res = {"first_step_s": round(first_s, 2), "peak_rss_mb_after_first_step": rss_after_first}
+    res = {"first_step_s": round(first_s, 2), "peak_rss_mb_after_first_step": rss_after_first,
+           "live_conv_tflop_per_step": round(live / 1e12, 4)}
     if times:
         med = statistics.median(times)
         res.update(step_s=[round(x, 3) for x in times], median_step_s=round(med, 3),
-                   steps_per_sec=round(1.0 / med, 5), images_per_sec=round(a.batch / med, 4))
+                   steps_per_sec=round(1.0 / med, 5), images_per_sec=round(a.batch / med, 4),
+                   live_conv_tflops=round(live / med / 1e12, 5))
+        if a.peak_tflops:  # executed convolutions (with --remat: including the recomputation)
+            res["live_conv_fraction_of_peak"] = round(live / med / 1e12 / a.peak_tflops, 3)
         if flop:
             res["tflop_per_step"] = round(flop / 1e12, 4)
             res["achieved_tflops"] = round(flop / med / 1e12, 5)
@@ -180,12 +224,15 @@ def main():
     p.add_argument("--remat", default="", help="papers 1 and 3: the trainer's --remat (paper 3: "
                    "blocks, units; paper 1: blocks)")
     p.add_argument("--infer_sizes", default="128,256,512")
+    p.add_argument("--fused_norm", type=int, default=1, help="1: instance norms as fused kernels "
+                   "(the trainers' default --fused_norm); 0: Keras's GroupNormalization")
     a = p.parse_args()
     b, s = PAPER_SETTINGS[a.paper]
     a.batch, a.size = a.batch or b, a.size or s
     train_utils.set_precision("none" if a.precision == "float32" else a.precision)
     result = {"paper": a.paper, "variant": a.variant, "mode": a.mode, "precision": a.precision,
               "batch": a.batch, "size": a.size, "remat": a.remat or "none",
+              "fused_norm": bool(a.fused_norm),
               "machine": _machine.machine_info(), "tf": tf.__version__}
     result.update({"train": measure_train, "infer": measure_infer, "flops": measure_flops}[a.mode](a))
     result["peak_rss_mb"] = _machine.peak_rss_mb()

@@ -79,54 +79,6 @@ def bfloat16_copy(model, sample_size: int = 32):
     return rebuilt_copy(model, "mixed_bfloat16", sample_size)
 
 
-def _fused_instance_norm(self, x):
-    """`GroupNormalization.call` of an instance norm (one group per channel) as TensorFlow's fused
-    batch-norm kernel in training mode on [1,H,W,B*C]: per-sample, per-channel mean and biased
-    variance over H, W, then (x - mean) / sqrt(var + eps) * gamma + beta, statistics in float32,
-    in one pass instead of Keras's moments + normalise ops (same formula, float rounding only)."""
-    import tensorflow as tf
-    c = x.shape[-1]
-    scale = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([c], tf.float32)
-    offset = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([c], tf.float32)
-    b = x.shape[0]
-    if b == 1:
-        y, _, _ = tf.compat.v1.nn.fused_batch_norm(x, scale, offset, epsilon=self.epsilon,
-                                                   is_training=True)
-    else:  # the batch folded into channels: [B,H,W,C] -> [1,H,W,B*C]
-        shape = tf.shape(x)
-        nb, h, w = shape[0], shape[1], shape[2]
-        xt = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, h, w, nb * c])
-        y, _, _ = tf.compat.v1.nn.fused_batch_norm(xt, tf.tile(scale, [nb]), tf.tile(offset, [nb]),
-                                                   epsilon=self.epsilon, is_training=True)
-        y = tf.transpose(tf.reshape(y, [h, w, nb, c]), [2, 0, 1, 3])
-    return tf.cast(y, self.compute_dtype)
-
-
-def instance_norms(model) -> list:
-    """The instance norms of `model`: built `keras.layers.GroupNormalization` layers with one
-    group per channel on the last axis."""
-    import keras
-    out = []
-    for layer in model._flatten_layers(include_self=False, recursive=True):  # pylint: disable=protected-access
-        if not isinstance(layer, keras.layers.GroupNormalization) or not layer.built:
-            continue
-        param = layer.gamma if layer.scale else layer.beta if layer.center else None
-        if param is not None and layer.axis in (-1, 3) and layer.groups == int(param.shape[0]):
-            out.append(layer)
-    return out
-
-
-def fuse_instance_norms(model) -> int:
-    """Makes every instance norm of `model` (`instance_norms`) run as one fused kernel
-    (`_fused_instance_norm`); for inference (training keeps Keras's layer). Changes those
-    layers' `call`, not their weights; returns how many were changed."""
-    import types
-    layers = instance_norms(model)
-    for layer in layers:
-        layer.call = types.MethodType(_fused_instance_norm, layer)
-    return len(layers)
-
-
 def resolve_precision(precision: str = "auto") -> str:
     """"auto": bfloat16 where the hardware computes it natively (a GPU, or a CPU with AVX512-BF16
     / AMX), else float32."""
@@ -152,7 +104,7 @@ def fast_model(model, precision: str = "auto", fused_norm: bool = True, jit_comp
     The model runs inside one `tf.function` (traced once per input shape and reused for every
     image of that shape, instead of layer-by-layer eager calls); on a copy (`rebuilt_copy`,
     the given model is left as is) in bfloat16 when `precision` resolves to it (output cast to
-    float32) and with fused instance norms when fused_norm (`fuse_instance_norms`); with XLA
+    float32) and with fused instance norms when fused_norm (`keras_utils.fuse_instance_norms`); with XLA
     when jit_compile. Same maths as float32 up to rounding (bfloat16: ~3 significant digits).
     Anything that is not a `keras.Model` (a wrapper function, a SavedModel) is returned as is
     (with "auto"; an explicit "bfloat16" raises ValueError for it).
@@ -167,12 +119,12 @@ def fast_model(model, precision: str = "auto", fused_norm: bool = True, jit_comp
                              "file); this checkpoint loads as a function: use --precision=float32")
         return model
     net = model
-    fused_norm = bool(fused_norm) and bool(instance_norms(model))
+    fused_norm = bool(fused_norm) and bool(keras_utils.instance_norms(model))
     if precision == "bfloat16" or fused_norm:
         net = rebuilt_copy(model, "mixed_bfloat16" if precision == "bfloat16" else "float32",
                            sample_size)
         if fused_norm:
-            fuse_instance_norms(net)
+            keras_utils.fuse_instance_norms(net)
 
     @tf.function(jit_compile=bool(jit_compile))
     def run(images):

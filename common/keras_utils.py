@@ -6,6 +6,8 @@ run under any Keras backend).
     instance_norm()                             instance normalisation (GroupNormalization, groups=-1)
     pad_to_multiple(x, 16)                      mirror-pad H, W at the bottom/right to multiples of 16
     remat_call(layer, x, enabled)               layer(x), recomputed in backprop when enabled
+    fuse_instance_norms(model)                  TensorFlow backend: each instance norm as one fused
+                                                kernel (training --fused_norm and inference)
 
 Why `track`: Keras 3 tracks layers kept in Python lists for `.weights` and for `.keras` files, but
 `tf.train.Checkpoint` does not follow those lists, so a checkpoint of the model would silently miss
@@ -90,3 +92,54 @@ def pad_to_multiple(x, multiple: int):
     widths = [[0, 0] for _ in range(len(x.shape))]
     widths[-3][1], widths[-2][1] = (-h) % multiple, (-w) % multiple
     return ops.pad(x, widths, mode="reflect")
+
+
+def _fused_instance_norm(self, x):
+    """`GroupNormalization.call` of an instance norm (one group per channel) as TensorFlow's fused
+    batch-norm kernel in training mode on [1,H,W,B*C]: per-sample, per-channel mean and biased
+    variance over H, W, then (x - mean) / sqrt(var + eps) * gamma + beta, statistics in float32,
+    in one kernel instead of Keras's moments + normalise ops (same formula, float rounding only).
+    Its gradient is TensorFlow's fused batch-norm gradient; it keeps no float32 copy of a
+    bfloat16 input for backprop (Keras's layer upcasts and keeps it: training memory)."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    c = x.shape[-1]
+    scale = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([c], tf.float32)
+    offset = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([c], tf.float32)
+    if x.shape[0] == 1:
+        y, _, _ = tf.compat.v1.nn.fused_batch_norm(x, scale, offset, epsilon=self.epsilon,
+                                                   is_training=True)
+    else:  # the batch folded into channels: [B,H,W,C] -> [1,H,W,B*C]
+        shape = tf.shape(x)
+        nb, h, w = shape[0], shape[1], shape[2]
+        xt = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, h, w, nb * c])
+        y, _, _ = tf.compat.v1.nn.fused_batch_norm(xt, tf.tile(scale, [nb]), tf.tile(offset, [nb]),
+                                                   epsilon=self.epsilon, is_training=True)
+        y = tf.transpose(tf.reshape(y, [h, w, nb, c]), [2, 0, 1, 3])
+    return tf.cast(y, self.compute_dtype)
+
+
+def instance_norms(model) -> list:
+    """The instance norms of `model`: built `keras.layers.GroupNormalization` layers with one
+    group per channel on the last axis."""
+    out = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):  # pylint: disable=protected-access
+        if not isinstance(layer, layers.GroupNormalization) or not layer.built:
+            continue
+        param = layer.gamma if layer.scale else layer.beta if layer.center else None
+        if param is not None and layer.axis in (-1, 3) and layer.groups == int(param.shape[0]):
+            out.append(layer)
+    return out
+
+
+def fuse_instance_norms(model) -> int:
+    """Makes every built instance norm of `model` (`instance_norms`) run as one fused TensorFlow
+    kernel (`_fused_instance_norm`), for inference and training (`--fused_norm`). Changes those
+    layers' `call`, not their weights or saved structure; returns how many were changed (0 under
+    another Keras backend, which keeps Keras's layer)."""
+    import types  # pylint: disable=import-outside-toplevel
+    if keras.backend.backend() != "tensorflow":
+        return 0
+    found = instance_norms(model)
+    for layer in found:
+        layer.call = types.MethodType(_fused_instance_norm, layer)
+    return len(found)

@@ -54,7 +54,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import image_io
+from common import image_io, keras_utils
 from common.paths import REPO_ROOT
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -97,6 +97,11 @@ def define_common_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                        "training; 0 means no limit.", flag_values=fv)
     flags.DEFINE_integer("keep_checkpoints", 3, "How many recent checkpoints to keep.",
                          flag_values=fv)
+    flags.DEFINE_bool("fused_norm", True, "TensorFlow backend: every instance norm of the "
+                      "trained networks runs as TensorFlow's fused kernel (common.keras_utils."
+                      "fuse_instance_norms): the same formula, less memory and time per step "
+                      "(benchmarks/README.md); --nofused_norm keeps Keras's GroupNormalization.",
+                      flag_values=fv)
     flags.DEFINE_string("best_metric", "", "An evaluation scalar (e.g. psnr; -NAME to minimise, "
                         "e.g. -loss) whose best checkpoint is kept in WORKDIR/best with "
                         "best.json, beside the recent ones; choose it on validation data, never "
@@ -1297,6 +1302,11 @@ def train(workdir: str, config: flags.FlagValues, trainer: Trainer, dataset, *,
     writer at each evaluation (`eval_fn(step)`: {name: scalar}).
     """
     strategy = trainer.strategy
+    if getattr(config, "fused_norm", False):
+        fused = {id(m): keras_utils.fuse_instance_norms(m)
+                 for m in trainer.trackables().values() if isinstance(m, keras.Model)}
+        if any(fused.values()):
+            logging.info("--fused_norm: %d instance norms run as fused kernels", sum(fused.values()))
     best_metric = getattr(config, "best_metric", "")
     if best_metric:
         parse_best_metric(best_metric)

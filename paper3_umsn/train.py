@@ -385,11 +385,18 @@ class UMSNStage(Stage):
             out["loss"] = loss
             scaled = self.optimizer.scale_loss(train_utils.replica_loss(loss))
             cn_scaled = self.cn_optimizer.scale_loss(train_utils.replica_loss(loss))
-        grads = tape.gradient(scaled, self.train_vars)
+        cn_vars = self.cn.trainable_variables
+        if any(isinstance(o, keras.optimizers.LossScaleOptimizer)
+               for o in (self.optimizer, self.cn_optimizer)):  # float16: each its own scale
+            grads = tape.gradient(scaled, self.train_vars)
+            cn_grads = tape.gradient(cn_scaled, cn_vars)
+        else:  # the same loss: one backward pass (a second tape.gradient would build UMSN's
+            # backward again, a dead branch the runtime prunes but tracing and the graph pay for)
+            both = tape.gradient(scaled, self.train_vars + cn_vars)
+            grads, cn_grads = both[:len(self.train_vars)], both[len(self.train_vars):]
         self.optimizer.apply([g if g is not None else tf.zeros_like(v)
                               for g, v in zip(grads, self.train_vars)], self.train_vars)
-        cn_vars = self.cn.trainable_variables
-        self.cn_optimizer.apply(tape.gradient(cn_scaled, cn_vars), cn_vars)
+        self.cn_optimizer.apply(cn_grads, cn_vars)
         del tape
         return out
 

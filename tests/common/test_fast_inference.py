@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from common import image_io, inference
+from common import keras_utils
 from common.keras_utils import instance_norm
 
 RNG = np.random.default_rng(0)
@@ -49,7 +50,7 @@ def test_fused_instance_norm_float32_equals_the_keras_model(batch):
     want = np.asarray(net(x))
     fast = inference.fast_model(net, "float32", fused_norm=True)
     assert fast.fused_norm and fast.precision == "float32"
-    assert len(inference.instance_norms(net)) == 2
+    assert len(keras_utils.instance_norms(net)) == 2
     assert fast.model is not net  # a copy: the caller's model keeps Keras's layers
     np.testing.assert_allclose(np.asarray(fast(x)), want, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(np.asarray(net(x)), want, rtol=0, atol=0)
@@ -107,3 +108,27 @@ def test_run_deblur_uses_the_fast_path_of_a_keras_model(tmp_path):
     ref = image_io.to_uint8(want).astype(int)
     assert np.abs(outs["float32"] - ref).max() <= 1
     assert np.abs(outs["bfloat16"] - ref).max() <= 12
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_fused_instance_norm_training_gradients_equal_keras(batch):
+    """--fused_norm in training: the same loss and the same gradients (weights and input)."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    net, fused = _net(), _net()
+    fused.set_weights(net.get_weights())
+    assert keras_utils.fuse_instance_norms(fused) == 2
+    x = tf.constant((RNG.random((batch, 20, 24, 3)) * 4).astype(np.float32))
+    r = tf.constant(RNG.normal(size=(batch, 20, 24, 3)).astype(np.float32))
+
+    def grads(model):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(model(x, training=True) * r)
+        return loss, tape.gradient(loss, [x] + model.trainable_variables)
+
+    (l_ref, g_ref), (l_fused, g_fused) = grads(net), grads(fused)
+    np.testing.assert_allclose(float(l_fused), float(l_ref), rtol=1e-4)
+    assert len(g_ref) == len(g_fused) == 1 + len(net.trainable_variables)
+    for a, b in zip(g_fused, g_ref):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-3)
+    assert float(tf.reduce_max(tf.abs(g_ref[0]))) > 1e-3  # a real gradient, not all zeros

@@ -598,3 +598,42 @@ def test_best_metric_errors_name_the_flag(tmp_path):
     assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith("ckpt-1")
     with pytest.raises(ValueError, match="--best_metric"):
         tu.parse_best_metric("-")
+
+
+class _NormTrainer(_ToyTrainer):
+    """_ToyTrainer plus a network with an instance norm (for --fused_norm)."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        from common.keras_utils import instance_norm  # pylint: disable=import-outside-toplevel
+        self.norm_net = keras.Sequential([keras.Input((4, 4, 2)), instance_norm()])
+
+    def trackables(self):
+        return {**super().trackables(), "norm_net": self.norm_net}
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_train_fuses_instance_norms_unless_told_not_to(tmp_path, fused):
+    from common import keras_utils  # pylint: disable=import-outside-toplevel
+    workdir = str(tmp_path / "w")
+    fv = tu.parse_flags([tu.define_common_flags, _define_extra],
+                        ["prog", "--variant=tiny", "--num_steps=1", "--batch_size=2",
+                         "--fused_norm" if fused else "--nofused_norm"])
+    tu.start_run(fv, workdir)
+    trainer = _NormTrainer(fv)
+    data = tf.data.Dataset.from_tensor_slices({"x": np.random.rand(8, 3).astype("float32")})
+    assert tu.train(workdir, fv, trainer, data.repeat().batch(2)) == 1
+    norm = trainer.norm_net.layers[0]
+    patched = getattr(norm.call, "__func__", None) is keras_utils._fused_instance_norm
+    assert patched == fused
+
+
+def test_best_metric_without_an_evaluation_is_refused(tmp_path):
+    workdir = str(tmp_path / "w")
+    fv = tu.parse_flags([tu.define_common_flags, _define_extra],
+                        ["prog", "--variant=tiny", "--num_steps=1", "--batch_size=2",
+                         "--best_metric=psnr"])
+    tu.start_run(fv, workdir)
+    data = tf.data.Dataset.from_tensor_slices({"x": np.random.rand(8, 3).astype("float32")})
+    with pytest.raises(ValueError, match="--best_metric=psnr needs an evaluation"):
+        tu.train(workdir, fv, _ToyTrainer(fv), data.repeat().batch(2))
