@@ -16,7 +16,8 @@ train: the trainer's own per-replica step (paper 3: `train.make_stage(...).repli
   timed steps. FLOPs: TensorFlow's profiler (`tf.compat.v1.profiler`, float_operation) on the traced
   step graph: forward + backward + optimizer ops as TensorFlow counts them (convs, matmuls,
   elementwise; recomputation under --remat is not counted as useful work).
-flops: only traces the train step and counts its FLOPs (paper 3: also SN and UMSN forward per image).
+flops: only traces the train step: its FLOPs (paper 3: also SN and UMSN forward per image) and the
+  forward tensors its backward pass keeps (`kept_for_backprop`: where activation memory goes).
 infer: the paper's inference path (paper 3: SN + UMSN; paper 1: SRN's finest output; paper 2:
   HG + G_bl) on one face per size, tf.function, median of `--steps` calls after one warm-up.
 """
@@ -177,10 +178,41 @@ def measure_train(a):
     return res
 
 
+def kept_for_backprop(concrete_fn):
+    """Where a train step's activation memory goes: the forward tensors that its backward pass
+    reads (inputs of `gradient_tape/...` ops produced by forward ops; weights and constants
+    excluded), in GB by producing op type, dtype and network scope. Their sum is an upper bound
+    of the activations alive when backprop starts (TensorFlow frees each after its last use)."""
+    import collections  # pylint: disable=import-outside-toplevel
+    kept = {}
+    for op in concrete_fn.graph.get_operations():
+        if not op.name.startswith("gradient_tape"):
+            continue
+        for t in op.inputs:
+            if t.op.name.startswith("gradient_tape") or t.op.type in (
+                    "ReadVariableOp", "Const", "Placeholder", "Identity"):
+                continue
+            if t.shape.is_fully_defined():
+                kept[t.name] = (int(np.prod(t.shape.as_list())) * t.dtype.size, t.op.type,
+                                t.dtype.name, "/".join(t.op.name.split("/")[:2]))
+    groups = [collections.Counter() for _ in range(3)]
+    for nbytes, *keys in kept.values():
+        for counter, key in zip(groups, keys):
+            counter[key] += nbytes
+    gb = lambda c, n: {k: round(v / 1e9, 3) for k, v in c.most_common(n)}  # noqa: E731
+    return {"kept_for_backprop_gb": round(sum(v[0] for v in kept.values()) / 1e9, 3),
+            "kept_tensors": len(kept), "kept_gb_by_op_type": gb(groups[0], 8),
+            "kept_gb_by_dtype": gb(groups[1], 4), "kept_gb_by_scope": gb(groups[2], 8)}
+
+
 def measure_flops(a):
-    """Traces the train step (no execution) and counts its FLOPs; paper 3 also per network."""
-    step, data = build_train(a.paper, a.variant, a.batch, a.size, a.remat)
-    res = {"tflop_per_step": round(step_flops(step.get_concrete_function(data)) / 1e12, 4)}
+    """Traces the train step (no execution): its FLOPs (profiler and live convolutions) and the
+    activations its backward pass keeps; paper 3 also FLOPs per network."""
+    step, data = build_train(a.paper, a.variant, a.batch, a.size, a.remat, a.fused_norm)
+    concrete = step.get_concrete_function(data)
+    res = {"tflop_per_step": round(step_flops(concrete) / 1e12, 4),
+           "live_conv_tflop_per_step": round(live_conv_flops(concrete) / 1e12, 4),
+           **kept_for_backprop(concrete)}
     if a.paper == "paper3":
         from paper3_umsn import models
         sn, umsn = models.build_sn(a.variant), models.build_umsn(a.variant, "umsn")

@@ -64,8 +64,8 @@ def shared_load_run(umsn_run, stages, monkeypatch):
     from paper3_umsn import evaluate
     calls = []
 
-    def load_run(workdir):
-        assert workdir == stages["umsn"], workdir
+    def load_run(workdir, checkpoint=None):
+        assert workdir == stages["umsn"] and checkpoint in (None, "latest"), (workdir, checkpoint)
         calls.append(workdir)
         return umsn_run
     monkeypatch.setattr(evaluate, "load_model", load_run)

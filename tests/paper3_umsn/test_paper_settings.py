@@ -98,7 +98,8 @@ def test_paper3_paper_flagfiles_on_helen_celeba_and_shen_layouts(tmp_path, monke
   # that model instead of building and restoring the paper networks a second time
   load_model = evaluate.load_model
   monkeypatch.setattr(evaluate, "load_model",
-                      lambda wd: (config, model) if wd == d["umsn"] else load_model(wd))
+                      lambda wd, checkpoint=None: (config, model) if wd == d["umsn"]
+                      else load_model(wd, checkpoint))
   paths = export.export(d["umsn"], str(tmp_path / "export"))
   served = tf.saved_model.load(paths["saved_model"])
   x = result["blurred"][:1].astype(np.float32)
