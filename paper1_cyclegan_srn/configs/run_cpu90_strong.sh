@@ -4,8 +4,8 @@
 # Run from the repository root with ../shared/data beside it. The paper's data strategy on LFW
 # `train`-split people (identity-disjoint from the strong-blur test's `test` split), one 128x128
 # centre crop each, sorted by name:
-#  1. the last 40 people are validation faces (WORKDIR/val, blurred once with camera-shake
-#     kernels 15-29 px and noise 0.01 into WORKDIR/val_pairs); faces 0-1199 stay clear (X),
+#  1. the last 40 people are validation faces (WORKDIR/val; the SRN's evaluation blurs them
+#     the same way at every evaluation: see cpu90_strong_srn.flags); faces 0-1199 stay clear (X),
 #     faces 1200-2399 are blurred with camera-shake/Markov/linear kernels 11-29 px (Y):
 #     prepare_unpaired;
 #  2. the CycleGAN learns clear -> blurred from the unpaired X/Y (45 min);
@@ -28,11 +28,6 @@ if [ ! -d "$W/val" ]; then
   ls "$W/stills/sharp" | sort | tail -n 40 | while read -r f; do mv "$W/stills/sharp/$f" "$W/val.tmp/"; done
   mv "$W/val.tmp" "$W/val"
 fi
-if ! ls "$W"/val_pairs/val-*.tfrecord >/dev/null 2>&1; then
-  "$PY" -m data.build --source=folder --manual_dir="$W/val" --mode=kernel \
-    --blur_kernels=camera_shake --kernel_sizes=15:29:2 --noise_sigma=0.01 --name=val \
-    --num_shards=1 --seed=7 --output_dir="$W/val_pairs"
-fi
 if ! ls "$W"/unpaired/blurred-*.tfrecord >/dev/null 2>&1; then
   "$PY" -m paper1_cyclegan_srn.prepare_unpaired --faces="$W/stills/sharp" --clear_range=0:1200 \
     --blurred_range=1200:2400 --blur_kernels=camera_shake+markov+linear \
@@ -46,6 +41,6 @@ fi
   --cyclegan_workdir="$W/cyclegan" --clear_data="$W/stills/sharp" --file_range=0: \
   --resize= --keep_mean_colour --test_fraction=0.05 --output_dir="$W/pairs"
 "$PY" -m paper1_cyclegan_srn.train_srn --flagfile=$C/cpu90_strong_srn.flags \
-  --train_data="$W/pairs/train-*.tfrecord" --eval_data="$W/val_pairs/val-*.tfrecord" \
+  --train_data="$W/pairs/train-*.tfrecord" --eval_data="$W/val" \
   --workdir="$W/srn"
 "$PY" -m paper1_cyclegan_srn.export --workdir="$W/srn" --checkpoint=best --export_dir="$W/srn_export"
