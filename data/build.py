@@ -72,8 +72,18 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_string("output_dir", None, "Where records go (created).", flag_values=fv)
     flags.DEFINE_string("name", None, "Record file prefix (default: --split).", flag_values=fv)
     flags.DEFINE_enum("mode", "kernel", MODES, "What to write (see module doc).", flag_values=fv)
-    flags.DEFINE_string("blur_kernels", "camera_shake", "camera_shake | markov | gaussian | shen "
-                        "| path to a .npz/.mat kernel bank.", flag_values=fv)
+    flags.DEFINE_string("blur_kernels", "camera_shake", "camera_shake | markov | gaussian | linear "
+                        "| defocus | a '+' mixture of generators (e.g. camera_shake+markov+linear, "
+                        "each kernel's family drawn uniformly) | shen | path to a .npz/.mat "
+                        "kernel bank. Note: camera_shake alone draws Boracchi & Foi's random "
+                        "exposure, so many of its kernels are near-deltas; pass "
+                        "--kernel_exposure=1 for whole-exposure (strong) shake.", flag_values=fv)
+    flags.DEFINE_float("kernel_exposure", 0.0, "Generated camera-shake kernels: trajectory "
+                       "fraction integrated (1: whole exposure; 0: Boracchi & Foi's random "
+                       "exposure), as the trainers' --kernel_exposure.", flag_values=fv)
+    flags.DEFINE_float("kernel_min_taps", 0.0, "Redraw generated kernels with fewer effective "
+                       "taps (1 / sum of squared weights) than this, as the trainers' "
+                       "--kernel_min_taps (0: keep all).", flag_values=fv)
     flags.DEFINE_string("kernel_sizes", "13:29:2", "Odd kernel sizes, 'start:stop[:step]' "
                         "(inclusive) or a comma list (common.shared_flags.parse_kernel_sizes).",
                         flag_values=fv)
@@ -197,13 +207,25 @@ def shen_bank(seed=SHEN_SEED):
 
 
 class KernelSource:
-    """Deterministic kernel choice per (item index, copy)."""
+    """Deterministic kernel choice per (item index, copy).
 
-    def __init__(self, spec, sizes, seed):
+    camera_shake, markov and gaussian without `exposure` / `min_taps` keep this builder's own
+    draws (so existing builds reproduce); other generators, '+' mixtures, or any generator with
+    `exposure` / `min_taps` draw from `common.blur.make_kernel_bank` (the trainers' kernel
+    flags), seeded per item."""
+
+    def __init__(self, spec, sizes, seed, exposure=0.0, min_taps=0.0):
         self.spec, self.sizes, self.seed = spec, sizes, seed
+        self.exposure, self.min_taps = float(exposure or 0.0), float(min_taps or 0.0)
         self.bank = None
+        families = spec.split("+")
+        self.generated = (all(f in blur.KERNEL_SPECS for f in families)
+                          and (len(families) > 1 or spec not in ("camera_shake", "markov", "gaussian")
+                               or self.exposure > 0 or self.min_taps > 0))
         if spec == "shen":
             self.bank = [k for _, k in shen_bank()]
+        elif self.generated:
+            pass
         elif spec not in ("camera_shake", "markov", "gaussian"):
             if not os.path.isfile(spec):
                 raise FileNotFoundError(
@@ -212,6 +234,11 @@ class KernelSource:
 
     def kernels(self, index, count):
         rng = np.random.default_rng([self.seed, index])
+        if self.generated:
+            bank = blur.make_kernel_bank(self.spec, num=count, sizes=self.sizes,
+                                         seed=int(rng.integers(2 ** 31)),
+                                         exposure=self.exposure or None, min_taps=self.min_taps)
+            return [np.asarray(k, np.float32) for k in bank]
         if self.bank is not None:
             if self.spec == "shen":
                 ids = [(index * count + c) % len(self.bank) for c in range(count)]
@@ -749,8 +776,13 @@ def config_from_flags(fv):
         raise ValueError(f"--lengths must be odd, got {fv.lengths}")
     if mode in ("pravg", "vla") and fv.source not in ("face_videos", "youtube_faces"):
         raise ValueError(f"--mode={mode} needs --source=face_videos (or youtube_faces)")
+    # only when set, so the fingerprints of builds made before these flags existed still match
+    for name in ("kernel_exposure", "kernel_min_taps"):
+        if getattr(fv, name):
+            cfg[name] = getattr(fv, name)
     if mode == "kernel":
-        cfg["kernel_source"] = KernelSource(fv.blur_kernels, cfg["kernel_sizes"], fv.seed)
+        cfg["kernel_source"] = KernelSource(fv.blur_kernels, cfg["kernel_sizes"], fv.seed,
+                                            fv.kernel_exposure, fv.kernel_min_taps)
     return cfg
 
 

@@ -386,3 +386,30 @@ def test_300vw_clips_are_cropped_to_the_face(tmp_path, mode):
     run(["--source=face_videos", "--video_layout=300vw", f"--manual_dir={root}", "--split=all",
          f"--mode={mode}", "--lengths=7", "--resize=128", f"--output_dir={out}x",
          "--num_shards=1"])
+
+
+def test_kernel_mixtures_with_whole_exposure_blur_strongly_and_reproducibly(tmp_path):
+  """--blur_kernels=camera_shake+markov+linear --kernel_exposure=1 --kernel_min_taps=12: the
+  trainers' strong kernels (common.blur.make_kernel_bank) in a stored set; the default
+  camera_shake draw (random exposure) is much milder; old fingerprints keep no new keys."""
+  src = os.path.join(os.path.dirname(__file__), "..", "..", "data", "sample", "faces")
+  def psnr_of(out, extra):
+    run([f"--source=folder", f"--manual_dir={src}", f"--output_dir={out}", "--name=v",
+         "--num_shards=1", "--noise_sigma=0", "--kernel_sizes=15:29", "--seed=7", "--max_items=12",
+         *extra])
+    recs = read_all(os.path.join(out, "v-*.tfrecord"), ("image/sharp", "image/blurred", "kernel"))
+    taps = [1.0 / float(np.sum(np.square(r["kernel"]))) for r in recs]
+    return np.mean([metrics.psnr(r["image/sharp"] / 255.0, r["image/blurred"] / 255.0)
+                    for r in recs]), taps, recs
+  strong = ["--blur_kernels=camera_shake+markov+linear", "--kernel_exposure=1",
+            "--kernel_min_taps=12"]
+  p_strong, taps, recs = psnr_of(str(tmp_path / "a"), strong)
+  p_again, _, recs2 = psnr_of(str(tmp_path / "b"), strong)
+  p_default, _, _ = psnr_of(str(tmp_path / "c"), [])
+  assert min(taps) >= 12 and p_strong == p_again
+  assert all(np.array_equal(a["image/blurred"], b["image/blurred"]) for a, b in zip(recs, recs2))
+  assert p_strong < p_default - 2.0, (p_strong, p_default)
+  with open(os.path.join(str(tmp_path / "c"), "v-build.json")) as f:
+    assert "kernel_exposure" not in json.load(f)["flags"]
+  with pytest.raises(FileNotFoundError, match="not a known generator"):
+    build.KernelSource("camera_shake+blob", [15], 0)
