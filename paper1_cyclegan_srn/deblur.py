@@ -5,7 +5,7 @@
 
 --checkpoint: an SRN workdir (the network is rebuilt from its flags.txt, the newest checkpoint
 restored) or an exported .keras file (`python -m paper1_cyclegan_srn.export`). Paper 1 ships no
-weights yet (README, "The shipped-weights attempt"); once `weights/srn_small.keras` exists, it is
+weights yet (README, "The shipped-weights attempts"); once `weights/srn_small.keras` exists, it is
 the default. --face_detector: deblur an enlarged crop around each detected face and paste it back
 (`common.inference.deblur_faces`); without it the whole image is restored.
 """
@@ -33,7 +33,7 @@ def load_model(checkpoint=None):
     if not checkpoint and not os.path.isfile(SHIPPED):
         raise FileNotFoundError("--checkpoint is required: paper 1 ships no weights yet (its CPU "
                                 "recipe does not beat the blurred input; README, 'The "
-                                "shipped-weights attempt'); pass an SRN workdir or an exported "
+                                "shipped-weights attempts'); pass an SRN workdir or an exported "
                                 ".keras file")
     checkpoint = inference.checkpoint_or_shipped(checkpoint, SHIPPED)
     if checkpoint.endswith(".keras"):

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Paper 1's shipped-weights recipe (issue 11): about 90 minutes of one core of a 2-core CPU.
+# NOT YET GOOD ENOUGH TO SHIP: its SRN gains on its own CycleGAN pairs (24.41 -> 25.47 dB) but
+# stays below the blurred input on camera-shake validation (26.14 -> 25.73 dB at its best step);
+# see the package README, "The shipped-weights attempts".
 #   bash paper1_cyclegan_srn/configs/run_cpu90_strong.sh WORKDIR
 # Run from the repository root with ../shared/data beside it. The paper's data strategy on LFW
 # `train`-split people (identity-disjoint from the strong-blur test's `test` split), one 128x128
