@@ -140,7 +140,8 @@ def build_infer(paper, variant):
         from paper2_identity_cgan import models
         nets = models.build_networks(variant)
         hg, g_bl = nets["hg"], nets["g_bl"]
-        return tf.function(lambda x: models.deblur(hg, g_bl, x), reduce_retracing=True)
+        # one trace per size: the HG's bilinear upsampling needs static shapes
+        return tf.function(lambda x: models.deblur(hg, g_bl, x))
     raise ValueError(f"--paper={paper}: choose paper1, paper2 or paper3")
 
 
