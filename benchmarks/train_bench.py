@@ -104,11 +104,8 @@ def build_train(paper, variant, batch, size, remat, fused_norm=True):
             f"--batch_size={batch}", "--allow_random_vgg", "--workdir=/tmp/unused"]
             + ([f"--remat={remat}"] if remat else []))
         stage = train.make_stage(cfg, strategy)
-        if fused_norm:
-            from common import keras_utils
-            for net in stage.trackables().values():
-                if isinstance(net, keras_utils.keras.Model):
-                    keras_utils.fuse_instance_norms(net)
+        if fused_norm:  # as train_utils.train does with --fused_norm
+            train_utils.fuse_trainer_instance_norms(stage)
         return train_utils.make_distributed_step(strategy, stage.replica_step), data
     if paper == "paper1":
         from paper1_cyclegan_srn import train_srn

@@ -1286,6 +1286,14 @@ def side_by_side(*images) -> tf.Tensor:
     return tf.clip_by_value(tf.concat(rows, axis=2), 0.0, 1.0)
 
 
+def fuse_trainer_instance_norms(trainer: Trainer) -> int:
+    """--fused_norm: every instance norm of the trainer's networks (the Keras models among
+    `trainer.trackables()`) as one fused kernel (`keras_utils.fuse_instance_norms`); returns
+    how many layers that covers (a layer shared by two models counts twice)."""
+    return sum(keras_utils.fuse_instance_norms(m) for m in trainer.trackables().values()
+               if isinstance(m, keras.Model))
+
+
 def train(workdir: str, config: flags.FlagValues, trainer: Trainer, dataset, *,
           sample_batch: Mapping | None = None, eval_batch: Mapping | None = None,
           eval_fn: Callable[[int], Mapping[str, float]] | None = None,
@@ -1303,10 +1311,9 @@ def train(workdir: str, config: flags.FlagValues, trainer: Trainer, dataset, *,
     """
     strategy = trainer.strategy
     if getattr(config, "fused_norm", False):
-        fused = {id(m): keras_utils.fuse_instance_norms(m)
-                 for m in trainer.trackables().values() if isinstance(m, keras.Model)}
-        if any(fused.values()):
-            logging.info("--fused_norm: %d instance norms run as fused kernels", sum(fused.values()))
+        n = fuse_trainer_instance_norms(trainer)
+        if n:
+            logging.info("--fused_norm: %d instance norms run as fused kernels", n)
     best_metric = getattr(config, "best_metric", "")
     if best_metric:
         parse_best_metric(best_metric)
