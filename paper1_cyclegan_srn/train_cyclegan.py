@@ -47,6 +47,11 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_float("lambda_cycle", 10.0, "Weight of each direction of the cycle loss (Eq. 2).", **d)
     flags.DEFINE_float("lambda_identity", 0.0, "Identity loss weight, relative to lambda_cycle "
                        "(CycleGAN's 0.5; the paper uses Eq. 1 + 2 only, so 0).", **d)
+    flags.DEFINE_float("cycle_noise_sigma", 0.0, "Std of Gaussian noise (in [-1, 1] units) added to "
+                       "G(x) and F(y) before the other generator reconstructs them in the cycle "
+                       "loss: blocks the low-amplitude code CycleGAN otherwise hides in its "
+                       "outputs (Chu et al. 2017, 'CycleGAN, a Master of Steganography'). The "
+                       "adversarial losses see the clean outputs. 0 (the paper): none.", **d)
     flags.DEFINE_integer("pool_size", 50, "History pool of generated images (0 disables).", **d)
     shared_flags.define_adam_flags(fv, 2e-4, 0.5)
     flags.DEFINE_integer("decay_start_step", 0, "Constant rate until this step, then linear decay "
@@ -133,14 +138,20 @@ class CycleGANTrainer(train_utils.Trainer):
                     gen_optimizer=self.gen_optimizer, disc_optimizer=self.disc_optimizer,
                     pool_x=self.pool_x, pool_y=self.pool_y)
 
+    def _cycle_noise(self, image):
+        sigma = self.config.cycle_noise_sigma
+        if sigma <= 0:
+            return image
+        return image + tf.random.normal(tf.shape(image), stddev=sigma, dtype=image.dtype)
+
     def replica_step(self, batch):
         c = self.config
         x, y = inputs.to_signed(batch["x"]), inputs.to_signed(batch["y"])
         with tf.GradientTape() as tape:
             fake_y = self.g(x, training=True)          # G(x): clear -> blurred
-            cycled_x = self.f(fake_y, training=True)   # F(G(x))
             fake_x = self.f(y, training=True)          # F(y): blurred -> clear
-            cycled_y = self.g(fake_x, training=True)   # G(F(y))
+            cycled_x = self.f(self._cycle_noise(fake_y), training=True)   # F(G(x))
+            cycled_y = self.g(self._cycle_noise(fake_x), training=True)   # G(F(y))
             g_adv = losses.generator_adversarial_loss(self.d_y(fake_y), c.gan_mode)
             f_adv = losses.generator_adversarial_loss(self.d_x(fake_x), c.gan_mode)
             cyc_x = losses.cycle_loss(x, cycled_x)

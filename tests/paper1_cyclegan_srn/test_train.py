@@ -235,3 +235,20 @@ def test_srn_best_checkpoint_is_kept_and_exported(stages, tmp_path):
     shutil.copytree(stages["srn_dir"], no_best, ignore=shutil.ignore_patterns("best"))
     with pytest.raises(FileNotFoundError, match="--best_metric"):
         export.export(no_best, str(tmp_path / "none"), serve_size=32, checkpoint="best")
+
+
+def test_cycle_noise_perturbs_only_the_cycle_input(tmp_path):
+    """--cycle_noise_sigma adds N(0, sigma^2) to what the other generator reconstructs from;
+    0 (the paper) leaves it untouched; a step with noise still trains."""
+    d = str(tmp_path / "cg")
+    cfg = _flags([train_cyclegan.define_flags], "smoke_cyclegan.flags", f"--workdir={d}",
+                 "--num_steps=1", "--cycle_noise_sigma=0.2")
+    trainer = train_cyclegan.CycleGANTrainer(cfg)
+    image = tf.zeros((4, 32, 32, 3))
+    noisy = trainer._cycle_noise(image).numpy()
+    assert noisy.std() == pytest.approx(0.2, rel=0.1) and abs(noisy.mean()) < 0.02
+    cfg0 = _flags([train_cyclegan.define_flags], "smoke_cyclegan.flags", f"--workdir={d}")
+    assert cfg0.cycle_noise_sigma == 0.0
+    assert train_cyclegan.CycleGANTrainer(cfg0)._cycle_noise(image) is image
+    assert train_cyclegan.train_and_evaluate(d, cfg) == 1
+    assert np.isfinite(_scalars(os.path.join(d, "train"))["cycle_x"][0])
