@@ -96,24 +96,32 @@ def pad_to_multiple(x, multiple: int):
 
 def _fused_instance_norm(self, x):
     """`GroupNormalization.call` of an instance norm (one group per channel) as TensorFlow's fused
-    batch-norm kernel in training mode on [1,H,W,B*C]: per-sample, per-channel mean and biased
-    variance over H, W, then (x - mean) / sqrt(var + eps) * gamma + beta, statistics in float32,
-    in one kernel instead of Keras's moments + normalise ops (same formula, float rounding only).
-    Its gradient is TensorFlow's fused batch-norm gradient; it keeps no float32 copy of a
-    bfloat16 input for backprop (Keras's layer upcasts and keeps it: training memory)."""
+    batch-norm kernel in training mode, once per sample on [1,H,W,C]: per-sample, per-channel
+    mean and biased variance over H, W, then (x - mean) / sqrt(var + eps) * gamma + beta,
+    statistics in float32, in one kernel instead of Keras's moments + normalise ops (same formula,
+    float rounding only). Its gradient is TensorFlow's fused batch-norm gradient; it keeps no
+    float32 copy of a bfloat16 input for backprop (Keras's layer upcasts and keeps it: training
+    memory). A batch of static size B is split along axis 0 (no copy) and the B outputs
+    concatenated: 4 % faster per UMSN train step than folding the batch into channels
+    ([B,H,W,C] -> [1,H,W,B*C], two transposes forward and two backward; benchmarks/README.md),
+    which stays the path for a batch whose size is only known at run time."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     c = x.shape[-1]
     scale = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([c], tf.float32)
     offset = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([c], tf.float32)
+
+    def norm(t, s, o):
+        return tf.compat.v1.nn.fused_batch_norm(t, s, o, epsilon=self.epsilon, is_training=True)[0]
+
     if x.shape[0] == 1:
-        y, _, _ = tf.compat.v1.nn.fused_batch_norm(x, scale, offset, epsilon=self.epsilon,
-                                                   is_training=True)
+        y = norm(x, scale, offset)
+    elif x.shape[0] is not None:
+        y = tf.concat([norm(xi, scale, offset) for xi in tf.split(x, x.shape[0], axis=0)], 0)
     else:  # the batch folded into channels: [B,H,W,C] -> [1,H,W,B*C]
         shape = tf.shape(x)
         nb, h, w = shape[0], shape[1], shape[2]
         xt = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, h, w, nb * c])
-        y, _, _ = tf.compat.v1.nn.fused_batch_norm(xt, tf.tile(scale, [nb]), tf.tile(offset, [nb]),
-                                                   epsilon=self.epsilon, is_training=True)
+        y = norm(xt, tf.tile(scale, [nb]), tf.tile(offset, [nb]))
         y = tf.transpose(tf.reshape(y, [h, w, nb, c]), [2, 0, 1, 3])
     return tf.cast(y, self.compute_dtype)
 

@@ -110,9 +110,11 @@ def test_run_deblur_uses_the_fast_path_of_a_keras_model(tmp_path):
     assert np.abs(outs["bfloat16"] - ref).max() <= 12
 
 
-@pytest.mark.parametrize("batch", [1, 3])
-def test_fused_instance_norm_training_gradients_equal_keras(batch):
-    """--fused_norm in training: the same loss and the same gradients (weights and input)."""
+@pytest.mark.parametrize("batch,static", [(1, True), (3, True), (3, False)])
+def test_fused_instance_norm_training_gradients_equal_keras(batch, static):
+    """--fused_norm in training: the same loss and the same gradients (weights and input), with
+    a static batch (split per sample) and one known only at run time (batch folded into
+    channels)."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     net, fused = _net(), _net()
     fused.set_weights(net.get_weights())
@@ -121,10 +123,17 @@ def test_fused_instance_norm_training_gradients_equal_keras(batch):
     r = tf.constant(RNG.normal(size=(batch, 20, 24, 3)).astype(np.float32))
 
     def grads(model):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            loss = tf.reduce_sum(model(x, training=True) * r)
-        return loss, tape.gradient(loss, [x] + model.trainable_variables)
+        def fn(xx):
+            with tf.GradientTape() as tape:
+                tape.watch(xx)
+                loss = tf.reduce_sum(model(xx, training=True) * r)
+            return loss, tape.gradient(loss, [xx] + model.trainable_variables)
+        if static:
+            return fn(x)
+        traced = tf.function(fn, input_signature=[tf.TensorSpec([None, 20, 24, 3], tf.float32)])
+        ops = {op.type for op in traced.get_concrete_function().graph.get_operations()}
+        assert ("Transpose" in ops) == (model is fused)  # the run-time-batch path
+        return traced(x)
 
     (l_ref, g_ref), (l_fused, g_fused) = grads(net), grads(fused)
     np.testing.assert_allclose(float(l_fused), float(l_ref), rtol=1e-4)
