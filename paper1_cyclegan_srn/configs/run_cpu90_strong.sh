@@ -4,6 +4,7 @@
 # stays below the blurred input on camera-shake validation (26.14 -> 25.73 dB at its best step);
 # see the package README, "The shipped-weights attempts".
 #   bash paper1_cyclegan_srn/configs/run_cpu90_strong.sh WORKDIR
+# CYCLEGAN_FLAGS=FILE replaces stage 2's flagfile (default $C/cpu90_strong_cyclegan.flags).
 # Run from the repository root with ../shared/data beside it. The paper's data strategy on LFW
 # `train`-split people (identity-disjoint from the strong-blur test's `test` split), one 128x128
 # centre crop each, sorted by name:
@@ -37,7 +38,7 @@ if ! ls "$W"/unpaired/blurred-*.tfrecord >/dev/null 2>&1; then
     --num_kernels=1200 --kernel_sizes=11:29 --kernel_exposure=1.0 --kernel_min_taps=8 \
     --noise_sigma=0.01 --output_dir="$W/unpaired" --num_shards=4 --seed=0
 fi
-"$PY" -m paper1_cyclegan_srn.train_cyclegan --flagfile=$C/cpu90_strong_cyclegan.flags \
+"$PY" -m paper1_cyclegan_srn.train_cyclegan --flagfile="${CYCLEGAN_FLAGS:-$C/cpu90_strong_cyclegan.flags}" \
   --clear_data="$W/unpaired/clear-*.tfrecord" --blurred_data="$W/unpaired/blurred-*.tfrecord" \
   --workdir="$W/cyclegan"
 "$PY" -m paper1_cyclegan_srn.generate_pairs --flagfile=$C/generate_pairs.flags \
