@@ -91,6 +91,34 @@ def test_keep_mean_colour_undoes_a_generators_colour_drift_not_its_blur():
                                atol=1.0)
 
 
+def test_keep_low_frequencies_undoes_a_generators_shading_drift_not_its_blur():
+    """--keep_low_frequencies=S: the pair's content above scale S is the clear face's again (a
+    shading ramp and contrast change G added are gone), its fine detail stays G's blur."""
+    from scipy.ndimage import gaussian_filter  # pylint: disable=import-outside-toplevel
+    from paper1_cyclegan_srn import generate_pairs
+
+    ramp = np.linspace(-0.3, 0.3, 32, dtype=np.float32)[None, :, None, None]
+
+    class ShadingBlur:  # a stand-in G in [-1, 1]: 3-tap box blur, contrast x0.8, a shading ramp
+        def __call__(self, t, training=False):
+            t = (t + ops.roll(t, 1, axis=2) + ops.roll(t, -1, axis=2)) / 3.0
+            return t * 0.8 + ramp
+
+    rng = np.random.default_rng(1)
+    clear = gaussian_filter(rng.random((2, 32, 32, 3)) * 200 + 20, (0, 1, 1, 0)).astype(np.uint8)
+    drifted = generate_pairs.blur_with_generator(ShadingBlur(), clear).astype(np.float64)
+    kept = generate_pairs.blur_with_generator(ShadingBlur(), clear, keep_low_frequencies=3.0)
+    kept = kept.astype(np.float64)
+    low = lambda a: gaussian_filter(a, (0, 3, 3, 0), mode="reflect")  # noqa: E731
+    rms = lambda a: float(np.sqrt((a ** 2).mean()))  # noqa: E731
+    c = clear.astype(np.float64)
+    assert rms(low(drifted) - low(c)) > 10  # the ramp and contrast moved the shading
+    assert rms(low(kept) - low(c)) < 0.2 * rms(low(drifted) - low(c))
+    # the fine scales (G's blur) are kept: same high-pass as G's output
+    assert rms((kept - low(kept)) - (drifted - low(drifted))) < 0.15 * rms(drifted - low(drifted))
+    assert rms(drifted - low(drifted)) > 3  # a real high-pass to compare
+
+
 def test_deblur_without_checkpoint_says_paper_1_ships_no_weights(tmp_path, monkeypatch):
     monkeypatch.setattr(deblur, "SHIPPED", str(tmp_path / "weights" / "srn_small.keras"))
     with pytest.raises(FileNotFoundError, match="--checkpoint is required: paper 1 ships no"):
