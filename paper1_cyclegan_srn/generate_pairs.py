@@ -115,11 +115,10 @@ def blur_with_generator(g, images_uint8, keep_mean_colour=False, keep_low_freque
     et al.'s real camera shake on the same faces."""
     x = tf.convert_to_tensor(images_uint8, tf.float32) / 127.5 - 1.0
     y = inputs.to_unit(_g_call(g, x)).numpy()
+    clear = np.asarray(images_uint8, np.float32) / 255.0
     if keep_mean_colour:
-        clear = np.asarray(images_uint8, np.float32) / 255.0
         y = y - y.mean(axis=(1, 2), keepdims=True) + clear.mean(axis=(1, 2), keepdims=True)
     if keep_low_frequencies > 0:
-        clear = np.asarray(images_uint8, np.float32) / 255.0
         size = 2 * int(np.ceil(3 * keep_low_frequencies)) + 1
         k = np.broadcast_to(blur.gaussian_kernel(size, keep_low_frequencies), (len(y), size, size))
         low = lambda a: np.asarray(blur.apply_kernels(tf.constant(a), tf.constant(k)))  # noqa: E731
