@@ -12,7 +12,9 @@ split 80/20 into train/test. Records use the shared schema (`image/blurred` = G(
 Resumable: the (seeded) split is cut into chunks of `--chunk_size` images, each written atomically
 by `common.tfrecord.ShardedWriter` as `<split>-chunkNNNN-00000-of-00001.tfrecord`; a rerun skips
 the chunks already on disk. The train/test globs are `<output_dir>/train-*.tfrecord` and
-`<output_dir>/test-*.tfrecord`.
+`<output_dir>/test-*.tfrecord`. `pairs.json` sums the run up; its `pair_psnr_mean` (mean PSNR of
+G(clear) against clear over the pairs this run wrote) measures how strongly G blurs: compare it
+with prepare_unpaired's `blurred_psnr_mean` for domain Y.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from absl import app, flags, logging
 import numpy as np
 import tensorflow as tf
 
-from common import blur, image_io, shared_flags, tfrecord, train_utils
+from common import blur, image_io, metrics, shared_flags, tfrecord, train_utils
 from paper1_cyclegan_srn import inputs, train_cyclegan
 
 
@@ -147,7 +149,7 @@ def generate(config, g=None) -> dict:
     summary = {"num_images": len(items), "train": int(len(train_idx)), "test": int(len(test_idx)),
                "chunks_written": 0, "chunks_skipped": 0, "clear_data": config.clear_data,
                "file_range": config.file_range, "cyclegan_workdir": config.cyclegan_workdir}
-    preview = []
+    preview, pair_psnr = [], []
     for split, idx in (("train", train_idx), ("test", test_idx)):
         for c, start in enumerate(range(0, len(idx), config.chunk_size)):
             name = f"{split}-chunk{c:04d}"
@@ -160,9 +162,10 @@ def generate(config, g=None) -> dict:
                 for b in range(0, len(chunk), config.batch_size):
                     names, clear = _load_batch(chunk[b:b + config.batch_size], resize)
                     for group in _same_shape_groups(clear):
-                        blurred = blur_with_generator(g, np.stack([clear[i] for i in group]),
-                                                      config.keep_mean_colour,
+                        sharp = np.stack([clear[i] for i in group])
+                        blurred = blur_with_generator(g, sharp, config.keep_mean_colour,
                                                       config.keep_low_frequencies)
+                        pair_psnr.extend(metrics.psnr(blurred, sharp))
                         for j, i in enumerate(group):
                             writer.write(tfrecord.make_example(sharp=clear[i], blurred=blurred[j],
                                                                source=names[i]))
@@ -173,6 +176,8 @@ def generate(config, g=None) -> dict:
     if preview:
         image_io.contact_sheet(preview, labels=["G(clear) = input", "clear = target"],
                                path=os.path.join(config.output_dir, "preview.png"))
+    if pair_psnr:  # chunks written by this run only
+        summary["pair_psnr_mean"] = round(float(np.mean(pair_psnr)), 3)
     with open(os.path.join(config.output_dir, "pairs.json"), "w") as f:
         json.dump(summary, f, indent=1)
     return summary

@@ -12,6 +12,9 @@ image gets one kernel, drawn with a seeded RNG, recorded in the `kernel` field.
 
 Writes `clear-0000N-of-0000M.tfrecord` (image/sharp, source) and `blurred-...` (image/blurred,
 kernel, source) atomically with `common.tfrecord.ShardedWriter`; existing outputs are kept.
+`unpaired.json` records the counts and domain Y's blur strength, `blurred_psnr_mean`: the mean
+PSNR of each stored blurred face against its clear source (compare generate_pairs' `pair_psnr_mean`:
+how strongly the trained G blurs, against how strongly Y is blurred).
 
 `--gopro=DIR` instead (Table 1's "Yuan et al." row: a CycleGAN on unpaired GoPro, as Yuan et al.
 trained on a shuffled GoPro): GOPRO_Large's `--gopro_split` (read by `data.builders.gopro`, the one
@@ -23,6 +26,7 @@ in both domains. Frames are stored as released (1280x720), never re-blurred.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -30,7 +34,7 @@ from absl import app, flags, logging
 import numpy as np
 import tensorflow as tf
 
-from common import blur, image_io, shared_flags, tfrecord, train_utils
+from common import blur, image_io, metrics, shared_flags, tfrecord, train_utils
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
@@ -111,7 +115,7 @@ def prepare(config) -> dict:
         raise ValueError("--blur_kernels is required (e.g. ../shared/data/kernels/levin09.npz)")
     paths = image_io.list_images(config.faces)
     rng = np.random.default_rng(config.seed)
-    counts = {}
+    counts, blurred_psnr = {}, []
     for domain, (a, b) in (("clear", (c0, c1)), ("blurred", (b0, b1))):
         final = tfrecord.shard_name(domain, 0, config.num_shards)
         if os.path.exists(os.path.join(config.output_dir, final)):
@@ -132,10 +136,15 @@ def prepare(config) -> dict:
                 if config.noise_sigma > 0:
                     y = blur.add_noise(y, config.noise_sigma,
                                        seed=[config.seed, int(rng.integers(1 << 30))])
-                w.write(tfrecord.make_example(blurred=image_io.to_uint8(np.clip(y.numpy(), 0, 1)),
-                                              kernel=k, source=source))
+                y = image_io.to_uint8(np.clip(y.numpy(), 0, 1))
+                blurred_psnr.append(metrics.psnr(y, img))
+                w.write(tfrecord.make_example(blurred=y, kernel=k, source=source))
         counts[domain] = w.num_written
         logging.info("wrote %d %s records", w.num_written, domain)
+    if blurred_psnr:
+        counts["blurred_psnr_mean"] = round(float(np.mean(blurred_psnr)), 3)
+        with open(os.path.join(config.output_dir, "unpaired.json"), "w") as f:
+            json.dump(counts, f, indent=1)
     return counts
 
 

@@ -8,10 +8,11 @@ import shutil
 import keras
 import numpy as np
 import pytest
+from skimage.metrics import peak_signal_noise_ratio
 import tensorflow as tf
 
-from common import tfrecord, train_utils
-from paper1_cyclegan_srn import generate_pairs, train_cyclegan, train_srn
+from common import image_io, tfrecord, train_utils
+from paper1_cyclegan_srn import generate_pairs, prepare_unpaired, train_cyclegan, train_srn
 
 CFG = "paper1_cyclegan_srn/configs/"
 
@@ -79,11 +80,24 @@ def test_cyclegan_one_step_writes_checkpoint_scalars_and_grids(stages):
     assert again.generator == "tiny" and again.crop_size == 32
 
 
+def _pair_psnrs(files):
+    """scikit-image PSNR of each record's blurred image against its sharp one."""
+    out = []
+    for raw in tf.data.TFRecordDataset(files):
+        ex = tfrecord.parse_example(raw.numpy(), keys=(tfrecord.SHARP, tfrecord.BLURRED))
+        out.append(peak_signal_noise_ratio(ex[tfrecord.SHARP].numpy(),
+                                           ex[tfrecord.BLURRED].numpy(), data_range=255))
+    return out
+
+
 def test_generate_pairs_split_records_and_resume(stages):
     out, summary = stages["pairs_dir"], stages["summary"]
     assert summary["num_images"] == 5 and summary["train"] == 4 and summary["test"] == 1
     train = tfrecord.list_files(os.path.join(out, "train-*.tfrecord"))
     assert len(train) == 2 and tfrecord.count_records(os.path.join(out, "*.tfrecord")) == 5
+    # G's blur strength: the mean PSNR of the 5 stored pairs, recomputed with scikit-image
+    every = _pair_psnrs(tfrecord.list_files(os.path.join(out, "*.tfrecord")))
+    assert summary["pair_psnr_mean"] == pytest.approx(np.mean(every), abs=1e-3)
     raw = next(iter(tf.data.TFRecordDataset(train[0]))).numpy()
     ex = tfrecord.parse_example(raw, keys=(tfrecord.SHARP, tfrecord.BLURRED, tfrecord.SOURCE))
     assert ex[tfrecord.SHARP].shape == ex[tfrecord.BLURRED].shape == (64, 64, 3)
@@ -98,8 +112,36 @@ def test_generate_pairs_split_records_and_resume(stages):
     os.remove(train[1])
     res = generate_pairs.generate(stages["gp"], g=g)
     assert res["chunks_skipped"] == 2 and res["chunks_written"] == 1
+    assert res["pair_psnr_mean"] == pytest.approx(np.mean(_pair_psnrs(train[1])), abs=1e-3)
     assert tfrecord.count_records(os.path.join(out, "*.tfrecord")) == 5
     assert json.load(open(os.path.join(out, "pairs.json")))["train"] == 4
+
+
+def test_prepare_unpaired_faces_keeps_the_domains_apart_and_reports_y_blur_strength(tmp_path):
+    faces, out = "data/sample/faces", str(tmp_path / "unpaired")
+    cfg = train_utils.parse_flags([prepare_unpaired.define_flags], [
+        "prog", f"--faces={faces}", "--clear_range=0:2", "--blurred_range=2:5",
+        "--blur_kernels=linear", "--num_kernels=3", "--kernel_sizes=9:13", "--noise_sigma=0.01",
+        f"--output_dir={out}", "--num_shards=1"])
+    counts = prepare_unpaired.prepare(cfg)
+    assert counts["clear"] == 2 and counts["blurred"] == 3
+    names = [os.path.relpath(p, faces) for p in image_io.list_images(faces)]
+    srcs = {d: [tfrecord.parse_example(r.numpy(), keys=(tfrecord.SOURCE,))[tfrecord.SOURCE]
+                .numpy().decode() for r in tf.data.TFRecordDataset(
+                    tfrecord.list_files(os.path.join(out, f"{d}-*.tfrecord")))]
+            for d in ("clear", "blurred")}
+    assert srcs == {"clear": names[0:2], "blurred": names[2:5]}
+    # Y's blur strength: each stored blurred face against its clear source, by scikit-image
+    want = []
+    for raw in tf.data.TFRecordDataset(tfrecord.list_files(os.path.join(out, "blurred-*"))):
+        ex = tfrecord.parse_example(raw.numpy(), keys=(tfrecord.BLURRED, tfrecord.SOURCE))
+        src = image_io.read_image(os.path.join(faces, ex[tfrecord.SOURCE].numpy().decode()))
+        want.append(peak_signal_noise_ratio(src, ex[tfrecord.BLURRED].numpy(), data_range=255))
+    assert 15 < np.mean(want) < 40
+    assert counts["blurred_psnr_mean"] == pytest.approx(np.mean(want), abs=1e-3)
+    assert json.load(open(os.path.join(out, "unpaired.json"))) == counts
+    # a rerun keeps both domains (no blurred faces re-drawn, so no new strength to report)
+    assert prepare_unpaired.prepare(cfg) == {"clear": "kept", "blurred": "kept"}
 
 
 def test_split_is_seeded_and_disjoint():
