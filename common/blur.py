@@ -217,6 +217,36 @@ def pad_kernels(kernels, size=None):
     return out
 
 
+def centre_kernel(kernel):
+    """Shifts a kernel by whole pixels so that its centroid lies on its centre pixel.
+
+    Generated kernels are centred this way (`_splat`); recorded ones such as Levin et al.'s are
+    not (their centroids sit up to ~4 px off centre), and an off-centre kernel translates the
+    image as well as blurring it. A translation is not blur, and no blind method can tell it from
+    a single blurred image, so a test set scored against the sharp image should use centred
+    kernels (blind-deblurring benchmarks align for the same reason).
+
+    Args:
+      kernel: 2-D array, non-negative with positive sum (any size).
+
+    Returns:
+      float32 [S, S], S odd, summing to 1, the same taps moved so that the centroid is within
+      half a pixel of (S // 2, S // 2); S is the smallest odd square that holds them.
+    """
+    k = _normalise(kernel, "centre_kernel").astype(np.float64)
+    if k.ndim != 2:
+        raise ValueError(f"centre_kernel: kernel is not 2-D (shape {k.shape})")
+    ys, xs = np.nonzero(k)
+    mass = k[ys, xs]
+    cy, cx = (ys * mass).sum(), (xs * mass).sum()  # the taps sum to 1
+    ys = ys - int(np.round(cy))
+    xs = xs - int(np.round(cx))  # centroid now within 0.5 px of (0, 0)
+    half = int(max(np.abs(ys).max(), np.abs(xs).max()))
+    out = np.zeros((2 * half + 1, 2 * half + 1), np.float64)
+    out[ys + half, xs + half] = mass
+    return out.astype(np.float32)
+
+
 def defocus_kernel(size, radius, supersample=8):
     """Anti-aliased uniform disk (out-of-focus blur), float32 [size, size], sums to 1.
 
@@ -445,11 +475,12 @@ def _arrays_from(obj):
                 yield k
 
 
-def load_kernel_bank(path):
+def load_kernel_bank(path, centre=False):
     """Loads blur kernels from an .npz (every array) or .mat file (every 2-D float array).
 
     3-D arrays are read as stacks ([K,k,k], or MATLAB's [k,k,K]); cell arrays and structs in
-    .mat files are searched. Kernels are made non-negative and normalised to sum 1.
+    .mat files are searched. Kernels are made non-negative and normalised to sum 1; with
+    `centre`, each is moved onto its centroid (`centre_kernel`).
 
     Returns:
       list of float32 2-D arrays (sizes may differ; see `pad_kernels`).
@@ -480,7 +511,7 @@ def load_kernel_bank(path):
         for k in _arrays_from(v):
             k = np.asarray(k, np.float64)
             if np.all(np.isfinite(k)) and np.clip(k, 0, None).sum() > 0:
-                kernels.append(_normalise(k, path))
+                kernels.append(centre_kernel(k) if centre else _normalise(k, path))
     if not kernels:
         raise ValueError(f"kernel bank {path!r} holds no usable kernel (expected 2-D float "
                          f"arrays with positive sum)")

@@ -15,7 +15,8 @@ Modes (`--mode`):
             paper 3 training), markov (Kupyn et al.; paper 2 synthetic), gaussian, shen (the
             Shen et al. 2018 test protocol: a fixed seeded bank of 10 camera-shake kernels for
             each size 13:2:27; image i gets kernel i mod 80 -- or every kernel with
-            --blurs_per_image=80), or a .npz/.mat kernel bank file. The kernel is stored.
+            --blurs_per_image=80), or a .npz/.mat kernel bank file (--centre_kernels: each
+            moved onto its centroid, so it blurs without translating). The kernel is stored.
   pravg     face_videos -> for every clip and every L in --lengths (7,9,11,15,21), the mean of L
             frames around the clip centre (common.frame_averaging.average_frames, optional --gamma);
             sharp = the middle frame (paper 2 Sec. 5.1).
@@ -84,6 +85,10 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_float("kernel_min_taps", 0.0, "Redraw generated kernels with fewer effective "
                        "taps (1 / sum of squared weights) than this, as the trainers' "
                        "--kernel_min_taps (0: keep all).", flag_values=fv)
+    flags.DEFINE_bool("centre_kernels", False, "Kernels read from a file (--blur_kernels=PATH): "
+                      "shift each by whole pixels onto its centroid (common.blur.centre_kernel), "
+                      "so the blur does not also translate the face (generated kernels are "
+                      "centred already).", flag_values=fv)
     flags.DEFINE_string("kernel_sizes", "13:29:2", "Odd kernel sizes, 'start:stop[:step]' "
                         "(inclusive) or a comma list (common.shared_flags.parse_kernel_sizes).",
                         flag_values=fv)
@@ -214,7 +219,7 @@ class KernelSource:
     `exposure` / `min_taps` draw from `common.blur.make_kernel_bank` (the trainers' kernel
     flags), seeded per item."""
 
-    def __init__(self, spec, sizes, seed, exposure=0.0, min_taps=0.0):
+    def __init__(self, spec, sizes, seed, exposure=0.0, min_taps=0.0, centre=False):
         self.spec, self.sizes, self.seed = spec, sizes, seed
         self.exposure, self.min_taps = float(exposure or 0.0), float(min_taps or 0.0)
         self.bank = None
@@ -230,7 +235,7 @@ class KernelSource:
             if not os.path.isfile(spec):
                 raise FileNotFoundError(
                     f"--blur_kernels={spec!r}: not a known generator and no such file.")
-            self.bank = blur.load_kernel_bank(spec)
+            self.bank = blur.load_kernel_bank(spec, centre=centre)
 
     def kernels(self, index, count):
         rng = np.random.default_rng([self.seed, index])
@@ -777,12 +782,13 @@ def config_from_flags(fv):
     if mode in ("pravg", "vla") and fv.source not in ("face_videos", "youtube_faces"):
         raise ValueError(f"--mode={mode} needs --source=face_videos (or youtube_faces)")
     # only when set, so the fingerprints of builds made before these flags existed still match
-    for name in ("kernel_exposure", "kernel_min_taps"):
+    for name in ("kernel_exposure", "kernel_min_taps", "centre_kernels"):
         if getattr(fv, name):
             cfg[name] = getattr(fv, name)
     if mode == "kernel":
         cfg["kernel_source"] = KernelSource(fv.blur_kernels, cfg["kernel_sizes"], fv.seed,
-                                            fv.kernel_exposure, fv.kernel_min_taps)
+                                            fv.kernel_exposure, fv.kernel_min_taps,
+                                            fv.centre_kernels)
     return cfg
 
 

@@ -215,6 +215,40 @@ def test_load_kernel_bank_npz_levin():
     assert bank.shape == (8, 27, 27)
 
 
+def _centroid_offset(k):
+    """(dy, dx) of a kernel's centroid from its centre pixel, in NumPy."""
+    y, x = np.mgrid[:k.shape[0], :k.shape[1]]
+    return ((k * y).sum() / k.sum() - k.shape[0] // 2, (k * x).sum() / k.sum() - k.shape[1] // 2)
+
+
+def test_centre_kernel_moves_levin_kernels_onto_their_centroids():
+    """Levin et al.'s kernels sit off centre (k5 by more than 4 px); centred, each keeps its
+    taps, sums to 1, has its centroid within half a pixel of the centre, and blurs an image into
+    the uncentred kernel's result moved by a whole-pixel shift (scipy reference, interior)."""
+    raw = blur.load_kernel_bank(os.path.join(SHARED_DATA, "kernels/levin09.npz"))
+    centred = blur.load_kernel_bank(os.path.join(SHARED_DATA, "kernels/levin09.npz"), centre=True)
+    assert max(np.hypot(*_centroid_offset(k)) for k in raw) > 4.0
+    img = np.random.default_rng(0).random((80, 80))
+    for k, c in zip(raw, centred):
+        assert c.ndim == 2 and c.shape[0] == c.shape[1] and c.shape[0] % 2 == 1
+        assert abs(c.sum() - 1) < 1e-5 and c.min() >= 0
+        assert max(np.abs(_centroid_offset(c))) <= 0.5 + 1e-6
+        np.testing.assert_allclose(np.sort(c[c > 0]), np.sort(k[k > 0]), rtol=1e-6)
+        a = scipy.ndimage.convolve(img, k.astype(np.float64), mode="constant")
+        b = scipy.ndimage.convolve(img, c.astype(np.float64), mode="constant")
+        dy, dx = (int(np.round(v)) for v in _centroid_offset(k))
+        # the uncentred kernel's output is the centred one's moved by its centroid offset
+        np.testing.assert_allclose(a[20:60, 20:60], b[20 - dy:60 - dy, 20 - dx:60 - dx], atol=1e-5)
+    # generated kernels are centred already: only zero borders go
+    g = blur.camera_shake_kernel(21, seed=3, exposure=1.0)
+    c = blur.centre_kernel(g)
+    ys, xs = np.nonzero(g)
+    m = min(ys.min(), xs.min(), 20 - ys.max(), 20 - xs.max())
+    np.testing.assert_allclose(c, g[m:21 - m, m:21 - m], atol=1e-7)
+    with pytest.raises(ValueError, match="no positive mass"):
+        blur.centre_kernel(np.zeros((5, 5)))
+
+
 def test_load_kernel_bank_mat_and_errors(tmp_path):
     import scipy.io
     k1 = blur.gaussian_kernel(13, 2.0).astype(np.float64) * 3.0  # un-normalised on purpose

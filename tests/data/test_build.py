@@ -9,7 +9,7 @@ import pytest
 from scipy import ndimage
 import tensorflow as tf
 
-from common import frame_averaging, image_io, metrics, tfrecord
+from common import blur, frame_averaging, image_io, metrics, tfrecord
 from data import build
 from tests.data import fixtures
 from common.paths import SHARED_DATA
@@ -260,8 +260,8 @@ def test_strong_blur_test_set_folder_layout(tmp_path):
   from data.builders import lfw
   test_people = {e["name"] for _, e in lfw.generate_images(os.path.join(SHARED_DATA, "lfw"), "test")}
   assert set(people) <= test_people
-  levin = np.load(os.path.join(SHARED_DATA, "kernels", "levin09.npz"))
-  levin = [levin[k] for k in levin.files]
+  # Levin et al.'s kernels, each moved onto its centroid (--centre_kernels in the flagfile)
+  levin = blur.load_kernel_bank(os.path.join(SHARED_DATA, "kernels", "levin09.npz"), centre=True)
   for n, person in zip(names, people):
     sharp = image_io.read_image(os.path.join(out, "sharp", n + ".png"))
     blurred = image_io.read_image(os.path.join(out, "blurred", n + ".png"))
@@ -270,6 +270,8 @@ def test_strong_blur_test_set_folder_layout(tmp_path):
     np.testing.assert_array_equal(sharp, src[11:139, 11:139])  # centre 128 of 150
     k = np.load(os.path.join(out, "kernels", n + ".npy"))
     assert any(k.shape == l.shape and np.allclose(k, l, atol=1e-6) for l in levin)
+    y, x = np.mgrid[:k.shape[0], :k.shape[1]]  # the blur does not translate the face
+    assert abs((k * y).sum() - k.shape[0] // 2) <= 0.5 and abs((k * x).sum() - k.shape[1] // 2) <= 0.5
     ref = np.stack([ndimage.convolve(sharp[..., c] / 255.0, k, mode="reflect") for c in range(3)], -1)
     resid = blurred / 255.0 - ref
     assert abs(resid.std() - 0.01) < 0.004 and abs(resid.mean()) < 0.004  # noise sigma 0.01

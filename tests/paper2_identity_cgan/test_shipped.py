@@ -6,4 +6,4 @@ from tests.strong_blur import check_shipped_model
 
 
 def test_shipped_model_restores_strong_blur_and_real_photos(tmp_path):
-    check_shipped_model(deblur.load_model, deblur.run, "_cgan", tmp_path, min_psnr_gain=0.1)
+    check_shipped_model(deblur.load_model, deblur.run, "_cgan", tmp_path, min_psnr_gain=0.4)

@@ -9,7 +9,7 @@ from tests.strong_blur import check_shipped_model
 def test_shipped_model_restores_strong_blur_and_real_photos(tmp_path):
     """8 faces of the strong-blur test set (LFW test people, Levin et al.'s real camera-shake
     kernels, noise 0.01): PSNR and SSIM both go up; deblur uses it on a real photo."""
-    check_shipped_model(deblur.load_model, deblur.run, "_umsn", tmp_path, min_psnr_gain=0.2)
+    check_shipped_model(deblur.load_model, deblur.run, "_umsn", tmp_path, min_psnr_gain=0.5)
 
 
 def test_demo_fine_tunes_the_shipped_model_by_default(tmp_path):
