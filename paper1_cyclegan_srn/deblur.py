@@ -1,12 +1,13 @@
 """Deblur real photos with the trained SRN (paper Fig. 4 / Fig. 7), any size, inputs never overwritten.
 
+    python -m paper1_cyclegan_srn.deblur photo.jpg --output_dir=/tmp/out     # the shipped weights
     python -m paper1_cyclegan_srn.deblur --checkpoint=runs/p1_srn INPUT... --output_dir=/tmp/out \
         [--face_detector=mtcnn] [--face_size=128] [--tile=256]
 
 --checkpoint: an SRN workdir (the network is rebuilt from its flags.txt, the newest checkpoint
-restored) or an exported .keras file (`python -m paper1_cyclegan_srn.export`). Paper 1 ships no
-weights yet (README, "The shipped-weights attempts"); once `weights/srn_small.keras` exists, it is
-the default. --face_detector: deblur an enlarged crop around each detected face and paste it back
+restored) or an exported .keras file (`python -m paper1_cyclegan_srn.export`); without it, the
+shipped model `paper1_cyclegan_srn/weights/srn_small.keras` (model card beside it).
+--face_detector: deblur an enlarged crop around each detected face and paste it back
 (`common.inference.deblur_faces`); without it the whole image is restored.
 """
 import os
@@ -21,8 +22,8 @@ SHIPPED = inference.shipped_weights(os.path.dirname(os.path.abspath(__file__)), 
 
 def define_flags(fv=flags.FLAGS):
     inference.define_deblur_flags(fv, checkpoint_help="SRN workdir (flags.txt + checkpoints/) or "
-                                  "an exported .keras file (required: paper 1 ships no "
-                                  "weights yet).",
+                                  "an exported .keras file (default: the shipped "
+                                  "paper1_cyclegan_srn/weights/srn_small.keras).",
                                   suffix="_srn", stride=16)
     flags.adopt_module_key_flags(inference, flag_values=fv)  # listed by --helpshort
 
@@ -30,11 +31,6 @@ def define_flags(fv=flags.FLAGS):
 def load_model(checkpoint=None):
     """The SRN of an SRN workdir, an exported .keras file or (None) the shipped model, as a
     [0,1] -> [0,1] function."""
-    if not checkpoint and not os.path.isfile(SHIPPED):
-        raise FileNotFoundError("--checkpoint is required: paper 1 ships no weights yet (its CPU "
-                                "recipe does not beat the blurred input; README, 'The "
-                                "shipped-weights attempts'); pass an SRN workdir or an exported "
-                                ".keras file")
     checkpoint = inference.checkpoint_or_shipped(checkpoint, SHIPPED)
     if checkpoint.endswith(".keras"):
         try:

@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
 # Paper 1's shipped-weights recipe (issue 11, fifth attempt): about 75 minutes of a 2-core CPU
-# (the CycleGAN 45 minutes of one core, the SRN 22 minutes of both). NOT YET GOOD ENOUGH TO
-# SHIP: the first of our recipes above the blurred input on validation (26.14 -> 26.60 dB at its
-# best step), but on the strong-blur test +0.07 dB PSNR and -0.007 SSIM; see the package README,
-# "The shipped-weights attempts", for it, the four recipes before it and the three after it
-# (a stronger domain Y, no identity loss, half the cycle weight: at best 26.64 dB on validation,
-# the same 23.32 / 0.619 on the test).
+# (the CycleGAN 45 minutes of one core, the SRN 22 minutes of both). It made the shipped
+# weights/srn_small.keras (model card beside it): validation 26.14 -> 26.60 dB at its best step;
+# on the strong-blur test 24.53 / 0.673 -> 24.85 / 0.674, a slight sharpening. See the package
+# README, "The shipped-weights attempts", for it, the four recipes before it and the three after
+# it (a stronger domain Y, no identity loss, half the cycle weight: none better).
 #   bash paper1_cyclegan_srn/configs/run_cpu90_strong.sh WORKDIR
 # CYCLEGAN_FLAGS=FILE replaces stage 2's flagfile (default $C/cpu90_strong_cyclegan_crop64.flags;
 # the third attempt used $C/cpu90_strong_cyclegan.flags).

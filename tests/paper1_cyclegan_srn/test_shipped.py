@@ -119,7 +119,13 @@ def test_keep_low_frequencies_undoes_a_generators_shading_drift_not_its_blur():
     assert rms(drifted - low(drifted)) > 3  # a real high-pass to compare
 
 
-def test_deblur_without_checkpoint_says_paper_1_ships_no_weights(tmp_path, monkeypatch):
+def test_shipped_model_restores_strong_blur_and_real_photos(tmp_path):
+    """8 faces of the strong-blur test set (LFW test people, Levin et al.'s real camera-shake
+    kernels, noise 0.01): PSNR and SSIM both go up; deblur uses it on a real photo."""
+    check_shipped_model(deblur.load_model, deblur.run, "_srn", tmp_path, min_psnr_gain=0.2)
+
+
+def test_deblur_without_checkpoint_or_shipped_weights_names_the_flag(tmp_path, monkeypatch):
     monkeypatch.setattr(deblur, "SHIPPED", str(tmp_path / "weights" / "srn_small.keras"))
-    with pytest.raises(FileNotFoundError, match="--checkpoint is required: paper 1 ships no"):
+    with pytest.raises(FileNotFoundError, match="--checkpoint not given and the shipped model"):
         deblur.load_model(None)
