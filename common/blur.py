@@ -536,7 +536,7 @@ def effective_taps(kernel):
 
 
 def make_kernel_bank(spec, num=None, sizes=range(13, 30, 2), seed=0, *, exposure=None,
-                     min_taps=0.0, max_tries_per_kernel=200):
+                     min_taps=0.0, max_tries_per_kernel=200, centre=False):
     """A bank of kernels, zero-padded to one size, ready for `apply_kernels` in tf.data.
 
     Args:
@@ -553,6 +553,8 @@ def make_kernel_bank(spec, num=None, sizes=range(13, 30, 2), seed=0, *, exposure
         delta; 1.0 integrates the whole trajectory).
       min_taps: generators only: redraw kernels whose `effective_taps` is below this, so every
         kernel visibly blurs (0 keeps every draw).
+      centre: files only: move each kernel onto its centroid (`centre_kernel`; generated
+        kernels are centred already).
 
     Returns:
       float32 [K, S, S] with S = the largest size (odd).
@@ -564,7 +566,7 @@ def make_kernel_bank(spec, num=None, sizes=range(13, 30, 2), seed=0, *, exposure
         raise ValueError(f"make_kernel_bank: unknown kernel families {unknown} in {spec!r}; "
                          f"choose from {KERNEL_SPECS}")
     if unknown:
-        kernels = load_kernel_bank(spec)
+        kernels = load_kernel_bank(spec, centre=centre)
         if num is not None:
             if num > len(kernels):
                 raise ValueError(f"make_kernel_bank: {spec!r} holds {len(kernels)} kernels, "

@@ -21,7 +21,7 @@ from absl import app, flags
 from common.face.config import RULES, EvalConfig
 
 _DEFINE = {"string": flags.DEFINE_string, "integer": flags.DEFINE_integer,
-           "float": flags.DEFINE_float, "list": flags.DEFINE_list}
+           "float": flags.DEFINE_float, "list": flags.DEFINE_list, "bool": flags.DEFINE_bool}
 
 
 def _validator(names, rule):

@@ -46,8 +46,9 @@ class Evaluator:
         self.cfg, self.log = cfg, log
         self.sources = {"sharp": ImageSource(cfg.lfw_dir)}
         if "blurred" in cfg.conditions:
-            self.sources["blurred"] = BlurredSource(self.sources["sharp"], load_kernels(cfg.blur_kernels),
-                                                    cfg.noise_sigma)
+            self.sources["blurred"] = BlurredSource(
+                self.sources["sharp"], load_kernels(cfg.blur_kernels, centre=cfg.centre_kernels),
+                cfg.noise_sigma)
         if "restored" in cfg.conditions:
             self.sources["restored"] = RestoredSource(cfg.restored_dir)
         from common.face.holder import FaceModels
@@ -66,6 +67,7 @@ class Evaluator:
         tag = "x"
         if condition == "blurred":
             tag = f"{os.path.splitext(os.path.basename(self.cfg.blur_kernels))[0]}_n{self.cfg.noise_sigma:g}"
+            tag += "_centred" if self.cfg.centre_kernels else ""  # other images, other embeddings
         return EmbeddingCache(os.path.join(self.cfg.cache_folder,
                                            f"emb_{self.cfg.identity_model}_{condition}_{tag}.npz"))
 
@@ -291,7 +293,8 @@ def run(cfg: EvalConfig, log=print) -> dict:
         cfg.pairs_per_fold = n
     pairs = lfw.subset_pairs(all_pairs, cfg.pairs_per_fold)
     out = Outputs(cfg.output_dir, f"# Face-analysis evaluation\n\nLFW: `{cfg.lfw_dir}`, pairs "
-                  f"`{cfg.pairs}` ({len(pairs)} pairs). Blur: kernels `{cfg.blur_kernels}`, noise sigma "
+                  f"`{cfg.pairs}` ({len(pairs)} pairs). Blur: kernels `{cfg.blur_kernels}`"
+                  f"{' moved onto their centroids' if cfg.centre_kernels else ''}, noise sigma "
                   f"{cfg.noise_sigma}, kernel per image = crc32(path) % K. Boxes: "
                   f"`--box_source={cfg.box_source}`.\n")
     results, timings = {"config": cfg.as_dict()}, {}

@@ -76,7 +76,9 @@ class BlurredSource:
         return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
 
 
-def load_kernels(spec: str, num: int = 64, seed: int = 0) -> np.ndarray:
-    """Kernel bank [K,S,S] from a .npz/.mat path or a generator name (common.blur.make_kernel_bank)."""
+def load_kernels(spec: str, num: int = 64, seed: int = 0, centre: bool = False) -> np.ndarray:
+    """Kernel bank [K,S,S] from a .npz/.mat path or a generator name (common.blur.make_kernel_bank);
+    `centre`: a file's kernels moved onto their centroids (common.blur.centre_kernel)."""
     from common import blur
-    return blur.make_kernel_bank(spec, num=None if os.path.exists(spec) else num, seed=seed)
+    return blur.make_kernel_bank(spec, num=None if os.path.exists(spec) else num, seed=seed,
+                                 centre=centre)

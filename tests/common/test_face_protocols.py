@@ -1,5 +1,6 @@
 """common.face protocols on hand-made cases, LFW pairs parsing, image sources, plots, a tiny LFW
 run, and the `python -m common.face` CLI (--help, one-line flag errors)."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -11,8 +12,9 @@ import scipy.ndimage
 
 from absl import flags
 
-from common import face
+from common import blur, face
 from common.face import cli, lfw
+from common.face import evaluate as face_evaluate
 from common.face import Box, Detector
 from common.paths import SHARED_DATA
 
@@ -169,6 +171,25 @@ def test_blurred_source_equals_scipy_convolution():
     assert np.abs(out.astype(float) - ref).max() <= 1
     np.testing.assert_array_equal(src(rel), out)          # deterministic
     assert np.abs(out.astype(float) - img * 255).mean() > 1  # it did blur
+
+
+def test_centre_kernels_blurs_without_translating_and_keeps_its_own_cache(tmp_path):
+    """--centre_kernels: the blurred source uses Levin et al.'s kernels moved onto their
+    centroids (common.blur.centre_kernel), the flag parses, and its embeddings never share a
+    cache file with the uncentred blur's."""
+    cfg = _parse([f"--output_dir={tmp_path}", "--conditions=sharp,blurred", "--centre_kernels",
+                  "--protocols=identity"])
+    assert cfg.centre_kernels and not _parse([f"--output_dir={tmp_path}"]).centre_kernels
+    ev = face_evaluate.Evaluator(cfg, log=lambda *a: None)
+    want = blur.pad_kernels(blur.load_kernel_bank(cfg.blur_kernels, centre=True))
+    np.testing.assert_array_equal(ev.sources["blurred"].kernels, want)
+    y, x = np.mgrid[:want.shape[1], :want.shape[2]]
+    c = want.shape[1] // 2
+    assert np.all(np.abs((want * y).sum((1, 2)) - c) <= 0.5)
+    assert np.all(np.abs((want * x).sum((1, 2)) - c) <= 0.5)
+    plain = face_evaluate.Evaluator(dataclasses.replace(cfg, centre_kernels=False), log=lambda *a: None)
+    assert ev.cache("blurred").path != plain.cache("blurred").path
+    assert ev.cache("sharp").path == plain.cache("sharp").path
 
 
 def test_plots_write_png(tmp_path):
