@@ -18,7 +18,7 @@ BOX_SOURCES = ("sharp", "detect")
 
 
 def _opt(default, help_text, kind=None, choices=None):
-    """A field with its flag's help, kind (string|integer|float|list|enum) and enum choices."""
+    """A field with its flag's help, kind (string|integer|float|list|bool|enum) and enum choices."""
     kind = kind or {str: "string", int: "integer", float: "float", list: "list",
                     bool: "bool"}.get(type(default), "string")
     meta = {"help": help_text, "kind": kind, "choices": choices}
