@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from common import blur
 from common.paths import SHARED_DATA
+from tests.kernel_reference import centroid_offset
 
 
 def _ref_convolve(images, kernels, border):
@@ -138,11 +139,6 @@ GENERATORS = [blur.camera_shake_kernel, blur.markov_kernel, blur.linear_motion_k
 SIZES = list(range(13, 30, 2))
 
 
-def _centroid(k):
-    yy, xx = np.mgrid[:k.shape[0], :k.shape[1]]
-    return (k * yy).sum() / k.sum(), (k * xx).sum() / k.sum()
-
-
 @pytest.mark.parametrize("gen", GENERATORS, ids=lambda g: g.__name__)
 def test_motion_kernels_are_valid_psfs(gen):
     for size in SIZES:
@@ -151,8 +147,8 @@ def test_motion_kernels_are_valid_psfs(gen):
             assert k.shape == (size, size) and k.dtype == np.float32
             assert k.min() >= 0
             assert abs(float(k.sum(dtype=np.float64)) - 1.0) < 1e-5
-            cy, cx = _centroid(k.astype(np.float64))
-            assert abs(cy - size // 2) < 1.0 and abs(cx - size // 2) < 1.0
+            dy, dx = centroid_offset(k)
+            assert abs(dy) < 1.0 and abs(dx) < 1.0
             # Never the whole square (the support is a trajectory, not a blob).
             assert (k > 0).sum() < size * size
 
@@ -178,7 +174,7 @@ def test_camera_shake_trajectory_length_and_exposure():
     spread = []
     for exposure in (0.1, 0.5, 1.0):
         k = blur.camera_shake_kernel(25, seed=11, exposure=exposure, anxiety=0.005).astype(float)
-        cy, cx = _centroid(k)
+        cy, cx = np.add(centroid_offset(k), 12)
         yy, xx = np.mgrid[:25, :25]
         spread.append((k * ((yy - cy) ** 2 + (xx - cx) ** 2)).sum())
     assert spread[0] < spread[1] < spread[2]
@@ -215,28 +211,22 @@ def test_load_kernel_bank_npz_levin():
     assert bank.shape == (8, 27, 27)
 
 
-def _centroid_offset(k):
-    """(dy, dx) of a kernel's centroid from its centre pixel, in NumPy."""
-    y, x = np.mgrid[:k.shape[0], :k.shape[1]]
-    return ((k * y).sum() / k.sum() - k.shape[0] // 2, (k * x).sum() / k.sum() - k.shape[1] // 2)
-
-
 def test_centre_kernel_moves_levin_kernels_onto_their_centroids():
     """Levin et al.'s kernels sit off centre (k5 by more than 4 px); centred, each keeps its
     taps, sums to 1, has its centroid within half a pixel of the centre, and blurs an image into
     the uncentred kernel's result moved by a whole-pixel shift (scipy reference, interior)."""
     raw = blur.load_kernel_bank(os.path.join(SHARED_DATA, "kernels/levin09.npz"))
     centred = blur.load_kernel_bank(os.path.join(SHARED_DATA, "kernels/levin09.npz"), centre=True)
-    assert max(np.hypot(*_centroid_offset(k)) for k in raw) > 4.0
+    assert max(np.hypot(*centroid_offset(k)) for k in raw) > 4.0
     img = np.random.default_rng(0).random((80, 80))
     for k, c in zip(raw, centred):
         assert c.ndim == 2 and c.shape[0] == c.shape[1] and c.shape[0] % 2 == 1
         assert abs(c.sum() - 1) < 1e-5 and c.min() >= 0
-        assert max(np.abs(_centroid_offset(c))) <= 0.5 + 1e-6
+        assert max(np.abs(centroid_offset(c))) <= 0.5 + 1e-6
         np.testing.assert_allclose(np.sort(c[c > 0]), np.sort(k[k > 0]), rtol=1e-6)
         a = scipy.ndimage.convolve(img, k.astype(np.float64), mode="constant")
         b = scipy.ndimage.convolve(img, c.astype(np.float64), mode="constant")
-        dy, dx = (int(np.round(v)) for v in _centroid_offset(k))
+        dy, dx = (int(np.round(v)) for v in centroid_offset(k))
         # the uncentred kernel's output is the centred one's moved by its centroid offset
         np.testing.assert_allclose(a[20:60, 20:60], b[20 - dy:60 - dy, 20 - dx:60 - dx], atol=1e-5)
     # generated kernels are centred already: only zero borders go
@@ -357,8 +347,8 @@ def test_linear_motion_kernel_is_a_line():
     # Seeded draws stay inside the size and keep the centroid at the centre.
     for seed in range(5):
         r = blur.linear_motion_kernel(17, seed=seed)
-        cy, cx = _centroid(r.astype(np.float64))
-        assert abs(cy - 8) < 1.0 and abs(cx - 8) < 1.0
+        dy, dx = centroid_offset(r)
+        assert abs(dy) < 1.0 and abs(dx) < 1.0
 
 
 def test_make_kernel_bank_mixture():

@@ -17,6 +17,7 @@ from common.face import cli, lfw
 from common.face import evaluate as face_evaluate
 from common.face import Box, Detector
 from common.paths import SHARED_DATA
+from tests.kernel_reference import centroid_offset
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LFW = os.path.join(SHARED_DATA, "lfw")
@@ -183,10 +184,7 @@ def test_centre_kernels_blurs_without_translating_and_keeps_its_own_cache(tmp_pa
     ev = face_evaluate.Evaluator(cfg, log=lambda *a: None)
     want = blur.pad_kernels(blur.load_kernel_bank(cfg.blur_kernels, centre=True))
     np.testing.assert_array_equal(ev.sources["blurred"].kernels, want)
-    y, x = np.mgrid[:want.shape[1], :want.shape[2]]
-    c = want.shape[1] // 2
-    assert np.all(np.abs((want * y).sum((1, 2)) - c) <= 0.5)
-    assert np.all(np.abs((want * x).sum((1, 2)) - c) <= 0.5)
+    assert np.all(np.abs(centroid_offset(want)) <= 0.5)
     plain = face_evaluate.Evaluator(dataclasses.replace(cfg, centre_kernels=False), log=lambda *a: None)
     assert ev.cache("blurred").path != plain.cache("blurred").path
     assert ev.cache("sharp").path == plain.cache("sharp").path
