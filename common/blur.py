@@ -535,8 +535,18 @@ def effective_taps(kernel):
     return float(1.0 / np.sum(np.square(kernel)))
 
 
+def kernel_extent(kernel, rel=0.05):
+    """Length in pixels of a kernel's longest side: the larger side of the bounding box of its
+    taps of at least `rel` times the largest tap (a line of L pixels at any angle has about L
+    along its major axis, a delta 1). Unlike the box `size`, this is how far the blur reaches.
+    """
+    kernel = np.asarray(kernel, dtype=np.float64)
+    ys, xs = np.nonzero(kernel >= rel * kernel.max())
+    return int(max(np.ptp(ys), np.ptp(xs)) + 1)
+
+
 def make_kernel_bank(spec, num=None, sizes=range(13, 30, 2), seed=0, *, exposure=None,
-                     min_taps=0.0, max_tries_per_kernel=200, centre=False):
+                     min_taps=0.0, min_extent=0, max_tries_per_kernel=200, centre=False):
     """A bank of kernels, zero-padded to one size, ready for `apply_kernels` in tf.data.
 
     Args:
@@ -553,6 +563,8 @@ def make_kernel_bank(spec, num=None, sizes=range(13, 30, 2), seed=0, *, exposure
         delta; 1.0 integrates the whole trajectory).
       min_taps: generators only: redraw kernels whose `effective_taps` is below this, so every
         kernel visibly blurs (0 keeps every draw).
+      min_extent: generators only: also redraw kernels whose `kernel_extent` is below this many
+        pixels, so the bank holds long motions (0 keeps every draw).
       centre: files only: move each kernel onto its centroid (`centre_kernel`; generated
         kernels are centred already).
 
@@ -593,9 +605,11 @@ def make_kernel_bank(spec, num=None, sizes=range(13, 30, 2), seed=0, *, exposure
     while len(kernels) < num:
         tries += 1
         if tries > max_tries_per_kernel * num:
-            raise ValueError(f"make_kernel_bank({spec!r}): min_taps={min_taps} rejects almost "
-                             f"every kernel of sizes {sizes}; lower it or use larger sizes")
+            raise ValueError(f"make_kernel_bank({spec!r}): min_taps={min_taps} and "
+                             f"min_extent={min_extent} reject almost every kernel of sizes "
+                             f"{sizes}; lower them or use larger sizes")
         kernel = draw()
-        if min_taps <= 0 or effective_taps(kernel) >= min_taps:
+        if ((min_taps <= 0 or effective_taps(kernel) >= min_taps)
+                and (min_extent <= 0 or kernel_extent(kernel) >= min_extent)):
             kernels.append(kernel)
     return pad_kernels(kernels, size=max(sizes))

@@ -4,7 +4,7 @@
 |---|---|---|
 | training crop | `--crop_size` (square, pixels) | (an int) |
 | resize before cropping | `--resize` ("H,W" or "S"; empty: none) | `parse_resize` |
-| blur kernels | `--blur_kernels` (comma-separated: generator names or mixtures of `common.blur.make_kernel_bank`, or .npz/.mat banks), `--num_kernels`, `--kernel_sizes` ("start:stop[:step]" inclusive, or "a,b,c"), `--kernel_exposure`, `--kernel_min_taps` | `kernel_bank`, `parse_kernel_sizes` |
+| blur kernels | `--blur_kernels` (comma-separated: generator names or mixtures of `common.blur.make_kernel_bank`, or .npz/.mat banks), `--num_kernels`, `--kernel_sizes` ("start:stop[:step]" inclusive, or "a,b,c"), `--kernel_exposure`, `--kernel_min_taps`, `--kernel_min_extent` | `kernel_bank`, `parse_kernel_sizes` |
 | noise on blurred images | `--noise_sigma`, `--noise_sigma_min` (per-example level in [min, sigma]) | `noise_level` |
 | Adam | `--learning_rate`, `--beta_1` | (floats) |
 | precision, strategy | `--mixed_precision`, `--strategy` (`common.train_utils.define_common_flags`) | `train_utils` |
@@ -75,7 +75,8 @@ def noise_level(config):
 
 def define_kernel_flags(fv: flags.FlagValues, *, blur_kernels: str | None, num_kernels: int,
                         kernel_sizes: str, kernel_exposure: float = 0.0,
-                        kernel_min_taps: float = 0.0, help_extra: str = "") -> None:
+                        kernel_min_taps: float = 0.0, kernel_min_extent: int = 0,
+                        help_extra: str = "") -> None:
     """The blur-kernel flags (see `kernel_bank`), with the caller's defaults."""
     _define(fv, "string", "blur_kernels", blur_kernels, "Blur kernels: comma-separated "
             "generator names or '+'-mixtures (" + "/".join(blur.KERNEL_SPECS) + ", e.g. "
@@ -91,6 +92,9 @@ def define_kernel_flags(fv: flags.FlagValues, *, blur_kernels: str | None, num_k
     _define(fv, "float", "kernel_min_taps", kernel_min_taps, "Redraw generated kernels with "
             "fewer effective taps (common.blur.effective_taps); 0 keeps every draw.",
             lower_bound=0.0)
+    _define(fv, "integer", "kernel_min_extent", kernel_min_extent, "Redraw generated kernels "
+            "that reach fewer pixels along their longest side (common.blur.kernel_extent); "
+            "0 keeps every draw.", lower_bound=0)
 
 
 def parse_kernel_sizes(text, flag: str = "--kernel_sizes") -> list[int]:
@@ -123,7 +127,7 @@ def kernel_bank(config, seed: int | None = None, spec: str | None = None,
 
     Each comma-separated item of the spec is either a generator (or a '+' mixture) of
     `common.blur.make_kernel_bank`, drawn `--num_kernels` times over `--kernel_sizes` with
-    `--kernel_exposure` / `--kernel_min_taps`, or a .npz/.mat file (all its kernels). `seed`
+    `--kernel_exposure` / `--kernel_min_taps` / `--kernel_min_extent`, or a .npz/.mat file (all its kernels). `seed`
     defaults to `--seed`; `spec` overrides `--blur_kernels`, `num` `--num_kernels`.
     """
     spec = config.blur_kernels if spec is None else spec
@@ -143,7 +147,8 @@ def kernel_bank(config, seed: int | None = None, spec: str | None = None,
         bank = blur.make_kernel_bank(item, num=num or config.num_kernels,
                                      sizes=parse_kernel_sizes(config.kernel_sizes), seed=seed,
                                      exposure=config.kernel_exposure or None,
-                                     min_taps=config.kernel_min_taps)
+                                     min_taps=config.kernel_min_taps,
+                                     min_extent=getattr(config, "kernel_min_extent", 0))
         kernels.extend(list(bank))
     return blur.pad_kernels(kernels)
 
@@ -170,4 +175,4 @@ def parse_floats(spec, n: int | None = None, flag: str = "--scale_weights") -> n
 
 SHARED_FLAG_NAMES: Sequence[str] = (
     "crop_size", "resize", "blur_kernels", "num_kernels", "kernel_sizes", "kernel_exposure",
-    "kernel_min_taps", "noise_sigma", "noise_sigma_min", "learning_rate", "beta_1")
+    "kernel_min_taps", "kernel_min_extent", "noise_sigma", "noise_sigma_min", "learning_rate", "beta_1")

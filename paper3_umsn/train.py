@@ -87,14 +87,17 @@ def make_kernel_bank(config):
     25,000 camera-shake kernels take ~45 CPU-s to draw), drawn once per process for the same
     flags, so stages run in one process (tests, the demo) share it."""
     return _kernel_bank(config.blur_kernels, config.num_kernels, config.kernel_sizes,
-                        int(config.seed), config.kernel_exposure, config.kernel_min_taps)
+                        int(config.seed), config.kernel_exposure, config.kernel_min_taps,
+                        getattr(config, "kernel_min_extent", 0))
 
 
 @functools.lru_cache(maxsize=2)
-def _kernel_bank(blur_kernels, num_kernels, kernel_sizes, seed, kernel_exposure, kernel_min_taps):
+def _kernel_bank(blur_kernels, num_kernels, kernel_sizes, seed, kernel_exposure, kernel_min_taps,
+                 kernel_min_extent=0):
     bank = shared_flags.kernel_bank(types.SimpleNamespace(
         blur_kernels=blur_kernels, num_kernels=num_kernels, kernel_sizes=kernel_sizes, seed=seed,
-        kernel_exposure=kernel_exposure, kernel_min_taps=kernel_min_taps))
+        kernel_exposure=kernel_exposure, kernel_min_taps=kernel_min_taps,
+        kernel_min_extent=kernel_min_extent))
     if bank is not None:
         bank.setflags(write=False)  # shared between callers
     return bank
