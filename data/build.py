@@ -85,6 +85,10 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_float("kernel_min_taps", 0.0, "Redraw generated kernels with fewer effective "
                        "taps (1 / sum of squared weights) than this, as the trainers' "
                        "--kernel_min_taps (0: keep all).", flag_values=fv)
+    flags.DEFINE_integer("kernel_min_extent", 0, "Redraw generated kernels that reach fewer "
+                         "pixels along their longest side (common.blur.kernel_extent) than "
+                         "this, as the trainers' --kernel_min_extent (0: keep all).",
+                         lower_bound=0, flag_values=fv)
     flags.DEFINE_bool("centre_kernels", False, "Kernels read from a file (--blur_kernels=PATH): "
                       "shift each by whole pixels onto its centroid (common.blur.centre_kernel), "
                       "so the blur does not also translate the face (generated kernels are "
@@ -214,19 +218,22 @@ def shen_bank(seed=SHEN_SEED):
 class KernelSource:
     """Deterministic kernel choice per (item index, copy).
 
-    camera_shake, markov and gaussian without `exposure` / `min_taps` keep this builder's own
-    draws (so existing builds reproduce); other generators, '+' mixtures, or any generator with
-    `exposure` / `min_taps` draw from `common.blur.make_kernel_bank` (the trainers' kernel
+    camera_shake, markov and gaussian without `exposure` / `min_taps` / `min_extent` keep this
+    builder's own draws (so existing builds reproduce); other generators, '+' mixtures, or any
+    generator with `exposure` / `min_taps` / `min_extent` draw from `common.blur.make_kernel_bank` (the trainers' kernel
     flags), seeded per item."""
 
-    def __init__(self, spec, sizes, seed, exposure=0.0, min_taps=0.0, centre=False):
+    def __init__(self, spec, sizes, seed, exposure=0.0, min_taps=0.0, centre=False,
+                 min_extent=0):
         self.spec, self.sizes, self.seed = spec, sizes, seed
         self.exposure, self.min_taps = float(exposure or 0.0), float(min_taps or 0.0)
+        self.min_extent = int(min_extent or 0)
         self.bank = None
         families = spec.split("+")
         self.generated = (all(f in blur.KERNEL_SPECS for f in families)
                           and (len(families) > 1 or spec not in ("camera_shake", "markov", "gaussian")
-                               or self.exposure > 0 or self.min_taps > 0))
+                               or self.exposure > 0 or self.min_taps > 0
+                               or self.min_extent > 0))
         if spec == "shen":
             self.bank = [k for _, k in shen_bank()]
         elif self.generated:
@@ -242,7 +249,8 @@ class KernelSource:
         if self.generated:
             bank = blur.make_kernel_bank(self.spec, num=count, sizes=self.sizes,
                                          seed=int(rng.integers(2 ** 31)),
-                                         exposure=self.exposure or None, min_taps=self.min_taps)
+                                         exposure=self.exposure or None, min_taps=self.min_taps,
+                                         min_extent=self.min_extent)
             return [np.asarray(k, np.float32) for k in bank]
         if self.bank is not None:
             if self.spec == "shen":
@@ -782,13 +790,13 @@ def config_from_flags(fv):
     if mode in ("pravg", "vla") and fv.source not in ("face_videos", "youtube_faces"):
         raise ValueError(f"--mode={mode} needs --source=face_videos (or youtube_faces)")
     # only when set, so the fingerprints of builds made before these flags existed still match
-    for name in ("kernel_exposure", "kernel_min_taps", "centre_kernels"):
+    for name in ("kernel_exposure", "kernel_min_taps", "kernel_min_extent", "centre_kernels"):
         if getattr(fv, name):
             cfg[name] = getattr(fv, name)
     if mode == "kernel":
         cfg["kernel_source"] = KernelSource(fv.blur_kernels, cfg["kernel_sizes"], fv.seed,
                                             fv.kernel_exposure, fv.kernel_min_taps,
-                                            fv.centre_kernels)
+                                            fv.centre_kernels, fv.kernel_min_extent)
     return cfg
 
 

@@ -334,6 +334,28 @@ def test_effective_taps_and_min_taps_bank():
         blur.make_kernel_bank("gaussian", num=2, sizes=(13,), min_taps=1e6, max_tries_per_kernel=3)
 
 
+def test_kernel_extent_and_min_extent_bank():
+    delta = np.pad([[1.0]], 4)
+    assert blur.kernel_extent(delta) == 1
+    line = np.zeros((21, 21)); line[10, 3:18] = 1 / 15
+    assert blur.kernel_extent(line) == 15 and blur.kernel_extent(line.T) == 15
+    # Diagonal: the longer side of the bounding box; taps under 5 % of the peak do not count.
+    diag = np.eye(11) / 11; diag[0, 10] = 0.01 * diag.max()
+    assert blur.kernel_extent(diag) == 11
+    assert blur.kernel_extent(np.pad(np.eye(5) / 5, 3)) == 5
+    bank = blur.make_kernel_bank("camera_shake+markov+linear", num=24, sizes=(15, 29), seed=4,
+                                 exposure=1.0, min_taps=12, min_extent=13)
+    assert bank.shape == (24, 29, 29)
+    ext = [blur.kernel_extent(k) for k in bank]
+    assert min(ext) >= 13 and min(blur.effective_taps(k) for k in bank) >= 12
+    # Without the filter the same draw keeps shorter motions.
+    loose = blur.make_kernel_bank("camera_shake+markov+linear", num=24, sizes=(15, 29), seed=4,
+                                  exposure=1.0, min_taps=12)
+    assert min(blur.kernel_extent(k) for k in loose) < 13
+    with pytest.raises(ValueError, match="min_extent=40"):
+        blur.make_kernel_bank("linear", num=2, sizes=(13,), min_extent=40, max_tries_per_kernel=3)
+
+
 def test_linear_motion_kernel_is_a_line():
     # Horizontal: all mass on the centre row, spread over about `length` pixels.
     k = blur.linear_motion_kernel(21, length=15, angle=0.0)

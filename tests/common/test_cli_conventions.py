@@ -22,13 +22,15 @@ CLIS = [
     ("paper2_identity_cgan.train", "--stage=hgg", ("--workdir", "--strategy", "--crop_size",
                                                    "--kernel_min_taps")),
     ("paper3_umsn.train", "--stage=umnsn", ("--workdir", "--strategy", "--batch_size",
-                                            "--crop_size", "--kernel_sizes")),
+                                            "--crop_size", "--kernel_sizes",
+                                            "--kernel_min_extent")),
     ("paper1_cyclegan_srn.evaluate", "--no_such_flag=1", ("--srn_workdir", "--blur_kernels")),
     ("paper2_identity_cgan.evaluate", "--pairs_per_fold=x", ("--workdirs",)),
     ("paper3_umsn.evaluate", "--paper_set=imagenet", ("--workdir", "--test_data")),
     ("paper3_umsn.deblur", "--tile=big", ("--checkpoint", "--output_dir")),
     ("paper2_identity_cgan.data", "--crop_size=0", ("--output_dir", "--train_stills")),
-    ("data.build", "--mode=blurry", ("--source", "--blur_kernels", "--resize")),
+    ("data.build", "--mode=blurry", ("--source", "--blur_kernels", "--resize",
+                                             "--kernel_min_extent")),
 ]
 
 

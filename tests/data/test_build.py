@@ -415,3 +415,11 @@ def test_kernel_mixtures_with_whole_exposure_blur_strongly_and_reproducibly(tmp_
     assert "kernel_exposure" not in json.load(f)["flags"]
   with pytest.raises(FileNotFoundError, match="not a known generator"):
     build.KernelSource("camera_shake+blob", [15], 0)
+  # --kernel_min_extent: every stored kernel reaches at least that many pixels.
+  run([f"--source=folder", f"--manual_dir={src}", f"--output_dir={tmp_path / 'd'}", "--name=v",
+       "--num_shards=1", "--noise_sigma=0", "--kernel_sizes=15:29", "--seed=7", "--max_items=12",
+       *strong, "--kernel_min_extent=15"])
+  recs = read_all(os.path.join(str(tmp_path / "d"), "v-*.tfrecord"), ("kernel",))
+  assert min(blur.kernel_extent(r["kernel"]) for r in recs) >= 15
+  with open(os.path.join(str(tmp_path / "d"), "v-build.json")) as f:
+    assert json.load(f)["flags"]["kernel_min_extent"] == 15
