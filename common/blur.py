@@ -565,8 +565,8 @@ def make_kernel_bank(spec, num=None, sizes=range(13, 30, 2), seed=0, *, exposure
         kernel visibly blurs (0 keeps every draw).
       min_extent: generators only: also redraw kernels whose `kernel_extent` is below this many
         pixels, so the bank holds long motions (0 keeps every draw).
-      centre: files only: move each kernel onto its centroid (`centre_kernel`; generated
-        kernels are centred already).
+      centre: files only: move each kernel onto its centroid (`centre_kernel`); an error with
+        a generator spec, whose kernels are centred already.
 
     Returns:
       float32 [K, S, S] with S = the largest size (odd).
@@ -577,6 +577,9 @@ def make_kernel_bank(spec, num=None, sizes=range(13, 30, 2), seed=0, *, exposure
     if _is_mixture(spec) and unknown:
         raise ValueError(f"make_kernel_bank: unknown kernel families {unknown} in {spec!r}; "
                          f"choose from {KERNEL_SPECS}")
+    if not unknown and centre:
+        raise ValueError(f"make_kernel_bank: centre=True moves the kernels of a file; {spec!r} "
+                         f"is a generator, whose kernels are centred already (drop centre)")
     if unknown:
         kernels = load_kernel_bank(spec, centre=centre)
         if num is not None:

@@ -91,8 +91,8 @@ def define_flags(fv=flags.FLAGS):
                          lower_bound=0, flag_values=fv)
     flags.DEFINE_bool("centre_kernels", False, "Kernels read from a file (--blur_kernels=PATH): "
                       "shift each by whole pixels onto its centroid (common.blur.centre_kernel), "
-                      "so the blur does not also translate the face (generated kernels are "
-                      "centred already).", flag_values=fv)
+                      "so the blur does not also translate the face (an error with a "
+                      "generator: its kernels are centred already).", flag_values=fv)
     flags.DEFINE_string("kernel_sizes", "13:29:2", "Odd kernel sizes, 'start:stop[:step]' "
                         "(inclusive) or a comma list (common.shared_flags.parse_kernel_sizes).",
                         flag_values=fv)
@@ -234,6 +234,10 @@ class KernelSource:
                           and (len(families) > 1 or spec not in ("camera_shake", "markov", "gaussian")
                                or self.exposure > 0 or self.min_taps > 0
                                or self.min_extent > 0))
+        if centre and (spec == "shen" or spec in blur.KERNEL_SPECS or self.generated):
+            raise ValueError(f"--centre_kernels moves the kernels of a --blur_kernels file; "
+                             f"{spec!r} is not one (generated kernels are centred already): "
+                             f"drop --centre_kernels")
         if spec == "shen":
             self.bank = [k for _, k in shen_bank()]
         elif self.generated:

@@ -65,7 +65,8 @@ class EvalConfig:
     centre_kernels: bool = _opt(False, "move each kernel of a --blur_kernels file onto its centroid "
                                 "(common.blur.centre_kernel): recorded kernels such as Levin "
                                 "et al.'s sit up to 4.3 px off centre and also translate the "
-                                "face, which landmark NME against the sharp face counts as error")
+                                "face, which landmark NME against the sharp face counts as error "
+                                "(an error with a generator: its kernels are centred already)")
     noise_sigma: float = _opt(0.0, "Gaussian noise std added after blurring ([0,1] scale)")
     pairs_per_fold: int = _opt(0, "use only the first N same + N different pairs per fold (0 = all; "
                                "-1 = the largest subset already in the embedding cache, to report a "

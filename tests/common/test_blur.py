@@ -237,6 +237,9 @@ def test_centre_kernel_moves_levin_kernels_onto_their_centroids():
     np.testing.assert_allclose(c, g[m:21 - m, m:21 - m], atol=1e-7)
     with pytest.raises(ValueError, match="no positive mass"):
         blur.centre_kernel(np.zeros((5, 5)))
+    # centre= is for files: with a generator it is an error, not silently ignored
+    with pytest.raises(ValueError, match="centred already"):
+        blur.make_kernel_bank("markov+linear", num=2, centre=True)
 
 
 def test_load_kernel_bank_mat_and_errors(tmp_path):

@@ -415,6 +415,9 @@ def test_kernel_mixtures_with_whole_exposure_blur_strongly_and_reproducibly(tmp_
     assert "kernel_exposure" not in json.load(f)["flags"]
   with pytest.raises(FileNotFoundError, match="not a known generator"):
     build.KernelSource("camera_shake+blob", [15], 0)
+  for spec in ("camera_shake", "markov+linear"):
+    with pytest.raises(ValueError, match="drop --centre_kernels"):
+      build.KernelSource(spec, [15], 0, centre=True)
   # --kernel_min_extent: every stored kernel reaches at least that many pixels.
   run([f"--source=folder", f"--manual_dir={src}", f"--output_dir={tmp_path / 'd'}", "--name=v",
        "--num_shards=1", "--noise_sigma=0", "--kernel_sizes=15:29", "--seed=7", "--max_items=12",
