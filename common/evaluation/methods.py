@@ -199,6 +199,8 @@ def from_keras(path: str, name: str, spec: str, stride: int | None = None) -> Me
     # a .keras file outside a paper package may hold any paper's layers: register them all
     _import_keras_modules([pkg] if pkg else list(KERAS_MODULES))
     model = inference.load_keras(path)
+    # a file outside the package (an export dir): the paper of the loaded model's class
+    pkg = pkg or type(model).__module__.split(".")[0]
     stride = stride or getattr(model, "stride", None) or PACKAGE_STRIDES.get(pkg, 1)
     return Method(name, model, "keras", spec, count_params(model), int(stride),
                   description=f"Keras model {path}")

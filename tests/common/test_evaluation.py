@@ -235,6 +235,15 @@ def test_keras_shipped_and_saved_model_methods(tmp_path, monkeypatch):
     np.testing.assert_allclose(sm(x), want, atol=1e-5)
     with pytest.raises(FileNotFoundError, match="not found"):
         methods.resolve_method("shipped:paper3_umsn/missing")
+    # Outside a paper package: the stride of the loaded model's paper (an export dir), or 1.
+    plain = inference.export_model(model, str(tmp_path / "elsewhere"), name="plain")
+    assert methods.resolve_method(plain["keras"]).stride == 1
+    import shutil
+    from common.paths import REPO_ROOT
+    export = tmp_path / "umsn_export"
+    export.mkdir()
+    shutil.copy(os.path.join(REPO_ROOT, "paper3_umsn", "weights", "umsn_small.keras"), export)
+    assert methods.resolve_method(str(export / "umsn_small.keras")).stride == 4
 
 
 def test_face_metrics_with_face_models(tmp_path):
