@@ -127,8 +127,9 @@ def kernel_bank(config, seed: int | None = None, spec: str | None = None,
 
     Each comma-separated item of the spec is either a generator (or a '+' mixture) of
     `common.blur.make_kernel_bank`, drawn `--num_kernels` times over `--kernel_sizes` with
-    `--kernel_exposure` / `--kernel_min_taps` / `--kernel_min_extent`, or a .npz/.mat file (all its kernels). `seed`
-    defaults to `--seed`; `spec` overrides `--blur_kernels`, `num` `--num_kernels`.
+    `--kernel_exposure` / `--kernel_min_taps` / `--kernel_min_extent`, or a .npz/.mat file (all
+    its kernels). `seed` defaults to `--seed`; `spec` overrides `--blur_kernels`, `num`
+    `--num_kernels`.
     """
     spec = config.blur_kernels if spec is None else spec
     if not spec:
@@ -175,4 +176,5 @@ def parse_floats(spec, n: int | None = None, flag: str = "--scale_weights") -> n
 
 SHARED_FLAG_NAMES: Sequence[str] = (
     "crop_size", "resize", "blur_kernels", "num_kernels", "kernel_sizes", "kernel_exposure",
-    "kernel_min_taps", "kernel_min_extent", "noise_sigma", "noise_sigma_min", "learning_rate", "beta_1")
+    "kernel_min_taps", "kernel_min_extent", "noise_sigma", "noise_sigma_min", "learning_rate",
+    "beta_1")

@@ -220,8 +220,8 @@ class KernelSource:
 
     camera_shake, markov and gaussian without `exposure` / `min_taps` / `min_extent` keep this
     builder's own draws (so existing builds reproduce); other generators, '+' mixtures, or any
-    generator with `exposure` / `min_taps` / `min_extent` draw from `common.blur.make_kernel_bank` (the trainers' kernel
-    flags), seeded per item."""
+    generator with `exposure` / `min_taps` / `min_extent` draw from
+    `common.blur.make_kernel_bank` (the trainers' kernel flags), seeded per item."""
 
     def __init__(self, spec, sizes, seed, exposure=0.0, min_taps=0.0, centre=False,
                  min_extent=0):
@@ -234,7 +234,7 @@ class KernelSource:
                           and (len(families) > 1 or spec not in ("camera_shake", "markov", "gaussian")
                                or self.exposure > 0 or self.min_taps > 0
                                or self.min_extent > 0))
-        if centre and (spec == "shen" or spec in blur.KERNEL_SPECS or self.generated):
+        if centre and (spec == "shen" or all(f in blur.KERNEL_SPECS for f in families)):
             raise ValueError(f"--centre_kernels moves the kernels of a --blur_kernels file; "
                              f"{spec!r} is not one (generated kernels are centred already): "
                              f"drop --centre_kernels")

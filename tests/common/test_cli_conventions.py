@@ -30,7 +30,7 @@ CLIS = [
     ("paper3_umsn.deblur", "--tile=big", ("--checkpoint", "--output_dir")),
     ("paper2_identity_cgan.data", "--crop_size=0", ("--output_dir", "--train_stills")),
     ("data.build", "--mode=blurry", ("--source", "--blur_kernels", "--resize",
-                                             "--kernel_min_extent")),
+                                     "--kernel_min_extent")),
 ]
 
 

@@ -5,6 +5,7 @@ test that checks them.
 """
 import json
 import os
+import shutil
 import types
 
 import numpy as np
@@ -15,6 +16,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from common import benchmark, image_io, metrics, tfrecord
 from common.evaluation import methods, runner, test_sets
+from common.paths import REPO_ROOT
 
 FACES = os.path.join(os.path.dirname(__file__), "..", "..", "data", "sample", "test_faces")
 SIZE = 64
@@ -238,8 +240,6 @@ def test_keras_shipped_and_saved_model_methods(tmp_path, monkeypatch):
     # Outside a paper package: the stride of the loaded model's paper (an export dir), or 1.
     plain = inference.export_model(model, str(tmp_path / "elsewhere"), name="plain")
     assert methods.resolve_method(plain["keras"]).stride == 1
-    import shutil
-    from common.paths import REPO_ROOT
     export = tmp_path / "umsn_export"
     export.mkdir()
     shutil.copy(os.path.join(REPO_ROOT, "paper3_umsn", "weights", "umsn_small.keras"), export)
