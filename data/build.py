@@ -230,11 +230,12 @@ class KernelSource:
         self.min_extent = int(min_extent or 0)
         self.bank = None
         families = spec.split("+")
-        self.generated = (all(f in blur.KERNEL_SPECS for f in families)
+        is_generator = all(f in blur.KERNEL_SPECS for f in families)
+        self.generated = (is_generator
                           and (len(families) > 1 or spec not in ("camera_shake", "markov", "gaussian")
                                or self.exposure > 0 or self.min_taps > 0
                                or self.min_extent > 0))
-        if centre and (spec == "shen" or all(f in blur.KERNEL_SPECS for f in families)):
+        if centre and (spec == "shen" or is_generator):
             raise ValueError(f"--centre_kernels moves the kernels of a --blur_kernels file; "
                              f"{spec!r} is not one (generated kernels are centred already): "
                              f"drop --centre_kernels")
