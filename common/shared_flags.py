@@ -4,7 +4,7 @@
 |---|---|---|
 | training crop | `--crop_size` (square, pixels) | (an int) |
 | resize before cropping | `--resize` ("H,W" or "S"; empty: none) | `parse_resize` |
-| blur kernels | `--blur_kernels` (comma-separated: generator names or mixtures of `common.blur.make_kernel_bank`, or .npz/.mat banks), `--num_kernels`, `--kernel_sizes` ("start:stop[:step]" inclusive, or "a,b,c"), `--kernel_exposure`, `--kernel_min_taps`, `--kernel_min_extent` | `kernel_bank`, `parse_kernel_sizes` |
+| blur kernels | `--blur_kernels` (comma-separated: generator names or mixtures of `common.blur.make_kernel_bank`, or .npz/.mat banks), `--num_kernels`, `--kernel_sizes` ("start:stop[:step]" inclusive, or "a,b,c"), `--kernel_exposure`, `--kernel_min_taps`, `--kernel_min_extent` (one value, or one per item) | `kernel_bank`, `parse_kernel_sizes`, `parse_min_extents` |
 | noise on blurred images | `--noise_sigma`, `--noise_sigma_min` (per-example level in [min, sigma]) | `noise_level` |
 | Adam | `--learning_rate`, `--beta_1` | (floats) |
 | precision, strategy | `--mixed_precision`, `--strategy` (`common.train_utils.define_common_flags`) | `train_utils` |
@@ -92,9 +92,11 @@ def define_kernel_flags(fv: flags.FlagValues, *, blur_kernels: str | None, num_k
     _define(fv, "float", "kernel_min_taps", kernel_min_taps, "Redraw generated kernels with "
             "fewer effective taps (common.blur.effective_taps); 0 keeps every draw.",
             lower_bound=0.0)
-    _define(fv, "integer", "kernel_min_extent", kernel_min_extent, "Redraw generated kernels "
-            "that reach fewer pixels along their longest side (common.blur.kernel_extent); "
-            "0 keeps every draw.", lower_bound=0)
+    _define(fv, "string", "kernel_min_extent", str(kernel_min_extent), "Redraw generated "
+            "kernels that reach fewer pixels along their longest side (common.blur.kernel_extent); "
+            "0 keeps every draw. One number for every generator of --blur_kernels, or one per "
+            "comma-separated item (e.g. --blur_kernels=M,M --kernel_min_extent=0,13: a bank half "
+            "of M as drawn, half of M's long motions; 0 for a file).")
 
 
 def parse_kernel_sizes(text, flag: str = "--kernel_sizes") -> list[int]:
@@ -127,16 +129,19 @@ def kernel_bank(config, seed: int | None = None, spec: str | None = None,
 
     Each comma-separated item of the spec is either a generator (or a '+' mixture) of
     `common.blur.make_kernel_bank`, drawn `--num_kernels` times over `--kernel_sizes` with
-    `--kernel_exposure` / `--kernel_min_taps` / `--kernel_min_extent`, or a .npz/.mat file (all
-    its kernels). `seed` defaults to `--seed`; `spec` overrides `--blur_kernels`, `num`
+    `--kernel_exposure` / `--kernel_min_taps` / its `--kernel_min_extent` (`parse_min_extents`)
+    and seed `seed + i` for the i-th item (so a generator named twice draws new kernels), or a
+    .npz/.mat file (all its kernels). `seed` defaults to `--seed`; `spec` overrides `--blur_kernels`, `num`
     `--num_kernels`.
     """
     spec = config.blur_kernels if spec is None else spec
     if not spec:
         return None
     seed = int(config.seed if seed is None else seed)
+    items = [p.strip() for p in str(spec).split(",") if p.strip()]
+    min_extents = parse_min_extents(getattr(config, "kernel_min_extent", 0), items)
     kernels = []
-    for item in [p.strip() for p in str(spec).split(",") if p.strip()]:
+    for index, (item, min_extent) in enumerate(zip(items, min_extents)):
         if _is_file_spec(item):
             if not os.path.isfile(item):
                 raise FileNotFoundError(
@@ -146,12 +151,34 @@ def kernel_bank(config, seed: int | None = None, spec: str | None = None,
             kernels.extend(blur.load_kernel_bank(item))
             continue
         bank = blur.make_kernel_bank(item, num=num or config.num_kernels,
-                                     sizes=parse_kernel_sizes(config.kernel_sizes), seed=seed,
-                                     exposure=config.kernel_exposure or None,
-                                     min_taps=config.kernel_min_taps,
-                                     min_extent=getattr(config, "kernel_min_extent", 0))
+                                     sizes=parse_kernel_sizes(config.kernel_sizes),
+                                     seed=seed + index, exposure=config.kernel_exposure or None,
+                                     min_taps=config.kernel_min_taps, min_extent=min_extent)
         kernels.extend(list(bank))
     return blur.pad_kernels(kernels)
+
+
+def parse_min_extents(text, items: Sequence[str], flag: str = "--kernel_min_extent") -> list[int]:
+    """`--kernel_min_extent` for each item of `--blur_kernels`: one number for every generator
+    ("13"; files keep all their kernels), or one per item ("0,13"; 0 for a file); else a
+    one-line error."""
+    parts = [p.strip() for p in str(0 if text in (None, "") else text).split(",")]
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if not values or min(values) < 0 or len(values) not in (1, len(items)):
+        raise ValueError(f"{flag}={text!r}: give one non-negative whole number of pixels for "
+                         f"every generator, or one per item of --blur_kernels ({len(items)}: "
+                         f"{','.join(items)}), e.g. {flag}=13 or {flag}="
+                         f"{','.join(['0'] * max(len(items) - 1, 1) + ['13'])}.")
+    if len(values) == 1:
+        return [0 if _is_file_spec(item) else values[0] for item in items]
+    files = [f"{item} ({v})" for item, v in zip(items, values) if v and _is_file_spec(item)]
+    if files:
+        raise ValueError(f"{flag}={text!r}: a kernel file keeps all its kernels, so its value "
+                         f"must be 0: {', '.join(files)}.")
+    return values
 
 
 def define_adam_flags(fv: flags.FlagValues, learning_rate: float, beta_1: float = 0.9,
