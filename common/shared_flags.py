@@ -92,11 +92,25 @@ def define_kernel_flags(fv: flags.FlagValues, *, blur_kernels: str | None, num_k
     _define(fv, "float", "kernel_min_taps", kernel_min_taps, "Redraw generated kernels with "
             "fewer effective taps (common.blur.effective_taps); 0 keeps every draw.",
             lower_bound=0.0)
+    new_min_extent = "kernel_min_extent" not in fv
     _define(fv, "string", "kernel_min_extent", str(kernel_min_extent), "Redraw generated "
             "kernels that reach fewer pixels along their longest side (common.blur.kernel_extent); "
             "0 keeps every draw. One number for every generator of --blur_kernels, or one per "
             "comma-separated item (e.g. --blur_kernels=M,M --kernel_min_extent=0,13: a bank half "
             "of M as drawn, half of M's long motions; 0 for a file).")
+    if new_min_extent:
+        flags.register_multi_flags_validator(["blur_kernels", "kernel_min_extent"],
+                                             _check_min_extents, flag_values=fv)
+
+
+def _check_min_extents(values: dict) -> bool:
+    """absl validator: a bad --kernel_min_extent is one flags-parsing error, before any work."""
+    items = [p.strip() for p in str(values["blur_kernels"] or "").split(",") if p.strip()]
+    try:
+        parse_min_extents(values["kernel_min_extent"], items)
+    except ValueError as e:
+        raise flags.ValidationError(str(e)) from None
+    return True
 
 
 def parse_kernel_sizes(text, flag: str = "--kernel_sizes") -> list[int]:
@@ -170,8 +184,9 @@ def parse_min_extents(text, items: Sequence[str], flag: str = "--kernel_min_exte
     if not values or min(values) < 0 or len(values) not in (1, len(items)):
         raise ValueError(f"{flag}={text!r}: give one non-negative whole number of pixels for "
                          f"every generator, or one per item of --blur_kernels ({len(items)}: "
-                         f"{','.join(items)}), e.g. {flag}=13 or {flag}="
-                         f"{','.join(['0'] * max(len(items) - 1, 1) + ['13'])}.")
+                         f"{','.join(items)}), e.g. {flag}=13"
+                         + (f" or {flag}={','.join(['0'] * (len(items) - 1) + ['13'])}"
+                            if len(items) > 1 else "") + ".")
     if len(values) == 1:
         return [0 if _is_file_spec(item) else values[0] for item in items]
     files = [f"{item} ({v})" for item, v in zip(items, values) if v and _is_file_spec(item)]

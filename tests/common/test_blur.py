@@ -1,12 +1,15 @@
 """Tests for common.blur against scipy / NumPy references."""
 import os
+import types
+
+from absl import flags
 import numpy as np
 import pytest
 import scipy.ndimage
 import scipy.signal
 import tensorflow as tf
 
-from common import blur
+from common import blur, shared_flags
 from common.paths import SHARED_DATA
 from tests.kernel_reference import centroid_offset
 
@@ -357,6 +360,41 @@ def test_kernel_extent_and_min_extent_bank():
     assert min(blur.kernel_extent(k) for k in loose) < 13
     with pytest.raises(ValueError, match="min_extent=40"):
         blur.make_kernel_bank("linear", num=2, sizes=(13,), min_extent=40, max_tries_per_kernel=3)
+
+
+def test_min_extent_per_item_of_the_shared_kernel_flags():
+    # --blur_kernels=M,M --kernel_min_extent=0,13: half the bank as drawn, half long motions;
+    # the second item draws with seed + 1, so it is not the first item's long kernels again.
+    spec = "camera_shake+markov+linear"
+    fv = flags.FlagValues()
+    shared_flags.define_kernel_flags(fv, blur_kernels="camera_shake", num_kernels=4,
+                                     kernel_sizes="13:29", kernel_exposure=1.0)
+    fv(["prog", f"--blur_kernels={spec},{spec}", "--num_kernels=40", "--kernel_min_extent=0,13",
+        "--kernel_min_taps=12"])
+    config = types.SimpleNamespace(**{k: fv[k].value for k in fv}, seed=4)
+    bank = shared_flags.kernel_bank(config)
+    assert bank.shape == (80, 29, 29)
+    first = [blur.kernel_extent(k) for k in bank[:40]]
+    second = [blur.kernel_extent(k) for k in bank[40:]]
+    assert min(first) < 13 <= min(second)
+    alone = blur.make_kernel_bank(spec, num=40, sizes=range(13, 30, 2), seed=4, exposure=1.0,
+                                  min_taps=12, min_extent=13)
+    assert not any(np.array_equal(a, b) for a in alone for b in bank[40:])
+    np.testing.assert_array_equal(bank[40:], blur.make_kernel_bank(
+        spec, num=40, sizes=range(13, 30, 2), seed=5, exposure=1.0, min_taps=12, min_extent=13))
+    # One value applies to every generator and leaves a kernel file whole.
+    levin = os.path.join(SHARED_DATA, "kernels/levin09.npz")
+    assert shared_flags.parse_min_extents("13", ["linear", levin]) == [13, 0]
+    assert shared_flags.parse_min_extents("", ["linear"]) == [0]
+    for text, items, match in [("0,13", ["linear"], "one per item"),
+                               ("-2", ["linear"], "non-negative"),
+                               ("long", ["linear"], "whole number"),
+                               ("0,9", ["linear", levin], "must be 0")]:
+        with pytest.raises(ValueError, match=match):
+            shared_flags.parse_min_extents(text, items)
+    # At parse time a bad value is an absl flags error, before any work.
+    with pytest.raises(flags.IllegalFlagValueError, match="--kernel_min_extent='0,13,2'"):
+        fv(["prog", "--blur_kernels=linear,markov", "--kernel_min_extent=0,13,2"])
 
 
 def test_linear_motion_kernel_is_a_line():
