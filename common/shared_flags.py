@@ -145,8 +145,8 @@ def kernel_bank(config, seed: int | None = None, spec: str | None = None,
     `common.blur.make_kernel_bank`, drawn `--num_kernels` times over `--kernel_sizes` with
     `--kernel_exposure` / `--kernel_min_taps` / its `--kernel_min_extent` (`parse_min_extents`)
     and seed `seed + i` for the i-th item (so a generator named twice draws new kernels), or a
-    .npz/.mat file (all its kernels). `seed` defaults to `--seed`; `spec` overrides `--blur_kernels`, `num`
-    `--num_kernels`.
+    .npz/.mat file (all its kernels). `seed` defaults to `--seed`; `spec` overrides
+    `--blur_kernels`, `num` `--num_kernels`.
     """
     spec = config.blur_kernels if spec is None else spec
     if not spec:
