@@ -105,9 +105,8 @@ def define_kernel_flags(fv: flags.FlagValues, *, blur_kernels: str | None, num_k
 
 def _check_min_extents(values: dict) -> bool:
     """absl validator: a bad --kernel_min_extent is one flags-parsing error, before any work."""
-    items = [p.strip() for p in str(values["blur_kernels"] or "").split(",") if p.strip()]
     try:
-        parse_min_extents(values["kernel_min_extent"], items)
+        parse_min_extents(values["kernel_min_extent"], _spec_items(values["blur_kernels"]))
     except ValueError as e:
         raise flags.ValidationError(str(e)) from None
     return True
@@ -131,6 +130,11 @@ def parse_kernel_sizes(text, flag: str = "--kernel_sizes") -> list[int]:
     return sizes
 
 
+def _spec_items(spec) -> list[str]:
+    """The comma-separated items of a --blur_kernels value ([] for an empty one)."""
+    return [p.strip() for p in str(spec or "").split(",") if p.strip()]
+
+
 def _is_file_spec(item: str) -> bool:
     families = item.split("+")
     return not all(f in blur.KERNEL_SPECS for f in families)
@@ -152,7 +156,7 @@ def kernel_bank(config, seed: int | None = None, spec: str | None = None,
     if not spec:
         return None
     seed = int(config.seed if seed is None else seed)
-    items = [p.strip() for p in str(spec).split(",") if p.strip()]
+    items = _spec_items(spec)
     min_extents = parse_min_extents(getattr(config, "kernel_min_extent", 0), items)
     kernels = []
     for index, (item, min_extent) in enumerate(zip(items, min_extents)):
