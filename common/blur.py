@@ -521,6 +521,12 @@ def load_kernel_bank(path, centre=False):
 KERNEL_SPECS = ("camera_shake", "markov", "linear", "gaussian", "defocus")
 
 
+def is_generator_spec(spec):
+    """True for a kernel generator name of `KERNEL_SPECS` or a '+' mixture of them (what
+    `make_kernel_bank` draws), False for anything else (a kernel file's path)."""
+    return isinstance(spec, str) and all(f in KERNEL_SPECS for f in spec.split("+"))
+
+
 def _is_mixture(spec):
     """"camera_shake+markov+linear" style specs: each kernel from one family drawn uniformly."""
     return isinstance(spec, str) and "+" in spec

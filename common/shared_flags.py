@@ -136,8 +136,7 @@ def _spec_items(spec) -> list[str]:
 
 
 def _is_file_spec(item: str) -> bool:
-    families = item.split("+")
-    return not all(f in blur.KERNEL_SPECS for f in families)
+    return not blur.is_generator_spec(item)
 
 
 def kernel_bank(config, seed: int | None = None, spec: str | None = None,

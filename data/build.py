@@ -230,7 +230,7 @@ class KernelSource:
         self.min_extent = int(min_extent or 0)
         self.bank = None
         families = spec.split("+")
-        is_generator = all(f in blur.KERNEL_SPECS for f in families)
+        is_generator = blur.is_generator_spec(spec)
         self.generated = (is_generator
                           and (len(families) > 1 or spec not in ("camera_shake", "markov", "gaussian")
                                or self.exposure > 0 or self.min_taps > 0
