@@ -12,7 +12,9 @@ identities.txt), a folder of real blurry photos (no reference: detection rate an
 sheet only) or TFRecords of the shared schema. Stored blurred images are never re-blurred.
 --method: NAME=SPEC or SPEC, repeatable; specs in `common/evaluation/methods.py` (classical
 blurred / unsharp / wiener / rl, paper workdirs, .keras, SavedModel, shipped weights,
-module:function). `blurred` is always the first row (added when not given).
+module:function, photo:SPEC = the network run the way `deblur` runs it by default).
+--scale=N: faces and their blur kernels enlarged N x (`common.evaluation.scaled`): the 2x / 4x
+face-scale test (benchmarks/README.md, "Face scale"). `blurred` is always the first row (added when not given).
 
 Writes OUT/results.md, results.csv, results.json, contact_sheet.png (rows = images, columns =
 methods, whole images, ground truth last) and TensorBoard scalars (OUT/tensorboard/<method>).
@@ -62,6 +64,9 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_string("identity_model", "dlib_resnet", "dlib_resnet | vgg_face.", **d)
     flags.DEFINE_string("vgg_face_weights", None, "Keras VGG-Face weights (vgg_face).", **d)
     flags.DEFINE_string("dlib_models_dir", None, "Folder of the dlib .dat models.", **d)
+    flags.DEFINE_integer("scale", 1, "Score at N x the test set's scale: faces and their blur "
+                         "kernels enlarged N x (common.evaluation.scaled; needs stored kernels).",
+                         lower_bound=1, **d)
     flags.DEFINE_bool("restart", False, "Re-score every method (ignore OUT/methods/*.json).", **d)
 
 
@@ -158,6 +163,9 @@ def run(cfg, log=print) -> list:
     if not cfg.output_dir:
         raise ValueError("--output_dir is required")
     ts = test_sets.load_test_set(cfg.test_set, cfg.num_images)
+    if getattr(cfg, "scale", 1) > 1:
+        from common.evaluation import scaled
+        ts = scaled.scale_test_set(ts, cfg.scale)
     log(f"[benchmark] {ts.describe()}")
     items = ordered_methods(cfg.method)
     for name, spec in items:

@@ -20,6 +20,9 @@ Method specs (`--method=NAME=SPEC` or `--method=SPEC` on the `common.benchmark` 
                                     PACKAGE/weights/NAME.keras shipped in the repository
     module:function                 a Python callable images -> images (may carry `num_params`
                                     and `stride` attributes)
+    photo:SPEC                      SPEC (a network) run the way `deblur` runs it by default:
+                                    MTCNN faces brought to the model's trained face scale
+                                    (`common.photo.deblur_photo`; whole image when none found)
 
 Any spec may end in `,stride=N` (inputs are reflect-padded to a multiple of N; 1 = any size).
 `wiener` and `rl` need a test set that stores kernels (`DIR/kernels/NAME.npy` or the records'
@@ -277,12 +280,31 @@ def parse_method_flag(value: str) -> tuple[str, str]:
     return os.path.splitext(name)[0], spec
 
 
+def from_photo(inner: str, name: str, spec: str, detector: str = "mtcnn") -> Method:
+    """photo:SPEC: the network of SPEC through `common.photo.deblur_photo` (stride 1 outside:
+    the photo path pads each region to the network's stride itself)."""
+    from common import photo
+    from common.face import get_detector
+    m = resolve_method(inner, name)
+    if m.kind == "classical" or m.needs_kernel:
+        raise ValueError(f"--method {name}={spec}: photo: needs a network spec, not {inner!r}")
+    base = inner.split(",stride=", 1)[0]
+    path = shipped_path(base.partition(":")[2]) if base.startswith("shipped:") else base
+    scale = photo.read_face_scale(path if path.endswith(".keras") else None)
+    fn = photo.photo_method(m.fn, get_detector(detector), m.stride, scale)
+    return Method(name, fn, "photo", spec, m.num_params, 1,
+                  description=f"{m.description} via common.photo.deblur_photo (face box "
+                  f"{scale.face_box} px at {scale.crop_size})")
+
+
 def resolve_method(spec: str, name: str | None = None) -> Method:
     """A Method from a spec (see the module docstring)."""
     if name is None:
         name, spec = parse_method_flag(spec)
     if not spec:
         raise ValueError(f"--method {name}=: empty spec; see `python -m common.benchmark --help`")
+    if spec.startswith("photo:"):
+        return from_photo(spec[len("photo:"):], name, spec)
     base, stride = spec, None
     if ",stride=" in spec:
         base, _, s = spec.partition(",stride=")
