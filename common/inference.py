@@ -248,16 +248,18 @@ def deblur_faces(model: Callable, img, detector, stride: int = 1, margin: float 
 # --------------------------------------------------------------------------- files
 
 
-def output_paths(inputs: Sequence[str], output_dir: str, suffix: str = "", ext: str = ".png") -> list[str]:
-    """Output path per input: output_dir/<stem><suffix><ext>.
+def output_paths(inputs: Sequence[str], output_dir: str, suffix: str = "", ext: str = ".png",
+                 keep_jpeg: bool = False) -> list[str]:
+    """Output path per input: output_dir/<stem><suffix><ext> (keep_jpeg: .jpg for a JPEG input).
 
     Refuses (ValueError) when an output would be an input file, or when two inputs map to one
     output name, so inputs are never overwritten.
     """
     if not output_dir:
         raise ValueError("--output_dir is required")
-    outs = [os.path.join(output_dir, os.path.splitext(os.path.basename(p))[0] + suffix + ext)
-            for p in inputs]
+    jpeg = lambda p: keep_jpeg and os.path.splitext(p)[1].lower() in (".jpg", ".jpeg")
+    outs = [os.path.join(output_dir, os.path.splitext(os.path.basename(p))[0] + suffix
+                         + (".jpg" if jpeg(p) else ext)) for p in inputs]
     real_inputs = {os.path.realpath(p) for p in inputs}
     for p, o in zip(inputs, outs):
         if os.path.realpath(o) in real_inputs:
@@ -297,30 +299,51 @@ class InputErrors(RuntimeError):
 
 def deblur_files(model: Callable, inputs: Sequence[str], output_dir: str, stride: int = 1,
                  tile: int = 0, detector=None, face_size: int | None = None, suffix: str = "",
-                 overwrite: bool = False) -> list[str]:
+                 overwrite: bool = False, photo_options: dict | None = None,
+                 max_memory: float | None = None, jpeg_quality: int = 0,
+                 log: Callable | None = None) -> list[str]:
     """Deblurs image files (or folders) into output_dir as PNG; returns the written paths.
 
+    photo_options (a dict, possibly empty): the scale-aware default of the CLIs,
+    `common.photo.deblur_photo(model, img, detector, stride=, **photo_options)` (faces at the
+    model's trained scale, pasted back; the whole image when none is found, logged). Else
+    detector: `deblur_faces` at face_size; neither: the whole image, in tiles of `tile` px, or
+    (tile 0) tiled automatically under max_memory bytes (`common.photo.deblur_bounded`).
+    jpeg_quality > 0: a JPEG input is written as JPEG at that quality (EXIF orientation applied,
+    ICC profile kept), others as PNG.
     Existing outputs are kept unless overwrite=True (FileExistsError before any work; inputs are
     never overwritten). Every input is tried: one that cannot be read (corrupt, not an image) or
     that the network rejects does not stop the others; once all are done, `InputErrors` lists
     each bad one in one line (and holds the written paths).
     """
+    from common import photo  # pylint: disable=import-outside-toplevel
     files = expand_inputs(inputs)
-    outs = output_paths(files, output_dir, suffix)
+    outs = output_paths(files, output_dir, suffix, keep_jpeg=jpeg_quality > 0)
     existing = [dst for dst in outs if os.path.exists(dst)]
     if existing and not overwrite:  # refused before any work: the fix is one flag for all
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
         raise FileExistsError(f"{existing[0]}{more} exists: pass --overwrite or another "
                               "--output_dir")
     written, failures = [], []
+    bound = dict(max_memory=max_memory) if max_memory else {}
     for src, dst in zip(files, outs):
         try:
             img = image_io.read_image(src)
-            if detector is not None:
+            if photo_options is not None:
+                res, info = photo.deblur_photo(model, img, detector, stride=stride,
+                                               **{**bound, **photo_options})
+                if log and info["whole_image"]:
+                    log(f"{src}: no face found, deblurred the whole image")
+            elif detector is not None:
                 res = deblur_faces(model, img, detector, stride, size=face_size, tile=tile)
-            else:
+            elif tile:
                 res = deblur_image(model, img, stride, tile)
-            written.append(image_io.write_image(dst, res) or dst)
+            else:
+                res = photo.deblur_bounded(model, img, stride, **bound)
+            if dst.endswith(".jpg"):
+                written.append(photo.write_jpeg_like(dst, res, src, jpeg_quality))
+            else:
+                written.append(image_io.write_image(dst, res) or dst)
         except (ValueError, OSError) as e:  # ImageReadError is a ValueError
             lines = str(e).strip().splitlines() or [type(e).__name__]
             failures.append(f"{src}: {lines[0]}")
@@ -359,18 +382,26 @@ def export_main(argv: Sequence[str], export: Callable, fv) -> None:
 
 def define_deblur_flags(fv, *, checkpoint_help: str, suffix: str, stride: int) -> None:
     """The flags of a paper's `deblur` CLI that takes its inputs as positional arguments:
-    --checkpoint --output_dir --suffix --tile --face_detector --face_size --overwrite
-    --precision --fused_norm --xla."""
+    --checkpoint --output_dir --suffix --whole_image --face_detector --face_size --max_memory
+    --tile --quality --overwrite --precision --fused_norm --xla."""
     from absl import flags
     d = dict(flag_values=fv)
     flags.DEFINE_string("checkpoint", None, checkpoint_help, **d)
-    flags.DEFINE_string("output_dir", None, "Where the deblurred PNGs go.", **d)
+    flags.DEFINE_string("output_dir", None, "Where the deblurred images go (PNG; JPEG for a "
+                        "JPEG input).", **d)
     flags.DEFINE_string("suffix", suffix, "Appended to each output file name.", **d)
-    flags.DEFINE_integer("tile", 0, "Process images larger than this in overlapping tiles "
-                         f"(0: whole image; a multiple of {stride}).", **d)
-    flags.DEFINE_string("face_detector", None, "mtcnn | haar | dlib: deblur detected faces only.", **d)
-    flags.DEFINE_integer("face_size", 0, "Resize each face crop to this size for the network "
-                         "(0: as is).", **d)
+    flags.DEFINE_bool("whole_image", False, "Deblur the whole image at its own resolution "
+                      "(default: detect faces, deblur each at the model's trained face scale, "
+                      "paste back; the whole image only when no face is found).", **d)
+    flags.DEFINE_string("face_detector", "mtcnn", "mtcnn | haar | dlib: the face detector.", **d)
+    flags.DEFINE_integer("face_size", 0, "Resize each face crop (box + 30 percent margin) to this "
+                         "size instead of the model's trained face scale (0: trained scale).", **d)
+    flags.DEFINE_float("max_memory", 2.0, "GB of memory the network may use; larger images "
+                       "and faces are processed in tiles that fit.", lower_bound=0.05, **d)
+    flags.DEFINE_integer("tile", 0, "Process whole images larger than this in overlapping tiles "
+                         f"(0: tiles sized by --max_memory; a multiple of {stride}).", **d)
+    flags.DEFINE_integer("quality", 95, "JPEG quality of the output of a JPEG input (0: write "
+                         "PNG for every input).", lower_bound=0, upper_bound=100, **d)
     flags.DEFINE_bool("overwrite", False, "Replace existing outputs (never inputs).", **d)
     flags.DEFINE_enum("precision", "auto", list(INFER_PRECISIONS), "Inference arithmetic of a "
                       "Keras model: auto = bfloat16 on a GPU or a CPU with bfloat16 units "
@@ -384,37 +415,55 @@ def define_deblur_flags(fv, *, checkpoint_help: str, suffix: str, stride: int) -
 def run_deblur(load_model: Callable, checkpoint, inputs: Sequence[str], output_dir: str, *,
                stride: int, suffix: str = "", tile: int = 0, face_detector: str | None = None,
                face_size: int = 0, overwrite: bool = False, precision: str = "auto",
-               fused_norm: bool = True, xla: bool = False) -> list[str]:
+               fused_norm: bool = True, xla: bool = False, scale_faces: bool = False,
+               model_path: str | None = None, max_memory: float = 0.0, quality: int = 0,
+               log: Callable | None = None) -> list[str]:
     """load_model(checkpoint) -> model, then `deblur_files`; returns the written paths.
 
-    face_detector: a `common.face.get_detector` name (None: whole images). face_size 0: face
-    crops go to the network at their own size. precision, fused_norm, xla: `fast_model`'s
-    options for a Keras model (other loaders' functions run as they are).
+    scale_faces (the CLIs' default; off with --whole_image): `common.photo.deblur_photo` with
+    face_detector (mtcnn when None) and the face scale of the sidecar of checkpoint (or, without
+    one, of model_path: the shipped model). Else face_detector: a `common.face.get_detector`
+    name (None: whole images); face_size 0: face crops go to the network at their own size.
+    max_memory: GB for the network's work (0: 2 GB). quality > 0: JPEG out for JPEG in.
+    precision, fused_norm, xla: `fast_model`'s options for a Keras model (other loaders'
+    functions run as they are).
     """
+    from common import photo  # pylint: disable=import-outside-toplevel
     model = fast_model(load_model(checkpoint), precision, fused_norm=fused_norm, jit_compile=xla,
                        sample_size=stride * -(-32 // stride))
-    detector = None
+    detector, photo_options = None, None
+    if scale_faces:
+        face_detector = face_detector or "mtcnn"
+        scale = photo.read_face_scale(checkpoint if checkpoint and str(checkpoint).endswith(
+            ".keras") else model_path)
+        photo_options = {"scale": scale}
     if face_detector:
         from common.face import get_detector  # pylint: disable=import-outside-toplevel
         detector = get_detector(face_detector)
     return deblur_files(model, inputs, output_dir, stride=stride, tile=tile, detector=detector,
-                        face_size=face_size or None, suffix=suffix, overwrite=overwrite)
+                        face_size=face_size or None, suffix=suffix, overwrite=overwrite,
+                        photo_options=photo_options, jpeg_quality=quality,
+                        max_memory=max_memory * 1e9 if max_memory else None, log=log)
 
 
 def deblur_main(argv: Sequence[str], run: Callable, fv) -> None:
     """`main` of a deblur CLI defined by `define_deblur_flags`: argv[1:] are the inputs,
     run(checkpoint, inputs, output_dir, suffix=, tile=, face_detector=, face_size=, overwrite=,
-    precision=, fused_norm=, xla=)
-    deblurs them (usually `run_deblur` with the paper's loader); prints each written path."""
+    precision=, fused_norm=, xla=, scale_faces=, max_memory=, quality=, log=)
+    deblurs them (usually `run_deblur` with the paper's loader); prints each written path.
+    scale_faces: not --whole_image and no --face_size (face_detector None under --whole_image)."""
     import sys  # pylint: disable=import-outside-toplevel
     from absl import app  # pylint: disable=import-outside-toplevel
     if len(argv) < 2:
         raise app.UsageError("give one or more input images or folders")
+    log = lambda msg: sys.stderr.write(f"note: {msg}\n")
     try:
         paths = run(fv.checkpoint, argv[1:], fv.output_dir, suffix=fv.suffix, tile=fv.tile,
-                    face_detector=fv.face_detector, face_size=fv.face_size,
-                    overwrite=fv.overwrite, precision=fv.precision, fused_norm=fv.fused_norm,
-                    xla=fv.xla)
+                    face_detector=None if fv.whole_image else fv.face_detector,
+                    face_size=fv.face_size, overwrite=fv.overwrite, precision=fv.precision,
+                    fused_norm=fv.fused_norm, xla=fv.xla,
+                    scale_faces=not fv.whole_image and not fv.face_size,
+                    max_memory=fv.max_memory, quality=fv.quality, log=log)
     except InputErrors as e:  # the good inputs are done; one line per bad one, then exit 1
         for path in e.written:
             print(path)

@@ -9,9 +9,10 @@ by default (GFPGAN / CodeFormer style):
 
 detects the faces, merges the regions that overlap (one region is deblurred once, never pasted
 twice), resizes each region so that its face box is `scale.face_box` px, deblurs it, brings the
-result back to the photo's resolution (`restore`: "correction" adds the upsampled correction
-restored - input to the full-resolution region, "resample" resamples the restored region; chosen
-by `common.benchmark --scale`, benchmarks/README.md) and pastes it with a feathered mask. The
+result back to the photo's resolution (`restore`: "resample", the default, resamples the
+restored region; "correction" adds the upsampled correction restored - input to the
+full-resolution region; resample kept 95-190 % of each shipped model's 1x gain at 2x and 4x,
+correction 60-118 %: benchmarks/README.md, "Face scale") and pastes it with a feathered mask. The
 background is left as it is (`background="keep"`: the cheap path that meets the 12 MP / 10 s
 target) or deblurred whole (`"deblur"`). No face found: the whole image is deblurred, and `info`
 says so. Whole images go through `deblur_bounded`: tiles sized so that the network's working
@@ -264,3 +265,19 @@ def photo_method(model: Callable, detector, stride: int, scale: FaceScale = Face
                                                  **options)[0]) for im in np.asarray(images)]
         return np.stack(outs)
     return fn
+
+
+def write_jpeg_like(dst: str, img, src: str, quality: int = 95) -> str:
+    """Writes img (uint8 or float [0,1]) as a JPEG at `quality`, with the ICC profile of the
+    image file `src` (its EXIF orientation is already applied by `image_io.read_image`, so the
+    orientation tag is not copied). Atomic; returns dst."""
+    from PIL import Image  # pylint: disable=import-outside-toplevel
+    icc = None
+    try:
+        with Image.open(src) as im:
+            icc = im.info.get("icc_profile")
+    except OSError:
+        pass
+    pil = Image.fromarray(image_io.to_uint8(np.asarray(img))[..., :3])
+    kwargs = {"quality": int(quality)} | ({"icc_profile": icc} if icc else {})
+    return image_io.atomic_write(dst, lambda f: pil.save(f, format="JPEG", **kwargs))

@@ -2,13 +2,13 @@
 
     python -m paper1_cyclegan_srn.deblur photo.jpg --output_dir=/tmp/out     # the shipped weights
     python -m paper1_cyclegan_srn.deblur --checkpoint=runs/p1_srn INPUT... --output_dir=/tmp/out \
-        [--face_detector=mtcnn] [--face_size=128] [--tile=256]
+        [--whole_image] [--max_memory=2] [--quality=95]
 
 --checkpoint: an SRN workdir (the network is rebuilt from its flags.txt, the newest checkpoint
 restored) or an exported .keras file (`python -m paper1_cyclegan_srn.export`); without it, the
 shipped model `paper1_cyclegan_srn/weights/srn_small.keras` (model card beside it).
---face_detector: deblur an enlarged crop around each detected face and paste it back
-(`common.inference.deblur_faces`); without it the whole image is restored.
+By default faces are detected (MTCNN), deblurred at the trained face scale and pasted back
+(`common.photo`); --whole_image restores the whole image, tiled by --max_memory.
 """
 import os
 
@@ -49,7 +49,7 @@ def run(checkpoint, input_paths, output_dir, suffix="_srn", **options):
     (`common.inference.run_deblur`). Returns the written paths."""
     # SRN pads internally to its stride (16 for 3 scales); stride 16 here keeps tiles aligned.
     return inference.run_deblur(load_model, checkpoint, input_paths, output_dir, stride=16,
-                                suffix=suffix, **options)
+                                suffix=suffix, model_path=SHIPPED, **options)
 
 
 def main(argv):

@@ -9,8 +9,8 @@ inputs never overwritten; the same CLI as the other papers' ``deblur``.
 an exported .keras file (`python -m paper2_identity_cgan.export`); without it, the shipped model
 `paper2_identity_cgan/weights/cgan_small.keras` (model card beside it).
 Images are reflect-padded to a multiple of 128 (Table 3's seven stride-2 layers) by
-``common.inference``; --tile processes big images in overlapping tiles; --face_detector deblurs an
-enlarged crop around each detected face (at --face_size) and pastes it back.
+``common.inference``. By default faces are detected, deblurred at the trained face scale and
+pasted back (``common.photo``); --whole_image deblurs the whole image, tiled by --max_memory.
 """
 from __future__ import annotations
 
@@ -45,7 +45,8 @@ def run(checkpoint, input_paths, output_dir, suffix="_cgan", **options):
     """Deblurs input_paths into output_dir; options: tile, face_detector, face_size, overwrite
     (``common.inference.run_deblur``). Returns the written paths."""
     return inference.run_deblur(load_model, checkpoint, input_paths, output_dir,
-                                stride=models.GEN_DIVISOR, suffix=suffix, **options)
+                                stride=models.GEN_DIVISOR, suffix=suffix, model_path=SHIPPED,
+                                **options)
 
 
 def main(argv):

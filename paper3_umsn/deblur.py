@@ -2,11 +2,12 @@
 
     python -m paper3_umsn.deblur photo.jpg --output_dir=/tmp/out     # the shipped weights
     python -m paper3_umsn.deblur --checkpoint=/tmp/umsn INPUT... --output_dir=/tmp/out \
-        [--face_detector=mtcnn] [--face_size=128] [--tile=256]
+        [--whole_image] [--max_memory=2] [--quality=95]
 
 --checkpoint: a umsn-stage workdir (rebuilt from its flags.txt) or an exported `.keras` file;
 without it, the shipped model `paper3_umsn/weights/umsn_small.keras` (model card beside it).
---face_detector: detect faces (common.face backends), deblur an enlarged crop of each, paste back.
+By default faces are detected (MTCNN), deblurred at the trained face scale and pasted back
+(`common.photo`); --whole_image deblurs the whole image at its resolution, tiled by --max_memory.
 """
 import os
 
@@ -38,7 +39,8 @@ def run(checkpoint, inputs, output_dir, suffix="_umsn", **options):
     """Deblurs inputs into output_dir; options: tile, face_detector, face_size, overwrite
     (`common.inference.run_deblur`). Returns the written paths."""
     return inference.run_deblur(load_model, checkpoint, inputs, output_dir,
-                                stride=models.UMSN_STRIDE, suffix=suffix, **options)
+                                stride=models.UMSN_STRIDE, suffix=suffix, model_path=SHIPPED,
+                                **options)
 
 
 def main(argv):

@@ -125,10 +125,14 @@ def test_deblur_main_passes_positional_inputs_and_flags(capsys):
         calls.append((checkpoint, inputs, output_dir, options))
         return ["o/1.png", "o/2.png"]
     inference.deblur_main(["prog", "1.jpg", "dir"], run, fv)
-    assert calls == [("w", ["1.jpg", "dir"], "o", dict(suffix="_p", tile=64, face_detector="haar",
-                                                       face_size=32, overwrite=True,
-                                                       precision="auto", fused_norm=True,
-                                                       xla=False))]
+    (call,) = calls
+    log = call[3].pop("log")
+    assert callable(log)
+    assert call == ("w", ["1.jpg", "dir"], "o", dict(suffix="_p", tile=64, face_detector="haar",
+                                                     face_size=32, overwrite=True,
+                                                     precision="auto", fused_norm=True,
+                                                     xla=False, scale_faces=False,
+                                                     max_memory=2.0, quality=95))
     assert capsys.readouterr().out.split() == ["o/1.png", "o/2.png"]
     with pytest.raises(app.UsageError, match="input images"):
         inference.deblur_main(["prog"], run, fv)
