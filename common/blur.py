@@ -452,6 +452,53 @@ def linear_motion_kernel(size, rng=None, seed=None, *, length=None, angle=None,
     return _splat(points, np.ones(n), size, "linear_motion_kernel")
 
 
+def _smooth_process(rng, t, length_scale, num):
+    """`num` independent draws of a zero-mean, unit-variance Gaussian process on times `t` with
+    the squared-exponential covariance exp(-(t - t')^2 / (2 length_scale^2)): float64 [num, T]."""
+    d = t[:, None] - t[None, :]
+    cov = np.exp(-0.5 * np.square(d / length_scale)) + 1e-6 * np.eye(len(t))
+    return rng.standard_normal((num, len(t))) @ np.linalg.cholesky(cov).T
+
+
+def shake_kernel(size, rng=None, seed=None, *, extent_range=(0.45, 0.95),
+                 length_scale_range=(0.15, 0.6), aspect_range=(0.15, 1.0), dwell_sigma=0.6,
+                 optics_sigma_range=(0.3, 0.8), num_t=256):
+    """Recorded-shake-like motion PSF: a smooth Gaussian-process camera path over the whole
+    exposure, with non-uniform speed, drawn so that it spans most of its support.
+
+    Recorded camera shake (Levin et al. 2009, Koehler et al. 2012) is a smooth, often curved or
+    looping path of a few to ~25 px with uneven brightness along it (the camera dwells where it
+    turns) and 2-3 px thick (lens and sensor). Our trajectory generators at whole exposure are
+    far more compact (`camera_shake`: a random walk of ~3 px) or straight (`linear`). This
+    follows the Gaussian-process trajectories of deepinv's motion-blur generator: x(t), y(t)
+    are independent squared-exponential GPs on t in [0, 1] (length scale drawn from
+    `length_scale_range`: long = gentle arcs, short = turns and loops), squeezed across a random
+    direction by `aspect_range` (shake is often dominated by one axis), scaled so that its
+    bounding box spans `extent_range` x (size - 1) px; each time sample is weighted by
+    exp(dwell_sigma * g(t)) for a smooth GP g (non-uniform speed / exposure), splatted with
+    bilinear weights and blurred by a Gaussian of sigma drawn from `optics_sigma_range` px.
+
+    Returns:
+      float32 [size, size], non-negative, sums to 1, centroid at the centre pixel (up to the
+      optics blur's loss at the border).
+    """
+    import scipy.ndimage
+    size = _check_size(size, "shake_kernel")
+    rng = _rng(rng, seed)
+    t = np.linspace(0.0, 1.0, int(num_t))
+    path = _smooth_process(rng, t, rng.uniform(*length_scale_range), 2)
+    path[1] *= rng.uniform(*aspect_range)
+    a = rng.uniform(0.0, np.pi)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    points = (rot @ path).T
+    span = np.ptp(points, axis=0).max()
+    points *= rng.uniform(*extent_range) * (size - 1) / max(span, 1e-9)
+    dwell = np.exp(dwell_sigma * _smooth_process(rng, t, 0.2, 1)[0])
+    k = _splat(points, dwell, size, "shake_kernel").astype(np.float64)
+    k = scipy.ndimage.gaussian_filter(k, rng.uniform(*optics_sigma_range), mode="constant")
+    return _normalise(k, "shake_kernel")
+
+
 def _arrays_from(obj):
     """Yields the numeric 2-D (or stacks of 2-D) arrays inside a loaded .mat/.npz value."""
     a = np.asarray(obj)
@@ -518,7 +565,7 @@ def load_kernel_bank(path, centre=False):
     return kernels
 
 
-KERNEL_SPECS = ("camera_shake", "markov", "linear", "gaussian", "defocus")
+KERNEL_SPECS = ("camera_shake", "markov", "linear", "gaussian", "defocus", "shake")
 
 
 def is_generator_spec(spec):
@@ -606,6 +653,8 @@ def make_kernel_bank(spec, num=None, sizes=range(13, 30, 2), seed=0, *, exposure
             return markov_kernel(s, rng=rng)
         if family == "linear":
             return linear_motion_kernel(s, rng=rng)
+        if family == "shake":
+            return shake_kernel(s, rng=rng)
         if family == "gaussian":
             return gaussian_kernel(s, rng.uniform(0.5, max(0.5, s / 6)))
         return defocus_kernel(s, rng.uniform(1.0, s / 2 - 0.5))

@@ -36,6 +36,7 @@ What lives here (a paper's `train.py` keeps only its networks, losses and `train
 """
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import math
@@ -110,9 +111,57 @@ def define_common_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_bool("save_on_signal", True, "On SIGTERM or SIGINT, save a checkpoint and exit "
                       "(status 128 + signal number) instead of losing the steps since the last "
                       "one.", flag_values=fv)
+    flags.DEFINE_enum("lr_schedule", "constant", LR_SCHEDULES, "Learning-rate schedule of every "
+                      "optimizer, as a factor of its flag's rate by the global step: constant, or "
+                      "cosine (linear warm-up over --lr_warmup_steps, then cosine decay to "
+                      "--lr_min_factor at --lr_schedule_steps). The factor follows the restored "
+                      "step, so a run resumed across sessions stays on one schedule.",
+                      flag_values=fv)
+    flags.DEFINE_integer("lr_warmup_steps", 0, "Steps of linear learning-rate warm-up (cosine).",
+                         flag_values=fv)
+    flags.DEFINE_integer("lr_schedule_steps", 0, "Step at which the cosine reaches "
+                         "--lr_min_factor (0: --num_steps); after it the factor stays there.",
+                         flag_values=fv)
+    flags.DEFINE_float("lr_min_factor", 0.01, "Final factor of the cosine schedule.",
+                       flag_values=fv)
     flags.DEFINE_string("profile_steps", "", "A,B: record a TensorFlow profiler trace of steps "
                         "A..B into WORKDIR/train (TensorBoard's Profile tab); empty: none.",
                         flag_values=fv)
+
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def lr_factor(step: int, schedule: str = "constant", *, warmup_steps: int = 0,
+              total_steps: int = 0, min_factor: float = 0.01) -> float:
+    """The factor of a flag's learning rate used for update number `step + 1` (`step` done).
+
+    constant: 1. cosine: (step + 1) / warmup_steps during the warm-up, then
+    min + (1 - min) * (1 + cos(pi * p)) / 2 with p = (step - warmup) / (total - warmup), held at
+    `min_factor` from `total_steps` on (Loshchilov & Hutter's SGDR without restarts).
+    """
+    if schedule == "constant":
+        return 1.0
+    if schedule != "cosine":
+        raise ValueError(f"unknown learning-rate schedule {schedule!r}; one of {LR_SCHEDULES}")
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    span = max(total_steps - warmup_steps, 1)
+    p = min(max(step - warmup_steps, 0) / span, 1.0)
+    return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * p))
+
+
+def lr_factor_fn(config) -> Callable[[int], float] | None:
+    """`lr_factor` under a trainer's flags, or None for a constant rate (old configs too)."""
+    schedule = getattr(config, "lr_schedule", "constant")
+    if schedule == "constant":
+        return None
+    total = getattr(config, "lr_schedule_steps", 0) or config.num_steps
+    if total <= config.lr_warmup_steps:
+        raise ValueError(f"--lr_schedule_steps={total} must exceed --lr_warmup_steps="
+                         f"{config.lr_warmup_steps}")
+    return functools.partial(lr_factor, schedule=schedule, warmup_steps=config.lr_warmup_steps,
+                             total_steps=total, min_factor=config.lr_min_factor)
 
 
 # (flag, smallest allowed value, what it is) checked by validate_common_flags.
@@ -124,7 +173,10 @@ _COMMON_MINIMA = (("num_steps", 1, "the total number of training steps"),
                   ("image_every", 0, "steps between image summaries; 0: never"),
                   ("keep_checkpoints", 1, "checkpoints kept"),
                   ("cpu_devices", 0, "logical CPU devices; 0: leave as is"),
-                  ("max_train_minutes", 0, "minutes of training; 0: no limit"))
+                  ("max_train_minutes", 0, "minutes of training; 0: no limit"),
+                  ("lr_warmup_steps", 0, "steps of learning-rate warm-up"),
+                  ("lr_schedule_steps", 0, "the cosine schedule's length; 0: --num_steps"),
+                  ("lr_min_factor", 0, "the cosine schedule's final factor"))
 
 
 def define_remat_flag(fv: flags.FlagValues, modes: Sequence[str], what: str) -> None:
@@ -1106,7 +1158,8 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
                    eval_image_fn: Callable[[int], Mapping[str, tf.Tensor]] | None = None,
                    optimizers: Mapping[str, keras.optimizers.Optimizer] | None = None,
                    profile_steps: tuple[int, int] | None = None,
-                   profile_dir: str | None = None) -> int:
+                   profile_dir: str | None = None,
+                   lr_factor_fn: Callable[[int], float] | None = None) -> int:
     """Runs `train_step` from the checkpointer's step up to `num_steps`; returns the final step.
 
     * `train_step(batch)` returns a dict of scalar tensors (losses, confidences, ...), logged as the
@@ -1127,8 +1180,12 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
       end; its dict goes to the eval writer, with `eval_image_fn(step)`'s {name: images}.
       `image_fn(step)` returns {name: images} for the train writer every `image_every` steps.
     * `profile_steps=(a, b)`: a profiler trace of steps a..b under `profile_dir`.
+    * `lr_factor_fn(step)`: before each update, every optimizer of `optimizers` gets its rate at
+      the start of this call (the flag's, `Checkpointer.restore_latest`) times this factor.
     """
     step = int(checkpointer.step.numpy())
+    base_rates = {name: float(np.asarray(opt.learning_rate))
+                  for name, opt in (optimizers or {}).items()} if lr_factor_fn else {}
     rates: dict[str, float] = {}
     if step >= num_steps:
         logging.info("Already at step %d >= --num_steps=%d: nothing to train.", step, num_steps)
@@ -1175,6 +1232,10 @@ def run_train_loop(*, train_step: Callable[[Mapping], Mapping[str, tf.Tensor]],
                     logging.info("Training data ended at step %d.", step)
                     break
                 profiler.before(step + 1)
+                if base_rates:
+                    factor = lr_factor_fn(step)
+                    for name, rate in base_rates.items():
+                        optimizers[name].learning_rate = rate * factor
                 if (step + 1) % log_every == 0 or step + 1 == num_steps:
                     rates = {k: v for k, v in optimizer_scalars(optimizers or {}).items()
                              if k.startswith("learning_rate/")}  # the rates this step uses
@@ -1339,6 +1400,6 @@ def train(workdir: str, config: flags.FlagValues, trainer: Trainer, dataset, *,
             eval_image_fn=None if eval_batch is None else (lambda s: trainer.samples(eval_batch)),
             save_on_signal=config.save_on_signal, optimizers=trainer.optimizers(),
             profile_steps=parse_profile_steps(config.profile_steps),
-            profile_dir=os.path.join(workdir, "train"))
+            profile_dir=os.path.join(workdir, "train"), lr_factor_fn=lr_factor_fn(config))
     finally:
         writers.close()

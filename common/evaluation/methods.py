@@ -24,7 +24,9 @@ Method specs (`--method=NAME=SPEC` or `--method=SPEC` on the `common.benchmark` 
                                     MTCNN faces brought to the model's trained face scale
                                     (`common.photo.deblur_photo`; whole image when none found)
 
-Any spec may end in `,stride=N` (inputs are reflect-padded to a multiple of N; 1 = any size).
+Any spec may end in `,stride=N` (inputs are reflect-padded to a multiple of N; 1 = any size),
+and a blind method's in `,self_ensemble` (`common.self_ensemble`: the mean over the 8 flips and
+quarter turns of the input, undone; 8x the time).
 `wiener` and `rl` need a test set that stores kernels (`DIR/kernels/NAME.npy` or the records'
 `kernel`); the runner refuses them on other sets with a one-line error.
 
@@ -39,6 +41,8 @@ import os
 from typing import Callable
 
 import numpy as np
+
+from common import self_ensemble
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -305,6 +309,22 @@ def resolve_method(spec: str, name: str | None = None) -> Method:
         raise ValueError(f"--method {name}=: empty spec; see `python -m common.benchmark --help`")
     if spec.startswith("photo:"):
         return from_photo(spec[len("photo:"):], name, spec)
+    base, ensemble = spec, False
+    if base.endswith(",self_ensemble"):
+        base, ensemble = base[:-len(",self_ensemble")], True
+    m = _resolve(base, name, spec)
+    if ensemble:
+        if m.needs_kernel:
+            raise ValueError(f"--method {name}={spec}: self_ensemble is for blind restorers, "
+                             f"not {m.kind}")
+        fn = m.fn
+        m.fn = lambda images: self_ensemble.self_ensemble(fn, images)
+        m.description = (m.description + "; " if m.description else "") + "8x self-ensemble"
+    return m
+
+
+def _resolve(spec: str, name: str, full_spec: str) -> Method:
+    """`resolve_method` without the ,self_ensemble suffix (`full_spec` keeps it, for the row)."""
     base, stride = spec, None
     if ",stride=" in spec:
         base, _, s = spec.partition(",stride=")
@@ -314,22 +334,22 @@ def resolve_method(spec: str, name: str | None = None) -> Method:
             raise ValueError(f"--method {name}={spec}: stride must be an integer, got {s!r}") from e
     if base in CLASSICAL:
         m = classical(base)
-        m.name, m.spec = name, spec
+        m.name, m.spec = name, full_spec
         return m
     prefix, sep, rest = base.partition(":")
     if sep and prefix in PAPERS:
-        return from_workdir(rest, name, spec, paper=prefix)
+        return from_workdir(rest, name, full_spec, paper=prefix)
     if sep and prefix == "shipped":
-        return from_keras(shipped_path(rest), name, spec, stride)
+        return from_keras(shipped_path(rest), name, full_spec, stride)
     if base.endswith(".keras"):
-        return from_keras(base, name, spec, stride)
+        return from_keras(base, name, full_spec, stride)
     if os.path.isdir(base):
         if os.path.isfile(os.path.join(base, "saved_model.pb")):
-            return from_saved_model(base, name, spec, stride)
-        return from_workdir(base, name, spec)
+            return from_saved_model(base, name, full_spec, stride)
+        return from_workdir(base, name, full_spec)
     if not sep and base.count("/") == 1 and os.path.isfile(shipped_path(base)):
-        return from_keras(shipped_path(base), name, spec, stride)
+        return from_keras(shipped_path(base), name, full_spec, stride)
     if sep and not os.path.exists(base):
-        return from_callable(base, name, spec, stride)
+        return from_callable(base, name, full_spec, stride)
     raise ValueError(f"--method {name}={spec}: not a classical method {CLASSICAL}, an existing .keras "
                      "file, SavedModel or workdir folder, shipped:PACKAGE/NAME or module:function")

@@ -138,7 +138,8 @@ def test_pad_kernels_centres_and_sizes():
 
 
 # ------------------------------------------------------------------ kernel synthesis
-GENERATORS = [blur.camera_shake_kernel, blur.markov_kernel, blur.linear_motion_kernel]
+GENERATORS = [blur.camera_shake_kernel, blur.markov_kernel, blur.linear_motion_kernel,
+              blur.shake_kernel]
 SIZES = list(range(13, 30, 2))
 
 

@@ -637,3 +637,44 @@ def test_best_metric_without_an_evaluation_is_refused(tmp_path):
     data = tf.data.Dataset.from_tensor_slices({"x": np.random.rand(8, 3).astype("float32")})
     with pytest.raises(ValueError, match="--best_metric=psnr needs an evaluation"):
         tu.train(workdir, fv, _ToyTrainer(fv), data.repeat().batch(2))
+
+
+def test_lr_factor_warmup_then_cosine_against_the_formula():
+    f = lambda s: tu.lr_factor(s, "cosine", warmup_steps=4, total_steps=14, min_factor=0.1)
+    assert [f(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    for s in range(4, 20):
+        p = min((s - 4) / 10, 1.0)
+        assert f(s) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * p)))
+    assert f(9) == pytest.approx(0.55) and f(14) == f(30) == pytest.approx(0.1)
+    assert tu.lr_factor(7, "constant") == 1.0
+    with pytest.raises(ValueError, match="schedule"):
+        tu.lr_factor(1, "linear")
+
+
+def test_cosine_schedule_is_applied_each_step_and_follows_the_restored_step(tmp_path):
+    # Every update uses the flag's rate times the factor of its step, and a resumed run (the
+    # checkpoint holds the last scheduled rate; the flag's rate replaces it) stays on schedule.
+    workdir = str(tmp_path)
+    fn = lambda s: tu.lr_factor(s, "cosine", warmup_steps=2, total_steps=6, min_factor=0.0)
+    used = []
+
+    def run(num_steps):
+        model, critic, opt_g, opt_d = _tiny_setup(lr=0.1)
+        ckpt = tu.Checkpointer(workdir, model=model, critic=critic, opt_g=opt_g, opt_d=opt_d)
+        ckpt.restore_latest()
+        inner = _make_step(model, critic, opt_g, opt_d)
+
+        def step(batch):
+            used.append((float(np.asarray(opt_g.learning_rate)),
+                         float(np.asarray(opt_d.learning_rate))))
+            return inner(batch)
+        return tu.run_train_loop(train_step=step, iterator=_batches(), checkpointer=ckpt,
+                                 writers=tu.SummaryWriters(workdir), num_steps=num_steps,
+                                 log_every=1, checkpoint_every=1,
+                                 optimizers={"opt_g": opt_g, "opt_d": opt_d}, lr_factor_fn=fn)
+    assert run(3) == 3
+    assert run(7) == 7
+    want = [0.1 * fn(s) for s in range(7)]
+    np.testing.assert_allclose([g for g, _ in used], want, rtol=1e-6)
+    np.testing.assert_allclose([d for _, d in used], want, rtol=1e-6)
+    assert want[2] == pytest.approx(0.1) and want[5] == pytest.approx(0.05 * (1 - 0.5 ** 0.5))
