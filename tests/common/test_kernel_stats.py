@@ -72,8 +72,21 @@ def test_validation_bank_excludes_levin_kernels():
     with np.load(path) as z:
         assert same(blur.centre_kernel(z["k8"]), levin[7])
         assert same(blur.centre_kernel(z["k9"]), levin[6])
-    # ... and nothing in the validation bank is a test kernel.
+    # ... and nothing in the validation bank is a test kernel, nor k10 / k11 a flip, turn or
+    # rescaling of one (normalised cross-correlation well below 1; k8 itself scores 1).
     assert not any(same(v, t) for v in bank for t in levin)
+    from scipy.signal import correlate
+    from skimage.transform import rescale
+
+    def ncc(a, b):
+        views = [np.rot90(v, r) for v in (b, b[:, ::-1]) for r in range(4)]
+        views += [rescale(v, s, order=1) for v in views[:1] for s in (0.8, 1.25)]
+        return max(correlate(a, v).max() / np.sqrt((a * a).sum() * (v * v).sum())
+                   for v in views)
+    with np.load(path) as z:
+        assert ncc(z["k8"].astype(float), levin[7].astype(float)) > 0.99
+        for name in ("k10", "k11"):
+            assert max(ncc(z[name].astype(float), t.astype(float)) for t in levin) < 0.75
 
 
 def test_cli_writes_table_json_and_plot(tmp_path, monkeypatch):
