@@ -13,8 +13,9 @@ result back to the photo's resolution (`restore`: "resample", the default, resam
 restored region; "correction" adds the upsampled correction restored - input to the
 full-resolution region; resample kept 95-190 % of each shipped model's 1x gain at 2x and 4x,
 correction 60-118 %: benchmarks/README.md, "Face scale") and pastes it with a feathered mask. The
-background is left as it is (`background="keep"`: the cheap path that meets the 12 MP / 10 s
-target) or deblurred whole (`"deblur"`). No face found: the whole image is deblurred, and `info`
+background is left as it is (`background="keep"`: the cheap path; a 12 MP photo with 3 faces
+takes ~7 s of work after the model has loaded, benchmarks/README.md) or deblurred whole
+(`"deblur"`). No face found: the whole image is deblurred, and `info`
 says so. Whole images go through `deblur_bounded`: tiles sized so that the network's working
 memory stays under `max_memory` bytes, each tile run with `TILE_CONTEXT` px of context on every
 side and only its centre kept, written straight into a uint8 output (no float copy of a 48 MP
