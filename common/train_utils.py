@@ -1346,13 +1346,15 @@ def train(workdir: str, config: flags.FlagValues, trainer: Trainer, dataset, *,
     writer at each evaluation (`eval_fn(step)`: {name: scalar}). The chief holds the
     workdir's lock (`workdir_lock`, taken by `start_run` or here) until training ends.
     """
-    if is_chief():  # held since start_run when it ran; released when training ends
+    chief = is_chief()
+    if chief:  # held since start_run when it ran; released when training ends
         workdir_lock.acquire(workdir)
     try:
         return _train(workdir, config, trainer, dataset, sample_batch=sample_batch,
                       eval_batch=eval_batch, eval_fn=eval_fn, num_steps=num_steps)
     finally:
-        workdir_lock.release(workdir)
+        if chief:
+            workdir_lock.release(workdir)
 
 
 def _train(workdir, config, trainer, dataset, *, sample_batch, eval_batch, eval_fn, num_steps):
