@@ -538,9 +538,10 @@ def check_keras_file(path: str) -> dict:
         with zipfile.ZipFile(path) as z:
             names = z.namelist()
             if "config.json" not in names:
+                held = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
                 raise ModelFileError(
                     f"model file {path} is a zip archive but not a Keras model (no config.json; "
-                    f"it holds {', '.join(names[:3]) or 'nothing'}{' ...' if len(names) > 3 else ''})")
+                    f"it holds {held or 'nothing'})")
             bad = z.testzip()
             if bad is not None:
                 raise ModelFileError(f"model file {path} is damaged ({bad} fails its checksum): "
