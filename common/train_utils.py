@@ -26,7 +26,8 @@ What lives here (a paper's `train.py` keeps only its networks, losses and `train
   flags.txt ("a paper-1 SRN workdir"), and the restore behind every init flag (`--init_sn`,
   `--hg_workdir`, ...) that fails naming the flag and that kind instead of restoring nothing.
 * `SummaryWriters`: TensorBoard writers under `workdir/train` and `workdir/eval`.
-* `start_run(config, workdir)`: seed, precision policy, strategy and flags.txt from the common flags.
+* `start_run(config, workdir)`: seed, precision policy, strategy and flags.txt from the common flags,
+  after taking the workdir's single-writer lock (`common.workdir_lock`; `train` releases it).
 * `run_train_loop`: the loop under `train`: resume from the restored step, log scalars, steps/s,
   learning rates, the float16 loss scale and "step N/TOTAL ... ETA", hparams, images, profiler trace,
   periodic evaluation, checkpoints at intervals / on the time budget / at the end / on SIGTERM or
