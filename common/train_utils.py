@@ -309,7 +309,7 @@ def run_main(train_and_evaluate: Callable[[str, flags.FlagValues], object],
             sys.stderr.write(f"{e}\n")
             sys.exit(128 + e.signum)
         except (ValueError, FileNotFoundError, NonFiniteLossError, CheckpointError,
-                workdir_lock.WorkdirLocked) as e:
+                workdir_lock.LockError) as e:
             # bad input or a stopped run: one line that says what to do, no traceback
             sys.stderr.write(f"error: {e}\n")
             sys.exit(1)
@@ -379,7 +379,14 @@ def start_run(config: flags.FlagValues, workdir: str,
         validate(config)
     if is_chief():  # one writer per workdir: a second launch is refused here, in one line
         workdir_lock.acquire(workdir)
-        save_flags(config, workdir)
+        try:
+            save_flags(config, workdir)
+        except OSError as e:  # a full disk, a quota: one line naming the file
+            workdir_lock.release(workdir)
+            raise CheckpointError(
+                f"cannot write {os.path.join(workdir, FLAGS_FILENAME)} ({e.strerror}; "
+                f"{workdir_lock.free_space(workdir)}): free some space or use another "
+                f"--workdir.") from None
     return strategy, policy
 
 
@@ -699,14 +706,13 @@ class Checkpointer:
                     os.remove(leftover)
                 except OSError:
                     pass
-        if isinstance(error, tf.errors.OpError):
-            reason = _first_line(error.message if error.message else error, 200)
+        if isinstance(error, tf.errors.OpError):  # "{{function_node ...}} PATH; No space left"
+            text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", error.message or str(error))
+            text = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+            reason = _first_line(text.rsplit("; ", 1)[-1], 200)
         else:
             reason = error.strerror or _first_line(error, 200)
-        try:
-            free = f"{shutil.disk_usage(self._write_dir).free / 2 ** 20:,.0f} MiB free there"
-        except OSError:
-            free = "free space unknown"
+        free = workdir_lock.free_space(self._write_dir)
         return CheckpointError(
             f"saving checkpoint {prefix} failed ({type(error).__name__}: {reason}; {free}); "
             f"nothing of it was kept, the last good checkpoint is {self.latest}. Free some "

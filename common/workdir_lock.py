@@ -35,8 +35,24 @@ LOCK_NAME = ".lock"
 _HELD: dict[str, "_Lock"] = {}  # realpath of the lock file -> the lock this process holds
 
 
-class WorkdirLocked(RuntimeError):
+class LockError(RuntimeError):
+    """The folder's lock cannot be taken (the message says why and what to do)."""
+
+
+class WorkdirLocked(LockError):
     """Another live process holds the folder's lock."""
+
+
+def free_space(directory: str) -> str:
+    """'N MiB free there' for the file system of `directory` (for disk-full messages)."""
+    import shutil  # pylint: disable=import-outside-toplevel
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        return "free space unknown"
+    if free < 10 * 2 ** 20:
+        return f"{free / 2 ** 10:,.0f} KiB free there"
+    return f"{free / 2 ** 20:,.0f} MiB free there"
 
 
 class _Lock:
@@ -142,9 +158,15 @@ def acquire(directory: str, name: str = LOCK_NAME, what: str = "--workdir") -> s
                   "command": " ".join(os.path.basename(a) if i == 0 else a
                                       for i, a in enumerate(sys.argv))[:300],
                   "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(record) + "\n").encode("utf-8"), 0)
-        os.fsync(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(record) + "\n").encode("utf-8"), 0)
+            os.fsync(fd)
+        except OSError as e:  # a full disk, a quota: one line, not a traceback
+            os.close(fd)
+            raise LockError(f"cannot write the lock file {path} ({e.strerror}; "
+                            f"{free_space(directory)}): free some space or use another "
+                            f"folder.") from None
         _HELD[key] = _Lock(path, fd, record)
         return path
     raise WorkdirLocked(f"{what}={directory}: the lock file {path} keeps being replaced; is "

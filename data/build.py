@@ -818,7 +818,7 @@ def main(argv):
     del argv
     try:
         build(config_from_flags(flags.FLAGS))
-    except (ValueError, FileNotFoundError, workdir_lock.WorkdirLocked) as e:
+    except (ValueError, FileNotFoundError, workdir_lock.LockError) as e:
         # bad flags, a refused rerun or a build already running there: one line
         raise SystemExit(f"error: {e}") from None
 
