@@ -15,6 +15,7 @@ A "model" here is any callable taking float32 [B,H,W,3] images in [0, 1] and ret
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from typing import Callable, Iterable, Sequence
 
@@ -377,7 +378,19 @@ def export_main(argv: Sequence[str], export: Callable, fv) -> None:
     if not fv.workdir or not fv.export_dir:
         raise app.UsageError("--workdir and --export_dir are required")
     extra = (fv.serve_size,) if "serve_size" in fv else ()
-    print(export(fv.workdir, fv.export_dir, *extra, checkpoint=fv.checkpoint))
+    try:
+        print(export(fv.workdir, fv.export_dir, *extra, checkpoint=fv.checkpoint))
+    except Exception as e:  # noqa: BLE001 - bad workdir/checkpoint or a full disk: one line
+        import sys  # pylint: disable=import-outside-toplevel
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+        from common.train_utils import CheckpointError  # pylint: disable=import-outside-toplevel
+        if not isinstance(e, (ValueError, OSError, CheckpointError, tf.errors.OpError)):
+            raise
+        text = e.message if isinstance(e, tf.errors.OpError) else str(e)
+        first = text.splitlines()[0] if text else type(e).__name__
+        sys.stderr.write(f"error: export of --workdir={fv.workdir} --checkpoint={fv.checkpoint} "
+                         f"failed: {first}\n")
+        sys.exit(1)
 
 
 def define_deblur_flags(fv, *, checkpoint_help: str, suffix: str, stride: int) -> None:
@@ -473,6 +486,9 @@ def deblur_main(argv: Sequence[str], run: Callable, fv) -> None:
         sys.stderr.write(f"{len(e.failures)} of {len(e.written) + len(e.failures)} input(s) "
                          f"failed.\n")
         sys.exit(1)
+    except ModelFileError as e:  # a bad model file is not a usage mistake: one line, exit 1
+        sys.stderr.write(f"error: {e}\n")
+        sys.exit(1)
     except (FileExistsError, FileNotFoundError, ValueError) as e:  # one line, no traceback
         # (wrong inputs or a checkpoint of the wrong kind: "is a paper-1 SRN workdir, not ...")
         raise app.UsageError(str(e)) from e
@@ -533,19 +549,91 @@ def export_model(model, out_dir: str, name: str = "model", input_size: int | Non
     return {"keras": keras_path, "saved_model": sm_path}
 
 
-def load_keras(path: str):
-    """Loads a `.keras` file with safe_mode=True (custom layers must be registered by importing
-    their package first)."""
-    import keras
+class ModelFileError(ValueError):
+    """A model file that cannot be loaded; the message names the file and what it is not."""
+
+
+def _paper_of(class_path: str) -> str:
+    """'paper2_identity_cgan>CGANDeblurrer' -> 'a paper-2 model (paper2_identity_cgan ...)'."""
+    package = re.split(r"[>.]", class_path or "?")[0]
+    m = re.match(r"paper(\d)_", package)
+    return f"a paper-{m.group(1)} model ({class_path})" if m else f"a {class_path} model"
+
+
+def check_keras_file(path: str) -> dict:
+    """Checks that `path` is a whole Keras archive before Keras reads it; returns its
+    config.json. Raises FileNotFoundError (missing) or ModelFileError naming the file and what
+    it is not: not a Keras archive (another format), a zip but not a Keras model, truncated, or
+    damaged."""
+    import json
+    import zipfile
     if not os.path.exists(path):
         raise FileNotFoundError(f"model file {path} not found")
-    return keras.saving.load_model(path, safe_mode=True)
+    if os.path.isdir(path):
+        raise ModelFileError(f"model file {path} is a folder, not a .keras file (a SavedModel "
+                             f"folder or a workdir goes without the .keras suffix)")
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(4)
+    redo = "re-export it (python -m paperN_*.export) or fetch it again"
+    if not zipfile.is_zipfile(path):
+        if head == b"PK\x03\x04":
+            raise ModelFileError(f"model file {path} is truncated ({size:,} bytes, a zip archive "
+                                 f"without its end): {redo}")
+        raise ModelFileError(f"model file {path} is not a Keras archive (a .keras file is a zip; "
+                             f"its {size:,} bytes start with {head!r}): pass a model written by "
+                             f"an export command")
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+            if "config.json" not in names:
+                held = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
+                raise ModelFileError(
+                    f"model file {path} is a zip archive but not a Keras model (no config.json; "
+                    f"it holds {held or 'nothing'})")
+            bad = z.testzip()
+            if bad is not None:
+                raise ModelFileError(f"model file {path} is damaged ({bad} fails its checksum): "
+                                     f"{redo}")
+            return json.loads(z.read("config.json"))
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
+        if isinstance(e, ModelFileError):
+            raise
+        raise ModelFileError(f"model file {path} is damaged ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else ''}): {redo}") from None
+
+
+def load_keras(path: str):
+    """Loads a `.keras` file with safe_mode=True (custom layers must be registered by importing
+    their package first). A file that is no whole Keras archive, or a model whose classes this
+    process does not know (another paper's), raises ModelFileError in one line naming it."""
+    import keras
+    config = check_keras_file(path)
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as e:  # noqa: BLE001 - Keras' messages name no file: one line that does
+        class_path = config.get("registered_name") or config.get("class_name") or "?"
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if isinstance(e, TypeError) and "Could not locate" in msg:
+            raise ModelFileError(
+                f"model file {path} holds {_paper_of(class_path)}, which this command does not "
+                f"load (its classes are not imported here): pass a model of this command's "
+                f"paper, or score any paper's file with python -m common.benchmark "
+                f"--method=NAME={path}") from None
+        raise ModelFileError(f"model file {path} ({_paper_of(class_path)}) cannot be loaded "
+                             f"({type(e).__name__}: {msg[:200]})") from None
 
 
 def load_saved_model(path: str):
     """Loads an exported SavedModel; returns a callable images -> images."""
     import tensorflow as tf
-    loaded = tf.saved_model.load(path)
+    try:
+        loaded = tf.saved_model.load(path)
+    except Exception as e:  # noqa: BLE001 - protobuf / TF errors name no file: one line that does
+        text = getattr(e, "message", None) or str(e) or type(e).__name__
+        raise ModelFileError(f"SavedModel {path} cannot be loaded ({type(e).__name__}: "
+                             f"{text.splitlines()[0][:200]}): pass a folder written by an export "
+                             f"command") from None
     fn = loaded.serve if hasattr(loaded, "serve") else loaded.signatures["serving_default"]
 
     def call(images, _keep=loaded):  # _keep holds the loaded object (its variables) alive

@@ -281,6 +281,18 @@ def count_records(pattern) -> int:
     return int(ds.reduce(np.int64(0), lambda n, _: n + 1).numpy())
 
 
+def _rename_tmp(tmp: str, path: str) -> None:
+    """Renames a finished ``<path>.tmp`` to ``path``; a tmp file that vanished under us means
+    another process wrote (and renamed) the same shard: say so instead of a bare NotFoundError."""
+    try:
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+    except tf.errors.NotFoundError:
+        raise FileNotFoundError(
+            f"{tmp} vanished before it could be renamed to {path}: another process is writing "
+            f"the same records (two runs on one folder?). Run one at a time; rerun this command "
+            f"once the other has finished.") from None
+
+
 def write_shard(path, examples) -> int:
     """Writes ``examples`` (``tf.train.Example`` or serialized bytes) to one TFRecord file, atomically.
 
@@ -298,7 +310,7 @@ def write_shard(path, examples) -> int:
                 writer.write(example.SerializeToString()
                              if hasattr(example, "SerializeToString") else bytes(example))
                 count += 1
-        tf.io.gfile.rename(tmp, path, overwrite=True)
+        _rename_tmp(tmp, path)
     except BaseException:
         if tf.io.gfile.exists(tmp):
             tf.io.gfile.remove(tmp)
@@ -367,7 +379,7 @@ class ShardedWriter:
         finally:
             if ok:
                 for p in self.paths:
-                    tf.io.gfile.rename(p + ".tmp", p, overwrite=True)
+                    _rename_tmp(p + ".tmp", p)
             else:
                 for p in self.paths:
                     if tf.io.gfile.exists(p + ".tmp"):

@@ -26,7 +26,8 @@ What lives here (a paper's `train.py` keeps only its networks, losses and `train
   flags.txt ("a paper-1 SRN workdir"), and the restore behind every init flag (`--init_sn`,
   `--hg_workdir`, ...) that fails naming the flag and that kind instead of restoring nothing.
 * `SummaryWriters`: TensorBoard writers under `workdir/train` and `workdir/eval`.
-* `start_run(config, workdir)`: seed, precision policy, strategy and flags.txt from the common flags.
+* `start_run(config, workdir)`: seed, precision policy, strategy and flags.txt from the common flags,
+  after taking the workdir's single-writer lock (`common.workdir_lock`; `train` releases it).
 * `run_train_loop`: the loop under `train`: resume from the restored step, log scalars, steps/s,
   learning rates, the float16 loss scale and "step N/TOTAL ... ETA", hparams, images, profiler trace,
   periodic evaluation, checkpoints at intervals / on the time budget / at the end / on SIGTERM or
@@ -55,7 +56,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import image_io, keras_utils
+from common import image_io, keras_utils, workdir_lock
 from common.paths import REPO_ROOT
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -359,7 +360,8 @@ def run_main(train_and_evaluate: Callable[[str, flags.FlagValues], object],
         except TrainingInterrupted as e:  # checkpoint saved: exit like a signalled process would
             sys.stderr.write(f"{e}\n")
             sys.exit(128 + e.signum)
-        except (ValueError, FileNotFoundError, NonFiniteLossError, CheckpointError) as e:
+        except (ValueError, FileNotFoundError, NonFiniteLossError, CheckpointError,
+                workdir_lock.LockError) as e:
             # bad input or a stopped run: one line that says what to do, no traceback
             sys.stderr.write(f"error: {e}\n")
             sys.exit(1)
@@ -418,15 +420,25 @@ def start_run(config: flags.FlagValues, workdir: str,
     everything (`--seed`), builds the strategy (`--strategy`, `--cpu_devices`), sets the precision
     policy (`--mixed_precision`), runs the trainer's own checks `validate(config)` (e.g. the crop
     against the images) and only then writes the resolved flags to `workdir/flags.txt`, so a bad
-    value leaves nothing behind. Returns (strategy, resolved policy name)."""
+    value leaves nothing behind. The chief first takes the workdir's lock (`workdir_lock`:
+    `WorkdirLocked` names the live process that holds it; `train` releases it at its end).
+    Returns (strategy, resolved policy name)."""
     validate_common_flags(config)
     set_seed(config.seed)
     strategy = get_strategy(config.strategy, config.cpu_devices)
     policy = set_precision(config.mixed_precision)
     if validate is not None:
         validate(config)
-    if is_chief():
-        save_flags(config, workdir)
+    if is_chief():  # one writer per workdir: a second launch is refused here, in one line
+        workdir_lock.acquire(workdir)
+        try:
+            save_flags(config, workdir)
+        except OSError as e:  # a full disk, a quota: one line naming the file
+            workdir_lock.release(workdir)
+            raise CheckpointError(
+                f"cannot write {os.path.join(workdir, FLAGS_FILENAME)} ({e.strerror}; "
+                f"{workdir_lock.free_space(workdir)}): free some space or use another "
+                f"--workdir.") from None
     return strategy, policy
 
 
@@ -720,12 +732,43 @@ class Checkpointer:
                 f"{int(self.step.numpy())} (e.g. {', '.join(bad[:3])}); not saved: the last "
                 f"finite checkpoint is {self.latest}. Lower the learning rate (or check the data) "
                 f"and rerun the same command to resume from it.")
-        path = self.manager.save(checkpoint_number=int(self.step.numpy()))
+        try:
+            path = self.manager.save(checkpoint_number=int(self.step.numpy()))
+        except (OSError, tf.errors.OpError) as e:  # disk full, quota, I/O error: one line
+            raise self._save_failed(int(self.step.numpy()), e) from None
         if not self.chief:  # a non-chief worker's copy: written (collectives), then dropped
             shutil.rmtree(self._write_dir, ignore_errors=True)
             os.makedirs(self._write_dir, exist_ok=True)
             return os.path.join(self.directory, os.path.basename(path))
         return path
+
+    def _save_failed(self, number: int, error: BaseException) -> "CheckpointError":
+        """Removes what the failed save of ckpt-`number` left (TensorFlow's `ckpt-N_temp*`
+        folders, a partial `ckpt-N.*`) and returns the one-line error: the path, the reason,
+        the free space there and the last good checkpoint."""
+        prefix = os.path.join(self._write_dir, f"ckpt-{number}")
+        kept = set(self.manager.checkpoints)
+        for leftover in glob.glob(prefix + "_temp*") + glob.glob(prefix + ".*"):
+            if prefix in kept and not leftover.startswith(prefix + "_temp"):
+                continue  # an older save of the same number that the index still lists
+            if os.path.isdir(leftover):
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                try:
+                    os.remove(leftover)
+                except OSError:
+                    pass
+        if isinstance(error, tf.errors.OpError):  # "{{function_node ...}} PATH; No space left"
+            text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", error.message or str(error))
+            text = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+            reason = _first_line(text.rsplit("; ", 1)[-1], 200)
+        else:
+            reason = error.strerror or _first_line(error, 200)
+        free = workdir_lock.free_space(self._write_dir)
+        return CheckpointError(
+            f"saving checkpoint {prefix} failed ({type(error).__name__}: {reason}; {free}); "
+            f"nothing of it was kept, the last good checkpoint is {self.latest}. Free some "
+            f"space (or fix the folder) and rerun the same command to resume from it.")
 
     def non_finite_variables(self) -> tuple[list[str], int]:
         """(names of the floating-point variables holding NaN/inf, number of float variables)."""
@@ -1368,8 +1411,21 @@ def train(workdir: str, config: flags.FlagValues, trainer: Trainer, dataset, *,
     `run_train_loop` under the common flags (`--num_steps` unless `num_steps` is given,
     intervals, time budget, `--profile_steps`). Image grids: `trainer.samples(sample_batch)` in
     the train writer every `--image_every` steps, `trainer.samples(eval_batch)` in the eval
-    writer at each evaluation (`eval_fn(step)`: {name: scalar}).
+    writer at each evaluation (`eval_fn(step)`: {name: scalar}). The chief holds the
+    workdir's lock (`workdir_lock`, taken by `start_run` or here) until training ends.
     """
+    chief = is_chief()
+    if chief:  # held since start_run when it ran; released when training ends
+        workdir_lock.acquire(workdir)
+    try:
+        return _train(workdir, config, trainer, dataset, sample_batch=sample_batch,
+                      eval_batch=eval_batch, eval_fn=eval_fn, num_steps=num_steps)
+    finally:
+        if chief:
+            workdir_lock.release(workdir)
+
+
+def _train(workdir, config, trainer, dataset, *, sample_batch, eval_batch, eval_fn, num_steps):
     strategy = trainer.strategy
     if getattr(config, "fused_norm", False):
         n = fuse_trainer_instance_norms(trainer)

@@ -52,7 +52,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from common import blur, frame_averaging, image_io, shared_flags, tfrecord
+from common import blur, frame_averaging, image_io, shared_flags, tfrecord, workdir_lock
 
 SOURCES = ("celeba", "lfw", "helen_parsing", "shen_blurred_faces", "gopro", "face_videos",
            "unpaired_blur", "folder", "youtube_faces")
@@ -677,8 +677,17 @@ def build(cfg):
     """Writes the records; returns the combined report dict.
 
     A rerun of the same command resumes (finished shards are kept); a rerun with other flags or
-    sources is refused unless cfg["overwrite"] (`check_build_fingerprint`).
+    sources is refused unless cfg["overwrite"] (`check_build_fingerprint`). The build holds
+    `OUTPUT_DIR/.<name>.lock` (`common.workdir_lock`): a second build of the same --name into
+    the same folder is refused naming the first one's pid and host.
     """
+    out_dir, name = cfg["output_dir"], cfg["name"]
+    # one writer per --output_dir and --name: a second build there is refused in one line
+    with workdir_lock.hold(out_dir, f".{name}.lock", what="--output_dir"):
+        return _build(cfg)
+
+
+def _build(cfg):
     out_dir, name, n_shards = cfg["output_dir"], cfg["name"], cfg["num_shards"]
     os.makedirs(out_dir, exist_ok=True)
     clip_length = max(cfg["lengths"]) if cfg["mode"] in ("pravg", "vla") else 21
@@ -809,7 +818,8 @@ def main(argv):
     del argv
     try:
         build(config_from_flags(flags.FLAGS))
-    except (ValueError, FileNotFoundError) as e:  # bad flags or a refused rerun: one line
+    except (ValueError, FileNotFoundError, workdir_lock.LockError) as e:
+        # bad flags, a refused rerun or a build already running there: one line
         raise SystemExit(f"error: {e}") from None
 
 

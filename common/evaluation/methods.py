@@ -205,7 +205,10 @@ def from_keras(path: str, name: str, spec: str, stride: int | None = None) -> Me
     pkg = _package_of(path)
     # a .keras file outside a paper package may hold any paper's layers: register them all
     _import_keras_modules([pkg] if pkg else list(KERAS_MODULES))
-    model = inference.load_keras(path)
+    try:
+        model = inference.load_keras(path)
+    except inference.ModelFileError as e:  # one line that also names the --method
+        raise inference.ModelFileError(f"--method {name}={spec}: {e}") from None
     # a file outside the package (an export dir): the paper of the loaded model's class
     pkg = pkg or type(model).__module__.split(".")[0]
     stride = stride or getattr(model, "stride", None) or PACKAGE_STRIDES.get(pkg, 1)
@@ -215,7 +218,10 @@ def from_keras(path: str, name: str, spec: str, stride: int | None = None) -> Me
 
 def from_saved_model(path: str, name: str, spec: str, stride: int | None = None) -> Method:
     from common import inference
-    fn = inference.load_saved_model(path)
+    try:
+        fn = inference.load_saved_model(path)
+    except inference.ModelFileError as e:
+        raise inference.ModelFileError(f"--method {name}={spec}: {e}") from None
     return Method(name, fn, "saved_model", spec, getattr(fn, "num_params", None), int(stride or 1),
                   description=f"SavedModel {path}")
 
