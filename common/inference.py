@@ -30,8 +30,8 @@ INFER_PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 def _is_float32_policy(value) -> bool:
-    if isinstance(value, str):
-        return value == "float32"
+    """A serialized float32 DTypePolicy (not a plain "float32" string: that is a tensor dtype,
+    e.g. a functional model's InputLayer's, which its config needs)."""
     if isinstance(value, dict) and "Policy" in str(value.get("class_name", "")):
         return value.get("config", {}).get("name") == "float32"
     return False
@@ -98,18 +98,29 @@ def resolve_precision(precision: str = "auto") -> str:
     return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
 
 
+def load_policy(precision: str = "auto", fused_norm: bool = True) -> str | None:
+    """The dtype policy a deblur CLI loads a `.keras` file under so that `fast_model(...,
+    in_place=True)` needs no rebuild: "mixed_bfloat16" when `precision` resolves to bfloat16,
+    else None (float32: the file as saved)."""
+    del fused_norm  # fused norms are applied in place, whatever the policy
+    return "mixed_bfloat16" if resolve_precision(precision) == "bfloat16" else None
+
+
 def fast_model(model, precision: str = "auto", fused_norm: bool = True, jit_compile: bool = False,
-               sample_size: int = 32):
+               sample_size: int = 32, in_place: bool = False):
     """A faster inference callable for a Keras deblurrer: float32 [B,H,W,3] -> float32 [B,H,W,3].
 
-    The model runs inside one `tf.function` (traced once per input shape and reused for every
-    image of that shape, instead of layer-by-layer eager calls); on a copy (`rebuilt_copy`,
+    The model runs inside one `tf.function`, traced once per batch size with H and W unknown
+    (one graph for every image, tile and face size: a trace of the shipped UMSN costs ~1 s) or,
+    for a network that needs static sizes, once per input shape; on a copy (`rebuilt_copy`,
     the given model is left as is) in bfloat16 when `precision` resolves to it (output cast to
-    float32) and with fused instance norms when fused_norm (`keras_utils.fuse_instance_norms`); with XLA
-    when jit_compile. Same maths as float32 up to rounding (bfloat16: ~3 significant digits).
-    Anything that is not a `keras.Model` (a wrapper function, a SavedModel) is returned as is
-    (with "auto"; an explicit "bfloat16" raises ValueError for it).
-    benchmarks/infer_speed.py measures each option.
+    float32) and with fused instance norms when fused_norm (`keras_utils.fuse_instance_norms`);
+    with XLA when jit_compile. Same maths as float32 up to rounding (bfloat16: ~3 significant
+    digits). in_place: the model is the caller's to change (freshly loaded): its norms are fused
+    in place and no copy is made when it already computes in the wanted precision (loaded with
+    `load_keras(path, policy=load_policy(...))`). Anything that is not a `keras.Model` (a wrapper
+    function, a SavedModel) is returned as is (with "auto"; an explicit "bfloat16" raises
+    ValueError for it). benchmarks/infer_speed.py measures each option.
     """
     import keras
     import tensorflow as tf
@@ -121,14 +132,15 @@ def fast_model(model, precision: str = "auto", fused_norm: bool = True, jit_comp
         return model
     net = model
     fused_norm = bool(fused_norm) and bool(keras_utils.instance_norms(model))
-    if precision == "bfloat16" or fused_norm:
-        net = rebuilt_copy(model, "mixed_bfloat16" if precision == "bfloat16" else "float32",
-                           sample_size)
-        if fused_norm:
-            keras_utils.fuse_instance_norms(net)
+    want = "mixed_bfloat16" if precision == "bfloat16" else "float32"
+    has = model.dtype_policy.name
+    if (in_place and has != want) or (not in_place and (precision == "bfloat16" or fused_norm)):
+        net = rebuilt_copy(model, want, sample_size)
+    if fused_norm:
+        keras_utils.fuse_instance_norms(net)
 
     @tf.function(jit_compile=bool(jit_compile))
-    def run(images):
+    def traced(images):
         out = net(images)
         if isinstance(out, dict):
             if len(out) != 1:
@@ -136,9 +148,142 @@ def fast_model(model, precision: str = "auto", fused_norm: bool = True, jit_comp
             out = next(iter(out.values()))
         return tf.cast(out, tf.float32)
 
-    run.model, run.precision = net, precision
+    graphs = {}  # batch size -> the concrete function with H, W unknown (or `traced`)
+
+    def run(images):
+        images = tf.convert_to_tensor(images, tf.float32)
+        key = (images.shape[0], images.shape[-1])
+        fn = graphs.get(key)
+        if fn is None:
+            try:
+                fn = traced.get_concrete_function(tf.TensorSpec([key[0], None, None, key[1]],
+                                                                tf.float32))
+            except Exception:  # noqa: BLE001 - a network that needs static sizes: per shape
+                fn = traced
+            graphs[key] = fn
+        return fn(images)
+
+    run.model, run.precision, run.traced, run.graphs = net, precision, traced, graphs
     run.fused_norm, run.jit_compile = fused_norm, bool(jit_compile)
     return run
+
+
+# --------------------------------------------------------------------------- model cache
+
+
+def default_cache_dir() -> str:
+    """$FACEDEBLUR_CACHE, else $XDG_CACHE_HOME/facedeblur, else ~/.cache/facedeblur."""
+    env = os.environ.get("FACEDEBLUR_CACHE")
+    if env is not None:
+        return env
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "facedeblur")
+
+
+def _cache_key(path: str, precision: str, fused_norm: bool) -> str:
+    """sha256 of what the traced graph depends on: the .keras file's bytes, the precision and
+    fused-norm options, TensorFlow's and Keras's versions, and the code that builds the graph
+    (this module's fast_model, common/keras_utils.py, the model's package's .py files)."""
+    import hashlib
+    import inspect
+    import json
+    import keras
+    import tensorflow as tf
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    cls = check_keras_file(path).get("registered_name") or ""
+    package = re.split(r"[>.]", cls)[0]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = [os.path.join(root, "common", "keras_utils.py")]
+    if re.fullmatch(r"paper\d_\w+", package) and os.path.isdir(os.path.join(root, package)):
+        code += sorted(os.path.join(root, package, n) for n in os.listdir(
+            os.path.join(root, package)) if n.endswith(".py"))
+    for c in code:
+        with open(c, "rb") as f:
+            h.update(f.read())
+    h.update(inspect.getsource(fast_model).encode())
+    h.update(json.dumps([precision, bool(fused_norm), tf.__version__, keras.__version__]).encode())
+    return h.hexdigest()[:24]
+
+
+def _serve_cached(loaded, path: str):
+    """The callable of a cached SavedModel: float32 [B,H,W,3] -> float32 [B,H,W,3] (batch 1
+    graph; a larger batch runs image by image)."""
+    import tensorflow as tf
+    fn = loaded.serve
+
+    def run(images, _keep=loaded):
+        images = tf.convert_to_tensor(images, tf.float32)
+        if images.shape[0] == 1:
+            return fn(images)
+        return tf.concat([fn(images[i:i + 1]) for i in range(images.shape[0])], 0)
+    run.cache_path = path
+    run.precision, run.fused_norm, run.jit_compile = loaded.precision.numpy().decode(), \
+        bool(loaded.fused_norm.numpy()), False
+    return run
+
+
+def cached_fast_model(load: Callable, model_file: str | None, precision: str = "auto",
+                      fused_norm: bool = True, jit_compile: bool = False,
+                      cache_dir: str | None = None, log: Callable | None = None):
+    """`fast_model(load(), ...)`, kept on disk: the first run of a `.keras` file saves the traced
+    graph (H, W unknown, batch 1) as a SavedModel in cache_dir/<key> (`_cache_key`); later runs
+    load that (~2 s on this CPU) instead of building the Keras model and tracing it (~7 s).
+
+    load(policy) -> the model (policy: `load_policy`'s, for a Keras file). No caching when
+    model_file is not a `.keras` file, cache_dir is "", jit_compile, or the network cannot be
+    traced with H, W unknown (paper 1's SRN: traced per shape as before); a cache that cannot be
+    written (read-only, full) or read (damaged) is logged in one line and the model built as
+    without one. Returns the callable; `.cache_path` says where it came from or went (or None).
+    """
+    import shutil
+    policy = load_policy(precision, fused_norm)
+    cacheable = bool(cache_dir) and not jit_compile and bool(model_file) and \
+        str(model_file).endswith(".keras") and os.path.isfile(model_file)
+    entry = None
+    if cacheable:
+        import tensorflow as tf
+        entry = os.path.join(cache_dir, _cache_key(model_file, resolve_precision(precision),
+                                                   fused_norm))
+        if os.path.isfile(os.path.join(entry, "saved_model.pb")):
+            try:
+                return _serve_cached(tf.saved_model.load(entry), entry)
+            except Exception as e:  # noqa: BLE001 - a damaged entry: rebuild and replace it
+                if log:
+                    log(f"model cache {entry} unreadable ({type(e).__name__}); rebuilding it")
+                shutil.rmtree(entry, ignore_errors=True)
+    model = fast_model(load(policy), precision, fused_norm=fused_norm, jit_compile=jit_compile,
+                       in_place=True)
+    model.cache_path = None
+    if entry is None or not hasattr(model, "traced"):
+        return model
+    import tensorflow as tf
+    try:
+        graph = model.traced.get_concrete_function(tf.TensorSpec([1, None, None, 3], tf.float32))
+    except Exception:  # noqa: BLE001 - a net that needs static sizes (paper 1's SRN): not cached
+        return model
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+        module = tf.Module()
+        module.net, module.serve = model.model, model.traced
+        module.precision = tf.Variable(model.precision, trainable=False)
+        module.fused_norm = tf.Variable(model.fused_norm, trainable=False)
+        tmp = tempfile.mkdtemp(dir=cache_dir, prefix=".tmp-")
+        try:
+            tf.saved_model.save(module, tmp, signatures=graph)
+            os.replace(tmp, entry)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        model.cache_path = entry
+        model.graphs[(1, 3)] = graph
+    except Exception as e:  # noqa: BLE001 - no cache (read-only, full, static-size net): run on
+        if log:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            log(f"model cache {cache_dir} not written ({type(e).__name__}: {first[:160]}); "
+                f"the next run builds the model again")
+    return model
 
 
 def _run(model, batch: np.ndarray) -> np.ndarray:
@@ -396,7 +541,7 @@ def export_main(argv: Sequence[str], export: Callable, fv) -> None:
 def define_deblur_flags(fv, *, checkpoint_help: str, suffix: str, stride: int) -> None:
     """The flags of a paper's `deblur` CLI that takes its inputs as positional arguments:
     --checkpoint --output_dir --suffix --whole_image --face_detector --face_size --max_memory
-    --tile --quality --overwrite --precision --fused_norm --xla."""
+    --tile --quality --overwrite --precision --fused_norm --xla --model_cache."""
     from absl import flags
     d = dict(flag_values=fv)
     flags.DEFINE_string("checkpoint", None, checkpoint_help, **d)
@@ -423,6 +568,9 @@ def define_deblur_flags(fv, *, checkpoint_help: str, suffix: str, stride: int) -
                       "formula; faster).", **d)
     flags.DEFINE_bool("xla", False, "Compile the model with XLA (measured slower on CPUs: "
                       "benchmarks/README.md).", **d)
+    flags.DEFINE_string("model_cache", None, "Folder where the traced model of a .keras file is "
+                        "kept so that later runs start in ~2 s instead of ~7 s (default: "
+                        "$FACEDEBLUR_CACHE or ~/.cache/facedeblur; '' for none).", **d)
 
 
 def run_deblur(load_model: Callable, checkpoint, inputs: Sequence[str], output_dir: str, *,
@@ -430,7 +578,7 @@ def run_deblur(load_model: Callable, checkpoint, inputs: Sequence[str], output_d
                face_size: int = 0, overwrite: bool = False, precision: str = "auto",
                fused_norm: bool = True, xla: bool = False, scale_faces: bool = False,
                model_path: str | None = None, max_memory: float = 0.0, quality: int = 0,
-               log: Callable | None = None) -> list[str]:
+               model_cache: str | None = None, log: Callable | None = None) -> list[str]:
     """load_model(checkpoint) -> model, then `deblur_files`; returns the written paths.
 
     scale_faces (the CLIs' default; off with --whole_image): `common.photo.deblur_photo` with
@@ -439,11 +587,23 @@ def run_deblur(load_model: Callable, checkpoint, inputs: Sequence[str], output_d
     name (None: whole images); face_size 0: face crops go to the network at their own size.
     max_memory: GB for the network's work (0: 2 GB). quality > 0: JPEG out for JPEG in.
     precision, fused_norm, xla: `fast_model`'s options for a Keras model (other loaders'
-    functions run as they are).
+    functions run as they are). load_model(checkpoint, policy=) (a loader that takes `policy`)
+    builds a `.keras` file once, under the inference policy (`load_keras`). model_cache: the
+    folder of `cached_fast_model` for such a loader's `.keras` file (checkpoint, or model_path
+    without one; None: `default_cache_dir()`, "": none).
     """
     from common import photo  # pylint: disable=import-outside-toplevel
-    model = fast_model(load_model(checkpoint), precision, fused_norm=fused_norm, jit_compile=xla,
-                       sample_size=stride * -(-32 // stride))
+    import inspect  # pylint: disable=import-outside-toplevel
+    takes_policy = "policy" in inspect.signature(load_model).parameters
+
+    def load(policy):
+        return load_model(checkpoint, policy=policy) if takes_policy else load_model(checkpoint)
+    model_file = checkpoint if checkpoint else model_path
+    if model_cache is None:
+        model_cache = default_cache_dir()
+    model = cached_fast_model(load, model_file if takes_policy else None, precision,
+                              fused_norm=fused_norm, jit_compile=xla, cache_dir=model_cache,
+                              log=log)
     detector, photo_options = None, None
     if scale_faces:
         face_detector = face_detector or "mtcnn"
@@ -462,8 +622,8 @@ def run_deblur(load_model: Callable, checkpoint, inputs: Sequence[str], output_d
 def deblur_main(argv: Sequence[str], run: Callable, fv) -> None:
     """`main` of a deblur CLI defined by `define_deblur_flags`: argv[1:] are the inputs,
     run(checkpoint, inputs, output_dir, suffix=, tile=, face_detector=, face_size=, overwrite=,
-    precision=, fused_norm=, xla=, scale_faces=, max_memory=, quality=, log=)
-    deblurs them (usually `run_deblur` with the paper's loader); prints each written path.
+    precision=, fused_norm=, xla=, scale_faces=, max_memory=, quality=, log=[, model_cache=
+    when --model_cache is given]) deblurs them (usually `run_deblur` with the paper's loader); prints each written path.
     scale_faces: not --whole_image and no --face_size (face_detector None under --whole_image)."""
     import sys  # pylint: disable=import-outside-toplevel
     from absl import app  # pylint: disable=import-outside-toplevel
@@ -476,7 +636,8 @@ def deblur_main(argv: Sequence[str], run: Callable, fv) -> None:
                     face_size=fv.face_size, overwrite=fv.overwrite, precision=fv.precision,
                     fused_norm=fv.fused_norm, xla=fv.xla,
                     scale_faces=not fv.whole_image and not fv.face_size,
-                    max_memory=fv.max_memory, quality=fv.quality, log=log)
+                    max_memory=fv.max_memory, quality=fv.quality, log=log,
+                    **({"model_cache": fv.model_cache} if fv["model_cache"].present else {}))
     except InputErrors as e:  # the good inputs are done; one line per bad one, then exit 1
         for path in e.written:
             print(path)
@@ -603,14 +764,21 @@ def check_keras_file(path: str) -> dict:
                              f"{str(e).splitlines()[0] if str(e) else ''}): {redo}") from None
 
 
-def load_keras(path: str):
+def load_keras(path: str, policy: str | None = None):
     """Loads a `.keras` file with safe_mode=True (custom layers must be registered by importing
     their package first). A file that is no whole Keras archive, or a model whose classes this
-    process does not know (another paper's), raises ModelFileError in one line naming it."""
+    process does not know (another paper's), raises ModelFileError in one line naming it.
+
+    policy (e.g. "mixed_bfloat16"): the model is built from its config under that dtype policy
+    (its float32 policies stripped, as `rebuilt_copy` does) and the file's weights loaded into
+    it: what `fast_model` would otherwise rebuild, in one Keras build instead of two (a build of
+    the shipped UMSN costs ~5.5 s of Python graph construction on this CPU)."""
     import keras
     config = check_keras_file(path)
     try:
-        return keras.saving.load_model(path, safe_mode=True)
+        if policy is None:
+            return keras.saving.load_model(path, safe_mode=True)
+        return _load_keras_under(path, config, policy)
     except Exception as e:  # noqa: BLE001 - Keras' messages name no file: one line that does
         class_path = config.get("registered_name") or config.get("class_name") or "?"
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -622,6 +790,25 @@ def load_keras(path: str):
                 f"--method=NAME={path}") from None
         raise ModelFileError(f"model file {path} ({_paper_of(class_path)}) cannot be loaded "
                              f"({type(e).__name__}: {msg[:200]})") from None
+
+
+def _load_keras_under(path: str, config: dict, policy: str):
+    import zipfile
+    import keras
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = keras.saving.deserialize_keras_object(_strip_float32_policies(config),
+                                                      safe_mode=True)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    with zipfile.ZipFile(path) as z, tempfile.TemporaryDirectory() as tmp:
+        weights = os.path.join(tmp, "model.weights.h5")
+        with open(weights, "wb") as f:
+            f.write(z.read("model.weights.h5"))
+        model.load_weights(weights)
+    model.loaded_policy = policy
+    return model
 
 
 def load_saved_model(path: str):

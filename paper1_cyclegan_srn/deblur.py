@@ -28,13 +28,14 @@ def define_flags(fv=flags.FLAGS):
     flags.adopt_module_key_flags(inference, flag_values=fv)  # listed by --helpshort
 
 
-def load_model(checkpoint=None):
+def load_model(checkpoint=None, policy=None):
     """The SRN of an SRN workdir, an exported .keras file or (None) the shipped model, as a
-    [0,1] -> [0,1] function."""
+    [0,1] -> [0,1] function; a .keras file is built under the dtype `policy`
+    (`common.inference.load_keras`)."""
     checkpoint = inference.checkpoint_or_shipped(checkpoint, SHIPPED)
     if checkpoint.endswith(".keras"):
         try:
-            model = inference.load_keras(checkpoint)
+            model = inference.load_keras(checkpoint, policy=policy)
         except TypeError as e:  # another package's model: Keras cannot locate its classes
             model = e
         if not isinstance(model, srn.SRNDeblurrer):

@@ -26,11 +26,12 @@ def define_flags(fv=flags.FLAGS):
     flags.adopt_module_key_flags(inference, flag_values=fv)  # listed by --helpshort
 
 
-def load_model(checkpoint=None):
-    """A umsn workdir, an exported .keras file, or (None) the shipped model."""
+def load_model(checkpoint=None, policy=None):
+    """A umsn workdir, an exported .keras file, or (None) the shipped model; a .keras file is
+    built under the dtype `policy` (`common.inference.load_keras`)."""
     checkpoint = inference.checkpoint_or_shipped(checkpoint, SHIPPED)
     if checkpoint.endswith(".keras"):
-        return inference.load_keras(checkpoint)
+        return inference.load_keras(checkpoint, policy=policy)
     from paper3_umsn import evaluate
     return evaluate.load_model(checkpoint)[1]
 
