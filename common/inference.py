@@ -396,16 +396,23 @@ def deblur_faces(model: Callable, img, detector, stride: int = 1, margin: float 
 
 def output_paths(inputs: Sequence[str], output_dir: str, suffix: str = "", ext: str = ".png",
                  keep_jpeg: bool = False) -> list[str]:
-    """Output path per input: output_dir/<stem><suffix><ext> (keep_jpeg: .jpg for a JPEG input).
+    """Output path per input: output_dir/<stem><suffix><ext> (keep_jpeg: .jpg for a JPEG input;
+    a video, `common.video.is_video`: .mp4).
 
     Refuses (ValueError) when an output would be an input file, or when two inputs map to one
     output name, so inputs are never overwritten.
     """
+    from common import video  # pylint: disable=import-outside-toplevel
     if not output_dir:
         raise ValueError("--output_dir is required")
-    jpeg = lambda p: keep_jpeg and os.path.splitext(p)[1].lower() in (".jpg", ".jpeg")
+
+    def out_ext(p):
+        if video.is_video(p):
+            return ".mp4"
+        return ".jpg" if keep_jpeg and os.path.splitext(p)[1].lower() in (".jpg", ".jpeg") \
+            else ext
     outs = [os.path.join(output_dir, os.path.splitext(os.path.basename(p))[0] + suffix
-                         + (".jpg" if jpeg(p) else ext)) for p in inputs]
+                         + out_ext(p)) for p in inputs]
     real_inputs = {os.path.realpath(p) for p in inputs}
     for p, o in zip(inputs, outs):
         if os.path.realpath(o) in real_inputs:
@@ -419,13 +426,21 @@ def output_paths(inputs: Sequence[str], output_dir: str, suffix: str = "", ext: 
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[str]:
-    """Files as given; folders expanded to their images (common.image_io.list_images)."""
+    """Files as given (images or videos); folders expanded to their images
+    (common.image_io.list_images); a glob pattern ("shoot/*.jpg", "**" recursive) that the shell
+    did not expand (quoted) expanded to the files it matches, sorted."""
+    import glob  # pylint: disable=import-outside-toplevel
     files = []
     for p in inputs:
         if os.path.isdir(p):
             files.extend(image_io.list_images(p))
         elif os.path.isfile(p):
             files.append(p)
+        elif glob.has_magic(p):
+            found = sorted(f for f in glob.glob(p, recursive=True) if os.path.isfile(f))
+            if not found:
+                raise FileNotFoundError(f"input pattern {p} matches no file")
+            files.extend(found)
         else:
             raise FileNotFoundError(f"input {p} does not exist")
     if not files:
@@ -443,37 +458,88 @@ class InputErrors(RuntimeError):
                          f"deblurred:\n" + "\n".join(failures))
 
 
+def compare_path(dst: str) -> str:
+    """OUT/photo_umsn.jpg -> OUT/photo_umsn_compare.jpg (the --compare side-by-side image)."""
+    stem, ext = os.path.splitext(dst)
+    return stem + "_compare" + (ext if ext in (".jpg", ".png") else ".png")
+
+
+def write_compare(dst: str, before, after, max_side: int = 2400, quality: int = 90) -> str:
+    """Writes `before | after` side by side with their labels (`image_io.contact_sheet`), each
+    shrunk to at most max_side px on its long side; JPEG at `quality` for a .jpg dst."""
+    from common import photo  # pylint: disable=import-outside-toplevel
+    pair = []
+    for im in (before, after):
+        im = image_io.to_uint8(np.asarray(im))[..., :3]
+        f = min(1.0, max_side / max(im.shape[:2]))
+        if f < 1.0:
+            im = image_io.to_uint8(photo.resize(image_io.to_float32(im),
+                                                (round(im.shape[0] * f), round(im.shape[1] * f))))
+        pair.append(im)
+    sheet = image_io.contact_sheet([pair], labels=["input", "deblurred"])
+    if dst.endswith(".jpg"):
+        from PIL import Image  # pylint: disable=import-outside-toplevel
+        pil = Image.fromarray(sheet)
+        return image_io.atomic_write(dst, lambda f: pil.save(f, format="JPEG", quality=quality))
+    return image_io.write_image(dst, sheet) or dst
+
+
 def deblur_files(model: Callable, inputs: Sequence[str], output_dir: str, stride: int = 1,
                  tile: int = 0, detector=None, face_size: int | None = None, suffix: str = "",
                  overwrite: bool = False, photo_options: dict | None = None,
                  max_memory: float | None = None, jpeg_quality: int = 0,
-                 log: Callable | None = None) -> list[str]:
-    """Deblurs image files (or folders) into output_dir as PNG; returns the written paths.
+                 compare: bool = False, video_options: dict | None = None,
+                 progress: bool | None = None, log: Callable | None = None) -> list[str]:
+    """Deblurs image and video files (or folders, or glob patterns) into output_dir; returns
+    the written paths.
 
     photo_options (a dict, possibly empty): the scale-aware default of the CLIs,
     `common.photo.deblur_photo(model, img, detector, stride=, **photo_options)` (faces at the
     model's trained scale, pasted back; the whole image when none is found, logged). Else
     detector: `deblur_faces` at face_size; neither: the whole image, in tiles of `tile` px, or
     (tile 0) tiled automatically under max_memory bytes (`common.photo.deblur_bounded`).
-    jpeg_quality > 0: a JPEG input is written as JPEG at that quality (EXIF orientation applied,
-    ICC profile kept), others as PNG.
+    Outputs: PNG; jpeg_quality > 0: a JPEG input is written as JPEG at that quality (EXIF
+    orientation applied, ICC profile kept); an input with an alpha channel keeps it untouched
+    (RGBA PNG: `image_io.read_extras`); a 16-bit PNG stays 16-bit (pixels the deblurring did
+    not change keep all 16 bits). A video (`common.video.is_video`) becomes an MP4 through
+    `common.video.deblur_video` (faces tracked across frames; video_options: its
+    detect_every, smoothing; --whole_image: every frame whole). compare: also writes
+    `compare_path(dst)`, input | output side by side (images only). progress: a tqdm bar over
+    the inputs (and a video's frames) on stderr (None: when stderr is a terminal).
     Existing outputs are kept unless overwrite=True (FileExistsError before any work; inputs are
     never overwritten). Every input is tried: one that cannot be read (corrupt, not an image) or
     that the network rejects does not stop the others; once all are done, `InputErrors` lists
     each bad one in one line (and holds the written paths).
     """
-    from common import photo  # pylint: disable=import-outside-toplevel
+    from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+    from common import photo, video  # pylint: disable=import-outside-toplevel
     files = expand_inputs(inputs)
     outs = output_paths(files, output_dir, suffix, keep_jpeg=jpeg_quality > 0)
     existing = [dst for dst in outs if os.path.exists(dst)]
+    existing += [compare_path(d) for d, f in zip(outs, files)
+                 if compare and not video.is_video(f) and os.path.exists(compare_path(d))]
     if existing and not overwrite:  # refused before any work: the fix is one flag for all
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
         raise FileExistsError(f"{existing[0]}{more} exists: pass --overwrite or another "
                               "--output_dir")
     written, failures = [], []
     bound = dict(max_memory=max_memory) if max_memory else {}
-    for src, dst in zip(files, outs):
+    bar = tqdm(list(zip(files, outs)), unit="file", disable=None if progress is None else
+               not progress or len(files) < 2, leave=False)
+    for src, dst in bar:
         try:
+            if video.is_video(src):
+                opts = dict(photo_options or {})
+                info = video.deblur_video(
+                    model, src, dst, detector, stride=stride, scale=opts.get(
+                        "scale", photo.FaceScale()), whole_image=detector is None,
+                    progress=progress, **bound, **(video_options or {}))
+                written.append(dst)
+                if log:
+                    log(f"{src}: {info['frames']} frames at {info['fps']:g} fps, audio "
+                        f"{info['audio']}, {info['frames_without_face']} frame(s) without a "
+                        f"face left as they were")
+                continue
             img = image_io.read_image(src)
             if photo_options is not None:
                 res, info = photo.deblur_photo(model, img, detector, stride=stride,
@@ -486,13 +552,18 @@ def deblur_files(model: Callable, inputs: Sequence[str], output_dir: str, stride
                 res = deblur_image(model, img, stride, tile)
             else:
                 res = photo.deblur_bounded(model, img, stride, **bound)
+            res = image_io.to_uint8(np.asarray(res))
             if dst.endswith(".jpg"):
                 written.append(photo.write_jpeg_like(dst, res, src, jpeg_quality))
             else:
-                written.append(image_io.write_image(dst, res) or dst)
-        except (ValueError, OSError) as e:  # ImageReadError is a ValueError
+                extras = image_io.read_extras(src)
+                written.append(image_io.write_with_extras(dst, res, img, **extras))
+            if compare:
+                write_compare(compare_path(dst), img, res)
+        except (ValueError, OSError) as e:  # ImageReadError and VideoError are ValueErrors
             lines = str(e).strip().splitlines() or [type(e).__name__]
             failures.append(f"{src}: {lines[0]}")
+    bar.close()
     if failures:
         raise InputErrors(written, failures)
     return written
@@ -541,7 +612,8 @@ def export_main(argv: Sequence[str], export: Callable, fv) -> None:
 def define_deblur_flags(fv, *, checkpoint_help: str, suffix: str, stride: int) -> None:
     """The flags of a paper's `deblur` CLI that takes its inputs as positional arguments:
     --checkpoint --output_dir --suffix --whole_image --face_detector --face_size --max_memory
-    --tile --quality --overwrite --precision --fused_norm --xla --model_cache."""
+    --tile --quality --overwrite --precision --fused_norm --xla --compare --detect_every
+    --smoothing --model_cache."""
     from absl import flags
     d = dict(flag_values=fv)
     flags.DEFINE_string("checkpoint", None, checkpoint_help, **d)
@@ -568,6 +640,13 @@ def define_deblur_flags(fv, *, checkpoint_help: str, suffix: str, stride: int) -
                       "formula; faster).", **d)
     flags.DEFINE_bool("xla", False, "Compile the model with XLA (measured slower on CPUs: "
                       "benchmarks/README.md).", **d)
+    flags.DEFINE_bool("compare", False, "Also write OUTPUT_compare.jpg (.png): the input and "
+                      "the output side by side.", **d)
+    flags.DEFINE_integer("detect_every", 1, "Videos: detect faces every N frames (tracked and "
+                         "smoothed in between).", lower_bound=1, **d)
+    flags.DEFINE_float("smoothing", 0.6, "Videos: weight of a face box's previous position "
+                       "when a new detection moves it (0: no smoothing).", lower_bound=0.0,
+                       upper_bound=0.95, **d)
     flags.DEFINE_string("model_cache", None, "Folder where the traced model of a .keras file is "
                         "kept so that later runs start in ~2 s instead of ~7 s (default: "
                         "$FACEDEBLUR_CACHE or ~/.cache/facedeblur; '' for none).", **d)
@@ -578,7 +657,8 @@ def run_deblur(load_model: Callable, checkpoint, inputs: Sequence[str], output_d
                face_size: int = 0, overwrite: bool = False, precision: str = "auto",
                fused_norm: bool = True, xla: bool = False, scale_faces: bool = False,
                model_path: str | None = None, max_memory: float = 0.0, quality: int = 0,
-               model_cache: str | None = None, log: Callable | None = None) -> list[str]:
+               model_cache: str | None = None, compare: bool = False, detect_every: int = 1,
+               smoothing: float = 0.6, log: Callable | None = None) -> list[str]:
     """load_model(checkpoint) -> model, then `deblur_files`; returns the written paths.
 
     scale_faces (the CLIs' default; off with --whole_image): `common.photo.deblur_photo` with
@@ -586,6 +666,8 @@ def run_deblur(load_model: Callable, checkpoint, inputs: Sequence[str], output_d
     one, of model_path: the shipped model). Else face_detector: a `common.face.get_detector`
     name (None: whole images); face_size 0: face crops go to the network at their own size.
     max_memory: GB for the network's work (0: 2 GB). quality > 0: JPEG out for JPEG in.
+    compare: side-by-side images; detect_every, smoothing: videos' face tracking
+    (`deblur_files`).
     precision, fused_norm, xla: `fast_model`'s options for a Keras model (other loaders'
     functions run as they are). load_model(checkpoint, policy=) (a loader that takes `policy`)
     builds a `.keras` file once, under the inference policy (`load_keras`). model_cache: the
@@ -616,14 +698,17 @@ def run_deblur(load_model: Callable, checkpoint, inputs: Sequence[str], output_d
     return deblur_files(model, inputs, output_dir, stride=stride, tile=tile, detector=detector,
                         face_size=face_size or None, suffix=suffix, overwrite=overwrite,
                         photo_options=photo_options, jpeg_quality=quality,
-                        max_memory=max_memory * 1e9 if max_memory else None, log=log)
+                        max_memory=max_memory * 1e9 if max_memory else None, compare=compare,
+                        video_options={"detect_every": detect_every, "smoothing": smoothing},
+                        log=log)
 
 
 def deblur_main(argv: Sequence[str], run: Callable, fv) -> None:
     """`main` of a deblur CLI defined by `define_deblur_flags`: argv[1:] are the inputs,
     run(checkpoint, inputs, output_dir, suffix=, tile=, face_detector=, face_size=, overwrite=,
-    precision=, fused_norm=, xla=, scale_faces=, max_memory=, quality=, log=[, model_cache=
-    when --model_cache is given]) deblurs them (usually `run_deblur` with the paper's loader); prints each written path.
+    precision=, fused_norm=, xla=, scale_faces=, max_memory=, quality=, log=[, model_cache=,
+    compare=, detect_every=, smoothing= when given on the command line]) deblurs them (usually
+    `run_deblur` with the paper's loader); prints each written path.
     scale_faces: not --whole_image and no --face_size (face_detector None under --whole_image)."""
     import sys  # pylint: disable=import-outside-toplevel
     from absl import app  # pylint: disable=import-outside-toplevel
@@ -637,7 +722,8 @@ def deblur_main(argv: Sequence[str], run: Callable, fv) -> None:
                     fused_norm=fv.fused_norm, xla=fv.xla,
                     scale_faces=not fv.whole_image and not fv.face_size,
                     max_memory=fv.max_memory, quality=fv.quality, log=log,
-                    **({"model_cache": fv.model_cache} if fv["model_cache"].present else {}))
+                    **{k: fv[k].value for k in ("model_cache", "compare", "detect_every",
+                                                "smoothing") if k in fv and fv[k].present})
     except InputErrors as e:  # the good inputs are done; one line per bad one, then exit 1
         for path in e.written:
             print(path)
