@@ -18,9 +18,9 @@ look of the clip from frame to frame); `whole_image=True` deblurs every frame wh
 The output is H.264 MP4 (yuv420p, `quality` 0-10 of imageio-ffmpeg) at the input's frame rate
 (a variable-rate clip is written at its average rate). The input's audio is copied into it
 unchanged, re-encoded as AAC when MP4 cannot hold its codec, and dropped only when neither
-works: `info["audio"]` says which, and the CLI logs a drop. Odd frame sizes are padded by one
-edge pixel row/column to even ones (H.264 4:2:0 needs them) and cropped back by nothing: the
-output is then one pixel larger, which `info["size"]` reports.
+works: `info["audio"]` says which, and the CLI logs it. An odd frame width or height is
+padded by one edge-pixel column or row (H.264 4:2:0 needs even sizes): the output is then one
+pixel larger, which `info["size"]` reports.
 """
 from __future__ import annotations
 
@@ -153,7 +153,7 @@ def _mux_audio(video: str, src: str, dst: str) -> str:
     reason = ""
     for how, codec in (("copied", "copy"), ("aac", "aac")):
         cmd = [exe, "-y", "-loglevel", "error", "-i", video, "-i", src, "-map", "0:v:0",
-               "-map", "1:a:0", "-c:v", "copy", "-c:a", codec, "-shortest", dst]
+               "-map", "1:a:0", "-c:v", "copy", "-c:a", codec, dst]
         p = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if p.returncode == 0:
             return how
