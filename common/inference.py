@@ -271,10 +271,14 @@ def cached_fast_model(load: Callable, model_file: str | None, precision: str = "
         module.precision = tf.Variable(model.precision, trainable=False)
         module.fused_norm = tf.Variable(model.fused_norm, trainable=False)
         tmp = tempfile.mkdtemp(dir=cache_dir, prefix=".tmp-")
+        from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
+        verbosity = absl_logging.get_verbosity()
+        absl_logging.set_verbosity(absl_logging.WARNING)  # SavedModel's INFO lines: not news
         try:
             tf.saved_model.save(module, tmp, signatures=graph)
             os.replace(tmp, entry)
         finally:
+            absl_logging.set_verbosity(verbosity)
             shutil.rmtree(tmp, ignore_errors=True)
         model.cache_path = entry
         model.graphs[(1, 3)] = graph
@@ -657,7 +661,7 @@ def run_deblur(load_model: Callable, checkpoint, inputs: Sequence[str], output_d
                face_size: int = 0, overwrite: bool = False, precision: str = "auto",
                fused_norm: bool = True, xla: bool = False, scale_faces: bool = False,
                model_path: str | None = None, max_memory: float = 0.0, quality: int = 0,
-               model_cache: str | None = None, compare: bool = False, detect_every: int = 1,
+               model_cache: str | None = "", compare: bool = False, detect_every: int = 1,
                smoothing: float = 0.6, log: Callable | None = None) -> list[str]:
     """load_model(checkpoint) -> model, then `deblur_files`; returns the written paths.
 
@@ -672,7 +676,9 @@ def run_deblur(load_model: Callable, checkpoint, inputs: Sequence[str], output_d
     functions run as they are). load_model(checkpoint, policy=) (a loader that takes `policy`)
     builds a `.keras` file once, under the inference policy (`load_keras`). model_cache: the
     folder of `cached_fast_model` for such a loader's `.keras` file (checkpoint, or model_path
-    without one; None: `default_cache_dir()`, "": none).
+    without one; None: `default_cache_dir()`; "", the default here: none, so that library
+    callers and tests write nothing outside their outputs; the CLIs' `with_model_cache`
+    defaults it to `default_cache_dir()`).
     """
     from common import photo  # pylint: disable=import-outside-toplevel
     import inspect  # pylint: disable=import-outside-toplevel
@@ -701,6 +707,15 @@ def run_deblur(load_model: Callable, checkpoint, inputs: Sequence[str], output_d
                         max_memory=max_memory * 1e9 if max_memory else None, compare=compare,
                         video_options={"detect_every": detect_every, "smoothing": smoothing},
                         log=log)
+
+
+def with_model_cache(run: Callable) -> Callable:
+    """A deblur CLI's `run` whose model_cache defaults to `default_cache_dir()` (--model_cache,
+    when given, still wins): what the `deblur` commands pass to `deblur_main`."""
+    def cli_run(*args, **options):
+        options.setdefault("model_cache", default_cache_dir())
+        return run(*args, **options)
+    return cli_run
 
 
 def deblur_main(argv: Sequence[str], run: Callable, fv) -> None:

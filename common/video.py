@@ -115,8 +115,12 @@ class VideoError(ValueError):
 
 def read_meta(path: str) -> dict:
     """{"fps", "size" (w, h), "nframes" (an estimate, or None), "audio" (codec name or None)}
-    of a video file; VideoError naming it when ffmpeg cannot read it."""
-    import imageio_ffmpeg  # pylint: disable=import-outside-toplevel
+    of a video file; VideoError naming it when ffmpeg cannot read it (or is not installed)."""
+    try:
+        import imageio_ffmpeg  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        raise VideoError(f"video {path} needs imageio-ffmpeg: pip install -e \".[video]\" "
+                         "(or imageio-ffmpeg==0.6.0)") from None
     try:
         gen = imageio_ffmpeg.read_frames(path)
         meta = next(gen)

@@ -9,6 +9,9 @@ restored) or an exported .keras file (`python -m paper1_cyclegan_srn.export`); w
 shipped model `paper1_cyclegan_srn/weights/srn_small.keras` (model card beside it).
 By default faces are detected (MTCNN), deblurred at the trained face scale and pasted back
 (`common.photo`); --whole_image restores the whole image, tiled by --max_memory.
+Inputs: image files, folders, quoted globs ("shoot/*.jpg") and video clips (clip.mp4 -> an MP4
+with faces tracked across frames: `common.video`); --compare adds a side-by-side image. (The SRN
+needs static sizes per trace, so its model is built at every run, not cached.)
 """
 import os
 
@@ -54,7 +57,7 @@ def run(checkpoint, input_paths, output_dir, suffix="_srn", **options):
 
 
 def main(argv):
-    inference.deblur_main(argv, run, flags.FLAGS)
+    inference.deblur_main(argv, inference.with_model_cache(run), flags.FLAGS)
 
 
 if __name__ == "__main__":
