@@ -51,6 +51,10 @@ FACE_REQUIRES = [
 # over TensorFlow 2.21 in a side environment.
 BEAM_REQUIRES = ["apache-beam==2.77.0"]
 
+# Video in the `deblur` CLIs (common/video.py): imageio-ffmpeg ships its own ffmpeg binary
+# (7.0.2 static, Linux/macOS/Windows wheels), so no system ffmpeg is needed.
+VIDEO_REQUIRES = ["imageio==2.38.0", "imageio-ffmpeg==0.6.0"]
+
 TEST_REQUIRES = [
     "pytest==9.2.0",
     # .ci/run: `pytest -n 2 --dist loadfile` (two worker processes; order in tests/conftest.py)
@@ -82,5 +86,6 @@ setup(
     package_data=PACKAGE_DATA,
     install_requires=INSTALL_REQUIRES,
     extras_require={"cpu": CPU_REQUIRES, "gpu": GPU_REQUIRES, "test": TEST_REQUIRES,
-                    "face": FACE_REQUIRES, "beam": BEAM_REQUIRES},
+                    "face": FACE_REQUIRES, "beam": BEAM_REQUIRES,
+                    "video": VIDEO_REQUIRES},
 )

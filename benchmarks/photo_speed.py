@@ -1,17 +1,25 @@
 """Time and peak RSS of the default `deblur` command on 12 / 24 / 48 MP photos with 3 faces.
 
-    python benchmarks/photo_speed.py [--mp=12,24,48] [--paper=paper3_umsn] [--whole_image]
+    python benchmarks/photo_speed.py [--mp=12,24,48] [--paper=paper3_umsn] [--whole_image] \
+        [--modes=cold,warm] [--before_root=DIR]
 
 Each photo: a smooth noisy background at the size, with 3 strong-blur LFW faces (Levin kernel,
 `data/sample`-free: the first faces of ../shared/data/lfw, 4x enlarged and blurred with a 4x
 kernel, ~500 px) pasted in, saved as JPEG 95. Runs `python -m PAPER.deblur PHOTO --output_dir`
 in a fresh process under /usr/bin/time -v (wall time and max RSS of the whole command: Python,
 TensorFlow and MTCNN start-up included). Prints JSON; writes benchmarks/results/photo_speed.json.
+
+Modes, run one after the other per photo (so that they see the same machine load): "cold" with
+an empty --model_cache (the first run of a model: Keras build, trace, cache written), "warm"
+with the cache that run left (every later run), "nocache" with --model_cache='', and "before"
+the same command run from the checkout --before_root (e.g. `git archive main | tar -x -C DIR`),
+to compare with the code before a change.
 """
 import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,9 +53,11 @@ def make_photo(path, w, h):
     image_io.write_image(path, bg)
 
 
-def run(cmd):
-    p = subprocess.run(["/usr/bin/time", "-v"] + cmd, cwd=ROOT, capture_output=True, text=True,
-                       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ROOT})
+def run(cmd, root=ROOT):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": root,
+           "PYTHONDONTWRITEBYTECODE": "1"}
+    p = subprocess.run(["/usr/bin/time", "-v"] + cmd, cwd=root, capture_output=True, text=True,
+                       env=env)
     if p.returncode:
         raise SystemExit(p.stderr[-2000:])
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr).group(1))
@@ -61,23 +71,43 @@ def main():
     a.add_argument("--mp", default="12,24,48")
     a.add_argument("--paper", default="paper3_umsn")
     a.add_argument("--whole_image", action="store_true")
+    a.add_argument("--modes", default="cold,warm")
+    a.add_argument("--before_root", default="")
     args = a.parse_args()
     results = []
+    with open("/proc/loadavg", encoding="ascii") as f:
+        load = f.read().split()[:3]
     with tempfile.TemporaryDirectory() as tmp:
+        cache = os.path.join(tmp, "cache")
         for mp in (int(v) for v in args.mp.split(",")):
             w, h = SIZES[mp]
             src = os.path.join(tmp, f"photo{mp}.jpg")
             make_photo(src, w, h)
-            cmd = [sys.executable, "-m", f"{args.paper}.deblur", src, f"--output_dir={tmp}/out",
-                   "--overwrite"] + (["--whole_image"] if args.whole_image else [])
-            r = {"megapixels": mp, "size": [w, h], "paper": args.paper,
-                 "mode": "whole_image" if args.whole_image else "default (3 faces)", **run(cmd)}
-            print(json.dumps(r), flush=True)
-            results.append(r)
+            for mode in args.modes.split(","):
+                cmd = [sys.executable, "-m", f"{args.paper}.deblur", src,
+                       f"--output_dir={tmp}/out", "--overwrite"]
+                cmd += ["--whole_image"] if args.whole_image else []
+                root = ROOT
+                if mode == "cold":
+                    shutil.rmtree(cache, ignore_errors=True)
+                if mode in ("cold", "warm"):
+                    cmd.append(f"--model_cache={cache}")
+                elif mode == "nocache":
+                    cmd.append("--model_cache=")
+                elif mode == "before":
+                    root = args.before_root or sys.exit("--modes=before needs --before_root")
+                r = {"megapixels": mp, "size": [w, h], "paper": args.paper, "code": mode,
+                     "mode": "whole_image" if args.whole_image else "default (3 faces)",
+                     **run(cmd, root)}
+                print(json.dumps(r), flush=True)
+                results.append(r)
+    with open("/proc/loadavg", encoding="ascii") as f:
+        load += f.read().split()[:3]
     os.makedirs(os.path.join(ROOT, "benchmarks", "results"), exist_ok=True)
     name = "photo_speed_whole.json" if args.whole_image else "photo_speed.json"
     with open(os.path.join(ROOT, "benchmarks", "results", name), "w", encoding="utf-8") as f:
-        json.dump({"command": " ".join(sys.argv), "results": results}, f, indent=1)
+        json.dump({"command": " ".join(sys.argv), "load_avg_before_after": load,
+                   "cpus": os.cpu_count(), "results": results}, f, indent=1)
 
 
 if __name__ == "__main__":

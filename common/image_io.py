@@ -16,6 +16,9 @@ Conversions applied on read, so every caller sees plain RGB:
   whatever RGB values they hold, so hidden garbage under alpha never reaches a network.
 * Palette (``P``) images are expanded to RGB.
 
+What this leaves out (the alpha channel, a 16-bit PNG's low bits) :func:`read_extras` returns,
+and :func:`write_with_extras` puts back into a result (the `deblur` CLIs).
+
 Only PNG, JPEG and BMP are accepted (:data:`IMAGE_EXTENSIONS`); any other format, a corrupt
 or truncated file raises :class:`ImageReadError`, whose message names the file and says what
 to do.  Writes are atomic (:func:`atomic_write`, also used for flags.txt, reports and
@@ -182,6 +185,60 @@ def write_image(path, img) -> str:
         pil = pil.convert("RGB")
     kwargs = {"quality": 95} if _WRITE_FORMATS[ext] == "JPEG" else {}
     return atomic_write(path, lambda f: pil.save(f, format=_WRITE_FORMATS[ext], **kwargs))
+
+
+def read_extras(path) -> dict:
+    """What :func:`read_image` leaves out of an image file, for writing a result like it:
+    ``{"alpha": uint8 [H,W] or None, "rgb16": uint16 [H,W,3] RGB or None}`` (the alpha channel
+    of an RGBA / LA / transparent-palette image; the full 16-bit samples of a 16-bit PNG),
+    oriented as :func:`read_image` orients the pixels. Both None for a plain 8-bit RGB file or
+    one this cannot read."""
+    out = {"alpha": None, "rgb16": None}
+    try:
+        with Image.open(os.fspath(path), formats=_READ_FORMATS) as img:
+            img.load()
+            fmt, mode = img.format, img.mode
+            oriented = ImageOps.exif_transpose(img)
+            if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and
+                                                            "transparency" in img.info):
+                out["alpha"] = np.asarray(oriented.convert("RGBA"))[..., 3].copy()
+            size = oriented.size
+    except (OSError, SyntaxError, ValueError, EOFError):
+        return out
+    if fmt == "PNG":
+        import cv2  # pylint: disable=import-outside-toplevel
+        raw = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
+        if raw is not None and raw.dtype == np.uint16 and raw.shape[1::-1] == size:
+            rgb = raw if raw.ndim == 2 else raw[..., 2::-1] if raw.shape[-1] >= 3 else raw[..., 0]
+            rgb = np.repeat(rgb[..., None], 3, -1) if rgb.ndim == 2 else rgb
+            if out["alpha"] is None:  # 16-bit with alpha: written as 8-bit RGBA (alpha kept)
+                out["rgb16"] = np.ascontiguousarray(rgb)
+    return out
+
+
+def write_with_extras(path, res, src_rgb, alpha=None, rgb16=None) -> str:
+    """Writes the uint8 RGB result ``res`` of the image ``src_rgb`` (:func:`read_image`'s) to the
+    PNG ``path`` with :func:`read_extras`'s extras put back: ``alpha`` as is, beside RGB
+    un-premultiplied (``res * 255 / alpha``, since :func:`read_image` composited on black);
+    ``rgb16``: a 16-bit PNG ``rgb16 + 257 * (res - src_rgb)``, so a pixel the deblurring left
+    alone keeps its 16 bits exactly and a changed one moves by the change. Neither: a plain
+    :func:`write_image`. Returns ``path``."""
+    res = to_uint8(np.asarray(res))
+    if alpha is not None and alpha.shape == res.shape[:2]:
+        a = alpha.astype(np.float32)[..., None]
+        rgb = np.where(a > 0, np.clip(res.astype(np.float32) * 255.0 / np.maximum(a, 1.0), 0,
+                                      255), 0)
+        return write_image(path, np.concatenate([np.rint(rgb).astype(np.uint8),
+                                                 alpha[..., None]], -1))
+    if rgb16 is not None and rgb16.shape == res.shape:
+        import cv2  # pylint: disable=import-outside-toplevel
+        delta = res.astype(np.int32) - to_uint8(np.asarray(src_rgb)).astype(np.int32)
+        out = np.clip(rgb16.astype(np.int32) + 257 * delta, 0, 65535).astype(np.uint16)
+        ok, buf = cv2.imencode(".png", np.ascontiguousarray(out[..., ::-1]))
+        if not ok:
+            raise OSError(f"cannot encode the 16-bit PNG {path}")
+        return atomic_write(os.fspath(path), buf.tobytes())
+    return write_image(path, res)
 
 
 def umask_mode(mode: int = 0o666) -> int:

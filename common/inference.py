@@ -30,8 +30,8 @@ INFER_PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 def _is_float32_policy(value) -> bool:
-    if isinstance(value, str):
-        return value == "float32"
+    """A serialized float32 DTypePolicy (not a plain "float32" string: that is a tensor dtype,
+    e.g. a functional model's InputLayer's, which its config needs)."""
     if isinstance(value, dict) and "Policy" in str(value.get("class_name", "")):
         return value.get("config", {}).get("name") == "float32"
     return False
@@ -98,18 +98,29 @@ def resolve_precision(precision: str = "auto") -> str:
     return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
 
 
+def load_policy(precision: str = "auto", fused_norm: bool = True) -> str | None:
+    """The dtype policy a deblur CLI loads a `.keras` file under so that `fast_model(...,
+    in_place=True)` needs no rebuild: "mixed_bfloat16" when `precision` resolves to bfloat16,
+    else None (float32: the file as saved)."""
+    del fused_norm  # fused norms are applied in place, whatever the policy
+    return "mixed_bfloat16" if resolve_precision(precision) == "bfloat16" else None
+
+
 def fast_model(model, precision: str = "auto", fused_norm: bool = True, jit_compile: bool = False,
-               sample_size: int = 32):
+               sample_size: int = 32, in_place: bool = False):
     """A faster inference callable for a Keras deblurrer: float32 [B,H,W,3] -> float32 [B,H,W,3].
 
-    The model runs inside one `tf.function` (traced once per input shape and reused for every
-    image of that shape, instead of layer-by-layer eager calls); on a copy (`rebuilt_copy`,
+    The model runs inside one `tf.function`, traced once per batch size with H and W unknown
+    (one graph for every image, tile and face size: a trace of the shipped UMSN costs ~1 s) or,
+    for a network that needs static sizes, once per input shape; on a copy (`rebuilt_copy`,
     the given model is left as is) in bfloat16 when `precision` resolves to it (output cast to
-    float32) and with fused instance norms when fused_norm (`keras_utils.fuse_instance_norms`); with XLA
-    when jit_compile. Same maths as float32 up to rounding (bfloat16: ~3 significant digits).
-    Anything that is not a `keras.Model` (a wrapper function, a SavedModel) is returned as is
-    (with "auto"; an explicit "bfloat16" raises ValueError for it).
-    benchmarks/infer_speed.py measures each option.
+    float32) and with fused instance norms when fused_norm (`keras_utils.fuse_instance_norms`);
+    with XLA when jit_compile. Same maths as float32 up to rounding (bfloat16: ~3 significant
+    digits). in_place: the model is the caller's to change (freshly loaded): its norms are fused
+    in place and no copy is made when it already computes in the wanted precision (loaded with
+    `load_keras(path, policy=load_policy(...))`). Anything that is not a `keras.Model` (a wrapper
+    function, a SavedModel) is returned as is (with "auto"; an explicit "bfloat16" raises
+    ValueError for it). benchmarks/infer_speed.py measures each option.
     """
     import keras
     import tensorflow as tf
@@ -121,14 +132,15 @@ def fast_model(model, precision: str = "auto", fused_norm: bool = True, jit_comp
         return model
     net = model
     fused_norm = bool(fused_norm) and bool(keras_utils.instance_norms(model))
-    if precision == "bfloat16" or fused_norm:
-        net = rebuilt_copy(model, "mixed_bfloat16" if precision == "bfloat16" else "float32",
-                           sample_size)
-        if fused_norm:
-            keras_utils.fuse_instance_norms(net)
+    want = "mixed_bfloat16" if precision == "bfloat16" else "float32"
+    has = model.dtype_policy.name
+    if (in_place and has != want) or (not in_place and (precision == "bfloat16" or fused_norm)):
+        net = rebuilt_copy(model, want, sample_size)
+    if fused_norm:
+        keras_utils.fuse_instance_norms(net)
 
     @tf.function(jit_compile=bool(jit_compile))
-    def run(images):
+    def traced(images):
         out = net(images)
         if isinstance(out, dict):
             if len(out) != 1:
@@ -136,9 +148,146 @@ def fast_model(model, precision: str = "auto", fused_norm: bool = True, jit_comp
             out = next(iter(out.values()))
         return tf.cast(out, tf.float32)
 
-    run.model, run.precision = net, precision
+    graphs = {}  # batch size -> the concrete function with H, W unknown (or `traced`)
+
+    def run(images):
+        images = tf.convert_to_tensor(images, tf.float32)
+        key = (images.shape[0], images.shape[-1])
+        fn = graphs.get(key)
+        if fn is None:
+            try:
+                fn = traced.get_concrete_function(tf.TensorSpec([key[0], None, None, key[1]],
+                                                                tf.float32))
+            except Exception:  # noqa: BLE001 - a network that needs static sizes: per shape
+                fn = traced
+            graphs[key] = fn
+        return fn(images)
+
+    run.model, run.precision, run.traced, run.graphs = net, precision, traced, graphs
     run.fused_norm, run.jit_compile = fused_norm, bool(jit_compile)
     return run
+
+
+# --------------------------------------------------------------------------- model cache
+
+
+def default_cache_dir() -> str:
+    """$FACEDEBLUR_CACHE, else $XDG_CACHE_HOME/facedeblur, else ~/.cache/facedeblur."""
+    env = os.environ.get("FACEDEBLUR_CACHE")
+    if env is not None:
+        return env
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "facedeblur")
+
+
+def _cache_key(path: str, precision: str, fused_norm: bool) -> str:
+    """sha256 of what the traced graph depends on: the .keras file's bytes, the precision and
+    fused-norm options, TensorFlow's and Keras's versions, and the code that builds the graph
+    (this module's fast_model, common/keras_utils.py, the model's package's .py files)."""
+    import hashlib
+    import inspect
+    import json
+    import keras
+    import tensorflow as tf
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    cls = check_keras_file(path).get("registered_name") or ""
+    package = re.split(r"[>.]", cls)[0]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = [os.path.join(root, "common", "keras_utils.py")]
+    if re.fullmatch(r"paper\d_\w+", package) and os.path.isdir(os.path.join(root, package)):
+        code += sorted(os.path.join(root, package, n) for n in os.listdir(
+            os.path.join(root, package)) if n.endswith(".py"))
+    for c in code:
+        with open(c, "rb") as f:
+            h.update(f.read())
+    h.update(inspect.getsource(fast_model).encode())
+    h.update(json.dumps([precision, bool(fused_norm), tf.__version__, keras.__version__]).encode())
+    return h.hexdigest()[:24]
+
+
+def _serve_cached(loaded, path: str):
+    """The callable of a cached SavedModel: float32 [B,H,W,3] -> float32 [B,H,W,3] (batch 1
+    graph; a larger batch runs image by image)."""
+    import tensorflow as tf
+    fn = loaded.serve
+
+    def run(images, _keep=loaded):
+        images = tf.convert_to_tensor(images, tf.float32)
+        if images.shape[0] == 1:
+            return fn(images)
+        return tf.concat([fn(images[i:i + 1]) for i in range(images.shape[0])], 0)
+    run.cache_path = path
+    run.precision, run.fused_norm, run.jit_compile = loaded.precision.numpy().decode(), \
+        bool(loaded.fused_norm.numpy()), False
+    return run
+
+
+def cached_fast_model(load: Callable, model_file: str | None, precision: str = "auto",
+                      fused_norm: bool = True, jit_compile: bool = False,
+                      cache_dir: str | None = None, log: Callable | None = None):
+    """`fast_model(load(), ...)`, kept on disk: the first run of a `.keras` file saves the traced
+    graph (H, W unknown, batch 1) as a SavedModel in cache_dir/<key> (`_cache_key`); later runs
+    load that (~2 s on this CPU) instead of building the Keras model and tracing it (~7 s).
+
+    load(policy) -> the model (policy: `load_policy`'s, for a Keras file). No caching when
+    model_file is not a `.keras` file, cache_dir is "", jit_compile, or the network cannot be
+    traced with H, W unknown (paper 1's SRN: traced per shape as before); a cache that cannot be
+    written (read-only, full) or read (damaged) is logged in one line and the model built as
+    without one. Returns the callable; `.cache_path` says where it came from or went (or None).
+    """
+    import shutil
+    policy = load_policy(precision, fused_norm)
+    cacheable = bool(cache_dir) and not jit_compile and bool(model_file) and \
+        str(model_file).endswith(".keras") and os.path.isfile(model_file)
+    entry = None
+    if cacheable:
+        import tensorflow as tf
+        entry = os.path.join(cache_dir, _cache_key(model_file, resolve_precision(precision),
+                                                   fused_norm))
+        if os.path.isfile(os.path.join(entry, "saved_model.pb")):
+            try:
+                return _serve_cached(tf.saved_model.load(entry), entry)
+            except Exception as e:  # noqa: BLE001 - a damaged entry: rebuild and replace it
+                if log:
+                    log(f"model cache {entry} unreadable ({type(e).__name__}); rebuilding it")
+                shutil.rmtree(entry, ignore_errors=True)
+    model = fast_model(load(policy), precision, fused_norm=fused_norm, jit_compile=jit_compile,
+                       in_place=True)
+    model.cache_path = None
+    if entry is None or not hasattr(model, "traced"):
+        return model
+    import tensorflow as tf
+    try:
+        graph = model.traced.get_concrete_function(tf.TensorSpec([1, None, None, 3], tf.float32))
+    except Exception:  # noqa: BLE001 - a net that needs static sizes (paper 1's SRN): not cached
+        return model
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+        module = tf.Module()
+        module.net, module.serve = model.model, model.traced
+        module.precision = tf.Variable(model.precision, trainable=False)
+        module.fused_norm = tf.Variable(model.fused_norm, trainable=False)
+        tmp = tempfile.mkdtemp(dir=cache_dir, prefix=".tmp-")
+        from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
+        verbosity = absl_logging.get_verbosity()
+        absl_logging.set_verbosity(absl_logging.WARNING)  # SavedModel's INFO lines: not news
+        try:
+            tf.saved_model.save(module, tmp, signatures=graph)
+            os.replace(tmp, entry)
+        finally:
+            absl_logging.set_verbosity(verbosity)
+            shutil.rmtree(tmp, ignore_errors=True)
+        model.cache_path = entry
+        model.graphs[(1, 3)] = graph
+    except Exception as e:  # noqa: BLE001 - no cache (read-only, full, static-size net): run on
+        if log:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            log(f"model cache {cache_dir} not written ({type(e).__name__}: {first[:160]}); "
+                f"the next run builds the model again")
+    return model
 
 
 def _run(model, batch: np.ndarray) -> np.ndarray:
@@ -251,16 +400,23 @@ def deblur_faces(model: Callable, img, detector, stride: int = 1, margin: float 
 
 def output_paths(inputs: Sequence[str], output_dir: str, suffix: str = "", ext: str = ".png",
                  keep_jpeg: bool = False) -> list[str]:
-    """Output path per input: output_dir/<stem><suffix><ext> (keep_jpeg: .jpg for a JPEG input).
+    """Output path per input: output_dir/<stem><suffix><ext> (keep_jpeg: .jpg for a JPEG input;
+    a video, `common.video.is_video`: .mp4).
 
     Refuses (ValueError) when an output would be an input file, or when two inputs map to one
     output name, so inputs are never overwritten.
     """
+    from common import video  # pylint: disable=import-outside-toplevel
     if not output_dir:
         raise ValueError("--output_dir is required")
-    jpeg = lambda p: keep_jpeg and os.path.splitext(p)[1].lower() in (".jpg", ".jpeg")
+
+    def out_ext(p):
+        if video.is_video(p):
+            return ".mp4"
+        return ".jpg" if keep_jpeg and os.path.splitext(p)[1].lower() in (".jpg", ".jpeg") \
+            else ext
     outs = [os.path.join(output_dir, os.path.splitext(os.path.basename(p))[0] + suffix
-                         + (".jpg" if jpeg(p) else ext)) for p in inputs]
+                         + out_ext(p)) for p in inputs]
     real_inputs = {os.path.realpath(p) for p in inputs}
     for p, o in zip(inputs, outs):
         if os.path.realpath(o) in real_inputs:
@@ -274,13 +430,21 @@ def output_paths(inputs: Sequence[str], output_dir: str, suffix: str = "", ext: 
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[str]:
-    """Files as given; folders expanded to their images (common.image_io.list_images)."""
+    """Files as given (images or videos); folders expanded to their images
+    (common.image_io.list_images); a glob pattern ("shoot/*.jpg", "**" recursive) that the shell
+    did not expand (quoted) expanded to the files it matches, sorted."""
+    import glob  # pylint: disable=import-outside-toplevel
     files = []
     for p in inputs:
         if os.path.isdir(p):
             files.extend(image_io.list_images(p))
         elif os.path.isfile(p):
             files.append(p)
+        elif glob.has_magic(p):
+            found = sorted(f for f in glob.glob(p, recursive=True) if os.path.isfile(f))
+            if not found:
+                raise FileNotFoundError(f"input pattern {p} matches no file")
+            files.extend(found)
         else:
             raise FileNotFoundError(f"input {p} does not exist")
     if not files:
@@ -298,37 +462,88 @@ class InputErrors(RuntimeError):
                          f"deblurred:\n" + "\n".join(failures))
 
 
+def compare_path(dst: str) -> str:
+    """OUT/photo_umsn.jpg -> OUT/photo_umsn_compare.jpg (the --compare side-by-side image)."""
+    stem, ext = os.path.splitext(dst)
+    return stem + "_compare" + (ext if ext in (".jpg", ".png") else ".png")
+
+
+def write_compare(dst: str, before, after, max_side: int = 2400, quality: int = 90) -> str:
+    """Writes `before | after` side by side with their labels (`image_io.contact_sheet`), each
+    shrunk to at most max_side px on its long side; JPEG at `quality` for a .jpg dst."""
+    from common import photo  # pylint: disable=import-outside-toplevel
+    pair = []
+    for im in (before, after):
+        im = image_io.to_uint8(np.asarray(im))[..., :3]
+        f = min(1.0, max_side / max(im.shape[:2]))
+        if f < 1.0:
+            im = image_io.to_uint8(photo.resize(image_io.to_float32(im),
+                                                (round(im.shape[0] * f), round(im.shape[1] * f))))
+        pair.append(im)
+    sheet = image_io.contact_sheet([pair], labels=["input", "deblurred"])
+    if dst.endswith(".jpg"):
+        from PIL import Image  # pylint: disable=import-outside-toplevel
+        pil = Image.fromarray(sheet)
+        return image_io.atomic_write(dst, lambda f: pil.save(f, format="JPEG", quality=quality))
+    return image_io.write_image(dst, sheet) or dst
+
+
 def deblur_files(model: Callable, inputs: Sequence[str], output_dir: str, stride: int = 1,
                  tile: int = 0, detector=None, face_size: int | None = None, suffix: str = "",
                  overwrite: bool = False, photo_options: dict | None = None,
                  max_memory: float | None = None, jpeg_quality: int = 0,
-                 log: Callable | None = None) -> list[str]:
-    """Deblurs image files (or folders) into output_dir as PNG; returns the written paths.
+                 compare: bool = False, video_options: dict | None = None,
+                 progress: bool | None = None, log: Callable | None = None) -> list[str]:
+    """Deblurs image and video files (or folders, or glob patterns) into output_dir; returns
+    the written paths.
 
     photo_options (a dict, possibly empty): the scale-aware default of the CLIs,
     `common.photo.deblur_photo(model, img, detector, stride=, **photo_options)` (faces at the
     model's trained scale, pasted back; the whole image when none is found, logged). Else
     detector: `deblur_faces` at face_size; neither: the whole image, in tiles of `tile` px, or
     (tile 0) tiled automatically under max_memory bytes (`common.photo.deblur_bounded`).
-    jpeg_quality > 0: a JPEG input is written as JPEG at that quality (EXIF orientation applied,
-    ICC profile kept), others as PNG.
+    Outputs: PNG; jpeg_quality > 0: a JPEG input is written as JPEG at that quality (EXIF
+    orientation applied, ICC profile kept); an input with an alpha channel keeps it untouched
+    (RGBA PNG: `image_io.read_extras`); a 16-bit PNG stays 16-bit (pixels the deblurring did
+    not change keep all 16 bits). A video (`common.video.is_video`) becomes an MP4 through
+    `common.video.deblur_video` (faces tracked across frames; video_options: its
+    detect_every, smoothing; --whole_image: every frame whole). compare: also writes
+    `compare_path(dst)`, input | output side by side (images only). progress: a tqdm bar over
+    the inputs (and a video's frames) on stderr (None: when stderr is a terminal).
     Existing outputs are kept unless overwrite=True (FileExistsError before any work; inputs are
     never overwritten). Every input is tried: one that cannot be read (corrupt, not an image) or
     that the network rejects does not stop the others; once all are done, `InputErrors` lists
     each bad one in one line (and holds the written paths).
     """
-    from common import photo  # pylint: disable=import-outside-toplevel
+    from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+    from common import photo, video  # pylint: disable=import-outside-toplevel
     files = expand_inputs(inputs)
     outs = output_paths(files, output_dir, suffix, keep_jpeg=jpeg_quality > 0)
     existing = [dst for dst in outs if os.path.exists(dst)]
+    existing += [compare_path(d) for d, f in zip(outs, files)
+                 if compare and not video.is_video(f) and os.path.exists(compare_path(d))]
     if existing and not overwrite:  # refused before any work: the fix is one flag for all
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
         raise FileExistsError(f"{existing[0]}{more} exists: pass --overwrite or another "
                               "--output_dir")
     written, failures = [], []
     bound = dict(max_memory=max_memory) if max_memory else {}
-    for src, dst in zip(files, outs):
+    bar = tqdm(list(zip(files, outs)), unit="file", disable=None if progress is None else
+               not progress or len(files) < 2, leave=False)
+    for src, dst in bar:
         try:
+            if video.is_video(src):
+                opts = dict(photo_options or {})
+                info = video.deblur_video(
+                    model, src, dst, detector, stride=stride, scale=opts.get(
+                        "scale", photo.FaceScale()), whole_image=detector is None,
+                    progress=progress, **bound, **(video_options or {}))
+                written.append(dst)
+                if log:
+                    log(f"{src}: {info['frames']} frames at {info['fps']:g} fps, audio "
+                        f"{info['audio']}, {info['frames_without_face']} frame(s) without a "
+                        f"face left as they were")
+                continue
             img = image_io.read_image(src)
             if photo_options is not None:
                 res, info = photo.deblur_photo(model, img, detector, stride=stride,
@@ -341,13 +556,18 @@ def deblur_files(model: Callable, inputs: Sequence[str], output_dir: str, stride
                 res = deblur_image(model, img, stride, tile)
             else:
                 res = photo.deblur_bounded(model, img, stride, **bound)
+            res = image_io.to_uint8(np.asarray(res))
             if dst.endswith(".jpg"):
                 written.append(photo.write_jpeg_like(dst, res, src, jpeg_quality))
             else:
-                written.append(image_io.write_image(dst, res) or dst)
-        except (ValueError, OSError) as e:  # ImageReadError is a ValueError
+                extras = image_io.read_extras(src)
+                written.append(image_io.write_with_extras(dst, res, img, **extras))
+            if compare:
+                write_compare(compare_path(dst), img, res)
+        except (ValueError, OSError) as e:  # ImageReadError and VideoError are ValueErrors
             lines = str(e).strip().splitlines() or [type(e).__name__]
             failures.append(f"{src}: {lines[0]}")
+    bar.close()
     if failures:
         raise InputErrors(written, failures)
     return written
@@ -396,7 +616,8 @@ def export_main(argv: Sequence[str], export: Callable, fv) -> None:
 def define_deblur_flags(fv, *, checkpoint_help: str, suffix: str, stride: int) -> None:
     """The flags of a paper's `deblur` CLI that takes its inputs as positional arguments:
     --checkpoint --output_dir --suffix --whole_image --face_detector --face_size --max_memory
-    --tile --quality --overwrite --precision --fused_norm --xla."""
+    --tile --quality --overwrite --precision --fused_norm --xla --compare --detect_every
+    --smoothing --model_cache."""
     from absl import flags
     d = dict(flag_values=fv)
     flags.DEFINE_string("checkpoint", None, checkpoint_help, **d)
@@ -423,6 +644,16 @@ def define_deblur_flags(fv, *, checkpoint_help: str, suffix: str, stride: int) -
                       "formula; faster).", **d)
     flags.DEFINE_bool("xla", False, "Compile the model with XLA (measured slower on CPUs: "
                       "benchmarks/README.md).", **d)
+    flags.DEFINE_bool("compare", False, "Also write OUTPUT_compare.jpg (.png): the input and "
+                      "the output side by side.", **d)
+    flags.DEFINE_integer("detect_every", 1, "Videos: detect faces every N frames (tracked and "
+                         "smoothed in between).", lower_bound=1, **d)
+    flags.DEFINE_float("smoothing", 0.6, "Videos: weight of a face box's previous position "
+                       "when a new detection moves it (0: no smoothing).", lower_bound=0.0,
+                       upper_bound=0.95, **d)
+    flags.DEFINE_string("model_cache", None, "Folder where the traced model of a .keras file is "
+                        "kept so that later runs start in ~2 s instead of ~7 s (default: "
+                        "$FACEDEBLUR_CACHE or ~/.cache/facedeblur; '' for none).", **d)
 
 
 def run_deblur(load_model: Callable, checkpoint, inputs: Sequence[str], output_dir: str, *,
@@ -430,7 +661,8 @@ def run_deblur(load_model: Callable, checkpoint, inputs: Sequence[str], output_d
                face_size: int = 0, overwrite: bool = False, precision: str = "auto",
                fused_norm: bool = True, xla: bool = False, scale_faces: bool = False,
                model_path: str | None = None, max_memory: float = 0.0, quality: int = 0,
-               log: Callable | None = None) -> list[str]:
+               model_cache: str | None = "", compare: bool = False, detect_every: int = 1,
+               smoothing: float = 0.6, log: Callable | None = None) -> list[str]:
     """load_model(checkpoint) -> model, then `deblur_files`; returns the written paths.
 
     scale_faces (the CLIs' default; off with --whole_image): `common.photo.deblur_photo` with
@@ -438,12 +670,28 @@ def run_deblur(load_model: Callable, checkpoint, inputs: Sequence[str], output_d
     one, of model_path: the shipped model). Else face_detector: a `common.face.get_detector`
     name (None: whole images); face_size 0: face crops go to the network at their own size.
     max_memory: GB for the network's work (0: 2 GB). quality > 0: JPEG out for JPEG in.
+    compare: side-by-side images; detect_every, smoothing: videos' face tracking
+    (`deblur_files`).
     precision, fused_norm, xla: `fast_model`'s options for a Keras model (other loaders'
-    functions run as they are).
+    functions run as they are). load_model(checkpoint, policy=) (a loader that takes `policy`)
+    builds a `.keras` file once, under the inference policy (`load_keras`). model_cache: the
+    folder of `cached_fast_model` for such a loader's `.keras` file (checkpoint, or model_path
+    without one; None: `default_cache_dir()`; "", the default here: none, so that library
+    callers and tests write nothing outside their outputs; the CLIs' `with_model_cache`
+    defaults it to `default_cache_dir()`).
     """
     from common import photo  # pylint: disable=import-outside-toplevel
-    model = fast_model(load_model(checkpoint), precision, fused_norm=fused_norm, jit_compile=xla,
-                       sample_size=stride * -(-32 // stride))
+    import inspect  # pylint: disable=import-outside-toplevel
+    takes_policy = "policy" in inspect.signature(load_model).parameters
+
+    def load(policy):
+        return load_model(checkpoint, policy=policy) if takes_policy else load_model(checkpoint)
+    model_file = checkpoint if checkpoint else model_path
+    if model_cache is None:
+        model_cache = default_cache_dir()
+    model = cached_fast_model(load, model_file if takes_policy else None, precision,
+                              fused_norm=fused_norm, jit_compile=xla, cache_dir=model_cache,
+                              log=log)
     detector, photo_options = None, None
     if scale_faces:
         face_detector = face_detector or "mtcnn"
@@ -456,14 +704,26 @@ def run_deblur(load_model: Callable, checkpoint, inputs: Sequence[str], output_d
     return deblur_files(model, inputs, output_dir, stride=stride, tile=tile, detector=detector,
                         face_size=face_size or None, suffix=suffix, overwrite=overwrite,
                         photo_options=photo_options, jpeg_quality=quality,
-                        max_memory=max_memory * 1e9 if max_memory else None, log=log)
+                        max_memory=max_memory * 1e9 if max_memory else None, compare=compare,
+                        video_options={"detect_every": detect_every, "smoothing": smoothing},
+                        log=log)
+
+
+def with_model_cache(run: Callable) -> Callable:
+    """A deblur CLI's `run` whose model_cache defaults to `default_cache_dir()` (--model_cache,
+    when given, still wins): what the `deblur` commands pass to `deblur_main`."""
+    def cli_run(*args, **options):
+        options.setdefault("model_cache", default_cache_dir())
+        return run(*args, **options)
+    return cli_run
 
 
 def deblur_main(argv: Sequence[str], run: Callable, fv) -> None:
     """`main` of a deblur CLI defined by `define_deblur_flags`: argv[1:] are the inputs,
     run(checkpoint, inputs, output_dir, suffix=, tile=, face_detector=, face_size=, overwrite=,
-    precision=, fused_norm=, xla=, scale_faces=, max_memory=, quality=, log=)
-    deblurs them (usually `run_deblur` with the paper's loader); prints each written path.
+    precision=, fused_norm=, xla=, scale_faces=, max_memory=, quality=, log=[, model_cache=,
+    compare=, detect_every=, smoothing= when given on the command line]) deblurs them (usually
+    `run_deblur` with the paper's loader); prints each written path.
     scale_faces: not --whole_image and no --face_size (face_detector None under --whole_image)."""
     import sys  # pylint: disable=import-outside-toplevel
     from absl import app  # pylint: disable=import-outside-toplevel
@@ -476,7 +736,9 @@ def deblur_main(argv: Sequence[str], run: Callable, fv) -> None:
                     face_size=fv.face_size, overwrite=fv.overwrite, precision=fv.precision,
                     fused_norm=fv.fused_norm, xla=fv.xla,
                     scale_faces=not fv.whole_image and not fv.face_size,
-                    max_memory=fv.max_memory, quality=fv.quality, log=log)
+                    max_memory=fv.max_memory, quality=fv.quality, log=log,
+                    **{k: fv[k].value for k in ("model_cache", "compare", "detect_every",
+                                                "smoothing") if k in fv and fv[k].present})
     except InputErrors as e:  # the good inputs are done; one line per bad one, then exit 1
         for path in e.written:
             print(path)
@@ -603,14 +865,21 @@ def check_keras_file(path: str) -> dict:
                              f"{str(e).splitlines()[0] if str(e) else ''}): {redo}") from None
 
 
-def load_keras(path: str):
+def load_keras(path: str, policy: str | None = None):
     """Loads a `.keras` file with safe_mode=True (custom layers must be registered by importing
     their package first). A file that is no whole Keras archive, or a model whose classes this
-    process does not know (another paper's), raises ModelFileError in one line naming it."""
+    process does not know (another paper's), raises ModelFileError in one line naming it.
+
+    policy (e.g. "mixed_bfloat16"): the model is built from its config under that dtype policy
+    (its float32 policies stripped, as `rebuilt_copy` does) and the file's weights loaded into
+    it: what `fast_model` would otherwise rebuild, in one Keras build instead of two (a build of
+    the shipped UMSN costs ~5.5 s of Python graph construction on this CPU)."""
     import keras
     config = check_keras_file(path)
     try:
-        return keras.saving.load_model(path, safe_mode=True)
+        if policy is None:
+            return keras.saving.load_model(path, safe_mode=True)
+        return _load_keras_under(path, config, policy)
     except Exception as e:  # noqa: BLE001 - Keras' messages name no file: one line that does
         class_path = config.get("registered_name") or config.get("class_name") or "?"
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -622,6 +891,25 @@ def load_keras(path: str):
                 f"--method=NAME={path}") from None
         raise ModelFileError(f"model file {path} ({_paper_of(class_path)}) cannot be loaded "
                              f"({type(e).__name__}: {msg[:200]})") from None
+
+
+def _load_keras_under(path: str, config: dict, policy: str):
+    import zipfile
+    import keras
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = keras.saving.deserialize_keras_object(_strip_float32_policies(config),
+                                                      safe_mode=True)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    with zipfile.ZipFile(path) as z, tempfile.TemporaryDirectory() as tmp:
+        weights = os.path.join(tmp, "model.weights.h5")
+        with open(weights, "wb") as f:
+            f.write(z.read("model.weights.h5"))
+        model.load_weights(weights)
+    model.loaded_policy = policy
+    return model
 
 
 def load_saved_model(path: str):

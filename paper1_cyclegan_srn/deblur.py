@@ -9,6 +9,9 @@ restored) or an exported .keras file (`python -m paper1_cyclegan_srn.export`); w
 shipped model `paper1_cyclegan_srn/weights/srn_small.keras` (model card beside it).
 By default faces are detected (MTCNN), deblurred at the trained face scale and pasted back
 (`common.photo`); --whole_image restores the whole image, tiled by --max_memory.
+Inputs: image files, folders, quoted globs ("shoot/*.jpg") and video clips (clip.mp4 -> an MP4
+with faces tracked across frames: `common.video`); --compare adds a side-by-side image. (The SRN
+needs static sizes per trace, so its model is built at every run, not cached.)
 """
 import os
 
@@ -28,13 +31,14 @@ def define_flags(fv=flags.FLAGS):
     flags.adopt_module_key_flags(inference, flag_values=fv)  # listed by --helpshort
 
 
-def load_model(checkpoint=None):
+def load_model(checkpoint=None, policy=None):
     """The SRN of an SRN workdir, an exported .keras file or (None) the shipped model, as a
-    [0,1] -> [0,1] function."""
+    [0,1] -> [0,1] function; a .keras file is built under the dtype `policy`
+    (`common.inference.load_keras`)."""
     checkpoint = inference.checkpoint_or_shipped(checkpoint, SHIPPED)
     if checkpoint.endswith(".keras"):
         try:
-            model = inference.load_keras(checkpoint)
+            model = inference.load_keras(checkpoint, policy=policy)
         except TypeError as e:  # another package's model: Keras cannot locate its classes
             model = e
         if not isinstance(model, srn.SRNDeblurrer):
@@ -53,7 +57,7 @@ def run(checkpoint, input_paths, output_dir, suffix="_srn", **options):
 
 
 def main(argv):
-    inference.deblur_main(argv, run, flags.FLAGS)
+    inference.deblur_main(argv, inference.with_model_cache(run), flags.FLAGS)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@ an exported .keras file (`python -m paper2_identity_cgan.export`); without it, t
 Images are reflect-padded to a multiple of 128 (Table 3's seven stride-2 layers) by
 ``common.inference``. By default faces are detected, deblurred at the trained face scale and
 pasted back (``common.photo``); --whole_image deblurs the whole image, tiled by --max_memory.
+Inputs: image files, folders, quoted globs ("shoot/*.jpg") and video clips (clip.mp4 -> an MP4
+with faces tracked across frames: ``common.video``); --compare adds a side-by-side image. (Paper 2's
+network needs static sizes per trace, so its model is not cached.)
 """
 from __future__ import annotations
 
@@ -50,7 +53,7 @@ def run(checkpoint, input_paths, output_dir, suffix="_cgan", **options):
 
 
 def main(argv):
-    inference.deblur_main(argv, run, flags.FLAGS)
+    inference.deblur_main(argv, inference.with_model_cache(run), flags.FLAGS)
 
 
 if __name__ == "__main__":

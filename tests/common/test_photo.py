@@ -103,6 +103,81 @@ def test_jpeg_in_gives_jpeg_out_with_its_icc_profile(tmp_path):
         assert im.format == "JPEG" and im.info.get("icc_profile") == b"fake-icc-bytes"
 
 
+def test_exif_rotated_jpeg_comes_out_upright_without_the_tag(tmp_path):
+    from PIL import Image
+    from common import inference
+    src = tmp_path / "phone.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: rotate 90 degrees clockwise to view
+    Image.fromarray((RNG.random((20, 32, 3)) * 255).astype(np.uint8)).save(src, exif=exif)
+    (out,) = inference.deblur_files(_invert(), [str(src)], str(tmp_path / "o"), jpeg_quality=90)
+    with Image.open(out) as im:
+        assert im.size == (20, 32) and im.getexif().get(0x0112) in (None, 1)
+
+
+def test_a_glob_pattern_and_a_folder_expand_and_a_pattern_that_matches_nothing_is_named(tmp_path):
+    from common import inference
+    for name in ("b.png", "a.png", "c.jpg"):
+        image_io.write_image(str(tmp_path / name), np.zeros((4, 4, 3), np.uint8))
+    pattern = str(tmp_path / "*.png")
+    assert inference.expand_inputs([pattern]) == [str(tmp_path / "a.png"),
+                                                  str(tmp_path / "b.png")]
+    assert len(inference.expand_inputs([str(tmp_path)])) == 3
+    with pytest.raises(FileNotFoundError, match=r"input pattern \S+\*\.bmp matches no file"):
+        inference.expand_inputs([str(tmp_path / "*.bmp")])
+
+
+def test_compare_writes_input_and_output_side_by_side_and_progress_shows(tmp_path, capfd):
+    from common import inference
+    imgs = []
+    for i in range(2):
+        img = (RNG.random((30, 40, 3)) * 255).astype(np.uint8)
+        image_io.write_image(str(tmp_path / f"p{i}.png"), img)
+        imgs.append(img)
+    outs = inference.deblur_files(_invert(), [str(tmp_path / "p0.png"), str(tmp_path / "p1.png")],
+                                  str(tmp_path / "o"), compare=True, progress=True)
+    sheet = image_io.read_image(inference.compare_path(outs[0]))
+    assert outs[0].endswith("p0.png") and inference.compare_path(outs[0]).endswith("p0_compare.png")
+    want = image_io.contact_sheet([[imgs[0], 255 - imgs[0]]], labels=["input", "deblurred"])
+    np.testing.assert_array_equal(sheet, want)  # input | output, labelled
+    assert "file/s" in capfd.readouterr().err  # the tqdm bar over the inputs
+    with pytest.raises(FileExistsError, match="p0_compare.png|p0.png"):  # refused before work
+        inference.deblur_files(_invert(), [str(tmp_path / "p0.png")], str(tmp_path / "o"),
+                               compare=True)
+
+
+def test_alpha_is_kept_untouched_and_16_bit_pngs_keep_their_low_bits(tmp_path):
+    import cv2
+    from PIL import Image
+    from common import inference
+    rgb = (RNG.random((16, 24, 3)) * 255).astype(np.uint8)
+    alpha = np.tile(np.linspace(0, 255, 24).astype(np.uint8), (16, 1))
+    alpha[:, -6:] = 255
+    Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(tmp_path / "cut.png")
+    (out,) = inference.deblur_files(_invert(), [str(tmp_path / "cut.png")], str(tmp_path / "o"))
+    with Image.open(out) as im:
+        assert im.mode == "RGBA"
+        got = np.asarray(im)
+    np.testing.assert_array_equal(got[..., 3], alpha)
+    # opaque pixels: the model's output (the composite on black, inverted); alpha 0: RGB 0
+    np.testing.assert_array_equal(got[:, -6:, :3], 255 - rgb[:, -6:])
+    assert (got[:, 0, :3] == 0).all()
+    # a 16-bit PNG whose right half the model leaves alone: those pixels keep all 16 bits
+    deep = (RNG.random((16, 24, 3)) * 65535).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "deep.png"), deep[..., ::-1])
+
+    def left_half_black(batch):
+        out = np.array(batch)
+        out[:, :, :12] = 0
+        return out
+    (out,) = inference.deblur_files(left_half_black, [str(tmp_path / "deep.png")],
+                                    str(tmp_path / "o"))
+    back = cv2.imread(out, cv2.IMREAD_UNCHANGED)[..., ::-1]
+    assert back.dtype == np.uint16
+    np.testing.assert_array_equal(back[:, 12:], deep[:, 12:])
+    assert back[:, :12].max() < 257  # changed pixels moved by the 8-bit change
+
+
 def _strong_blur_faces(tmp_path_factory, n):
     lfw = os.path.join(SHARED, "lfw")
     if not os.path.isdir(lfw):
