@@ -3,7 +3,7 @@
 Pick exactly one TensorFlow build with an extra (both install the same `tensorflow` module, so
 never both):
 
-    pip install -e ".[cpu,test,face]"   # CPU machine: tensorflow-cpu
+    pip install -e ".[cpu,test,face,video]"   # CPU machine: tensorflow-cpu
     pip install -e ".[gpu,test,face]"   # NVIDIA GPU machine (Linux): tensorflow[and-cuda], CUDA from pip
 
 `test` adds pytest, `face` the face-analysis backends (detection, landmarks, identity).
