@@ -132,6 +132,10 @@ def test_missing_index_beside_checkpoints_is_an_error_not_a_restart(tmp_path):
     model, optimizer = _dense()
     with pytest.raises(tu.CheckpointError, match=r"index file\) is missing .*newest ckpt-2"):
         tu.Checkpointer(workdir, 5, model=model, optimizer=optimizer).restore_latest()
+    # the error's advice (one model_checkpoint_path line, no timestamps) resumes from ckpt-2
+    with open(os.path.join(workdir, "checkpoints", "checkpoint"), "w") as f:
+        f.write('model_checkpoint_path: "ckpt-2"\n')
+    assert tu.Checkpointer(workdir, 5, model=model, optimizer=optimizer).restore_latest() == 2
 
 
 # --------------------------------------------------------------------------- signals, bad flags
