@@ -217,13 +217,9 @@ def train_and_evaluate(workdir: str, config) -> int:
                 "cycle_psnr_y": float(tf.reduce_mean(metrics.psnr_tf(fixed["y"], gfy))),
                 "psnr_x_vs_gx": float(tf.reduce_mean(metrics.psnr_tf(fixed["x"], gx)))}
 
-    def dataset(start):  # one input pipeline per worker: its own shard of both domains and seed
-        def worker_dataset(per_replica_batch, pipeline_id, num_pipelines):
-            return make_unpaired_dataset(
-                config, batch_size=per_replica_batch,
-                seed=(config.seed + start) * num_pipelines + 2 * pipeline_id,
-                shard=(num_pipelines, pipeline_id) if num_pipelines > 1 else None)
-        return train_utils.distribute_per_worker(strategy, config.batch_size, worker_dataset)
+    dataset = train_utils.reseeded_dataset(  # per worker: own shard of both domains, two seeds
+        strategy, config, lambda batch, seed, shard: make_unpaired_dataset(
+            config, batch_size=batch, seed=seed, shard=shard), seeds_per_pipeline=2)
 
     return train_utils.train(workdir, config, trainer, dataset, sample_batch=fixed,
                              eval_fn=eval_fn)
