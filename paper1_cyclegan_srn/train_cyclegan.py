@@ -32,6 +32,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     shared_flags.define_kernel_flags(fv, blur_kernels=None, num_kernels=16, kernel_sizes="7:15",
                                      help_extra="used when --blurred_data is a folder")
     shared_flags.define_noise_flags(fv, 0.0)
+    shared_flags.define_quantize_flag(fv)
     shared_flags.define_resize_flag(fv)
     shared_flags.define_crop_flag(fv, 256)
     flags.DEFINE_enum("generator", "resnet_9blocks", list(cyclegan.GENERATOR_VARIANTS),
@@ -105,7 +106,8 @@ def make_unpaired_dataset(config, training=True, batch_size=None, seed=None, sha
     dy = inputs.domain_dataset(config.blurred_data, "blurred", batch, config.crop_size,
                                kernels=kernels, noise_sigma=config.noise_sigma,
                                resize=config.resize, training=training, seed=seed + 1,
-                               flag_name="--blurred_data", shard=shard)
+                               flag_name="--blurred_data", shard=shard,
+                               quantize=config.quantize_blur)
     return tf.data.Dataset.zip((dx, dy)).map(lambda x, y: {"x": x, "y": y})
 
 

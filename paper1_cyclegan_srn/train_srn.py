@@ -30,6 +30,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     shared_flags.define_kernel_flags(fv, blur_kernels=None, num_kernels=16, kernel_sizes="7:15",
                                      help_extra="for folder sources")
     shared_flags.define_noise_flags(fv, 0.0)
+    shared_flags.define_quantize_flag(fv)
     shared_flags.define_resize_flag(fv)
     shared_flags.define_crop_flag(fv, 256)
     flags.DEFINE_integer("eval_crop", 0, "Centre crop for evaluation (0: whole images).", **d)
@@ -56,7 +57,8 @@ def make_train_dataset(config, seed=None, batch_size=None, shard=None):
     return inputs.paired_dataset(config.train_data, batch_size or config.batch_size,
                                  config.crop_size, kernels=shared_flags.kernel_bank(config),
                                  noise_sigma=shared_flags.noise_level(config), resize=config.resize,
-                                 seed=config.seed if seed is None else seed, shard=shard)
+                                 seed=config.seed if seed is None else seed, shard=shard,
+                                 quantize=config.quantize_blur)
 
 
 def make_eval_dataset(config, source=None, batch_size=None):
@@ -65,7 +67,7 @@ def make_eval_dataset(config, source=None, batch_size=None):
                                  kernels=shared_flags.kernel_bank(config),
                                  noise_sigma=shared_flags.noise_level(config), resize=config.resize,
                                  training=False, seed=config.seed, repeat=False,
-                                 flag_name="--eval_data")
+                                 flag_name="--eval_data", quantize=config.quantize_blur)
 
 
 def restore_fn(model):

@@ -52,6 +52,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                                      kernel_sizes="13:29", kernel_exposure=1.0,
                                      kernel_min_taps=8.0, help_extra="HG training blur")
     shared_flags.define_noise_flags(fv, 0.0)
+    shared_flags.define_quantize_flag(fv)
     flags.DEFINE_float("hg_learning_rate", 2.5e-4, "HG Adam learning rate (Newell: 2.5e-4).", **d)
     # stage cgan
     flags.DEFINE_string("hg_workdir", None, "Workdir (or checkpoint prefix) of the trained HG; "
@@ -119,7 +120,7 @@ def hg_dataset(config, seed, batch_size=None, shard=None, bank_seed=None):
                                  crop=config.crop_size, training=True, keys=("sharp", "blurred"),
                                  resize=shared_flags.parse_resize(config.resize), kernel_bank=bank,
                                  noise_sigma=shared_flags.noise_level(config), seed=seed,
-                                 shard=shard)
+                                 shard=shard, quantize=config.quantize_blur)
 
 
 # ------------------------------------------------------------------------------ trainers ----
@@ -280,7 +281,7 @@ def eval_batches(config, seed):
     # sizes the training images (the HG's CelebA faces), not these (e.g. square LFW faces).
     ds = pipeline.make_dataset(config.eval_data, 8, crop=config.crop_size, training=False,
                                resize_short=config.crop_size,
-                               kernel_bank=bank,
+                               kernel_bank=bank, quantize=config.quantize_blur,
                                noise_sigma=config.noise_sigma, seed=seed + 1)
     return list(ds.take(4))
 

@@ -56,6 +56,7 @@ def define_flags(fv=flags.FLAGS):
                                      kernel_min_taps=0.0, help_extra="paper: 25000 camera-shake "
                                      "kernels of 13..29 px, Boracchi-Foi random exposure")
     shared_flags.define_noise_flags(fv, 0.03)
+    shared_flags.define_quantize_flag(fv)
     shared_flags.define_adam_flags(fv, 2e-4, 0.9, "the stage's network; paper: Adam defaults, "
                                    "authors' code beta_1 0.5")
     flags.DEFINE_float("cn_learning_rate", 2e-4, "Adam learning rate of CN (umsn stage).", **d)
@@ -163,6 +164,7 @@ def make_train_dataset(config, bank, seed=None, batch_size=None, shard=None):
                                resize=shared_flags.parse_resize(config.resize),
                                kernel_bank=bank if "blurred" in keys else None,
                                noise_sigma=shared_flags.noise_level(config),
+                               quantize=config.quantize_blur,
                                seed=config.seed if seed is None else seed, shard=shard)
     return ds
 
@@ -442,7 +444,7 @@ def eval_batch(config, bank):
     return next(iter(pipeline.make_dataset(
         config.eval_data, 8, crop=config.crop_size, training=False, keys=("sharp", "blurred"),
         resize=shared_flags.parse_resize(config.resize), kernel_bank=bank,
-        noise_sigma=config.noise_sigma, seed=config.seed + 1)))
+        noise_sigma=config.noise_sigma, quantize=config.quantize_blur, seed=config.seed + 1)))
 
 
 def train_and_evaluate(workdir, config):
