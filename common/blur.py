@@ -145,6 +145,12 @@ def add_noise(images, sigma, seed=None, clip=True):
     return tf.clip_by_value(out, 0.0, 1.0) if clip else out
 
 
+# The one default for rounding on-the-fly blurred images to 8 bits (`--quantize_blur` of every
+# trainer, `pipeline.make_dataset(quantize=...)`): on, because every blurred image the models
+# meet outside training (stored TFRecords, PNG/JPEG photos, data/build.py's --quantize) is 8-bit.
+QUANTIZE_BLUR = True
+
+
 def quantize_uint8(images):
     """Simulates 8-bit storage: clip to [0, 1], round to multiples of 1/255; float32 out."""
     images = tf.cast(tf.convert_to_tensor(images), tf.float32)

@@ -513,3 +513,21 @@ def top_k_accuracy(probe_emb, probe_ids, gallery_emb, gallery_ids, ks=(1, 3, 5))
     # resolved in the probe's favour)
     rank = (per_class > true_sim[:, None]).sum(axis=1)
     return {int(k): float(np.mean(rank < k)) for k in ks}
+
+
+def restoration_scalars(batches) -> dict:
+    """The in-training evaluation scalars every trainer logs (and `--best_metric` names): mean
+    ``psnr``/``ssim`` of the restored images and ``blurred_psnr``/``blurred_ssim`` of the inputs
+    against the sharp targets, and ``num_images``. ``batches``: (sharp, restored, blurred)
+    [B,H,W,C] tensors in [0, 1]."""
+    sums = {"psnr": [], "ssim": [], "blurred_psnr": [], "blurred_ssim": []}
+    for sharp, restored, blurred in batches:
+        sums["psnr"].extend(np.asarray(psnr_tf(sharp, restored)).tolist())
+        sums["ssim"].extend(np.asarray(ssim_tf(sharp, restored)).tolist())
+        sums["blurred_psnr"].extend(np.asarray(psnr_tf(sharp, blurred)).tolist())
+        sums["blurred_ssim"].extend(np.asarray(ssim_tf(sharp, blurred)).tolist())
+    if not sums["psnr"]:
+        raise ValueError("evaluation data yielded no batch")
+    out = {k: float(np.mean(v)) for k, v in sums.items()}
+    out["num_images"] = len(sums["psnr"])
+    return out

@@ -175,7 +175,8 @@ def _resize_example(ex, size, src_hw_key="sharp", short_side=None):
 
 
 def make_dataset(source, batch_size, crop=None, training=True, keys=("sharp", "blurred"), *,
-                 resize=None, resize_short=None, kernel_bank=None, noise_sigma=0.0, quantize=False,
+                 resize=None, resize_short=None, kernel_bank=None, noise_sigma=0.0,
+                 quantize=blur.QUANTIZE_BLUR,
                  shuffle_buffer=256, cache=False, seed=None, repeat=None, drop_remainder=None,
                  flip=True, shard=None) -> tf.data.Dataset:
     """Builds the batched input pipeline.
@@ -414,7 +415,7 @@ def augment_and_batch(ds: tf.data.Dataset, batch_size: int, *, crop=None, traini
 
 
 def blur_batches(ds: tf.data.Dataset, bank, keys: Sequence[str], *, noise_sigma=0.0,
-                 quantize=False) -> tf.data.Dataset:
+                 quantize=blur.QUANTIZE_BLUR) -> tf.data.Dataset:
     """Stage 3 of `make_dataset`: "blurred" (and "kernel") made from each batch's "sharp" with
     the bank kernel `augment_and_batch` drew per example (`common.blur.apply_kernels`, reflect
     borders), Gaussian noise `noise_sigma` (a number or a (lo, hi) range per example) and, with

@@ -66,6 +66,12 @@ def define_noise_flags(fv: flags.FlagValues, noise_sigma: float = 0.0,
             "is drawn uniformly in [--noise_sigma_min, --noise_sigma].", lower_bound=0.0)
 
 
+def define_quantize_flag(fv: flags.FlagValues) -> None:
+    """`--quantize_blur` of every trainer, default `blur.QUANTIZE_BLUR` (the one default)."""
+    _define(fv, "bool", "quantize_blur", blur.QUANTIZE_BLUR, "Round images blurred on the fly "
+            "(blur + noise) to 8 bits, as stored or photographed blurred images are.")
+
+
 def noise_level(config):
     """--noise_sigma, or the (min, max) range when --noise_sigma_min is set."""
     if getattr(config, "noise_sigma_min", None) is None:

@@ -525,6 +525,33 @@ def distribute_per_worker(strategy: tf.distribute.Strategy, global_batch: int,
     return strategy.distribute_datasets_from_function(fn)
 
 
+def pipeline_seed(seed: int, start: int, pipeline_id: int = 0, num_pipelines: int = 1,
+                  seeds_per_pipeline: int = 1) -> int:
+    """The seed of input pipeline `pipeline_id` of `num_pipelines` for a run (re)started at step
+    `start`: `(seed + start) * num_pipelines + seeds_per_pipeline * pipeline_id`. A resumed run
+    (start > 0) draws new crops, kernels and noise instead of replaying its first batches; a
+    pipeline that uses several seeds (paper 1's CycleGAN: one per domain) takes
+    `seeds_per_pipeline` of them."""
+    return (int(seed) + int(start)) * int(num_pipelines) + int(seeds_per_pipeline) * int(pipeline_id)
+
+
+def reseeded_dataset(strategy: tf.distribute.Strategy, config,
+                     make_dataset: Callable[[int, int, tuple | None], tf.data.Dataset], *,
+                     seeds_per_pipeline: int = 1) -> Callable[[int], object]:
+    """The `dataset` argument of `train` every trainer shares: a function of the restored step
+    `start` returning `distribute_per_worker(strategy, --batch_size, ...)` whose workers build
+    `make_dataset(per_replica_batch, seed, shard)` with `seed = pipeline_seed(--seed, start,
+    ...)` and `shard` (num_pipelines, pipeline_id), None with one pipeline."""
+    def dataset(start):
+        def worker_dataset(per_replica_batch, pipeline_id, num_pipelines):
+            return make_dataset(
+                per_replica_batch,
+                pipeline_seed(config.seed, start, pipeline_id, num_pipelines, seeds_per_pipeline),
+                (num_pipelines, pipeline_id) if num_pipelines > 1 else None)
+        return distribute_per_worker(strategy, config.batch_size, worker_dataset)
+    return dataset
+
+
 def set_precision(policy: str = "none") -> str:
     """Sets Keras's global dtype policy; returns the resolved name ("float32" for none)."""
     if policy not in PRECISIONS:

@@ -100,7 +100,7 @@ def define_flags(fv=flags.FLAGS):
                          flag_values=fv)
     flags.DEFINE_float("noise_sigma", 0.03, "Gaussian noise std on [0,1] (paper 3: 0.03).",
                        flag_values=fv)
-    flags.DEFINE_bool("quantize", True, "Round blurred images to 8 bits (always true once stored "
+    flags.DEFINE_bool("quantize", blur.QUANTIZE_BLUR, "Round blurred images to 8 bits (always true once stored "
                       "as PNG; kept explicit).", flag_values=fv)
     flags.DEFINE_string("lengths", "7,9,11,15,21", "PrAvg window lengths L (odd).", flag_values=fv)
     flags.DEFINE_float("gamma", None, "Camera response gamma for frame averaging (None: average "

@@ -12,7 +12,7 @@ import os
 
 import tensorflow as tf
 
-from common import pipeline
+from common import blur, pipeline
 from common.shared_flags import parse_resize
 
 
@@ -21,7 +21,8 @@ def is_folder(source):
 
 
 def domain_dataset(source, key, batch_size, crop, *, kernels=None, noise_sigma=0.0, resize=None,
-                   training=True, seed=None, flag_name="--data", shard=None):
+                   training=True, seed=None, flag_name="--data", shard=None,
+                   quantize=blur.QUANTIZE_BLUR):
     """Batches of one image domain: float32 [B,crop,crop,3] in [0,1] under `key` ("sharp"/"blurred").
 
     `key="blurred"` from a folder needs `kernels` (the blur is synthesised from its sharp faces).
@@ -34,7 +35,7 @@ def domain_dataset(source, key, batch_size, crop, *, kernels=None, noise_sigma=0
                              f"to blur them, or give records holding image/blurred")
         ds = pipeline.make_dataset(source, batch_size, crop=crop, training=training,
                                    keys=("blurred",), kernel_bank=kernels, noise_sigma=noise_sigma,
-                                   quantize=True, resize=parse_resize(resize), seed=seed, shard=shard)
+                                   quantize=quantize, resize=parse_resize(resize), seed=seed, shard=shard)
     else:
         ds = pipeline.make_dataset(source, batch_size, crop=crop, training=training, keys=(key,),
                                    resize=parse_resize(resize), seed=seed, shard=shard)
@@ -42,7 +43,8 @@ def domain_dataset(source, key, batch_size, crop, *, kernels=None, noise_sigma=0
 
 
 def paired_dataset(source, batch_size, crop, *, kernels=None, noise_sigma=0.0, resize=None,
-                   training=True, seed=None, repeat=None, flag_name="--train_data", shard=None):
+                   training=True, seed=None, repeat=None, flag_name="--train_data", shard=None,
+                   quantize=blur.QUANTIZE_BLUR):
     """Batches of {"sharp", "blurred"} pairs from records, or from a folder blurred with `kernels`.
 
     `noise_sigma`: a number or a (lo, hi) range (`shared_flags.noise_level`); added to the
@@ -55,7 +57,7 @@ def paired_dataset(source, batch_size, crop, *, kernels=None, noise_sigma=0.0, r
             raise ValueError(f"{flag_name}={source} is a folder: pass --blur_kernels to make pairs")
         return pipeline.make_dataset(source, batch_size, crop=crop, training=training,
                                      keys=("sharp", "blurred"), kernel_bank=kernels,
-                                     noise_sigma=noise_sigma, quantize=True, resize=parse_resize(resize),
+                                     noise_sigma=noise_sigma, quantize=quantize, resize=parse_resize(resize),
                                      seed=seed, repeat=repeat, shard=shard)
     # stored pairs: training adds the noise to the stored blurred image; evaluation reads them as
     # stored

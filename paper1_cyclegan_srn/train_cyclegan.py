@@ -32,6 +32,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     shared_flags.define_kernel_flags(fv, blur_kernels=None, num_kernels=16, kernel_sizes="7:15",
                                      help_extra="used when --blurred_data is a folder")
     shared_flags.define_noise_flags(fv, 0.0)
+    shared_flags.define_quantize_flag(fv)
     shared_flags.define_resize_flag(fv)
     shared_flags.define_crop_flag(fv, 256)
     flags.DEFINE_enum("generator", "resnet_9blocks", list(cyclegan.GENERATOR_VARIANTS),
@@ -105,7 +106,8 @@ def make_unpaired_dataset(config, training=True, batch_size=None, seed=None, sha
     dy = inputs.domain_dataset(config.blurred_data, "blurred", batch, config.crop_size,
                                kernels=kernels, noise_sigma=config.noise_sigma,
                                resize=config.resize, training=training, seed=seed + 1,
-                               flag_name="--blurred_data", shard=shard)
+                               flag_name="--blurred_data", shard=shard,
+                               quantize=config.quantize_blur)
     return tf.data.Dataset.zip((dx, dy)).map(lambda x, y: {"x": x, "y": y})
 
 
@@ -217,13 +219,9 @@ def train_and_evaluate(workdir: str, config) -> int:
                 "cycle_psnr_y": float(tf.reduce_mean(metrics.psnr_tf(fixed["y"], gfy))),
                 "psnr_x_vs_gx": float(tf.reduce_mean(metrics.psnr_tf(fixed["x"], gx)))}
 
-    def dataset(start):  # one input pipeline per worker: its own shard of both domains and seed
-        def worker_dataset(per_replica_batch, pipeline_id, num_pipelines):
-            return make_unpaired_dataset(
-                config, batch_size=per_replica_batch,
-                seed=(config.seed + start) * num_pipelines + 2 * pipeline_id,
-                shard=(num_pipelines, pipeline_id) if num_pipelines > 1 else None)
-        return train_utils.distribute_per_worker(strategy, config.batch_size, worker_dataset)
+    dataset = train_utils.reseeded_dataset(  # per worker: own shard of both domains, two seeds
+        strategy, config, lambda batch, seed, shard: make_unpaired_dataset(
+            config, batch_size=batch, seed=seed, shard=shard), seeds_per_pipeline=2)
 
     return train_utils.train(workdir, config, trainer, dataset, sample_batch=fixed,
                              eval_fn=eval_fn)

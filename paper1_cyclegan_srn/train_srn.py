@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from absl import flags, logging
 import keras
-import numpy as np
 import tensorflow as tf
 
 from common import metrics, pipeline, shared_flags, train_utils
@@ -31,6 +30,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     shared_flags.define_kernel_flags(fv, blur_kernels=None, num_kernels=16, kernel_sizes="7:15",
                                      help_extra="for folder sources")
     shared_flags.define_noise_flags(fv, 0.0)
+    shared_flags.define_quantize_flag(fv)
     shared_flags.define_resize_flag(fv)
     shared_flags.define_crop_flag(fv, 256)
     flags.DEFINE_integer("eval_crop", 0, "Centre crop for evaluation (0: whole images).", **d)
@@ -57,7 +57,8 @@ def make_train_dataset(config, seed=None, batch_size=None, shard=None):
     return inputs.paired_dataset(config.train_data, batch_size or config.batch_size,
                                  config.crop_size, kernels=shared_flags.kernel_bank(config),
                                  noise_sigma=shared_flags.noise_level(config), resize=config.resize,
-                                 seed=config.seed if seed is None else seed, shard=shard)
+                                 seed=config.seed if seed is None else seed, shard=shard,
+                                 quantize=config.quantize_blur)
 
 
 def make_eval_dataset(config, source=None, batch_size=None):
@@ -66,7 +67,7 @@ def make_eval_dataset(config, source=None, batch_size=None):
                                  kernels=shared_flags.kernel_bank(config),
                                  noise_sigma=shared_flags.noise_level(config), resize=config.resize,
                                  training=False, seed=config.seed, repeat=False,
-                                 flag_name="--eval_data")
+                                 flag_name="--eval_data", quantize=config.quantize_blur)
 
 
 def restore_fn(model):
@@ -82,21 +83,12 @@ def restore_fn(model):
 
 def evaluate_pairs(run, dataset, max_batches=0):
     """Mean PSNR/SSIM of restored and of blurred inputs against the sharp targets."""
-    sums = {"psnr": [], "ssim": [], "blurred_psnr": [], "blurred_ssim": []}
-    for i, batch in enumerate(dataset):
-        if max_batches and i >= max_batches:
-            break
-        restored = run(batch["blurred"])
-        sharp, blurred = batch["sharp"], batch["blurred"]
-        sums["psnr"].extend(np.asarray(metrics.psnr_tf(sharp, restored)).tolist())
-        sums["ssim"].extend(np.asarray(metrics.ssim_tf(sharp, restored)).tolist())
-        sums["blurred_psnr"].extend(np.asarray(metrics.psnr_tf(sharp, blurred)).tolist())
-        sums["blurred_ssim"].extend(np.asarray(metrics.ssim_tf(sharp, blurred)).tolist())
-    if not sums["psnr"]:
-        raise ValueError("evaluation data yielded no batch")
-    out = {k: float(np.mean(v)) for k, v in sums.items()}
-    out["num_images"] = len(sums["psnr"])
-    return out
+    def batches():
+        for i, batch in enumerate(dataset):
+            if max_batches and i >= max_batches:
+                break
+            yield batch["sharp"], run(batch["blurred"]), batch["blurred"]
+    return metrics.restoration_scalars(batches())
 
 
 class SRNTrainer(train_utils.Trainer):
@@ -149,13 +141,9 @@ def train_and_evaluate(workdir: str, config) -> int:
     logging.info("SRN: strategy %s, precision %s", type(strategy).__name__, policy)
     trainer = SRNTrainer(config, strategy)
 
-    def dataset(start):  # one input pipeline per worker: its own shard, its own seed
-        def worker_dataset(per_replica_batch, pipeline_id, num_pipelines):
-            return make_train_dataset(
-                config, seed=(config.seed + start) * num_pipelines + pipeline_id,
-                batch_size=per_replica_batch,
-                shard=(num_pipelines, pipeline_id) if num_pipelines > 1 else None)
-        return train_utils.distribute_per_worker(strategy, config.batch_size, worker_dataset)
+    dataset = train_utils.reseeded_dataset(  # one input pipeline per worker: own shard and seed
+        strategy, config, lambda batch, seed, shard: make_train_dataset(
+            config, seed=seed, batch_size=batch, shard=shard))
 
     fixed = next(iter(make_eval_dataset(config, source=config.eval_data or config.train_data,
                                         batch_size=4)))

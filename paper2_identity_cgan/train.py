@@ -24,7 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import pipeline, shared_flags, train_utils
+from common import metrics, pipeline, shared_flags, train_utils
 from paper2_identity_cgan import data as p2data
 from paper2_identity_cgan import losses, models
 
@@ -52,6 +52,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                                      kernel_sizes="13:29", kernel_exposure=1.0,
                                      kernel_min_taps=8.0, help_extra="HG training blur")
     shared_flags.define_noise_flags(fv, 0.0)
+    shared_flags.define_quantize_flag(fv)
     flags.DEFINE_float("hg_learning_rate", 2.5e-4, "HG Adam learning rate (Newell: 2.5e-4).", **d)
     # stage cgan
     flags.DEFINE_string("hg_workdir", None, "Workdir (or checkpoint prefix) of the trained HG; "
@@ -119,7 +120,7 @@ def hg_dataset(config, seed, batch_size=None, shard=None, bank_seed=None):
                                  crop=config.crop_size, training=True, keys=("sharp", "blurred"),
                                  resize=shared_flags.parse_resize(config.resize), kernel_bank=bank,
                                  noise_sigma=shared_flags.noise_level(config), seed=seed,
-                                 shard=shard)
+                                 shard=shard, quantize=config.quantize_blur)
 
 
 # ------------------------------------------------------------------------------ trainers ----
@@ -280,32 +281,29 @@ def eval_batches(config, seed):
     # sizes the training images (the HG's CelebA faces), not these (e.g. square LFW faces).
     ds = pipeline.make_dataset(config.eval_data, 8, crop=config.crop_size, training=False,
                                resize_short=config.crop_size,
-                               kernel_bank=bank,
+                               kernel_bank=bank, quantize=config.quantize_blur,
                                noise_sigma=config.noise_sigma, seed=seed + 1)
     return list(ds.take(4))
 
 
 def eval_psnr_fn(trainer, batches):
-    """Held-out PSNR of the restoration vs the blurred input over `batches`."""
+    """Held-out scalars over `batches` (`metrics.restoration_scalars`: psnr, ssim, blurred_psnr,
+    ... as every trainer logs them)."""
     if not batches:
         return None
 
     def fn(step):
-        ours, base = [], []
-        for b in batches:
-            restored = trainer.deblur(b["blurred"])
-            ours.append(tf.image.psnr(tf.clip_by_value(restored, 0, 1), b["sharp"], 1.0))
-            base.append(tf.image.psnr(b["blurred"], b["sharp"], 1.0))
-        return {"psnr_restored": float(tf.reduce_mean(tf.concat(ours, 0))),
-                "psnr_blurred": float(tf.reduce_mean(tf.concat(base, 0)))}
+        return metrics.restoration_scalars(
+            (b["sharp"], tf.clip_by_value(trainer.deblur(b["blurred"]), 0, 1), b["blurred"])
+            for b in batches)
     return fn
 
 
 # ---------------------------------------------------------------------------------- main ----
 def stage_dataset(config, workdir):
-    """(worker_dataset, number of steps) of the stage: ``worker_dataset(per_replica_batch,
-    pipeline_id, num_pipelines)`` is one worker's input pipeline (its own shard and seed; one
-    worker: all the data, --seed) for ``train_utils.distribute_per_worker``; steps: --num_steps,
+    """(worker_dataset, number of steps) of the stage: ``worker_dataset(per_replica_batch, seed,
+    shard)`` is one worker's input pipeline (``train_utils.reseeded_dataset`` picks the seed
+    from --seed and the resume step, and the shard); steps: --num_steps,
     or --epochs over the stage's examples (HG: --train_data; cGAN: the frame-averaged pairs,
     built once)."""
     if config.stage == "hg":
@@ -314,9 +312,7 @@ def stage_dataset(config, workdir):
         files = build_cgan_pairs(config, workdir)
         n_examples = num_examples(files) if config.epochs else None
 
-    def worker_dataset(per_replica_batch, pipeline_id, num_pipelines):
-        seed = config.seed * num_pipelines + pipeline_id
-        shard = (num_pipelines, pipeline_id) if num_pipelines > 1 else None
+    def worker_dataset(per_replica_batch, seed, shard):
         if config.stage == "hg":
             return hg_dataset(config, seed, per_replica_batch, shard, bank_seed=config.seed)
         return pipeline.make_dataset(files, per_replica_batch, crop=config.crop_size,
@@ -349,8 +345,8 @@ def train_and_evaluate(workdir: str, config) -> int:
     held_out = eval_batches(config, config.seed)
     return train_utils.train(
         workdir, config, trainer,
-        lambda start: train_utils.distribute_per_worker(strategy, config.batch_size, worker_dataset),
-        sample_batch=next(iter(worker_dataset(config.batch_size, 0, 1))),
+        train_utils.reseeded_dataset(strategy, config, worker_dataset),
+        sample_batch=next(iter(worker_dataset(config.batch_size, config.seed, None))),
         eval_batch=held_out[0] if held_out else None,
         eval_fn=eval_psnr_fn(trainer, held_out), num_steps=num_steps)
 

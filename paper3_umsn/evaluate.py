@@ -206,6 +206,7 @@ def measure(workdir, test_data, num_images=256, crop=0, run=None, compare=()):
         keys = ("sharp", "blurred")
         ds = pipeline.make_dataset(test_data, 8, crop=crop, training=False, keys=keys,
                                    kernel_bank=bank, noise_sigma=config.noise_sigma,
+                                   quantize=False,  # the on-the-fly test set as it always was
                                    seed=config.seed + 1, repeat=False)
         sharp, blurred, restored, cmaps = [], [], [], []
         for batch in report.progress(ds, desc="UMSN on the test set (batches of 8)"):

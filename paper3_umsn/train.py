@@ -24,7 +24,7 @@ import tensorflow as tf
 import keras
 from absl import flags, logging
 
-from common import image_io, pipeline, shared_flags, tfrecord, train_utils
+from common import image_io, metrics, pipeline, shared_flags, tfrecord, train_utils
 from paper3_umsn import losses, models
 
 STAGES = ("sn_clean", "sn_blurry", "fnet", "umsn")
@@ -56,6 +56,7 @@ def define_flags(fv=flags.FLAGS):
                                      kernel_min_taps=0.0, help_extra="paper: 25000 camera-shake "
                                      "kernels of 13..29 px, Boracchi-Foi random exposure")
     shared_flags.define_noise_flags(fv, 0.03)
+    shared_flags.define_quantize_flag(fv)
     shared_flags.define_adam_flags(fv, 2e-4, 0.9, "the stage's network; paper: Adam defaults, "
                                    "authors' code beta_1 0.5")
     flags.DEFINE_float("cn_learning_rate", 2e-4, "Adam learning rate of CN (umsn stage).", **d)
@@ -163,6 +164,7 @@ def make_train_dataset(config, bank, seed=None, batch_size=None, shard=None):
                                resize=shared_flags.parse_resize(config.resize),
                                kernel_bank=bank if "blurred" in keys else None,
                                noise_sigma=shared_flags.noise_level(config),
+                               quantize=config.quantize_blur,
                                seed=config.seed if seed is None else seed, shard=shard)
     return ds
 
@@ -442,7 +444,7 @@ def eval_batch(config, bank):
     return next(iter(pipeline.make_dataset(
         config.eval_data, 8, crop=config.crop_size, training=False, keys=("sharp", "blurred"),
         resize=shared_flags.parse_resize(config.resize), kernel_bank=bank,
-        noise_sigma=config.noise_sigma, seed=config.seed + 1)))
+        noise_sigma=config.noise_sigma, quantize=config.quantize_blur, seed=config.seed + 1)))
 
 
 def train_and_evaluate(workdir, config):
@@ -453,11 +455,10 @@ def train_and_evaluate(workdir, config):
     bank = make_kernel_bank(config) if config.stage != "sn_clean" else None
     stage = make_stage(config, strategy)
 
-    def worker_dataset(per_replica_batch, pipeline_id, num_pipelines):
-        # each worker: its own shard and seed (one worker: all the data, --seed)
-        return make_train_dataset(config, bank, seed=config.seed * num_pipelines + pipeline_id,
-                                  batch_size=per_replica_batch,
-                                  shard=(num_pipelines, pipeline_id) if num_pipelines > 1 else None)
+    def worker_dataset(per_replica_batch, seed, shard):
+        # each worker: its own shard, and a seed that moves on at a resume (reseeded_dataset)
+        return make_train_dataset(config, bank, seed=seed, batch_size=per_replica_batch,
+                                  shard=shard)
 
     held_out = eval_batch(config, bank)
     eval_fn = None
@@ -465,16 +466,13 @@ def train_and_evaluate(workdir, config):
         deblur = tf.function(stage.deblur)
 
         def eval_fn(step):
-            restored = deblur(held_out["blurred"])
-            return {"psnr_restored": float(tf.reduce_mean(tf.image.psnr(
-                        restored, held_out["sharp"], 1.0))),
-                    "psnr_blurred": float(tf.reduce_mean(tf.image.psnr(
-                        held_out["blurred"], held_out["sharp"], 1.0)))}
+            return metrics.restoration_scalars(
+                [(held_out["sharp"], deblur(held_out["blurred"]), held_out["blurred"])])
 
     return train_utils.train(
         workdir, config, stage,
-        lambda start: train_utils.distribute_per_worker(strategy, config.batch_size, worker_dataset),
-        sample_batch=next(iter(worker_dataset(config.batch_size, 0, 1))),
+        train_utils.reseeded_dataset(strategy, config, worker_dataset),
+        sample_batch=next(iter(worker_dataset(config.batch_size, config.seed, None))),
         eval_batch=held_out, eval_fn=eval_fn)
 
 

@@ -340,3 +340,17 @@ def test_top_k_hand_made_gallery():
     assert got2 == got
     with pytest.raises(ValueError, match="not in the gallery"):
         metrics.top_k_accuracy(probes, [99, 10, 10, 10], gallery, gids)
+
+
+def test_restoration_scalars_known_values_and_empty_input():
+    """The scalars every trainer's in-training evaluation logs (--best_metric names them)."""
+    sharp = np.full((2, 16, 16, 3), 0.5, np.float32)
+    restored = sharp + 0.01   # MSE 1e-4 -> 40 dB
+    blurred = sharp + 0.1     # MSE 1e-2 -> 20 dB
+    out = metrics.restoration_scalars([(sharp, restored, blurred), (sharp, restored, blurred)])
+    assert set(out) == {"psnr", "ssim", "blurred_psnr", "blurred_ssim", "num_images"}
+    assert out["psnr"] == pytest.approx(40.0, abs=1e-3)
+    assert out["blurred_psnr"] == pytest.approx(20.0, abs=1e-3)
+    assert out["num_images"] == 4
+    with pytest.raises(ValueError, match="no batch"):
+        metrics.restoration_scalars([])

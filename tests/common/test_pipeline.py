@@ -123,7 +123,7 @@ def test_on_the_fly_blur_matches_scipy(records):
     k2 = np.zeros((7, 7), np.float32)
     k2[3, 1:6] = 1  # horizontal motion
     bank = np.stack([k1 / k1.sum(), k2 / k2.sum()])
-    ds = pipeline.make_dataset(records, 4, crop=32, kernel_bank=bank, noise_sigma=0.0,
+    ds = pipeline.make_dataset(records, 4, crop=32, kernel_bank=bank, noise_sigma=0.0, quantize=False,
                                keys=("sharp", "blurred", "kernel"), seed=1)
     used = set()
     for b in ds.take(3):
@@ -137,7 +137,8 @@ def test_on_the_fly_blur_matches_scipy(records):
             np.testing.assert_allclose(bl[j], ref, atol=1e-5)
     assert used == {0, 1}
     # a bank of one kernel, without asking for "kernel": the records' own blurred is replaced
-    ds = pipeline.make_dataset(records, 3, crop=32, kernel_bank=bank[:1], keys=("sharp", "blurred"), seed=1)
+    ds = pipeline.make_dataset(records, 3, crop=32, kernel_bank=bank[:1], keys=("sharp", "blurred"), seed=1,
+                               quantize=False)
     b = next(iter(ds))
     assert set(b) == {"sharp", "blurred"}
     ref = np.stack([scipy.ndimage.convolve(b["sharp"].numpy()[0, ..., c], bank[0], mode="reflect")
@@ -220,7 +221,7 @@ def test_real_lfw_folder_with_blur():
     files = image_io.list_images(LFW_PERSON)
     bank = np.zeros((1, 9, 9), np.float32)
     bank[0, 4, :] = 1 / 9
-    ds = pipeline.make_dataset(LFW_PERSON, len(files), crop=128, training=False, kernel_bank=bank,
+    ds = pipeline.make_dataset(LFW_PERSON, len(files), crop=128, training=False, kernel_bank=bank, quantize=False,
                                keys=("sharp", "blurred", "source"))
     b = next(iter(ds))
     assert b["sharp"].shape == (len(files), 128, 128, 3)

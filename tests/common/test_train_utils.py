@@ -678,3 +678,10 @@ def test_cosine_schedule_is_applied_each_step_and_follows_the_restored_step(tmp_
     np.testing.assert_allclose([g for g, _ in used], want, rtol=1e-6)
     np.testing.assert_allclose([d for _, d in used], want, rtol=1e-6)
     assert want[2] == pytest.approx(0.1) and want[5] == pytest.approx(0.05 * (1 - 0.5 ** 0.5))
+
+
+def test_pipeline_seed_moves_on_at_a_resume_and_differs_per_pipeline():
+    assert tu.pipeline_seed(7, 0) == 7 and tu.pipeline_seed(7, 100) == 107
+    # two pipelines, CycleGAN-style two seeds each: (seed + start) * n + 2 * id
+    assert [tu.pipeline_seed(1, 2, i, 2, seeds_per_pipeline=2) for i in (0, 1)] == [6, 8]
+    assert len({tu.pipeline_seed(0, 0, i, 4) for i in range(4)}) == 4

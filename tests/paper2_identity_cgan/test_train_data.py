@@ -282,3 +282,17 @@ def test_motion_scale_makes_stronger_frame_averaged_blur():
     assert mean_psnr(3.0) < mean_psnr(1.0) - 2.0
     with pytest.raises(ValueError, match="--motion_scale"):
         next(p2data.still_sequences(faces, num_frames=7, size=64, limit=1, motion_scales=(0.0,)))
+
+
+def test_resume_reseeds_and_eval_logs_the_common_scalars(tmp_path, monkeypatch):
+    """Issue 33 item 5: a resumed hg run draws new batches (train_utils.reseeded_dataset), and the
+    held-out evaluation logs psnr/ssim/blurred_psnr like paper 1, so --best_metric=psnr works."""
+    from tests import trainer_contract
+    wd = str(tmp_path)
+    cfg = _config(wd, "--stage=hg", "--eval_data=data/sample/test_faces", "--best_metric=psnr")
+    seen = trainer_contract.capture_train(monkeypatch, train.train_and_evaluate, wd, cfg)
+    trainer_contract.assert_resume_draws_new_batches(seen["dataset"])
+    res = seen["eval_fn"](0)
+    assert {"psnr", "ssim", "blurred_psnr", "blurred_ssim"} <= set(res)
+    assert train_utils.parse_best_metric(cfg.best_metric)[0] in res
+    assert np.isfinite(res["psnr"]) and 0 < res["ssim"] <= 1

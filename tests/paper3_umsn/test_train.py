@@ -146,3 +146,26 @@ def test_half_scale_weight_changes_the_shared_trunk(tmp_path):
     # the half-scale head itself only learns when its loss is on
     np.testing.assert_array_equal(s0.umsn.half_head.kernel.numpy(), start_half)
     assert np.any(s1.umsn.half_head.kernel.numpy() != s0.umsn.half_head.kernel.numpy())
+
+
+def test_resume_reseeds_the_training_data(tmp_path, monkeypatch):
+    """Issue 33 item 5: a resumed run draws new batches (train_utils.reseeded_dataset)."""
+    from tests import trainer_contract
+    wd = str(tmp_path)
+    seen = trainer_contract.capture_train(monkeypatch, train.train_and_evaluate, wd,
+                                          _config(wd, "--stage=sn_clean"))
+    trainer_contract.assert_resume_draws_new_batches(seen["dataset"])
+
+
+def test_umsn_eval_logs_the_common_scalars_for_best_metric(stages, tmp_path, monkeypatch):
+    """The umsn stage's held-out evaluation logs psnr/ssim/blurred_psnr like paper 1's, so
+    --best_metric=psnr works here too."""
+    from tests import trainer_contract
+    wd = str(tmp_path)
+    cfg = _config(wd, "--stage=umsn", f"--init_sn={stages['sn_blurry']}",
+                  f"--init_fnets={stages['fnet']}", "--best_metric=psnr")
+    seen = trainer_contract.capture_train(monkeypatch, train.train_and_evaluate, wd, cfg)
+    res = seen["eval_fn"](0)
+    assert {"psnr", "ssim", "blurred_psnr", "blurred_ssim"} <= set(res)
+    assert train_utils.parse_best_metric(cfg.best_metric)[0] in res
+    assert np.isfinite(res["psnr"]) and np.isfinite(res["blurred_psnr"])
