@@ -19,6 +19,7 @@ circled):
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 
@@ -83,12 +84,10 @@ def plot_curves(paths, output):
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    tmp = output + ".tmp.png"
-    fig.savefig(tmp, dpi=90)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=90)
     plt.close(fig)
-    with open(tmp, "rb") as f:
-        image_io.atomic_write(output, f.read())
-    os.remove(tmp)
+    image_io.atomic_write(output, png.getvalue())
     return output
 
 

@@ -679,17 +679,14 @@ class Checkpointer:
           variant): `CheckpointError` saying what the workdir holds (`describe_workdir`).
         """
         check_checkpoint_reaches(self.checkpoint, self._trackables)
-        candidates = list(reversed(self.manager.checkpoints)) if self.chief else []  # newest first
-        if not candidates:
-            # A non-chief worker restores what the chief wrote; the chief reads the index file
-            # itself when the manager tracks nothing: an index without timestamps (written by
-            # hand, as the error below advises, or copied from a committed run) lists its
-            # checkpoints as "preserved", which CheckpointManager leaves out of .checkpoints.
-            state = tf.train.get_checkpoint_state(self.directory)
-            if state:
-                paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
-                candidates = [os.path.join(self.directory, os.path.basename(p))
-                              for p in reversed(paths) if p]
+        # Newest first, from the index file (a non-chief worker restores what the chief wrote),
+        # not `manager.checkpoints`: that leaves out entries without timestamps, which an index
+        # written by hand (as the error below advises) or copied from a committed run has.
+        state = tf.train.get_checkpoint_state(self.directory)
+        paths = []
+        if state:
+            paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
+        candidates = [os.path.join(self.directory, os.path.basename(p)) for p in reversed(paths) if p]
         if not candidates:
             orphans = _checkpoint_prefixes(self.directory)
             if orphans:
