@@ -45,7 +45,7 @@ FACE_REQUIRES = [
     "face_recognition_models==0.3.0",
 ]
 
-# Apache Beam for cluster-scale TFDS builds (README "Data"). Optional and not in CI: it caps
+# Apache Beam for cluster-scale TFDS builds (docs/data.md). Optional and not in CI: it caps
 # protobuf < 7 and pillow < 13, below what the cpu/gpu extras resolve to (protobuf 7.36, pillow
 # 13.0). tests/data/test_beam_build.py passed with Beam's pins (protobuf 6.33.6, pillow 12.3.0)
 # over TensorFlow 2.21 in a side environment.

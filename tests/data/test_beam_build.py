@@ -1,6 +1,6 @@
 """Cluster-scale builds: a data.builders builder run as an Apache Beam pipeline (DirectRunner)
 through TFDS, read back by the trainers' pipeline. Needs the optional `beam` extra
-(`pip install -e ".[beam]"`), which CI does not install (README "Data": Beam pins protobuf and
+(`pip install -e ".[beam]"`), which CI does not install (docs/data.md: Beam pins protobuf and
 pillow below the cpu extra's versions); without apache_beam the test is skipped, saying so."""
 import pytest
 

@@ -9,7 +9,7 @@ the test-set folder (Shen) -> the four stages -> evaluate (Table III on the stor
 export (.keras + SavedModel). Only the batch size (1) and step count (1) are overridden, plus
 data paths, workdirs, --init_* and --vgg16_weights (a Keras VGG16 weights file written here:
 no ImageNet weights offline, so L_p runs on the real loader with untrained weights).
-Marker: paper_settings. Cost: see the README ("Set up")."""
+Marker: paper_settings. Cost: see docs/setup.md."""
 import glob
 import os
 
