@@ -165,6 +165,13 @@ def lr_factor_fn(config) -> Callable[[int], float] | None:
                              total_steps=total, min_factor=config.lr_min_factor)
 
 
+def paper_schedule_or_rate(config, paper_schedule, rate: float):
+    """A trainer's own (paper) learning-rate schedule under --lr_schedule=constant; otherwise the
+    flag's constant `rate`, which the shared --lr_schedule then scales step by step (an optimizer
+    built on a schedule object has no settable rate)."""
+    return paper_schedule if lr_factor_fn(config) is None else rate
+
+
 # (flag, smallest allowed value, what it is) checked by validate_common_flags.
 _COMMON_MINIMA = (("num_steps", 1, "the total number of training steps"),
                   ("batch_size", 1, "the global batch size"),

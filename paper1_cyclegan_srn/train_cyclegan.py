@@ -120,7 +120,9 @@ class CycleGANTrainer(train_utils.Trainer):
         with self.strategy.scope():
             self.g, self.f, self.d_x, self.d_y = build_models(config, image_size=size)
             decay_start = config.decay_start_step or config.num_steps // 2
-            schedule = ConstantThenLinearDecay(config.learning_rate, decay_start, config.num_steps)
+            schedule = train_utils.paper_schedule_or_rate(
+                config, ConstantThenLinearDecay(config.learning_rate, decay_start,
+                                                config.num_steps), config.learning_rate)
             self.gen_optimizer = train_utils.make_optimizer(schedule, beta_1=config.beta_1)
             self.disc_optimizer = train_utils.make_optimizer(schedule, beta_1=config.beta_1)
             self.gen_vars = self.g.trainable_variables + self.f.trainable_variables

@@ -10,6 +10,8 @@ folder of sharp faces and `--blur_kernels`, it trains on pairs blurred on the fl
 """
 from __future__ import annotations
 
+import os
+
 from absl import flags, logging
 import keras
 import tensorflow as tf
@@ -45,12 +47,37 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     train_utils.define_remat_flag(fv, ("none", "blocks"), "SRN: blocks = each ResBlock keeps "
                                   "only its input and is recomputed in backprop")
     shared_flags.define_adam_flags(fv, 1e-4, 0.9, "decays polynomially to 0 at --num_steps")
-    flags.DEFINE_float("lr_power", 0.3, "Polynomial decay power (to 0 at --num_steps).", **d)
+    flags.DEFINE_float("lr_power", 0.3, "Polynomial decay power (to 0 at --num_steps; with "
+                       "--lr_schedule=cosine the shared schedule replaces it).", **d)
+    flags.DEFINE_string("init_model", None, "Start the SRN from an exported SRN .keras file "
+                        "(python -m paper1_cyclegan_srn.export, or weights/srn_small.keras) "
+                        "instead of random weights; a workdir holding checkpoints resumes from "
+                        "them instead.", **d)
 
 
 def build_model(config, image_size=None):
     return srn.build_srn(config.variant, recurrent=config.recurrent, image_size=image_size,
                          global_residual=bool(getattr(config, "global_residual", False)))
+
+
+def load_init_model(path, model, config):
+    """Copies the SRN of an exported `srn.SRNDeblurrer` file into the built `model`, or a one-line
+    error naming --init_model."""
+    from common import inference  # pylint: disable=import-outside-toplevel
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--init_model={path}: no such file")
+    src = inference.load_keras(path)
+    if not isinstance(src, srn.SRNDeblurrer):
+        raise ValueError(f"--init_model={path} holds a {type(src).__name__}, not a paper-1 SRN "
+                         "(python -m paper1_cyclegan_srn.export writes one)")
+    if src.global_residual != bool(getattr(config, "global_residual", False)):
+        raise ValueError(f"--init_model={path} was trained with global_residual="
+                         f"{src.global_residual}: pass --global_residual={src.global_residual}")
+    if [w.shape for w in src.srn.weights] != [w.shape for w in model.weights]:
+        raise ValueError(f"--init_model={path} does not match --variant={config.variant} "
+                         f"--recurrent={config.recurrent} (different weight shapes)")
+    model.set_weights(src.srn.get_weights())
+    logging.info("SRN initialised from %s", path)
 
 
 def make_train_dataset(config, seed=None, batch_size=None, shard=None):
@@ -101,9 +128,12 @@ class SRNTrainer(train_utils.Trainer):
         with self.strategy.scope():
             self.model = build_model(config, image_size=config.crop_size)
             self.model.remat = getattr(config, "remat", "none") == "blocks"
-            schedule = keras.optimizers.schedules.PolynomialDecay(
-                config.learning_rate, max(config.num_steps, 1), end_learning_rate=0.0,
-                power=config.lr_power)
+            if getattr(config, "init_model", None):
+                load_init_model(config.init_model, self.model, config)
+            schedule = train_utils.paper_schedule_or_rate(
+                config, keras.optimizers.schedules.PolynomialDecay(
+                    config.learning_rate, max(config.num_steps, 1), end_learning_rate=0.0,
+                    power=config.lr_power), config.learning_rate)
             self.optimizer = train_utils.make_optimizer(schedule, beta_1=config.beta_1)
             self.optimizer.build(self.model.trainable_variables)
         self.restore = restore_fn(self.model)

@@ -294,3 +294,32 @@ def test_cycle_noise_perturbs_only_the_cycle_input(tmp_path):
     assert train_cyclegan.CycleGANTrainer(cfg0)._cycle_noise(image) is image
     assert train_cyclegan.train_and_evaluate(d, cfg) == 1
     assert np.isfinite(_scalars(os.path.join(d, "train"))["cycle_x"][0])
+
+
+def test_srn_init_model_starts_from_an_export_and_cosine_schedule_sets_the_rate(stages, tmp_path):
+    from paper1_cyclegan_srn import export  # pylint: disable=import-outside-toplevel
+    paths = export.export(stages["srn_dir"], str(tmp_path / "exp"), serve_size=32)
+    d = str(tmp_path / "ft")
+    cfg = _flags([train_srn.define_flags], "smoke_srn.flags", f"--workdir={d}",
+                 f"--init_model={paths['keras']}", "--num_steps=4", "--lr_schedule=cosine",
+                 "--lr_warmup_steps=1", "--lr_min_factor=0.1", "--eval_every=0",
+                 "--image_every=0", "--checkpoint_every=4", "--log_every=1")
+    fresh = train_srn.SRNTrainer(cfg)  # built from the export: the trained step-1 weights
+    trained = train_srn.SRNTrainer(stages["srn"])
+    train_utils.Checkpointer(stages["srn_dir"], 3, **trained.trackables()).restore_latest()
+    for a, b in zip(fresh.model.weights, trained.model.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert train_srn.train_and_evaluate(d, cfg) == 4
+    rates = _scalars(os.path.join(d, "train"))["learning_rate/optimizer"]
+    lr = cfg.learning_rate
+    np.testing.assert_allclose(rates, [lr * train_utils.lr_factor(s, "cosine", warmup_steps=1,
+                                                                 total_steps=4, min_factor=0.1)
+                                       for s in range(4)], rtol=1e-5)
+    bad = _flags([train_srn.define_flags], "smoke_srn.flags", f"--workdir={tmp_path / 'bad'}",
+                 f"--init_model={paths['keras']}", "--global_residual=true")
+    with pytest.raises(ValueError, match="--init_model=.*global_residual=False"):
+        train_srn.SRNTrainer(bad)
+    missing = _flags([train_srn.define_flags], "smoke_srn.flags", f"--workdir={tmp_path / 'm'}",
+                     f"--init_model={tmp_path / 'none.keras'}")
+    with pytest.raises(FileNotFoundError, match="--init_model="):
+        train_srn.SRNTrainer(missing)
