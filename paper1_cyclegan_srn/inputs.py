@@ -12,12 +12,27 @@ import os
 
 import tensorflow as tf
 
-from common import blur, pipeline
+from common import blur, pipeline, tfrecord
 from common.shared_flags import parse_resize
 
 
 def is_folder(source):
     return isinstance(source, (str, os.PathLike)) and os.path.isdir(os.fspath(source))
+
+
+def holds_blurred(source) -> bool:
+    """Whether a data flag's source stores blurred images: False for a folder (sharp faces only)
+    and for records of sharp faces only (`data.build --mode=sharp`); TFDS sources count as
+    stored pairs."""
+    if is_folder(source):
+        return False
+    if isinstance(source, str) and source.startswith("tfds:"):
+        return True
+    for f in tfrecord.list_files(source):
+        first = next(iter(tf.data.TFRecordDataset(f).take(1)), None)
+        if first is not None:
+            return tfrecord.BLURRED in tfrecord.record_keys(first.numpy())
+    return True  # empty files: make_dataset names the problem
 
 
 def domain_dataset(source, key, batch_size, crop, *, kernels=None, noise_sigma=0.0, resize=None,
@@ -45,16 +60,18 @@ def domain_dataset(source, key, batch_size, crop, *, kernels=None, noise_sigma=0
 def paired_dataset(source, batch_size, crop, *, kernels=None, noise_sigma=0.0, resize=None,
                    training=True, seed=None, repeat=None, flag_name="--train_data", shard=None,
                    quantize=blur.QUANTIZE_BLUR):
-    """Batches of {"sharp", "blurred"} pairs from records, or from a folder blurred with `kernels`.
+    """Batches of {"sharp", "blurred"} pairs: stored pairs, or sharp faces (a folder, or records
+    without image/blurred) blurred on the fly with `kernels`.
 
     `noise_sigma`: a number or a (lo, hi) range (`shared_flags.noise_level`); added to the
     on-the-fly blur of a folder, and to stored pairs' blurred images when `training`.
     """
     if not source:
         raise ValueError(f"{flag_name} is required (a TFRecord glob or a folder of images)")
-    if is_folder(source):
+    if not holds_blurred(source):
         if kernels is None:
-            raise ValueError(f"{flag_name}={source} is a folder: pass --blur_kernels to make pairs")
+            what = "a folder" if is_folder(source) else "records of sharp faces only"
+            raise ValueError(f"{flag_name}={source} is {what}: pass --blur_kernels to make pairs")
         return pipeline.make_dataset(source, batch_size, crop=crop, training=training,
                                      keys=("sharp", "blurred"), kernel_bank=kernels,
                                      noise_sigma=noise_sigma, quantize=quantize, resize=parse_resize(resize),

@@ -323,3 +323,20 @@ def test_srn_init_model_starts_from_an_export_and_cosine_schedule_sets_the_rate(
                      f"--init_model={tmp_path / 'none.keras'}")
     with pytest.raises(FileNotFoundError, match="--init_model="):
         train_srn.SRNTrainer(missing)
+
+
+def test_sharp_only_records_are_blurred_on_the_fly(tmp_path):
+    from paper1_cyclegan_srn import inputs  # pylint: disable=import-outside-toplevel
+    rng = np.random.default_rng(0)
+    faces = [rng.integers(0, 256, (40, 40, 3), dtype=np.uint8) for _ in range(3)]
+    path = str(tmp_path / "train-00000-of-00001.tfrecord")
+    tfrecord.write_shard(path, [tfrecord.make_example(sharp=f) for f in faces])
+    assert not inputs.holds_blurred(path)
+    bank = np.zeros((1, 5, 5), np.float32)
+    bank[0, 2, :] = 0.2  # horizontal motion
+    batch = next(iter(inputs.paired_dataset(path, 2, 32, kernels=bank, training=False,
+                                            repeat=False)))
+    assert batch["blurred"].shape == (2, 32, 32, 3)
+    assert float(tf.reduce_mean(tf.abs(batch["blurred"] - batch["sharp"]))) > 0.01
+    with pytest.raises(ValueError, match="records of sharp faces only: pass --blur_kernels"):
+        inputs.paired_dataset(path, 2, 32)
