@@ -76,6 +76,21 @@ def _is_folder(source) -> bool:
     return isinstance(source, (str, os.PathLike)) and os.path.isdir(os.fspath(source))
 
 
+def stores_blurred(source) -> bool:
+    """Whether a data source (`make_dataset`'s forms) stores blurred images: False for a folder
+    (sharp faces only) and for records of sharp faces only (`data.build --mode=sharp`), which a
+    trainer then blurs on the fly; TFDS sources count as stored pairs."""
+    if _is_folder(source):
+        return False
+    if isinstance(source, str) and source.startswith("tfds:"):
+        return True
+    for f in tfrecord.list_files(source):
+        first = next(iter(tf.data.TFRecordDataset(f).take(1)), None)
+        if first is not None:
+            return tfrecord.BLURRED in tfrecord.record_keys(first.numpy())
+    return True  # empty files: make_dataset names the problem
+
+
 def _check_records(files: Sequence[str], record_keys: Sequence[str], pattern) -> None:
     """Reads the first record of every file and checks that the requested keys are there."""
     nonempty = 0

@@ -1005,6 +1005,29 @@ def check_workdir_kind(path: str, paper: str, stages: Sequence[str], flag: str =
                      f"training stage.")
 
 
+def load_init_model(path: str, model_class: type, what: str, export_cmd: str,
+                    flag: str = "--init_model"):
+    """The exported model named by an init flag: a `model_class` `.keras` file (its package
+    imported by the caller), or a one-line error naming the flag."""
+    from common import inference  # pylint: disable=import-outside-toplevel
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{flag}={path}: no such file (give an exported .keras file: "
+                                f"{export_cmd} writes one)")
+    model = inference.load_keras(path)
+    if not isinstance(model, model_class):
+        raise ValueError(f"{flag}={path} holds a {type(model).__name__}, not {what} "
+                         f"({export_cmd} writes one)")
+    return model
+
+
+def copy_init_weights(src, dst, path: str, settings: str, flag: str = "--init_model") -> None:
+    """Copies the weights of network `src` (of an init model) into the built network `dst`, or a
+    one-line error naming the flag and the `settings` (flags) that shape the network."""
+    if [tuple(w.shape) for w in src.weights] != [tuple(w.shape) for w in dst.weights]:
+        raise ValueError(f"{flag}={path} does not match {settings} (different weight shapes)")
+    dst.set_weights(src.get_weights())
+
+
 def restore_init(path: str | None, flag: str, *, paper: str, stages: Sequence[str],
                  **trackables) -> str:
     """Restores networks from an earlier run for an init flag (`--init_sn`, `--hg_workdir`, ...).

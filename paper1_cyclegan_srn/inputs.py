@@ -12,27 +12,12 @@ import os
 
 import tensorflow as tf
 
-from common import blur, pipeline, tfrecord
+from common import blur, pipeline
 from common.shared_flags import parse_resize
 
 
 def is_folder(source):
     return isinstance(source, (str, os.PathLike)) and os.path.isdir(os.fspath(source))
-
-
-def holds_blurred(source) -> bool:
-    """Whether a data flag's source stores blurred images: False for a folder (sharp faces only)
-    and for records of sharp faces only (`data.build --mode=sharp`); TFDS sources count as
-    stored pairs."""
-    if is_folder(source):
-        return False
-    if isinstance(source, str) and source.startswith("tfds:"):
-        return True
-    for f in tfrecord.list_files(source):
-        first = next(iter(tf.data.TFRecordDataset(f).take(1)), None)
-        if first is not None:
-            return tfrecord.BLURRED in tfrecord.record_keys(first.numpy())
-    return True  # empty files: make_dataset names the problem
 
 
 def domain_dataset(source, key, batch_size, crop, *, kernels=None, noise_sigma=0.0, resize=None,
@@ -68,7 +53,7 @@ def paired_dataset(source, batch_size, crop, *, kernels=None, noise_sigma=0.0, r
     """
     if not source:
         raise ValueError(f"{flag_name} is required (a TFRecord glob or a folder of images)")
-    if not holds_blurred(source):
+    if not pipeline.stores_blurred(source):
         if kernels is None:
             what = "a folder" if is_folder(source) else "records of sharp faces only"
             raise ValueError(f"{flag_name}={source} is {what}: pass --blur_kernels to make pairs")

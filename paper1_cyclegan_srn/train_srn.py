@@ -10,8 +10,6 @@ folder of sharp faces and `--blur_kernels`, it trains on pairs blurred on the fl
 """
 from __future__ import annotations
 
-import os
-
 from absl import flags, logging
 import keras
 import tensorflow as tf
@@ -61,22 +59,15 @@ def build_model(config, image_size=None):
 
 
 def load_init_model(path, model, config):
-    """Copies the SRN of an exported `srn.SRNDeblurrer` file into the built `model`, or a one-line
-    error naming --init_model."""
-    from common import inference  # pylint: disable=import-outside-toplevel
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"--init_model={path}: no such file")
-    src = inference.load_keras(path)
-    if not isinstance(src, srn.SRNDeblurrer):
-        raise ValueError(f"--init_model={path} holds a {type(src).__name__}, not a paper-1 SRN "
-                         "(python -m paper1_cyclegan_srn.export writes one)")
+    """Copies the SRN of an exported `srn.SRNDeblurrer` file (--init_model) into the built
+    `model`, or a one-line error."""
+    src = train_utils.load_init_model(path, srn.SRNDeblurrer, "a paper-1 SRN",
+                                      "python -m paper1_cyclegan_srn.export")
     if src.global_residual != bool(getattr(config, "global_residual", False)):
         raise ValueError(f"--init_model={path} was trained with global_residual="
                          f"{src.global_residual}: pass --global_residual={src.global_residual}")
-    if [w.shape for w in src.srn.weights] != [w.shape for w in model.weights]:
-        raise ValueError(f"--init_model={path} does not match --variant={config.variant} "
-                         f"--recurrent={config.recurrent} (different weight shapes)")
-    model.set_weights(src.srn.get_weights())
+    train_utils.copy_init_weights(src.srn, model, path, f"--variant={config.variant} "
+                                  f"--recurrent={config.recurrent}")
     logging.info("SRN initialised from %s", path)
 
 

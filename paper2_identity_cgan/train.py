@@ -58,10 +58,16 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("hg_workdir", None, "Workdir (or checkpoint prefix) of the trained HG; "
                         "needed with --use_hg.", **d)
     flags.DEFINE_string("train_pairs", "", "TFRecord glob of ready pairs (image/sharp + "
-                        "image/blurred); when empty pairs are built from --train_videos / "
-                        "--train_stills into --pairs_dir.", **d)
+                        "image/blurred), or of sharp faces only (data.build --mode=sharp), then "
+                        "blurred on the fly with the kernel flags; when empty pairs are built "
+                        "from --train_videos / --train_stills into --pairs_dir.", **d)
     p2data.define_pair_flags(fv)  # --train_videos, --train_stills, --pair_modes, ...
     flags.DEFINE_string("pairs_dir", "", "Where built pairs go (default WORKDIR/pairs).", **d)
+    flags.DEFINE_string("init_model", None, "cgan stage: start HG and G_bl from an exported "
+                        "HG + G_bl .keras file (python -m paper2_identity_cgan.export, or "
+                        "weights/cgan_small.keras) instead of --hg_workdir and random G_bl; G_s's "
+                        "encoder and D start fresh. A workdir holding checkpoints resumes from "
+                        "them instead.", **d)
     flags.DEFINE_bool("use_hg", True, "Condition G_bl on HG(I_bl) (6-channel input).", **d)
     flags.DEFINE_bool("identity", True, "Train the identity stream G_s (Eq. 5).", **d)
     shared_flags.define_adam_flags(fv, 2e-4, 0.5, "G and D, pix2pix")
@@ -187,9 +193,27 @@ class CGANTrainer(train_utils.Trainer):
                                                           beta_1=config.beta_1)
             self.g_optimizer.build(self.g_vars)
             self.d_optimizer.build(self.d_vars)
+        init = None
+        if getattr(config, "init_model", None):
+            init = train_utils.load_init_model(config.init_model, models.CGANDeblurrer,
+                                               "a paper-2 HG + G_bl model",
+                                               "python -m paper2_identity_cgan.export")
+            settings = (f"--variant={config.variant} --use_hg={config.use_hg} "
+                        f"--global_residual={config.global_residual}")
+            if init.use_hg != bool(config.use_hg):
+                raise ValueError(f"--init_model={config.init_model} was trained with use_hg="
+                                 f"{init.use_hg}: pass --use_hg={init.use_hg}")
+            if init.global_residual != bool(config.global_residual):
+                raise ValueError(f"--init_model={config.init_model} was trained with "
+                                 f"global_residual={init.global_residual}: pass "
+                                 f"--global_residual={init.global_residual}")
+            train_utils.copy_init_weights(init.g_bl, self.g_bl, config.init_model, settings)
+            if self.hg is not None:
+                train_utils.copy_init_weights(init.hg, self.hg, config.init_model, settings)
+            logging.info("HG and G_bl initialised from %s", config.init_model)
         if self.hg is not None:
             self.hg.trainable = False
-            if restore_hg:
+            if restore_hg and init is None:
                 if not config.hg_workdir:
                     raise ValueError("--use_hg needs --hg_workdir (the stage-1 workdir); or pass "
                                      "--nouse_hg for the 'identity-noHG' variant")
@@ -311,6 +335,9 @@ def stage_dataset(config, workdir):
     else:
         files = build_cgan_pairs(config, workdir)
         n_examples = num_examples(files) if config.epochs else None
+        # sharp-only records: blurred on the fly by the kernel flags (one bank on every worker)
+        bank = None if pipeline.stores_blurred(files) else shared_flags.kernel_bank(config,
+                                                                                    config.seed)
 
     def worker_dataset(per_replica_batch, seed, shard):
         if config.stage == "hg":
@@ -318,8 +345,9 @@ def stage_dataset(config, workdir):
         return pipeline.make_dataset(files, per_replica_batch, crop=config.crop_size,
                                      training=True, keys=("sharp", "blurred"),
                                      resize=shared_flags.parse_resize(config.resize),
-                                     seed=seed, shard=shard,
-                                     noise_sigma=shared_flags.noise_level(config))
+                                     seed=seed, shard=shard, kernel_bank=bank,
+                                     noise_sigma=shared_flags.noise_level(config),
+                                     quantize=config.quantize_blur)
 
     num_steps = config.num_steps
     if config.epochs and n_examples:

@@ -180,20 +180,14 @@ def _load_init_model(config):
     """--init_model's SN + UMSN (a `models.UMSNDeblurrer` .keras file), or None."""
     if not config.init_model:
         return None
-    from common import inference  # pylint: disable=import-outside-toplevel
-    model = inference.load_keras(config.init_model)
-    if not isinstance(model, models.UMSNDeblurrer):
-        raise ValueError(f"--init_model={config.init_model} holds a {type(model).__name__}, not "
-                         "a paper-3 SN + UMSN model (python -m paper3_umsn.export writes one)")
-    return model
+    return train_utils.load_init_model(config.init_model, models.UMSNDeblurrer,
+                                       "a paper-3 SN + UMSN model", "python -m paper3_umsn.export")
 
 
 def _copy_init_weights(src, dst, config):
     """Copies a network of --init_model into the run's (built) one, or a one-line error."""
-    if [w.shape for w in src.weights] != [w.shape for w in dst.weights]:
-        raise ValueError(f"--init_model={config.init_model} does not match --variant="
-                         f"{config.variant} --ablation={config.ablation} (different weight shapes)")
-    dst.set_weights(src.get_weights())
+    train_utils.copy_init_weights(src, dst, config.init_model, f"--variant={config.variant} "
+                                  f"--ablation={config.ablation}")
 
 
 class Stage(train_utils.Trainer):

@@ -11,7 +11,7 @@ import pytest
 from skimage.metrics import peak_signal_noise_ratio
 import tensorflow as tf
 
-from common import image_io, tfrecord, train_utils
+from common import image_io, pipeline, tfrecord, train_utils
 from paper1_cyclegan_srn import generate_pairs, prepare_unpaired, train_cyclegan, train_srn
 
 CFG = "paper1_cyclegan_srn/configs/"
@@ -331,7 +331,7 @@ def test_sharp_only_records_are_blurred_on_the_fly(tmp_path):
     faces = [rng.integers(0, 256, (40, 40, 3), dtype=np.uint8) for _ in range(3)]
     path = str(tmp_path / "train-00000-of-00001.tfrecord")
     tfrecord.write_shard(path, [tfrecord.make_example(sharp=f) for f in faces])
-    assert not inputs.holds_blurred(path)
+    assert not pipeline.stores_blurred(path)
     bank = np.zeros((1, 5, 5), np.float32)
     bank[0, 2, :] = 0.2  # horizontal motion
     batch = next(iter(inputs.paired_dataset(path, 2, 32, kernels=bank, training=False,

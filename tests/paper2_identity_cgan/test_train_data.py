@@ -91,6 +91,26 @@ def test_cgan_stage_one_step_end_to_end(hg_workdir, video_dir, tmp_path):
     assert (m.name, m.kind, m.stride) == ("cgan", "paper2", 128) and m.num_params > 0
     x = np.random.default_rng(0).random((1, 128, 128, 3)).astype(np.float32)
     assert m(x).shape == x.shape
+    # --init_model: a cGAN stage that starts from the export (no --hg_workdir) and trains on
+    # records of sharp faces only, blurred on the fly by the kernel flags
+    from common import inference, tfrecord
+    sharp_rec = str(tmp_path / "sharp" / "train-00000-of-00001.tfrecord")
+    os.makedirs(os.path.dirname(sharp_rec))
+    tfrecord.write_shard(sharp_rec, [tfrecord.make_example(sharp=f) for f in _seq(3)])
+    assert not pipeline.stores_blurred(sharp_rec)
+    ft = str(tmp_path / "ft")
+    cfg = _config(ft, "--stage=cgan", "--num_steps=1", f"--init_model={exported['keras']}",
+                  "--hg_workdir=", f"--train_pairs={sharp_rec}", "--train_stills=")
+    trainer = train.CGANTrainer(cfg)
+    for name in ("hg", "g_bl"):
+        for a, b in zip(getattr(trainer, name).weights,
+                        getattr(inference.load_keras(exported["keras"]), name).weights):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert train.train_and_evaluate(ft, cfg) == 1
+    bad = _config(str(tmp_path / "bad"), "--stage=cgan", f"--init_model={exported['keras']}",
+                  "--nouse_hg")
+    with pytest.raises(ValueError, match="--init_model=.*use_hg=True"):
+        train.CGANTrainer(bad)
 
 
 def _batch(size=128, b=2):
