@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The restoration campaign of paper 2 (issue 30), resumable: every call continues the cgan-stage run of
+# configs/campaign_shake.flags in WORKDIR/campaign for MINUTES (default 80) or until its 100,000
+# steps, then exports the newest checkpoint to WORKDIR/campaign_export.
+#   bash paper2_identity_cgan/configs/run_campaign.sh WORKDIR LFW_TRAIN_RECORDS [INIT_MODEL]
+# INIT_MODEL (default: the shipped paper2_identity_cgan/weights/cgan_small.keras) starts the run; a
+# workdir already holding checkpoints resumes from the newest. To continue a committed state,
+# copy paper2_identity_cgan/campaign/ (checkpoints/ and flags.txt) to WORKDIR/campaign first.
+# LFW_TRAIN_RECORDS: python -m data.build --source=lfw --manual_dir=../shared/data/lfw \
+#     --split=train --mode=sharp --output_dir=LFW_TRAIN_RECORDS --num_shards=8
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+W=${1:?usage: run_campaign.sh WORKDIR LFW_TRAIN_RECORDS [INIT_MODEL]}
+REC=${2:?usage: run_campaign.sh WORKDIR LFW_TRAIN_RECORDS [INIT_MODEL]}
+INIT=${3:-paper2_identity_cgan/weights/cgan_small.keras}
+PY=${PYTHON:-python}
+"$PY" -m paper2_identity_cgan.train --flagfile=paper2_identity_cgan/configs/campaign_shake.flags \
+    --init_model="$INIT" --train_pairs="$REC/train-*.tfrecord" --eval_data=data/sample/test_faces \
+    --workdir="$W/campaign" --max_train_minutes="${MINUTES:-80}"
+"$PY" -m paper2_identity_cgan.export --workdir="$W/campaign" --export_dir="$W/campaign_export"
