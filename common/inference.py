@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from common import image_io, keras_utils
+from common import hardware, image_io, keras_utils
 
 
 # --------------------------------------------------------------------------- fast path
@@ -82,7 +82,7 @@ def bfloat16_copy(model, sample_size: int = 32):
 
 def resolve_precision(precision: str = "auto") -> str:
     """"auto": bfloat16 where the hardware computes it natively (a GPU, or a CPU with AVX512-BF16
-    / AMX), else float32."""
+    / AMX: `common.hardware.cpu_bfloat16_support`), else float32."""
     if precision not in INFER_PRECISIONS:
         raise ValueError(f"--precision={precision!r}: choose one of {INFER_PRECISIONS}")
     if precision != "auto":
@@ -90,12 +90,7 @@ def resolve_precision(precision: str = "auto") -> str:
     import tensorflow as tf
     if tf.config.list_physical_devices("GPU"):
         return "bfloat16"
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            flags = f.read()
-    except OSError:
-        return "float32"
-    return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+    return "bfloat16" if hardware.cpu_bfloat16_support() else "float32"
 
 
 def load_policy(precision: str = "auto", fused_norm: bool = True) -> str | None:

@@ -56,7 +56,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import image_io, keras_utils, workdir_lock
+from common import hardware, image_io, keras_utils, workdir_lock
 from common.paths import REPO_ROOT
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -81,7 +81,8 @@ def define_common_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                          "the mirrored strategy without GPUs.", flag_values=fv)
     flags.DEFINE_enum("mixed_precision", "none", PRECISIONS,
                       "Keras mixed-precision policy; auto = mixed_float16 on GPU, mixed_bfloat16 "
-                      "on CPU.", flag_values=fv)
+                      "on a CPU with bfloat16 instructions (AMX/AVX512-BF16), else float32.",
+                      flag_values=fv)
     flags.DEFINE_integer("seed", 0, "Random seed (Python, NumPy, TensorFlow, Keras, tf.data).",
                          flag_values=fv)
     flags.DEFINE_integer("num_steps", 1000, "Total training steps (optimizer updates).",
@@ -560,18 +561,34 @@ def reseeded_dataset(strategy: tf.distribute.Strategy, config,
 
 
 def set_precision(policy: str = "none") -> str:
-    """Sets Keras's global dtype policy; returns the resolved name ("float32" for none)."""
+    """Sets Keras's global dtype policy; returns the resolved name ("float32" for none).
+
+    `auto`: mixed_float16 on a GPU; on a CPU mixed_bfloat16 where it computes bfloat16 natively
+    (`common.hardware.cpu_bfloat16_support`), else float32. An explicit mixed_bfloat16 on a CPU without bfloat16
+    instructions is kept but warned about: it runs several times slower than float32.
+    """
     if policy not in PRECISIONS:
         raise ValueError(f"--mixed_precision={policy!r}: choose one of {PRECISIONS}")
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    native_bf16 = None if gpu else hardware.cpu_bfloat16_support()
     if policy == "auto":
-        policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+        policy = "mixed_float16" if gpu else ("none" if native_bf16 is False else "mixed_bfloat16")
+        build = ("this TensorFlow is a CPU-only build (tensorflow-cpu): install the GPU one with "
+                 "pip install -e \".[gpu]\"" if not tf.test.is_built_with_cuda() else
+                 "TensorFlow has CUDA but sees no GPU: check nvidia-smi and "
+                 "CUDA_VISIBLE_DEVICES")
         if policy == "mixed_bfloat16":
-            build = ("this TensorFlow is a CPU-only build (tensorflow-cpu): install the GPU one with "
-                     "pip install -e \".[gpu]\"" if not tf.test.is_built_with_cuda() else
-                     "TensorFlow has CUDA but sees no GPU: check nvidia-smi and "
-                     "CUDA_VISIBLE_DEVICES")
             logging.warning("--mixed_precision=auto found no GPU: training in mixed_bfloat16 on "
                             "the CPU; %s.", build)
+        elif not gpu:
+            logging.warning("--mixed_precision=auto found no GPU and a CPU without bfloat16 "
+                            "instructions (no amx_bf16/avx512_bf16 in /proc/cpuinfo): training in "
+                            "float32; %s.", build)
+    elif policy == "mixed_bfloat16" and native_bf16 is False:
+        logging.warning("--mixed_precision=mixed_bfloat16 on a CPU without bfloat16 instructions "
+                        "(no amx_bf16/avx512_bf16 in /proc/cpuinfo): TensorFlow emulates them, "
+                        "several times slower than float32. Use --mixed_precision=auto (float32 "
+                        "here) or none.")
     resolved = "float32" if policy == "none" else policy
     keras.mixed_precision.set_global_policy(resolved)
     return resolved

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from common import hardware
 from common import train_utils as tu
 
 
@@ -214,7 +215,8 @@ def test_profile_steps_are_checked():
             tu.parse_profile_steps(bad)
 
 
-def test_set_precision_and_optimizer():
+def test_set_precision_and_optimizer(monkeypatch):
+    monkeypatch.setattr(hardware, "cpu_bfloat16_support", lambda: True)  # whatever this CPU is
     try:
         assert tu.set_precision("auto") == "mixed_bfloat16"  # no GPU here
         assert keras.mixed_precision.global_policy().compute_dtype == "bfloat16"
@@ -469,18 +471,53 @@ def test_checkpointer_refuses_models_whose_variables_it_cannot_reach(tmp_path):
         tu.restore_for_eval(str(tmp_path / "b"), model=bad)
 
 
-def test_auto_precision_warns_without_gpu(caplog):
+def test_auto_precision_warns_without_gpu(caplog, monkeypatch):
     try:
+        monkeypatch.setattr(hardware, "cpu_bfloat16_support", lambda: True)
         with caplog.at_level("WARNING"):
             assert tu.set_precision("auto") == "mixed_bfloat16"
         assert "--mixed_precision=auto found no GPU" in caplog.text
         assert ".[gpu]" in caplog.text  # this machine has tensorflow-cpu
         caplog.clear()
         with caplog.at_level("WARNING"):
-            tu.set_precision("mixed_bfloat16")  # asked for explicitly: no warning
-        assert "found no GPU" not in caplog.text
+            tu.set_precision("mixed_bfloat16")  # asked for explicitly, native: no warning
+        assert not caplog.text
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_auto_precision_is_float32_on_a_cpu_without_bfloat16(caplog, monkeypatch):
+    """Without AMX/AVX512-BF16 TensorFlow emulates bfloat16 (several times slower than float32):
+    `auto` trains in float32 there, and an explicit mixed_bfloat16 is kept but warned about."""
+    monkeypatch.setattr(hardware, "cpu_bfloat16_support", lambda: False)
+    try:
+        with caplog.at_level("WARNING"):
+            assert tu.set_precision("auto") == "float32"
+        assert "without bfloat16 instructions" in caplog.text and "float32" in caplog.text
+        assert keras.mixed_precision.global_policy().name == "float32"
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            assert tu.set_precision("mixed_bfloat16") == "mixed_bfloat16"
+        assert "emulates" in caplog.text and "--mixed_precision=auto" in caplog.text
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            tu.set_precision("none")
+        assert not caplog.text
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_cpu_bfloat16_support_reads_the_cpu_flags():
+    amx = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f amx_bf16 amx_tile\n"
+    avx512 = "flags\t\t: fpu avx2 avx512f avx512_bf16\n"
+    epyc = "processor\t: 0\nflags\t\t: fpu sse avx avx2 fma vaes\nbogomips\t: 4890\n"
+    arm = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
+    assert hardware.cpu_bfloat16_support(amx) is True
+    assert hardware.cpu_bfloat16_support(avx512) is True
+    assert hardware.cpu_bfloat16_support(arm) is True
+    assert hardware.cpu_bfloat16_support(epyc) is False
+    assert hardware.cpu_bfloat16_support("model name\t: something\n") is None  # no flags line
+    assert hardware.cpu_bfloat16_support() in (True, False, None)  # this machine's /proc/cpuinfo
 
 
 def test_float16_overflow_is_skipped_by_the_loss_scale_not_an_error(tmp_path):
