@@ -22,7 +22,7 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
-from data.builders import _layout
+from data.builders import _layout, youtube_faces
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mov", ".mkv")
 DEFAULT_CLIP_LENGTH = 21
@@ -111,7 +111,6 @@ def videos(manual_dir, layout, split="all"):
     if layout == "300vw":
         return _videos_300vw(manual_dir)
     if layout == "youtube_faces":
-        from data.builders import youtube_faces  # pylint: disable=import-outside-toplevel
         return youtube_faces.videos(manual_dir, split)
     if layout == "frames":
         return _videos_generic(manual_dir)

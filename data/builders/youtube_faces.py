@@ -17,9 +17,10 @@ Configs:
   * `videos`: split `test`: every video that a pair names, all its frames in order, with
     `video_id` and `identity` (the person folder).
 Records for training/evaluation (`python -m data.build --source=youtube_faces`, = `--source=
-face_videos --video_layout=youtube_faces`) cut the videos into clips of consecutive frames for
-PrAvg / VLA (`face_videos.generate`): split `test` = videos of the people in split 10's pairs,
-`train` = everyone else, `all`.
+face_videos --video_layout=youtube_faces`) cut the videos listed by `videos` into clips of
+consecutive frames for PrAvg / VLA (`data.builders.face_videos.generate`, which imports this
+module; this module imports no other builder): split `test` = videos of the people in split 10's
+pairs, `train` = everyone else, `all`.
 The verification protocol itself (`paper2_identity_cgan.evaluate --ytf_dir`) reads the layout
 directly through `read_splits` / `video_frames`.
 """
@@ -135,12 +136,6 @@ def generate_videos(manual_dir):
                  key=_layout.natural_key)
     for v in ids:
         yield v, {"frames": video_frames(lay["db"], v), "video_id": v, "identity": v.split("/")[0]}
-
-
-def generate(manual_dir, split="all", clip_length=21, max_clips_per_video=None):
-    """`python -m data.build --source=youtube_faces` entry: clips of consecutive frames."""
-    from data.builders import face_videos  # pylint: disable=import-outside-toplevel
-    return face_videos.generate(manual_dir, split, "youtube_faces", clip_length, max_clips_per_video)
 
 
 class YoutubeFacesConfig(tfds.core.BuilderConfig):

@@ -1,6 +1,8 @@
 """YouTube Faces builder: the official splits (pairs with labels), video frames in frame order,
 the data.build records path and the TFDS pairs/videos configs, on fixtures in the real layout."""
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -38,7 +40,7 @@ def test_pairs_videos_and_clear_errors(tmp_path):
       "0.555.jpg", "0.556.jpg", "0.557.jpg", "0.1000.jpg"]
   assert vids["Cid_C/3"]["identity"] == "Cid_C"
   # the records' person-disjoint split (people of split 10 = test), shared with face_videos
-  test = {e["identity"] for _, e in youtube_faces.generate(root, "test", clip_length=4)}
+  test = {e["identity"] for _, e in face_videos.generate(root, "test", "youtube_faces", 4)}
   assert test == {"Ben_B", "Cid_C"}
   assert list(face_videos.videos(root, "youtube_faces", "train")) == list(youtube_faces.videos(root, "train"))
   os.remove(os.path.join(root, "meta_data", "splits.txt"))
@@ -75,3 +77,13 @@ def test_tfds_pairs_and_videos(tmp_path):
   b = _layout.prepare(youtube_faces.YoutubeFaces, root, str(tmp_path / "tfds"), config="videos")
   ex = {e["video_id"].numpy().decode(): e for e in b.as_dataset(split="test")}
   assert len(ex) == 4 and ex["Ann_A/1"]["frames"].shape == (4, 32, 32, 3)
+
+
+def test_youtube_faces_reader_imports_no_other_builder():
+  """One video path without a circle: face_videos (clips, PrAvg/VLA records) imports this reader;
+  the reader imports no other builder."""
+  code = ("import sys; import data.builders.youtube_faces; "
+          "print(sorted(m for m in sys.modules if m.startswith('data.builders.')))")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+  assert out.stdout.strip() == "['data.builders._layout', 'data.builders.youtube_faces']"
