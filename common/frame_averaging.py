@@ -6,6 +6,10 @@
     until one of its three stop conditions fires (face boxes stop overlapping, the average stops
     resembling the centre frame, the motion reverses).
   * `box_iou`, `frame_shift` -- the two measurements VLA's stop conditions use.
+  * `pravg_window`, `pravg_windows`, `vla_windows` -- which windows of a sequence become pairs:
+    one PrAvg window centred on a frame (`data.build`'s clips), PrAvg windows every `stride`
+    frames and VLA windows grown around every `stride`-th frame (paper 2's training pairs,
+    `paper2_identity_cgan.data`).
 
 Kernel blur (synthetic kernels applied to sharp images) is in `common.blur`.
 """
@@ -173,3 +177,38 @@ def vla_average(frames, center, boxes=None, *, iou_threshold=0.25, ssim_threshol
             motion = motion + d
     blurred, _ = average_frames(frames[center - h:center + h + 1], gamma)
     return VLAResult(blurred, sharp.copy(), 2 * h + 1, reason)
+
+
+def pravg_window(frames, centre, length, gamma=None):
+    """PrAvg of the `length` (odd) frames centred on frame `centre`: `average_frames` of
+    frames[centre - length // 2 : centre + length // 2 + 1]. Returns (blurred, sharp), sharp =
+    frames[centre]; ValueError when the window leaves the sequence."""
+    if length < 1 or length % 2 == 0:
+        raise ValueError(f"PrAvg length must be odd and >= 1, got {length}")
+    start = centre - length // 2
+    if start < 0 or start + length > len(frames):
+        raise ValueError(f"PrAvg window of {length} frames around frame {centre} leaves the "
+                         f"{len(frames)}-frame sequence")
+    return average_frames(frames[start:start + length], gamma=gamma)
+
+
+def pravg_windows(frames, length, stride=None, gamma=None):
+    """PrAvg windows of `length` (odd) frames every `stride` frames (default `length`: disjoint),
+    from the first frame on. Yields (centre index, blurred, sharp), float32 [H, W, C]."""
+    if length < 1 or length % 2 == 0:
+        raise ValueError(f"PrAvg length must be odd and >= 1, got {length}")
+    stride = stride or length
+    for start in range(0, len(frames) - length + 1, stride):
+        centre = start + length // 2
+        blurred, sharp = pravg_window(frames, centre, length, gamma)
+        yield centre, blurred, sharp
+
+
+def vla_windows(frames, stride=3, max_length=21, min_length=3, boxes=None, **thresholds):
+    """VLA windows grown around every `stride`-th frame (`vla_average`); windows shorter than
+    `min_length` (nothing averaged) are dropped. `boxes` [N, 4] per-frame face boxes turn on
+    the overlap stop. Yields (centre, blurred, sharp, length)."""
+    for c in range(0, len(frames), stride):
+        res = vla_average(frames, c, boxes=boxes, max_length=max_length, **thresholds)
+        if res.length >= min_length:
+            yield c, res.blurred, res.sharp, res.length

@@ -348,8 +348,7 @@ def item_examples(cfg, index, key, ex, notes, identity_map):
             for length in cfg["lengths"]:
                 if length > len(frames_f):
                     raise Skip(f"clip has {len(frames_f)} frames < L={length}")
-                window = frames_f[c - length // 2:c + length // 2 + 1]
-                blurred, sharp = frame_averaging.average_frames(window, gamma=cfg["gamma"])
+                blurred, sharp = frame_averaging.pravg_window(frames_f, c, length, cfg["gamma"])
                 out.append(tfrecord.make_example(sharp=sharp, blurred=blurred, landmarks=lm,
                                                  identity=ident, source=f"{key}:L={length}"))
         else:

@@ -9,8 +9,8 @@ A *sequence* is ``uint8 [N, H, W, 3]`` consecutive face frames, from
 
 From each sequence ``make_pairs`` draws
 
-* PrAvg pairs (``common.frame_averaging.average_frames``): L consecutive frames averaged, sharp = middle;
-* VLA pairs (``common.frame_averaging.vla_average``): the window grows around the centre until a stop fires;
+* PrAvg pairs (``common.frame_averaging.pravg_windows``): L consecutive frames averaged, sharp = middle;
+* VLA pairs (``common.frame_averaging.vla_windows``): the window grows around the centre until a stop fires;
 
 in forward and, optionally, reverse temporal order.  Footnote 6 of the paper: reverse-order pairs
 that hold essentially the same blur as a forward pair are skipped; we skip a reverse pair when
@@ -159,30 +159,6 @@ def still_sequences(folder: str, num_frames: int, size: int, seed: int = 0,
         yield name, resize_sequence(frames, size), resize_boxes(boxes, h, w, size)
 
 
-def pravg_pairs(frames: np.ndarray, length: int, stride: int | None = None):
-    """PrAvg (Sec. 5.2): windows of ``length`` frames every ``stride`` (default ``length``).
-
-    Yields (centre index, blurred float32 [H,W,3], sharp float32 [H,W,3]).
-    """
-    if length < 1 or length % 2 == 0:
-        raise ValueError(f"PrAvg length must be odd and >= 1, got {length}")
-    stride = stride or length
-    for start in range(0, len(frames) - length + 1, stride):
-        blurred, sharp = frame_averaging.average_frames(frames[start:start + length])
-        yield start + length // 2, blurred, sharp
-
-
-def vla_pairs(frames: np.ndarray, stride: int = 3, max_length: int | None = 21,
-              min_length: int = 3, boxes: np.ndarray | None = None, **thresholds):
-    """VLA (Sec. 3.3): a window grown around every ``stride``-th frame; pairs shorter than
-    ``min_length`` (nothing averaged) are dropped.  ``boxes`` [N, 4] per-frame face boxes turn
-    on the overlap stop.  Yields (centre, blurred, sharp, length)."""
-    for c in range(0, len(frames), stride):
-        res = frame_averaging.vla_average(frames, c, boxes=boxes, max_length=max_length, **thresholds)
-        if res.length >= min_length:
-            yield c, res.blurred, res.sharp, res.length
-
-
 def make_pairs(name: str, frames: np.ndarray, modes=("pravg", "vla"), pravg_length: int = 7,
                pravg_stride: int | None = None, vla_stride: int = 3, vla_max_length: int = 21,
                reverse: bool = True, boxes: np.ndarray | None = None):
@@ -198,9 +174,10 @@ def make_pairs(name: str, frames: np.ndarray, modes=("pravg", "vla"), pravg_leng
         for mode in modes:
             if mode == "pravg":
                 items = ((c, b, s, pravg_length) for c, b, s in
-                         pravg_pairs(seq, pravg_length, pravg_stride))
+                         frame_averaging.pravg_windows(seq, pravg_length, pravg_stride))
             elif mode == "vla":
-                items = vla_pairs(seq, vla_stride, vla_max_length, boxes=seq_boxes)
+                items = frame_averaging.vla_windows(seq, vla_stride, vla_max_length,
+                                                    boxes=seq_boxes)
             else:
                 raise ValueError(f"unknown pair mode {mode!r}; choose pravg or vla")
             for c, b, s, length in items:

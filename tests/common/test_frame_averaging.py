@@ -118,3 +118,25 @@ def test_average_frames_matches_real_frame_averaged_blur():
         res = frame_averaging.vla_average(frames, len(frames) // 2, ssim_threshold=None, reversal_cos=None)
         assert res.length == 7 and res.reason == "sequence_end"
         np.testing.assert_allclose(res.blurred, blurred, atol=1e-6)
+
+
+def test_window_selection_shared_by_data_build_and_paper2():
+    rng = np.random.default_rng(0)
+    frames = rng.random((9, 4, 4, 3)).astype(np.float32)
+    blurred, sharp = frame_averaging.pravg_window(frames, 4, 5)
+    np.testing.assert_allclose(blurred, frames[2:7].mean(axis=0), atol=1e-6)
+    np.testing.assert_array_equal(sharp, frames[4])
+    for centre, length in ((1, 5), (7, 5)):
+        with pytest.raises(ValueError, match="leaves"):
+            frame_averaging.pravg_window(frames, centre, length)
+    with pytest.raises(ValueError, match="odd"):
+        frame_averaging.pravg_window(frames, 4, 4)
+    got = list(frame_averaging.pravg_windows(frames, 3, stride=2))
+    assert [c for c, _, _ in got] == [1, 3, 5, 7]
+    np.testing.assert_allclose(got[1][1], frames[2:5].mean(axis=0), atol=1e-6)
+    vla = list(frame_averaging.vla_windows(frames, stride=4, max_length=5, min_length=1))
+    assert [c for c, *_ in vla] == [0, 4, 8]
+    for c, b, s, length in vla:
+        r = frame_averaging.vla_average(frames, c, max_length=5)
+        np.testing.assert_array_equal(b, r.blurred)
+        assert length == r.length

@@ -198,14 +198,14 @@ def test_cgan_step_and_checkpoint_round_trip_with_all_optimizers(tmp_path):
 # ---------------------------------------------------------------------------- data -----------
 def test_pravg_pairs_match_numpy_mean():
     frames = _seq(n=9, size=32)
-    out = list(p2data.pravg_pairs(frames, 3, stride=3))
+    out = list(frame_averaging.pravg_windows(frames, 3, stride=3))
     assert [c for c, _, _ in out] == [1, 4, 7]
     for c, b, s in out:
         ref = frames[c - 1:c + 2].astype(np.float64).mean(0) / 255.0
         np.testing.assert_allclose(b, ref, atol=1e-6)
         np.testing.assert_allclose(s, frames[c] / 255.0, atol=1e-7)
     with pytest.raises(ValueError, match="odd"):
-        list(p2data.pravg_pairs(frames, 4))
+        list(frame_averaging.pravg_windows(frames, 4))
 
 
 def test_make_pairs_reverse_skips_duplicates_and_writes_records(tmp_path):
@@ -295,7 +295,7 @@ def test_motion_scale_makes_stronger_frame_averaged_blur():
         out = []
         for _, seq in p2data.still_sequences(faces, num_frames=7, size=64, limit=3,
                                              motion_scales=(scale,)):
-            (_, b, s), = p2data.pravg_pairs(seq.astype(np.float32) / 255.0, 7)
+            (_, b, s), = frame_averaging.pravg_windows(seq.astype(np.float32) / 255.0, 7)
             out.append(10 * np.log10(1.0 / np.mean((b - s) ** 2)))
         return float(np.mean(out))
 
