@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common import train_utils
+from common.train import checkpoints
 from paper3_umsn import train
 
 from tests.paper3_umsn.conftest import _config, _events
@@ -40,7 +40,7 @@ def test_umsn_checkpoint_holds_both_optimizers_and_restores_them(stages, umsn_ru
                      f"--init_fnets={stages['fnet']}")
     stage = train.make_stage(config, tf.distribute.get_strategy())
     assert int(stage.optimizer.iterations) == 0 and int(stage.cn_optimizer.iterations) == 0
-    checkpointer = train_utils.Checkpointer(workdir, 3, **stage.trackables())
+    checkpointer = checkpoints.Checkpointer(workdir, 3, **stage.trackables())
     assert checkpointer.restore_latest() == 1
     assert int(stage.optimizer.iterations) == 1 and int(stage.cn_optimizer.iterations) == 1
     reader = tf.train.load_checkpoint(ckpt)
@@ -149,7 +149,8 @@ def test_half_scale_weight_changes_the_shared_trunk(tmp_path):
 
 
 def test_resume_reseeds_the_training_data(tmp_path, monkeypatch):
-    """Issue 33 item 5: a resumed run draws new batches (train_utils.reseeded_dataset)."""
+    """Issue 33 item 5: a resumed run draws new batches
+    (common.train.distribute.reseeded_dataset)."""
     from tests import trainer_contract
     wd = str(tmp_path)
     seen = trainer_contract.capture_train(monkeypatch, train.train_and_evaluate, wd,
@@ -167,5 +168,5 @@ def test_umsn_eval_logs_the_common_scalars_for_best_metric(stages, tmp_path, mon
     seen = trainer_contract.capture_train(monkeypatch, train.train_and_evaluate, wd, cfg)
     res = seen["eval_fn"](0)
     assert {"psnr", "ssim", "blurred_psnr", "blurred_ssim"} <= set(res)
-    assert train_utils.parse_best_metric(cfg.best_metric)[0] in res
+    assert checkpoints.parse_best_metric(cfg.best_metric)[0] in res
     assert np.isfinite(res["psnr"]) and np.isfinite(res["blurred_psnr"])
