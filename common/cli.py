@@ -9,8 +9,9 @@
   flags: `adopt_key_flags`); `run_main(train_and_evaluate, define_flags)`: a trainer's whole
   `__main__` (it imports the training flags only when called).
 * `save_flags` / `load_flags`: the resolved flags beside the checkpoints (`workdir/flags.txt`, a
-  flagfile), so evaluation rebuilds the exact network that was trained; `read_flags_file`:
-  {flag: value} of a flags.txt.
+  flagfile), so evaluation rebuilds the exact network that was trained; `save_flags` also writes
+  `# paper: NAME` and `# stage: STAGE` comment lines (absl skips `#` lines), read back by
+  `read_run_header`; `read_flags_file`: {flag: value} of a flags.txt.
 
 The training flags themselves (`--workdir`, `--strategy`, ...) are defined by
 `common.train.flags.define_common_flags`; the flags of the inference CLIs by `common.inference`
@@ -29,6 +30,8 @@ from common import image_io
 from common.paths import REPO_ROOT
 
 FLAGS_FILENAME = "flags.txt"
+# The comment lines of flags.txt that say which paper and stage trained a workdir.
+RUN_HEADER_KEYS = ("paper", "stage")
 
 
 def _resolve_flagfile(path: str, including_dir: str | None) -> str:
@@ -207,13 +210,22 @@ def own_flags(fv: flags.FlagValues) -> list:
     return [own[name] for name in sorted(own)]
 
 
-def save_flags(fv: flags.FlagValues, workdir: str) -> str:
-    """Writes the resolved flags to `workdir/flags.txt` (a flagfile) and returns its path."""
+def save_flags(fv: flags.FlagValues, workdir: str, *, paper: str | None = None,
+               stage: str | None = None) -> str:
+    """Writes the resolved flags to `workdir/flags.txt` (a flagfile) and returns its path.
+
+    `paper` / `stage` (the names of `common.papers`, e.g. "paper1", "srn") go into `# paper: NAME`
+    and `# stage: STAGE` comment lines after the first, which flagfile parsers skip and
+    `read_run_header` (so `common.train.workdirs.workdir_kind`) reads."""
     os.makedirs(workdir, exist_ok=True)
     lines = [f.serialize() for f in own_flags(fv) if f.value is not None]
     path = os.path.join(workdir, FLAGS_FILENAME)
-    image_io.atomic_write(path, "# Resolved flags of this run (a flagfile: --flagfile=" + path
-                          + ")\n" + "\n".join(line for line in lines if line) + "\n")
+    header = ["# Resolved flags of this run (a flagfile: --flagfile=" + path + ")"]
+    for key, value in zip(RUN_HEADER_KEYS, (paper, stage)):
+        if value:
+            header.append(f"# {key}: {value}")
+    image_io.atomic_write(path, "\n".join(header) + "\n"
+                          + "\n".join(line for line in lines if line) + "\n")
     return path
 
 
@@ -246,4 +258,23 @@ def read_flags_file(workdir: str) -> dict[str, str] | None:
                 out[name[2:]] = "false"
             else:
                 out[name] = "true"
+    return out
+
+
+def read_run_header(workdir: str) -> dict[str, str]:
+    """{"paper": NAME, "stage": STAGE} from the `# paper:` / `# stage:` lines of
+    `workdir/flags.txt` (`save_flags`); {} when there is no flags.txt or it has no such lines
+    (a workdir written before they existed)."""
+    path = os.path.join(workdir, FLAGS_FILENAME)
+    if not os.path.isfile(path):
+        return {}
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line.startswith("#"):
+                continue
+            key, colon, value = line[1:].strip().partition(":")
+            if colon and key.strip() in RUN_HEADER_KEYS and value.strip():
+                out.setdefault(key.strip(), value.strip())
     return out

@@ -116,8 +116,11 @@ def load_cyclegan_f(workdir):
 def load_method(workdir):
     """An SRN workdir (or a CycleGAN workdir: its F, blurred -> clear) as a
     `common.evaluation.Method`, for `common.benchmark`."""
-    with open(os.path.join(workdir, cli.FLAGS_FILENAME), encoding="utf-8") as f:
-        cyclegan_run = "--generator=" in f.read()
+    kind = workdirs.workdir_kind(workdir)  # flags.txt's `# stage:` line (or an old one's flags)
+    if kind is None and not os.path.isfile(os.path.join(workdir, cli.FLAGS_FILENAME)):
+        raise FileNotFoundError(f"{os.path.join(workdir, cli.FLAGS_FILENAME)} not found: give a "
+                                f"paper-1 training workdir (flags.txt + checkpoints/)")
+    cyclegan_run = kind == ("paper1", "cyclegan")
     probe = np.zeros((1, 16, 16, 3), np.float32)
     if cyclegan_run:  # parameter count: an unrestored twin built from the same flags
         config = cli.load_flags([train_cyclegan.define_flags], workdir)

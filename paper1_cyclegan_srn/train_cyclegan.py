@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from common import cli, metrics, pipeline, shared_flags
 from common.train import distribute, flags as train_flags, trainer as training
-from paper1_cyclegan_srn import cyclegan, inputs, losses
+from paper1_cyclegan_srn import cyclegan, inputs, losses, spec
 from paper1_cyclegan_srn.image_pool import ImagePool
 
 
@@ -210,7 +210,8 @@ def validate_flags(config):
 
 def train_and_evaluate(workdir: str, config) -> int:
     """Trains stage 1 into `workdir`; returns the final step."""
-    strategy, policy = training.start_run(config, workdir, validate=validate_flags)
+    strategy, policy = training.start_run(config, workdir, validate=validate_flags,
+                                          paper=spec.NAME, stage="cyclegan")
     logging.info("CycleGAN: strategy %s, precision %s", type(strategy).__name__, policy)
     trainer = CycleGANTrainer(config, strategy)
     fixed = next(iter(make_unpaired_dataset(config, training=False, batch_size=config.eval_images,

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from common import cli, metrics, pipeline, shared_flags
 from common.train import checkpoints, distribute, flags as train_flags, trainer as training
-from paper1_cyclegan_srn import inputs, losses, srn
+from paper1_cyclegan_srn import inputs, losses, spec, srn
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
@@ -159,7 +159,8 @@ def validate_flags(config):
 
 def train_and_evaluate(workdir: str, config) -> int:
     """Trains SRN into `workdir`; returns the final step."""
-    strategy, policy = training.start_run(config, workdir, validate=validate_flags)
+    strategy, policy = training.start_run(config, workdir, validate=validate_flags,
+                                          paper=spec.NAME, stage="srn")
     logging.info("SRN: strategy %s, precision %s", type(strategy).__name__, policy)
     trainer = SRNTrainer(config, strategy)
 

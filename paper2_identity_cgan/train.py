@@ -27,7 +27,7 @@ import tensorflow as tf
 from common import cli, metrics, pipeline, shared_flags
 from common.train import checkpoints, distribute, flags as train_flags, trainer as training
 from paper2_identity_cgan import data as p2data
-from paper2_identity_cgan import losses, models
+from paper2_identity_cgan import losses, models, spec
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
@@ -368,7 +368,8 @@ def validate_flags(config):
 
 def train_and_evaluate(workdir: str, config) -> int:
     """Trains the stage named by ``config.stage`` in ``workdir``; returns the final step."""
-    strategy, _ = training.start_run(config, workdir, validate=validate_flags)
+    strategy, _ = training.start_run(config, workdir, validate=validate_flags,
+                                     paper=spec.NAME, stage=config.stage)
     worker_dataset, num_steps = stage_dataset(config, workdir)
     trainer = build_trainer(config, strategy)
     held_out = eval_batches(config, config.seed)

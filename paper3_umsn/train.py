@@ -26,7 +26,7 @@ from absl import flags, logging
 
 from common import cli, image_io, metrics, pipeline, shared_flags, tfrecord
 from common.train import checkpoints, distribute, flags as train_flags, trainer as training
-from paper3_umsn import losses, models
+from paper3_umsn import losses, models, spec
 
 STAGES = ("sn_clean", "sn_blurry", "fnet", "umsn")
 # Workdirs whose checkpoint holds a trained SN for --init_sn (the SN stages; later stages keep a
@@ -444,7 +444,8 @@ def eval_batch(config, bank):
 
 def train_and_evaluate(workdir, config):
     """Runs one stage from `config` (parsed FlagValues) in `workdir`; returns the final step."""
-    strategy, policy = training.start_run(config, workdir, validate=validate_flags)
+    strategy, policy = training.start_run(config, workdir, validate=validate_flags,
+                                          paper=spec.NAME, stage=config.stage)
     logging.info("stage %s, variant %s, ablation %s, precision %s", config.stage, config.variant,
                  config.ablation, policy)
     bank = make_kernel_bank(config) if config.stage != "sn_clean" else None

@@ -1,8 +1,9 @@
 """The trainer interface every paper stage implements and the run that drives it.
 
 * `Trainer` (trackables / replica_step / samples / optimizers): one paper stage.
-* `start_run(config, workdir)`: seed, precision policy, strategy and flags.txt from the common
-  flags, after taking the workdir's single-writer lock (`common.workdir_lock`; `train` releases it).
+* `start_run(config, workdir, paper=, stage=)`: seed, precision policy, strategy and flags.txt
+  (with its `# paper:` / `# stage:` lines) from the common flags, after taking the workdir's
+  single-writer lock (`common.workdir_lock`; `train` releases it).
 * `train(workdir, config, trainer, dataset)`: restore, hparams, then `run_train_loop` under the
   common flags; `side_by_side` (TensorBoard grid rows), `fuse_trainer_instance_norms`
   (`--fused_norm`).
@@ -63,13 +64,16 @@ class Trainer:
 
 
 def start_run(config: flags.FlagValues, workdir: str,
-              validate: Callable[[flags.FlagValues], None] | None = None,
+              validate: Callable[[flags.FlagValues], None] | None = None, *,
+              paper: str | None = None, stage: str | None = None,
               ) -> tuple[tf.distribute.Strategy, str]:
     """The start every trainer shares: checks the common flags (`validate_common_flags`), seeds
     everything (`--seed`), builds the strategy (`--strategy`, `--cpu_devices`), sets the precision
     policy (`--mixed_precision`), runs the trainer's own checks `validate(config)` (e.g. the crop
     against the images) and only then writes the resolved flags to `workdir/flags.txt`, so a bad
-    value leaves nothing behind. The chief first takes the workdir's lock (`workdir_lock`:
+    value leaves nothing behind. `paper` / `stage` (e.g. "paper1", "srn": `common.papers`) go
+    into flags.txt's `# paper:` / `# stage:` lines, which say what the workdir holds
+    (`common.train.workdirs.workdir_kind`). The chief first takes the workdir's lock (`workdir_lock`:
     `WorkdirLocked` names the live process that holds it; `train` releases it at its end).
     Returns (strategy, resolved policy name)."""
     validate_common_flags(config)
@@ -81,7 +85,7 @@ def start_run(config: flags.FlagValues, workdir: str,
     if is_chief():  # one writer per workdir: a second launch is refused here, in one line
         workdir_lock.acquire(workdir)
         try:
-            save_flags(config, workdir)
+            save_flags(config, workdir, paper=paper, stage=stage)
         except OSError as e:  # a full disk, a quota: one line naming the file
             workdir_lock.release(workdir)
             raise CheckpointError(

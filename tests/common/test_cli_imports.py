@@ -16,7 +16,7 @@ import pytest
 from common import paths
 
 TRAINING_MODULES = ("common.train.loop", "common.train.checkpoints", "common.train.trainer")
-CLI_MODULES = ("common.cli",
+CLI_MODULES = ("common.cli", "common.papers",
                "paper1_cyclegan_srn.deblur", "paper1_cyclegan_srn.export",
                "paper2_identity_cgan.deblur", "paper2_identity_cgan.export",
                "paper3_umsn.deblur", "paper3_umsn.export")

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common.train import checkpoints
+from common import cli
+from common.train import checkpoints, flags as train_flags
 from paper3_umsn import train
 
 from tests.paper3_umsn.conftest import _config, _events
@@ -23,6 +24,22 @@ def test_every_stage_writes_checkpoint_events_and_flags(stages):
         assert os.path.exists(os.path.join(workdir, "flags.txt"))
     # the SN stage on a folder + mask_dir converted the sample once to a record file
     assert glob.glob(os.path.join(stages["sn_clean"], "data", "*.tfrecord"))
+
+
+def test_flags_txt_says_which_paper_and_stage_trained_the_workdir(stages):
+    """Issue 33 item 4: `# paper:` / `# stage:` lines, read before any flag-name guessing, and a
+    flags.txt that still parses as a flagfile."""
+    from common.evaluation import methods
+    from common.train import workdirs
+    for stage, workdir in stages.items():
+        lines = open(os.path.join(workdir, "flags.txt")).read().splitlines()
+        assert lines[1:3] == ["# paper: paper3", f"# stage: {stage}"], lines[:3]
+        assert cli.read_run_header(workdir) == {"paper": "paper3", "stage": stage}
+        assert workdirs.workdir_kind(workdir) == ("paper3", stage)
+        assert methods.detect_paper(workdir) == "paper3"
+        fv = cli.parse_flags([train_flags.define_common_flags, train.define_flags],
+                             ["prog", f"--flagfile={workdir}/flags.txt"])
+        assert fv.stage == stage and fv.num_steps == 1
 
 
 def test_umsn_checkpoint_holds_both_optimizers_and_restores_them(stages, umsn_run):
