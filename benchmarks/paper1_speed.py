@@ -22,7 +22,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import flags  # noqa: E402
 
-from common import train_utils  # noqa: E402
+from common import cli  # noqa: E402
+from common.train import distribute  # noqa: E402
 from paper1_cyclegan_srn import cyclegan, srn, train_cyclegan, train_srn  # noqa: E402
 
 
@@ -46,26 +47,26 @@ def main():
     p.add_argument("--srn_variant", default="paper")
     p.add_argument("--precision", default="none")
     a = p.parse_args()
-    policy = train_utils.set_precision(a.precision)
+    policy = distribute.set_precision(a.precision)
     rng = np.random.default_rng(0)
     s, b = a.train_size, a.batch
     batch = {"x": tf.constant(rng.uniform(size=(b, s, s, 3)), tf.float32),
              "y": tf.constant(rng.uniform(size=(b, s, s, 3)), tf.float32)}
 
-    cg = train_utils.parse_flags([train_cyclegan.define_flags], [
+    cg = cli.parse_flags([train_cyclegan.define_flags], [
         "prog", f"--crop_size={s}", f"--generator={a.generator}",
         f"--discriminator={a.discriminator}", f"--batch_size={b}", "--num_steps=1000"],
         fv=flags.FlagValues())
     trainer = train_cyclegan.CycleGANTrainer(cg)
-    cg_step = train_utils.make_distributed_step(trainer.strategy, trainer.replica_step)
+    cg_step = distribute.make_distributed_step(trainer.strategy, trainer.replica_step)
     cg_sec = _timed(lambda: cg_step(batch), a.steps)
 
-    sr = train_utils.parse_flags([train_srn.define_flags], [
+    sr = cli.parse_flags([train_srn.define_flags], [
         "prog", f"--crop_size={s}", f"--variant={a.srn_variant}", f"--batch_size={b}",
         "--num_steps=1000"], fv=flags.FlagValues())
     srn_trainer = train_srn.SRNTrainer(sr)
     pairs = {"sharp": batch["x"], "blurred": batch["y"]}
-    srn_step = train_utils.make_distributed_step(srn_trainer.strategy, srn_trainer.replica_step)
+    srn_step = distribute.make_distributed_step(srn_trainer.strategy, srn_trainer.replica_step)
     srn_sec = _timed(lambda: srn_step(pairs), a.steps)
 
     img = tf.constant(rng.uniform(size=(1, 256, 256, 3)), tf.float32)

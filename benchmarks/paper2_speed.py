@@ -18,7 +18,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from common import train_utils  # noqa: E402
+from common import cli  # noqa: E402
+from common.train import distribute  # noqa: E402
 from paper2_identity_cgan import models, train  # noqa: E402
 
 
@@ -31,7 +32,7 @@ def main():
     ap.add_argument("--mixed_precision", default="none")
     ap.add_argument("--out", default="")
     a = ap.parse_args()
-    policy = train_utils.set_precision(a.mixed_precision)
+    policy = distribute.set_precision(a.mixed_precision)
     strategy = tf.distribute.get_strategy()
     rng = np.random.default_rng(0)
     x = rng.random((a.batch, a.size, a.size, 3), dtype=np.float32)
@@ -40,7 +41,7 @@ def main():
               "batch": a.batch, "precision": policy, "device": platform.processor() or "cpu",
               "gpus": len(tf.config.list_physical_devices("GPU"))}
     for stage in ("hg", "cgan"):
-        cfg = train_utils.parse_flags([train.define_flags], [
+        cfg = cli.parse_flags([train.define_flags], [
             "p", f"--stage={stage}", f"--variant={a.variant}", f"--crop_size={a.size}",
             "--workdir=/tmp/unused"])
         t = train.build_trainer(cfg, strategy, restore_hg=False)

@@ -12,8 +12,8 @@ configuration touched and nothing else.
 train: the trainer's own per-replica step (paper 3: `train.make_stage(...).replica_step`, stage umsn, CN,
   L_p on a randomly initialised VGG16 relu1_2 (same cost as ImageNet weights); paper 1:
   `train_srn.SRNTrainer`; paper 2: `train.build_trainer`, stage cgan) on random data, wrapped in
-  `train_utils.make_distributed_step`. The first call (trace) is timed separately; then `--steps`
-  timed steps. FLOPs: TensorFlow's profiler (`tf.compat.v1.profiler`, float_operation) on the traced
+  `common.train.distribute.make_distributed_step`. The first call (trace) is timed separately;
+  then `--steps` timed steps. FLOPs: TensorFlow's profiler (`tf.compat.v1.profiler`, float_operation) on the traced
   step graph: forward + backward + optimizer ops as TensorFlow counts them (convs, matmuls,
   elementwise; recomputation under --remat is not counted as useful work).
 flops: only traces the train step: its FLOPs (paper 3: also SN and UMSN forward per image) and the
@@ -38,7 +38,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import flags  # noqa: E402
 
-from common import train_utils  # noqa: E402
+from common import cli  # noqa: E402
+from common.train import distribute, trainer as training  # noqa: E402
 
 # The papers' own training settings (batch, crop).
 PAPER_SETTINGS = {"paper1": (16, 256), "paper2": (1, 256), "paper3": (16, 128)}
@@ -99,24 +100,25 @@ def build_train(paper, variant, batch, size, remat, fused_norm=True):
         from paper3_umsn import train
         # Weights do not matter for speed or memory: skip the --init_sn/--init_fnets restores.
         train._init_from = lambda *a, **k: None
-        cfg = train_utils.parse_flags([train.define_flags], [
+        cfg = cli.parse_flags([train.define_flags], [
             "p", "--stage=umsn", f"--variant={variant}", "--ablation=umsn", f"--crop_size={size}",
             f"--batch_size={batch}", "--allow_random_vgg", "--workdir=/tmp/unused"]
             + ([f"--remat={remat}"] if remat else []))
         stage = train.make_stage(cfg, strategy)
-        if fused_norm:  # as train_utils.train does with --fused_norm
-            train_utils.fuse_trainer_instance_norms(stage)
-        return train_utils.make_distributed_step(strategy, stage.replica_step), data
+        if fused_norm:  # as common.train.trainer.train does with --fused_norm
+            training.fuse_trainer_instance_norms(stage)
+        return distribute.make_distributed_step(strategy, stage.replica_step), data
     if paper == "paper1":
         from paper1_cyclegan_srn import train_srn
-        cfg = train_utils.parse_flags([train_srn.define_flags], [
+        cfg = cli.parse_flags([train_srn.define_flags], [
             "p", f"--crop_size={size}", f"--variant={variant}", f"--batch_size={batch}",
             "--num_steps=1000", "--workdir=/tmp/unused"]
             + ([f"--remat={remat}"] if remat else []), fv=flags.FlagValues())
-        return train_utils.make_distributed_step(strategy, train_srn.SRNTrainer(cfg).replica_step), data
+        return (distribute.make_distributed_step(strategy, train_srn.SRNTrainer(cfg).replica_step),
+                data)
     if paper == "paper2":
         from paper2_identity_cgan import train
-        cfg = train_utils.parse_flags([train.define_flags], [
+        cfg = cli.parse_flags([train.define_flags], [
             "p", "--stage=cgan", f"--variant={variant}", f"--crop_size={size}",
             f"--batch_size={batch}", "--workdir=/tmp/unused"])
         t = train.build_trainer(cfg, strategy, restore_hg=False)
@@ -259,7 +261,7 @@ def main():
     a = p.parse_args()
     b, s = PAPER_SETTINGS[a.paper]
     a.batch, a.size = a.batch or b, a.size or s
-    train_utils.set_precision("none" if a.precision == "float32" else a.precision)
+    distribute.set_precision("none" if a.precision == "float32" else a.precision)
     result = {"paper": a.paper, "variant": a.variant, "mode": a.mode, "precision": a.precision,
               "batch": a.batch, "size": a.size, "remat": a.remat or "none",
               "fused_norm": bool(a.fused_norm),

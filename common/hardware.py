@@ -1,5 +1,5 @@
-"""What the machine computes natively, shared by training (`train_utils.set_precision`) and
-inference (`inference.resolve_precision`)."""
+"""What the machine computes natively, shared by training
+(`common.train.distribute.set_precision`) and inference (`inference.resolve_precision`)."""
 
 
 def cpu_bfloat16_support(cpuinfo: str | None = None) -> bool | None:

@@ -598,7 +598,7 @@ def export_main(argv: Sequence[str], export: Callable, fv) -> None:
     except Exception as e:  # noqa: BLE001 - bad workdir/checkpoint or a full disk: one line
         import sys  # pylint: disable=import-outside-toplevel
         import tensorflow as tf  # pylint: disable=import-outside-toplevel
-        from common.train_utils import CheckpointError  # pylint: disable=import-outside-toplevel
+        from common.train.errors import CheckpointError  # pylint: disable=import-outside-toplevel
         if not isinstance(e, (ValueError, OSError, CheckpointError, tf.errors.OpError)):
             raise
         text = e.message if isinstance(e, tf.errors.OpError) else str(e)

@@ -191,6 +191,6 @@ def app_usage(message):
 
 
 if __name__ == "__main__":
-    from common import train_utils
+    from common import cli
     define_flags()
-    train_utils.run_app(main)
+    cli.run_app(main)

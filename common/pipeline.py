@@ -227,8 +227,9 @@ def make_dataset(source, batch_size, crop=None, training=True, keys=("sharp", "b
       drop_remainder: default = ``training``.
       flip: random horizontal flip when training.
       shard: (num_shards, index): read only shard ``index`` of ``num_shards`` (one per worker's
-        input pipeline, ``train_utils.distribute_per_worker``): whole files when there are at
-        least ``num_shards`` files (or images of a folder), else every num_shards-th record.
+        input pipeline, ``common.train.distribute.distribute_per_worker``): whole files when
+        there are at least ``num_shards`` files (or images of a folder), else every
+        num_shards-th record.
 
     Returns:
       tf.data.Dataset of dicts (see the module docstring), prefetched.

@@ -7,7 +7,7 @@
 | blur kernels | `--blur_kernels` (comma-separated: generator names or mixtures of `common.blur.make_kernel_bank`, or .npz/.mat banks), `--num_kernels`, `--kernel_sizes` ("start:stop[:step]" inclusive, or "a,b,c"), `--kernel_exposure`, `--kernel_min_taps`, `--kernel_min_extent` (one value, or one per item) | `kernel_bank`, `parse_kernel_sizes`, `parse_min_extents` |
 | noise on blurred images | `--noise_sigma`, `--noise_sigma_min` (per-example level in [min, sigma]) | `noise_level` |
 | Adam | `--learning_rate`, `--beta_1` | (floats) |
-| precision, strategy | `--mixed_precision`, `--strategy` (`common.train_utils.define_common_flags`) | `train_utils` |
+| precision, strategy | `--mixed_precision`, `--strategy` (`common.train.flags.define_common_flags`) | `common.train.flags` |
 
 Each `define_*` takes the paper's defaults as arguments, so the name and the meaning are the
 same everywhere while each paper keeps its own default values. Defining a flag twice on one

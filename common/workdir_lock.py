@@ -1,7 +1,7 @@
 """One writer per folder: a lock file holding the writer's pid and host.
 
-Every trainer takes `WORKDIR/.lock` when its run starts (`train_utils.start_run`; only the chief
-under multi-worker, `train_utils.is_chief`) and `python -m data.build` takes
+Every trainer takes `WORKDIR/.lock` when its run starts (`common.train.trainer.start_run`; only
+the chief under multi-worker, `common.train.distribute.is_chief`) and `python -m data.build` takes
 `OUTPUT_DIR/.<name>.lock` for the records of one `--name`, so a double launch on one folder is
 refused in one line instead of two processes overwriting each other's checkpoints, events or
 shards::

@@ -823,6 +823,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from common import train_utils  # pylint: disable=import-outside-toplevel
+    from common import cli  # pylint: disable=import-outside-toplevel
     define_flags()
-    train_utils.run_app(main)
+    cli.run_app(main)

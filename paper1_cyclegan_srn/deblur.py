@@ -17,8 +17,8 @@ import os
 
 from absl import flags
 
-from common import inference, train_utils
-from paper1_cyclegan_srn import evaluate, srn
+from common import cli, inference
+from paper1_cyclegan_srn import srn
 
 SHIPPED = inference.shipped_weights(os.path.dirname(os.path.abspath(__file__)), "srn_small")
 
@@ -45,6 +45,9 @@ def load_model(checkpoint=None, policy=None):
             raise ValueError(f"--checkpoint={checkpoint} is not a paper 1 SRN (export one with "
                              f"python -m paper1_cyclegan_srn.export): {model}"[:400])
         return model
+    # a workdir: the evaluation code rebuilds it from flags.txt (imported only here, so this CLI
+    # does not load the training modules for a .keras file)
+    from paper1_cyclegan_srn import evaluate  # pylint: disable=import-outside-toplevel
     return evaluate.load_model(checkpoint)[1]
 
 
@@ -62,4 +65,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    train_utils.run_app(main)
+    cli.run_app(main)

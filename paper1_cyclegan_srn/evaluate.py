@@ -37,7 +37,8 @@ from absl import app, flags, logging
 import numpy as np
 import tensorflow as tf
 
-from common import image_io, paths, pipeline, report, shared_flags, train_utils
+from common import cli, image_io, paths, pipeline, report, shared_flags
+from common.train import checkpoints, workdirs
 from common.evaluation import methods as methods_lib
 from common.evaluation import runner, test_sets
 from paper1_cyclegan_srn import inputs, train_cyclegan, train_srn
@@ -92,19 +93,19 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
 def load_model(workdir):
     """Rebuilds SRN from workdir/flags.txt and restores it; returns (flags, a [0,1] -> [0,1]
     function traced once per input shape: `train_srn.restore_fn`)."""
-    train_utils.check_workdir_kind(workdir, "paper1", ("srn",))
-    config = train_utils.load_flags([train_srn.define_flags], workdir)
+    workdirs.check_workdir_kind(workdir, "paper1", ("srn",))
+    config = cli.load_flags([train_srn.define_flags], workdir)
     model = train_srn.build_model(config, image_size=16)
-    train_utils.restore_for_eval(workdir, srn=model)
+    checkpoints.restore_for_eval(workdir, srn=model)
     return config, train_srn.restore_fn(model)
 
 
 def load_cyclegan_f(workdir):
     """F: blurred -> clear of a stage-1 run, as a [0,1] -> [0,1] function."""
-    train_utils.check_workdir_kind(workdir, "paper1", ("cyclegan",))
-    config = train_utils.load_flags([train_cyclegan.define_flags], workdir)
+    workdirs.check_workdir_kind(workdir, "paper1", ("cyclegan",))
+    config = cli.load_flags([train_cyclegan.define_flags], workdir)
     f = train_cyclegan.build_generator(config, "f_net", 16)
-    train_utils.restore_for_eval(workdir, f_net=f)
+    checkpoints.restore_for_eval(workdir, f_net=f)
 
     @tf.function(reduce_retracing=True)
     def run(x):
@@ -115,15 +116,18 @@ def load_cyclegan_f(workdir):
 def load_method(workdir):
     """An SRN workdir (or a CycleGAN workdir: its F, blurred -> clear) as a
     `common.evaluation.Method`, for `common.benchmark`."""
-    with open(os.path.join(workdir, train_utils.FLAGS_FILENAME), encoding="utf-8") as f:
-        cyclegan_run = "--generator=" in f.read()
+    kind = workdirs.workdir_kind(workdir)  # flags.txt's `# stage:` line (or an old one's flags)
+    if kind is None and not os.path.isfile(os.path.join(workdir, cli.FLAGS_FILENAME)):
+        raise FileNotFoundError(f"{os.path.join(workdir, cli.FLAGS_FILENAME)} not found: give a "
+                                f"paper-1 training workdir (flags.txt + checkpoints/)")
+    cyclegan_run = kind == ("paper1", "cyclegan")
     probe = np.zeros((1, 16, 16, 3), np.float32)
     if cyclegan_run:  # parameter count: an unrestored twin built from the same flags
-        config = train_utils.load_flags([train_cyclegan.define_flags], workdir)
+        config = cli.load_flags([train_cyclegan.define_flags], workdir)
         n = methods_lib.count_params(train_cyclegan.build_generator(config, "f_net", 16), probe)
         return methods_lib.Method("CycleGAN F (paper 1)", load_cyclegan_f(workdir), "paper1",
                                   workdir, n, 4, description=f"paper1_cyclegan_srn CycleGAN F of {workdir}")
-    config = train_utils.load_flags([train_srn.define_flags], workdir)
+    config = cli.load_flags([train_srn.define_flags], workdir)
     n = methods_lib.count_params(train_srn.build_model(config, image_size=16), probe)
     return methods_lib.Method("SRN (paper 1)", load_model(workdir)[1], "paper1", workdir, n, 16,
                               description=f"paper1_cyclegan_srn SRN workdir {workdir}")
@@ -333,4 +337,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    train_utils.run_app(main)
+    cli.run_app(main)

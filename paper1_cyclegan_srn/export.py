@@ -10,7 +10,7 @@ in a SavedModel signature).
 import numpy as np
 from absl import flags
 
-from common import inference, train_utils
+from common import cli, inference
 
 
 def define_flags(fv=flags.FLAGS):
@@ -20,14 +20,16 @@ def define_flags(fv=flags.FLAGS):
 
 def load_deblurrer(workdir, checkpoint=None):
     """(srn.SRNDeblurrer with the newest checkpoint of an SRN workdir, or `checkpoint` ("best"
-    or a prefix, `train_utils.checkpoint_path`), its flags)."""
-    from paper1_cyclegan_srn import srn, train_srn  # pylint: disable=import-outside-toplevel
-    train_utils.check_workdir_kind(workdir, "paper1", ("srn",))
-    config = train_utils.load_flags([train_srn.define_flags], workdir)
+    or a prefix, `common.train.checkpoints.checkpoint_path`), its flags)."""
+    # pylint: disable=import-outside-toplevel
+    from common.train import checkpoints, workdirs  # here: importing this CLI loads no training
+    from paper1_cyclegan_srn import srn, train_srn
+    workdirs.check_workdir_kind(workdir, "paper1", ("srn",))
+    config = cli.load_flags([train_srn.define_flags], workdir)
     model = srn.SRNDeblurrer(config.variant, config.recurrent,
                              bool(getattr(config, "global_residual", False)), name="srn_deblurrer")
     model(np.zeros((1, 16, 16, 3), np.float32))
-    train_utils.restore_for_eval(train_utils.checkpoint_path(workdir, checkpoint),
+    checkpoints.restore_for_eval(checkpoints.checkpoint_path(workdir, checkpoint),
                                  srn=model.srn)  # the trained SRN, restored in place
     return model, config
 
@@ -46,4 +48,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    train_utils.run_app(main)
+    cli.run_app(main)

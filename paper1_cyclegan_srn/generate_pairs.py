@@ -25,7 +25,8 @@ from absl import app, flags, logging
 import numpy as np
 import tensorflow as tf
 
-from common import blur, image_io, metrics, shared_flags, tfrecord, train_utils
+from common import blur, cli, image_io, metrics, shared_flags, tfrecord
+from common.train import checkpoints, workdirs
 from paper1_cyclegan_srn import inputs, train_cyclegan
 
 
@@ -96,10 +97,10 @@ def split_indices(n, test_fraction, seed):
 
 def load_generator(cyclegan_workdir):
     """Rebuilds G from the stage-1 flags and restores its newest checkpoint."""
-    train_utils.check_workdir_kind(cyclegan_workdir, "paper1", ("cyclegan",), "--cyclegan_workdir")
-    config = train_utils.load_flags([train_cyclegan.define_flags], cyclegan_workdir)
+    workdirs.check_workdir_kind(cyclegan_workdir, "paper1", ("cyclegan",), "--cyclegan_workdir")
+    config = cli.load_flags([train_cyclegan.define_flags], cyclegan_workdir)
     g = train_cyclegan.build_generator(config, "g_net", config.crop_size)
-    path = train_utils.restore_for_eval(cyclegan_workdir, g_net=g)
+    path = checkpoints.restore_for_eval(cyclegan_workdir, g_net=g)
     logging.info("G restored from %s", path)
     return g
 
@@ -210,4 +211,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    train_utils.run_app(main, required=('cyclegan_workdir', 'clear_data', 'output_dir'))
+    cli.run_app(main, required=('cyclegan_workdir', 'clear_data', 'output_dir'))

@@ -34,7 +34,7 @@ from absl import app, flags, logging
 import numpy as np
 import tensorflow as tf
 
-from common import blur, image_io, metrics, shared_flags, tfrecord, train_utils
+from common import blur, cli, image_io, metrics, shared_flags, tfrecord
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
@@ -159,4 +159,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    train_utils.run_app(main, required=('output_dir',))
+    cli.run_app(main, required=('output_dir',))

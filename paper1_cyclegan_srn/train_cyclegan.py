@@ -14,14 +14,15 @@ from absl import flags, logging
 import keras
 import tensorflow as tf
 
-from common import metrics, pipeline, shared_flags, train_utils
-from paper1_cyclegan_srn import cyclegan, inputs, losses
+from common import cli, metrics, pipeline, shared_flags
+from common.train import distribute, flags as train_flags, trainer as training
+from paper1_cyclegan_srn import cyclegan, inputs, losses, spec
 from paper1_cyclegan_srn.image_pool import ImagePool
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     """The common trainer flags and stage 1's (idempotent)."""
-    train_utils.define_common_flags(fv)
+    train_flags.define_common_flags(fv)
     if "clear_data" in fv:
         return
     d = dict(flag_values=fv)
@@ -111,7 +112,7 @@ def make_unpaired_dataset(config, training=True, batch_size=None, seed=None, sha
     return tf.data.Dataset.zip((dx, dy)).map(lambda x, y: {"x": x, "y": y})
 
 
-class CycleGANTrainer(train_utils.Trainer):
+class CycleGANTrainer(training.Trainer):
     """G, F, D_X, D_Y, their two optimizers and the history pools (Eq. 1 + 2)."""
 
     def __init__(self, config, strategy=None):
@@ -120,11 +121,11 @@ class CycleGANTrainer(train_utils.Trainer):
         with self.strategy.scope():
             self.g, self.f, self.d_x, self.d_y = build_models(config, image_size=size)
             decay_start = config.decay_start_step or config.num_steps // 2
-            schedule = train_utils.paper_schedule_or_rate(
+            schedule = train_flags.paper_schedule_or_rate(
                 config, ConstantThenLinearDecay(config.learning_rate, decay_start,
                                                 config.num_steps), config.learning_rate)
-            self.gen_optimizer = train_utils.make_optimizer(schedule, beta_1=config.beta_1)
-            self.disc_optimizer = train_utils.make_optimizer(schedule, beta_1=config.beta_1)
+            self.gen_optimizer = distribute.make_optimizer(schedule, beta_1=config.beta_1)
+            self.disc_optimizer = distribute.make_optimizer(schedule, beta_1=config.beta_1)
             self.gen_vars = self.g.trainable_variables + self.f.trainable_variables
             self.disc_vars = self.d_x.trainable_variables + self.d_y.trainable_variables
             self.gen_optimizer.build(self.gen_vars)
@@ -166,7 +167,7 @@ class CycleGANTrainer(train_utils.Trainer):
                 idt = (losses.identity_loss(y, self.g(y, training=True))
                        + losses.identity_loss(x, self.f(x, training=True)))
                 total = total + c.lambda_cycle * c.lambda_identity * idt
-            scaled = self.gen_optimizer.scale_loss(train_utils.replica_loss(total))
+            scaled = self.gen_optimizer.scale_loss(distribute.replica_loss(total))
         grads = tape.gradient(scaled, self.gen_vars)
         self.gen_optimizer.apply(grads, self.gen_vars)
 
@@ -178,7 +179,7 @@ class CycleGANTrainer(train_utils.Trainer):
             d_x_loss = losses.discriminator_loss(self.d_x(x, training=True),
                                                  self.d_x(pooled_x, training=True), c.gan_mode)
             d_total = d_x_loss + d_y_loss
-            scaled = self.disc_optimizer.scale_loss(train_utils.replica_loss(d_total))
+            scaled = self.disc_optimizer.scale_loss(distribute.replica_loss(d_total))
         grads = tape.gradient(scaled, self.disc_vars)
         self.disc_optimizer.apply(grads, self.disc_vars)
         return {"g_total": total, "g_adv": g_adv, "f_adv": f_adv, "cycle_x": cyc_x,
@@ -195,12 +196,12 @@ class CycleGANTrainer(train_utils.Trainer):
 
     def samples(self, batch):
         gx, fgx, fy, gfy = self.translate(batch["x"], batch["y"])
-        return {"X | G(X) | F(G(X))": train_utils.side_by_side(batch["x"], gx, fgx),
-                "Y | F(Y) | G(F(Y))": train_utils.side_by_side(batch["y"], fy, gfy)}
+        return {"X | G(X) | F(G(X))": training.side_by_side(batch["x"], gx, fgx),
+                "Y | F(Y) | G(F(Y))": training.side_by_side(batch["y"], fy, gfy)}
 
 
 def validate_flags(config):
-    """Checks run before the workdir is written (`train_utils.start_run`)."""
+    """Checks run before the workdir is written (`common.train.trainer.start_run`)."""
     for source, flag in ((config.clear_data, "--clear_data"),
                          (config.blurred_data, "--blurred_data")):
         pipeline.check_crop(source, config.crop_size, shared_flags.parse_resize(config.resize),
@@ -209,7 +210,8 @@ def validate_flags(config):
 
 def train_and_evaluate(workdir: str, config) -> int:
     """Trains stage 1 into `workdir`; returns the final step."""
-    strategy, policy = train_utils.start_run(config, workdir, validate=validate_flags)
+    strategy, policy = training.start_run(config, workdir, validate=validate_flags,
+                                          paper=spec.NAME, stage="cyclegan")
     logging.info("CycleGAN: strategy %s, precision %s", type(strategy).__name__, policy)
     trainer = CycleGANTrainer(config, strategy)
     fixed = next(iter(make_unpaired_dataset(config, training=False, batch_size=config.eval_images,
@@ -221,13 +223,13 @@ def train_and_evaluate(workdir: str, config) -> int:
                 "cycle_psnr_y": float(tf.reduce_mean(metrics.psnr_tf(fixed["y"], gfy))),
                 "psnr_x_vs_gx": float(tf.reduce_mean(metrics.psnr_tf(fixed["x"], gx)))}
 
-    dataset = train_utils.reseeded_dataset(  # per worker: own shard of both domains, two seeds
+    dataset = distribute.reseeded_dataset(  # per worker: own shard of both domains, two seeds
         strategy, config, lambda batch, seed, shard: make_unpaired_dataset(
             config, batch_size=batch, seed=seed, shard=shard), seeds_per_pipeline=2)
 
-    return train_utils.train(workdir, config, trainer, dataset, sample_batch=fixed,
+    return training.train(workdir, config, trainer, dataset, sample_batch=fixed,
                              eval_fn=eval_fn)
 
 
 if __name__ == "__main__":
-    train_utils.run_main(train_and_evaluate, define_flags)
+    cli.run_main(train_and_evaluate, define_flags)

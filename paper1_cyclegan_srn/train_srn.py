@@ -14,13 +14,14 @@ from absl import flags, logging
 import keras
 import tensorflow as tf
 
-from common import metrics, pipeline, shared_flags, train_utils
-from paper1_cyclegan_srn import inputs, losses, srn
+from common import cli, metrics, pipeline, shared_flags
+from common.train import checkpoints, distribute, flags as train_flags, trainer as training
+from paper1_cyclegan_srn import inputs, losses, spec, srn
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     """The common trainer flags and SRN's (idempotent)."""
-    train_utils.define_common_flags(fv)
+    train_flags.define_common_flags(fv)
     if "train_data" in fv:
         return
     d = dict(flag_values=fv)
@@ -42,7 +43,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                       "zero-initialised correction (our CPU departure; the paper's SRN: false).",
                       **d)
     flags.DEFINE_string("scale_weights", "1,1,1", "k_i of Eq. 3, coarse to fine.", **d)
-    train_utils.define_remat_flag(fv, ("none", "blocks"), "SRN: blocks = each ResBlock keeps "
+    train_flags.define_remat_flag(fv, ("none", "blocks"), "SRN: blocks = each ResBlock keeps "
                                   "only its input and is recomputed in backprop")
     shared_flags.define_adam_flags(fv, 1e-4, 0.9, "decays polynomially to 0 at --num_steps")
     flags.DEFINE_float("lr_power", 0.3, "Polynomial decay power (to 0 at --num_steps; with "
@@ -61,12 +62,12 @@ def build_model(config, image_size=None):
 def load_init_model(path, model, config):
     """Copies the SRN of an exported `srn.SRNDeblurrer` file (--init_model) into the built
     `model`, or a one-line error."""
-    src = train_utils.load_init_model(path, srn.SRNDeblurrer, "a paper-1 SRN",
+    src = checkpoints.load_init_model(path, srn.SRNDeblurrer, "a paper-1 SRN",
                                       "python -m paper1_cyclegan_srn.export")
     if src.global_residual != bool(getattr(config, "global_residual", False)):
         raise ValueError(f"--init_model={path} was trained with global_residual="
                          f"{src.global_residual}: pass --global_residual={src.global_residual}")
-    train_utils.copy_init_weights(src.srn, model, path, f"--variant={config.variant} "
+    checkpoints.copy_init_weights(src.srn, model, path, f"--variant={config.variant} "
                                   f"--recurrent={config.recurrent}")
     logging.info("SRN initialised from %s", path)
 
@@ -109,7 +110,7 @@ def evaluate_pairs(run, dataset, max_batches=0):
     return metrics.restoration_scalars(batches())
 
 
-class SRNTrainer(train_utils.Trainer):
+class SRNTrainer(training.Trainer):
     """SRN and its Adam (polynomial decay) on {"blurred", "sharp"} pairs, Eq. 3."""
 
     def __init__(self, config, strategy=None):
@@ -121,11 +122,11 @@ class SRNTrainer(train_utils.Trainer):
             self.model.remat = getattr(config, "remat", "none") == "blocks"
             if getattr(config, "init_model", None):
                 load_init_model(config.init_model, self.model, config)
-            schedule = train_utils.paper_schedule_or_rate(
+            schedule = train_flags.paper_schedule_or_rate(
                 config, keras.optimizers.schedules.PolynomialDecay(
                     config.learning_rate, max(config.num_steps, 1), end_learning_rate=0.0,
                     power=config.lr_power), config.learning_rate)
-            self.optimizer = train_utils.make_optimizer(schedule, beta_1=config.beta_1)
+            self.optimizer = distribute.make_optimizer(schedule, beta_1=config.beta_1)
             self.optimizer.build(self.model.trainable_variables)
         self.restore = restore_fn(self.model)
 
@@ -137,7 +138,7 @@ class SRNTrainer(train_utils.Trainer):
         with tf.GradientTape() as tape:
             preds = self.model(batch["blurred"], training=True)
             total, per_scale = losses.multiscale_euclidean_loss(batch["sharp"], preds, self.weights)
-            scaled = self.optimizer.scale_loss(train_utils.replica_loss(total))
+            scaled = self.optimizer.scale_loss(distribute.replica_loss(total))
         grads = tape.gradient(scaled, variables)
         self.optimizer.apply(grads, variables)
         out = {"loss": total}
@@ -146,23 +147,24 @@ class SRNTrainer(train_utils.Trainer):
         return out
 
     def samples(self, batch):
-        return {"blurred | restored | sharp": train_utils.side_by_side(
+        return {"blurred | restored | sharp": training.side_by_side(
             batch["blurred"], self.restore(batch["blurred"]), batch["sharp"])}
 
 
 def validate_flags(config):
-    """Checks run before the workdir is written (`train_utils.start_run`)."""
+    """Checks run before the workdir is written (`common.train.trainer.start_run`)."""
     pipeline.check_crop(config.train_data, config.crop_size,
                         shared_flags.parse_resize(config.resize), "--crop_size")
 
 
 def train_and_evaluate(workdir: str, config) -> int:
     """Trains SRN into `workdir`; returns the final step."""
-    strategy, policy = train_utils.start_run(config, workdir, validate=validate_flags)
+    strategy, policy = training.start_run(config, workdir, validate=validate_flags,
+                                          paper=spec.NAME, stage="srn")
     logging.info("SRN: strategy %s, precision %s", type(strategy).__name__, policy)
     trainer = SRNTrainer(config, strategy)
 
-    dataset = train_utils.reseeded_dataset(  # one input pipeline per worker: own shard and seed
+    dataset = distribute.reseeded_dataset(  # one input pipeline per worker: own shard and seed
         strategy, config, lambda batch, seed, shard: make_train_dataset(
             config, seed=seed, batch_size=batch, shard=shard))
 
@@ -175,9 +177,9 @@ def train_and_evaluate(workdir: str, config) -> int:
             logging.info("eval at step %d: %s", step, res)
             return res
 
-    return train_utils.train(workdir, config, trainer, dataset, sample_batch=fixed,
+    return training.train(workdir, config, trainer, dataset, sample_batch=fixed,
                              eval_batch=fixed if config.eval_data else None, eval_fn=eval_fn)
 
 
 if __name__ == "__main__":
-    train_utils.run_main(train_and_evaluate, define_flags)
+    cli.run_main(train_and_evaluate, define_flags)

@@ -21,8 +21,8 @@ import os
 
 from absl import app, flags
 
-from common import inference, train_utils
-from paper2_identity_cgan import evaluate, models
+from common import cli, inference
+from paper2_identity_cgan import models
 
 SHIPPED = inference.shipped_weights(os.path.dirname(os.path.abspath(__file__)), "cgan_small")
 
@@ -38,6 +38,8 @@ def define_flags(fv=flags.FLAGS):
 def load_model(checkpoint=None):
     """HG + G_bl of a cGAN workdir, an exported .keras file or (None) the shipped model, as a
     [0,1] -> [0,1] function."""
+    # imported here, not at the top, so that importing this CLI does not load the training code
+    from paper2_identity_cgan import evaluate  # pylint: disable=import-outside-toplevel
     checkpoint = inference.checkpoint_or_shipped(checkpoint, SHIPPED)
     if checkpoint.endswith(".keras"):
         return evaluate.batched(inference.load_keras(checkpoint))
@@ -58,4 +60,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    train_utils.run_app(main)
+    cli.run_app(main)

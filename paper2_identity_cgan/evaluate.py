@@ -37,7 +37,8 @@ from absl import app, flags, logging
 import numpy as np
 import tensorflow as tf
 
-from common import blur, face, frame_averaging, image_io, metrics, report, train_utils
+from common import blur, cli, face, frame_averaging, image_io, metrics, report
+from common.train import checkpoints, workdirs
 from common.evaluation import methods as methods_lib
 from common.evaluation import runner
 from common.report import Table
@@ -168,18 +169,18 @@ def define_flags(fv):
 
 # ---------------------------------------------------------------------------- models ----
 def load_train_flags(workdir):
-    """The trainer's flags, rebuilt from ``workdir/flags.txt`` (``train_utils.load_flags``)."""
-    if not os.path.isfile(os.path.join(workdir, train_utils.FLAGS_FILENAME)):
-        raise FileNotFoundError(f"{workdir}/{train_utils.FLAGS_FILENAME} not found: --workdirs / "
+    """The trainer's flags, rebuilt from ``workdir/flags.txt`` (``common.cli.load_flags``)."""
+    if not os.path.isfile(os.path.join(workdir, cli.FLAGS_FILENAME)):
+        raise FileNotFoundError(f"{workdir}/{cli.FLAGS_FILENAME} not found: --workdirs / "
                                 "--checkpoint must name a cGAN training workdir (flags.txt + "
                                 "checkpoints/)")
-    return train_utils.load_flags([train.define_flags], workdir)
+    return cli.load_flags([train.define_flags], workdir)
 
 
 def load_deblurrer(workdir, checkpoint=None):
     """(``models.CGANDeblurrer`` with the newest checkpoint of a cGAN workdir restored, or
-    `checkpoint` ("best" or a prefix, `train_utils.checkpoint_path`); flags)."""
-    train_utils.check_workdir_kind(workdir, "paper2", ("cgan",))
+    `checkpoint` ("best" or a prefix, `common.train.checkpoints.checkpoint_path`); flags)."""
+    workdirs.check_workdir_kind(workdir, "paper2", ("cgan",))
     cfg = load_train_flags(workdir)
     model = models.CGANDeblurrer(cfg.variant, use_hg=cfg.use_hg,
                                  global_residual=cfg.global_residual,
@@ -188,7 +189,7 @@ def load_deblurrer(workdir, checkpoint=None):
     trackables = {"g_bl": model.g_bl}
     if model.hg is not None:
         trackables["hg"] = model.hg
-    path = train_utils.restore_for_eval(train_utils.checkpoint_path(workdir, checkpoint),
+    path = checkpoints.restore_for_eval(checkpoints.checkpoint_path(workdir, checkpoint),
                                         **trackables)
     logging.info("restored %s", path)
     return model, cfg
@@ -713,5 +714,5 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    train_utils.run_app(main)
+    cli.run_app(main)
     sys.exit(0)

@@ -9,7 +9,7 @@ SavedModel signature).
 """
 from absl import flags
 
-from common import inference, train_utils
+from common import cli, inference
 
 
 def define_flags(fv=flags.FLAGS):
@@ -32,4 +32,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    train_utils.run_app(main)
+    cli.run_app(main)

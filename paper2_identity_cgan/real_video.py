@@ -31,7 +31,7 @@ import os
 from absl import flags
 import numpy as np
 
-from common import face, image_io, train_utils
+from common import cli, face, image_io
 from common.evaluation import methods as methods_lib
 from common.evaluation import runner
 from paper2_identity_cgan import data as p2data
@@ -178,4 +178,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    train_utils.run_app(main)
+    cli.run_app(main)

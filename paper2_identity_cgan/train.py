@@ -24,14 +24,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import metrics, pipeline, shared_flags, train_utils
+from common import cli, metrics, pipeline, shared_flags
+from common.train import checkpoints, distribute, flags as train_flags, trainer as training
 from paper2_identity_cgan import data as p2data
-from paper2_identity_cgan import losses, models
+from paper2_identity_cgan import losses, models, spec
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     """The common trainer flags and paper 2's (idempotent)."""
-    train_utils.define_common_flags(fv)
+    train_flags.define_common_flags(fv)
     if "lambda_ci" in fv:
         return
     d = dict(flag_values=fv)
@@ -117,8 +118,8 @@ def num_examples(files) -> int:
 
 
 def hg_dataset(config, seed, batch_size=None, shard=None, bank_seed=None):
-    """``shard``/``batch_size``: one worker's pipeline (``train_utils.distribute_per_worker``);
-    the kernel bank is drawn from ``bank_seed`` (default ``seed``), the same on every worker."""
+    """``shard``/``batch_size``: one worker's pipeline
+    (``common.train.distribute.distribute_per_worker``); the kernel bank is drawn from ``bank_seed`` (default ``seed``), the same on every worker."""
     bank = shared_flags.kernel_bank(config, seed if bank_seed is None else bank_seed)
     if not config.train_data:
         raise ValueError("stage hg needs --train_data (a folder of sharp faces or records)")
@@ -130,7 +131,7 @@ def hg_dataset(config, seed, batch_size=None, shard=None, bank_seed=None):
 
 
 # ------------------------------------------------------------------------------ trainers ----
-class HGTrainer(train_utils.Trainer):
+class HGTrainer(training.Trainer):
     """Stage 1: HG on kernel-blurred faces (``hourglass_loss``)."""
 
     def __init__(self, config, strategy=None):
@@ -139,7 +140,7 @@ class HGTrainer(train_utils.Trainer):
             self.hg = models.build_hg(config.variant, zero_init=config.hg_zero_init)
             s = config.crop_size
             self.hg(tf.zeros((1, s, s, 3)))
-            self.optimizer = train_utils.make_optimizer(config.hg_learning_rate)
+            self.optimizer = distribute.make_optimizer(config.hg_learning_rate)
             self.optimizer.build(self.hg.trainable_variables)
 
     def trackables(self):
@@ -149,7 +150,7 @@ class HGTrainer(train_utils.Trainer):
         with tf.GradientTape() as tape:
             outs = self.hg.call_all(batch["blurred"], training=True)
             loss = losses.hourglass_loss(batch["sharp"], outs)
-            scaled = self.optimizer.scale_loss(train_utils.replica_loss(loss))
+            scaled = self.optimizer.scale_loss(distribute.replica_loss(loss))
         grads = tape.gradient(scaled, self.hg.trainable_variables)
         self.optimizer.apply(grads, self.hg.trainable_variables)
         return {"hg_loss": loss,
@@ -162,11 +163,11 @@ class HGTrainer(train_utils.Trainer):
         return self.hg(blurred, training=False)
 
     def samples(self, batch):
-        return {"blurry | HG | sharp": train_utils.side_by_side(
+        return {"blurry | HG | sharp": training.side_by_side(
             batch["blurred"], self.deblur(batch["blurred"]), batch["sharp"])}
 
 
-class CGANTrainer(train_utils.Trainer):
+class CGANTrainer(training.Trainer):
     """Stage 2: G_bl, G_s (shared decoder) and D with the frozen HG (Eq. 2-6)."""
 
     def __init__(self, config, strategy=None, restore_hg=True):
@@ -187,15 +188,15 @@ class CGANTrainer(train_utils.Trainer):
             self.g_vars = _unique(self.g_bl.trainable_variables
                                   + (self.g_s.encoder.trainable_variables if self.g_s else []))
             self.d_vars = self.d.trainable_variables
-            self.g_optimizer = train_utils.make_optimizer(config.learning_rate,
+            self.g_optimizer = distribute.make_optimizer(config.learning_rate,
                                                           beta_1=config.beta_1)
-            self.d_optimizer = train_utils.make_optimizer(config.learning_rate,
+            self.d_optimizer = distribute.make_optimizer(config.learning_rate,
                                                           beta_1=config.beta_1)
             self.g_optimizer.build(self.g_vars)
             self.d_optimizer.build(self.d_vars)
         init = None
         if getattr(config, "init_model", None):
-            init = train_utils.load_init_model(config.init_model, models.CGANDeblurrer,
+            init = checkpoints.load_init_model(config.init_model, models.CGANDeblurrer,
                                                "a paper-2 HG + G_bl model",
                                                "python -m paper2_identity_cgan.export")
             settings = (f"--variant={config.variant} --use_hg={config.use_hg} "
@@ -207,9 +208,9 @@ class CGANTrainer(train_utils.Trainer):
                 raise ValueError(f"--init_model={config.init_model} was trained with "
                                  f"global_residual={init.global_residual}: pass "
                                  f"--global_residual={init.global_residual}")
-            train_utils.copy_init_weights(init.g_bl, self.g_bl, config.init_model, settings)
+            checkpoints.copy_init_weights(init.g_bl, self.g_bl, config.init_model, settings)
             if self.hg is not None:
-                train_utils.copy_init_weights(init.hg, self.hg, config.init_model, settings)
+                checkpoints.copy_init_weights(init.hg, self.hg, config.init_model, settings)
             logging.info("HG and G_bl initialised from %s", config.init_model)
         if self.hg is not None:
             self.hg.trainable = False
@@ -217,7 +218,7 @@ class CGANTrainer(train_utils.Trainer):
                 if not config.hg_workdir:
                     raise ValueError("--use_hg needs --hg_workdir (the stage-1 workdir); or pass "
                                      "--nouse_hg for the 'identity-noHG' variant")
-                path = train_utils.restore_init(config.hg_workdir, "--hg_workdir",
+                path = checkpoints.restore_init(config.hg_workdir, "--hg_workdir",
                                                 paper="paper2", stages=("hg",), hg=self.hg)
                 logging.info("HG restored from %s (frozen)", path)
 
@@ -257,8 +258,8 @@ class CGANTrainer(train_utils.Trainer):
                 adv, ci, cg, proj, recon, lambda_ci=c.lambda_ci, lambda_cg=c.lambda_cg,
                 lambda_p=c.lambda_p * warm, lambda_r=c.lambda_r,
                 lambda_adv=c.lambda_adv * warm)
-            g_scaled = self.g_optimizer.scale_loss(train_utils.replica_loss(g_total))
-            d_scaled = self.d_optimizer.scale_loss(train_utils.replica_loss(d_loss))
+            g_scaled = self.g_optimizer.scale_loss(distribute.replica_loss(g_total))
+            d_scaled = self.d_optimizer.scale_loss(distribute.replica_loss(d_loss))
         self.g_optimizer.apply(g_tape.gradient(g_scaled, self.g_vars), self.g_vars)
         self.d_optimizer.apply(d_tape.gradient(d_scaled, self.d_vars), self.d_vars)
         return {"g_total": g_total, "g_adv": adv, "g_content_i": ci, "g_content_g": cg,
@@ -274,9 +275,9 @@ class CGANTrainer(train_utils.Trainer):
         blurred = batch["blurred"]
         x, h = self._g_input(blurred)
         if h is None:
-            return {"blurry | G_bl | sharp": train_utils.side_by_side(
+            return {"blurry | G_bl | sharp": training.side_by_side(
                 blurred, self.g_bl(x, training=False), batch["sharp"])}
-        return {"blurry | HG | G_bl | sharp": train_utils.side_by_side(
+        return {"blurry | HG | G_bl | sharp": training.side_by_side(
             blurred, h, self.g_bl(x, training=False), batch["sharp"])}
 
 
@@ -326,8 +327,8 @@ def eval_psnr_fn(trainer, batches):
 # ---------------------------------------------------------------------------------- main ----
 def stage_dataset(config, workdir):
     """(worker_dataset, number of steps) of the stage: ``worker_dataset(per_replica_batch, seed,
-    shard)`` is one worker's input pipeline (``train_utils.reseeded_dataset`` picks the seed
-    from --seed and the resume step, and the shard); steps: --num_steps,
+    shard)`` is one worker's input pipeline (``common.train.distribute.reseeded_dataset`` picks
+    the seed from --seed and the resume step, and the shard); steps: --num_steps,
     or --epochs over the stage's examples (HG: --train_data; cGAN: the frame-averaged pairs,
     built once)."""
     if config.stage == "hg":
@@ -358,7 +359,7 @@ def stage_dataset(config, workdir):
 
 
 def validate_flags(config):
-    """Checks run before the workdir is written (`train_utils.start_run`)."""
+    """Checks run before the workdir is written (`common.train.trainer.start_run`)."""
     if config.crop_size % models.GEN_DIVISOR and config.stage == "cgan":
         raise ValueError(f"--crop_size={config.crop_size} must be a multiple of "
                          f"{models.GEN_DIVISOR} (Table 3 has seven stride-2 layers)")
@@ -367,13 +368,14 @@ def validate_flags(config):
 
 def train_and_evaluate(workdir: str, config) -> int:
     """Trains the stage named by ``config.stage`` in ``workdir``; returns the final step."""
-    strategy, _ = train_utils.start_run(config, workdir, validate=validate_flags)
+    strategy, _ = training.start_run(config, workdir, validate=validate_flags,
+                                     paper=spec.NAME, stage=config.stage)
     worker_dataset, num_steps = stage_dataset(config, workdir)
     trainer = build_trainer(config, strategy)
     held_out = eval_batches(config, config.seed)
-    return train_utils.train(
+    return training.train(
         workdir, config, trainer,
-        train_utils.reseeded_dataset(strategy, config, worker_dataset),
+        distribute.reseeded_dataset(strategy, config, worker_dataset),
         sample_batch=next(iter(worker_dataset(config.batch_size, config.seed, None))),
         eval_batch=held_out[0] if held_out else None,
         eval_fn=eval_psnr_fn(trainer, held_out), num_steps=num_steps)
@@ -388,4 +390,4 @@ def _count_source(source) -> int:
 
 
 if __name__ == "__main__":
-    train_utils.run_main(train_and_evaluate, define_flags)
+    cli.run_main(train_and_evaluate, define_flags)

@@ -16,7 +16,7 @@ import os
 
 from absl import flags
 
-from common import inference, train_utils
+from common import cli, inference
 from paper3_umsn import models
 
 SHIPPED = inference.shipped_weights(os.path.dirname(os.path.abspath(__file__)), "umsn_small")
@@ -54,4 +54,4 @@ def main(argv):
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
     from absl import app
-    train_utils.run_app(main)
+    cli.run_app(main)

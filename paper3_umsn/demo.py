@@ -23,7 +23,7 @@ import sys
 
 from absl import app, flags
 
-from common import train_utils
+from common import cli, paths
 from paper3_umsn import deblur
 
 # --from_scratch: share of the time budget per stage; most of it goes to the full network.
@@ -48,7 +48,7 @@ def define_flags(fv=flags.FLAGS):
 
 def stage_commands(workdir, minutes, train_data, mask_dir, test_data, from_scratch=False):
     """The `python -m paper3_umsn.train` command lines of the stages, in order."""
-    configs = os.path.join(train_utils.REPO_ROOT, "paper3_umsn", "configs")
+    configs = os.path.join(paths.REPO_ROOT, "paper3_umsn", "configs")
     if not from_scratch:
         if not os.path.isfile(SHIPPED):
             raise app.UsageError(f"the shipped model {SHIPPED} is missing: run with "
@@ -81,15 +81,15 @@ def main(argv):
     for stage, command in stage_commands(workdir, fv.minutes, fv.train_data, fv.mask_dir,
                                          fv.test_data, fv.from_scratch):
         print(f"[demo] stage {stage}: {' '.join(command[1:])}", flush=True)
-        subprocess.run(command, cwd=train_utils.REPO_ROOT, check=True)
+        subprocess.run(command, cwd=paths.REPO_ROOT, check=True)
     eval_dir = os.path.join(workdir, "eval")
     subprocess.run([sys.executable, "-m", "paper3_umsn.evaluate",
                     f"--workdir={os.path.join(workdir, 'umsn')}", f"--test_data={fv.test_data}",
                     f"--num_images={fv.num_images}", f"--output_dir={eval_dir}"],
-                   cwd=train_utils.REPO_ROOT, check=True)
+                   cwd=paths.REPO_ROOT, check=True)
     print(f"[demo] contact sheet: {os.path.join(eval_dir, 'contact_sheet.png')}")
 
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    train_utils.run_app(main)
+    cli.run_app(main)

@@ -26,8 +26,9 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
-from common import (face, image_io, inference, keras_utils, metrics, paths, pipeline, report,
-                    tfrecord, train_utils)
+from common import (cli, face, image_io, inference, keras_utils, metrics, paths, pipeline, report,
+                    tfrecord)
+from common.train import checkpoints, workdirs
 from common.evaluation import methods as methods_lib
 from common.evaluation import runner, test_sets
 from paper3_umsn import models, train
@@ -128,21 +129,21 @@ def define_flags(fv=flags.FLAGS):
 
 def load_config(workdir):
     """The run's FlagValues from workdir/flags.txt (FileNotFoundError naming --workdir if absent)."""
-    return train_utils.load_flags([train.define_flags], workdir)
+    return cli.load_flags([train.define_flags], workdir)
 
 
 def load_model(workdir, checkpoint=None):
     """Rebuilds SN + UMSN from workdir/flags.txt and restores the newest checkpoint (or
-    `checkpoint`: "best", or a prefix; `train_utils.checkpoint_path`); returns
+    `checkpoint`: "best", or a prefix; `common.train.checkpoints.checkpoint_path`); returns
     (flags, `models.UMSNDeblurrer`)."""
-    train_utils.check_workdir_kind(workdir, "paper3", ("umsn",))
+    workdirs.check_workdir_kind(workdir, "paper3", ("umsn",))
     config = load_config(workdir)
     sn = models.build_sn(config.variant)
     umsn = train.build_umsn(config)
     c = config.crop_size
     sn(np.zeros((1, c, c, 3), np.float32))
     umsn([np.zeros((1, c, c, 3), np.float32), np.full((1, c, c, 4), 0.25, np.float32)])
-    path = train_utils.restore_for_eval(train_utils.checkpoint_path(workdir, checkpoint),
+    path = checkpoints.restore_for_eval(checkpoints.checkpoint_path(workdir, checkpoint),
                                         sn=sn, umsn=umsn)
     logging.info("restored %s", path)
     model = models.UMSNDeblurrer(sn, umsn)
@@ -329,11 +330,11 @@ TABLE_II_COLUMNS = ("clean: SN clean", "blurry: SN clean", "blurry: SN fine-tune
 
 def load_sn(workdir):
     """(config, SN) of an sn_clean / sn_blurry workdir, newest checkpoint restored."""
-    train_utils.check_workdir_kind(workdir, "paper3", ("sn_clean", "sn_blurry"))
+    workdirs.check_workdir_kind(workdir, "paper3", ("sn_clean", "sn_blurry"))
     config = load_config(workdir)
     sn = models.build_sn(config.variant)
     sn(np.zeros((1, 8, 8, 3), np.float32))
-    train_utils.restore_for_eval(workdir, sn=sn)
+    checkpoints.restore_for_eval(workdir, sn=sn)
     return config, sn
 
 
@@ -709,4 +710,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    train_utils.run_app(main, required=("test_data",))
+    cli.run_app(main, required=("test_data",))

@@ -7,7 +7,7 @@ or serve `export_dir/saved_model` (input float32 [B,H,W,3] in [0,1], H, W multip
 """
 from absl import flags
 
-from common import inference, train_utils
+from common import cli, inference
 
 
 def define_flags(fv=flags.FLAGS):
@@ -26,4 +26,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    train_utils.run_app(main)
+    cli.run_app(main)

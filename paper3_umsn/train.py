@@ -24,8 +24,9 @@ import tensorflow as tf
 import keras
 from absl import flags, logging
 
-from common import image_io, metrics, pipeline, shared_flags, tfrecord, train_utils
-from paper3_umsn import losses, models
+from common import cli, image_io, metrics, pipeline, shared_flags, tfrecord
+from common.train import checkpoints, distribute, flags as train_flags, trainer as training
+from paper3_umsn import losses, models, spec
 
 STAGES = ("sn_clean", "sn_blurry", "fnet", "umsn")
 # Workdirs whose checkpoint holds a trained SN for --init_sn (the SN stages; later stages keep a
@@ -35,7 +36,7 @@ SN_STAGES = STAGES
 
 def define_flags(fv=flags.FLAGS):
     """The common trainer flags and UMSN's (idempotent)."""
-    train_utils.define_common_flags(fv)
+    train_flags.define_common_flags(fv)
     if "ablation" in fv:
         return
     d = dict(flag_values=fv)
@@ -173,24 +174,24 @@ def _init_from(path, flag, stages, **trackables):
     if not path:
         raise ValueError(f"this stage needs {flag}=<workdir of the earlier stage> "
                          "(see paper3_umsn/README.md for the stage order)")
-    return train_utils.restore_init(path, flag, paper="paper3", stages=stages, **trackables)
+    return checkpoints.restore_init(path, flag, paper="paper3", stages=stages, **trackables)
 
 
 def _load_init_model(config):
     """--init_model's SN + UMSN (a `models.UMSNDeblurrer` .keras file), or None."""
     if not config.init_model:
         return None
-    return train_utils.load_init_model(config.init_model, models.UMSNDeblurrer,
+    return checkpoints.load_init_model(config.init_model, models.UMSNDeblurrer,
                                        "a paper-3 SN + UMSN model", "python -m paper3_umsn.export")
 
 
 def _copy_init_weights(src, dst, config):
     """Copies a network of --init_model into the run's (built) one, or a one-line error."""
-    train_utils.copy_init_weights(src, dst, config.init_model, f"--variant={config.variant} "
+    checkpoints.copy_init_weights(src, dst, config.init_model, f"--variant={config.variant} "
                                   f"--ablation={config.ablation}")
 
 
-class Stage(train_utils.Trainer):
+class Stage(training.Trainer):
     """What every stage shares: the SN (trained by the SN stages, frozen after), the stage's
     optimizer over `train_vars`, the VGG of L_p (Eq. 5) and the class weights."""
 
@@ -208,7 +209,7 @@ class Stage(train_utils.Trainer):
             self.train_vars = self.build()
             if config.stage in ("fnet", "umsn") and config.lambda_1 > 0:
                 self.vgg = losses.load_vgg16_relu12(config.vgg16_weights, config.allow_random_vgg)
-            self.optimizer = train_utils.make_optimizer(config.learning_rate,
+            self.optimizer = distribute.make_optimizer(config.learning_rate,
                                                         beta_1=config.beta_1)
             self.optimizer.build(self.train_vars)
 
@@ -230,7 +231,7 @@ class Stage(train_utils.Trainer):
         with tf.GradientTape() as tape, self._recording(tape):
             loss, out = self.losses(batch)
             out["loss"] = loss
-            scaled = self.optimizer.scale_loss(train_utils.replica_loss(loss))
+            scaled = self.optimizer.scale_loss(distribute.replica_loss(loss))
         grads = tape.gradient(scaled, self.train_vars)
         self.optimizer.apply([g if g is not None else tf.zeros_like(v)
                               for g, v in zip(grads, self.train_vars)], self.train_vars)
@@ -280,7 +281,7 @@ class SNStage(Stage):
 
     def samples(self, batch):
         classes = tf.cast(tf.argmax(self._masks(batch["sharp"]), -1)[..., None], tf.float32) / 3.0
-        return {"face | SN classes / 3": train_utils.side_by_side(batch["sharp"], classes)}
+        return {"face | SN classes / 3": training.side_by_side(batch["sharp"], classes)}
 
 
 class FNetStage(Stage):
@@ -339,7 +340,7 @@ class UMSNStage(Stage):
         if c.ablation == "umsn":
             self.cn = models.build_cn(v)
             self.cn([self.dummy, self.dummy])
-            self.cn_optimizer = train_utils.make_optimizer(c.cn_learning_rate, beta_1=c.beta_1)
+            self.cn_optimizer = distribute.make_optimizer(c.cn_learning_rate, beta_1=c.beta_1)
             self.cn_optimizer.build(self.cn.trainable_variables)
         return self.umsn.trainable_variables
 
@@ -382,8 +383,8 @@ class UMSNStage(Stage):
         with tf.GradientTape(persistent=True) as tape, self._recording(tape):  # UMSN + CN
             loss, out = self.losses(batch)
             out["loss"] = loss
-            scaled = self.optimizer.scale_loss(train_utils.replica_loss(loss))
-            cn_scaled = self.cn_optimizer.scale_loss(train_utils.replica_loss(loss))
+            scaled = self.optimizer.scale_loss(distribute.replica_loss(loss))
+            cn_scaled = self.cn_optimizer.scale_loss(distribute.replica_loss(loss))
         cn_vars = self.cn.trainable_variables
         if any(isinstance(o, keras.optimizers.LossScaleOptimizer)
                for o in (self.optimizer, self.cn_optimizer)):  # float16: each its own scale
@@ -405,7 +406,7 @@ class UMSNStage(Stage):
                                           training=False)["x_hat"], 0.0, 1.0)
 
     def samples(self, batch):
-        return {"blurred | restored | sharp": train_utils.side_by_side(
+        return {"blurred | restored | sharp": training.side_by_side(
             batch["blurred"], self.deblur(batch["blurred"]), batch["sharp"])}
 
 
@@ -424,7 +425,7 @@ def build_umsn(config):
 
 
 def validate_flags(config):
-    """Checks run before the workdir is written (`train_utils.start_run`)."""
+    """Checks run before the workdir is written (`common.train.trainer.start_run`)."""
     shared_flags.parse_kernel_sizes(config.kernel_sizes)
     pipeline.check_crop(config.train_data, config.crop_size,
                         shared_flags.parse_resize(config.resize), "--crop_size")
@@ -443,7 +444,8 @@ def eval_batch(config, bank):
 
 def train_and_evaluate(workdir, config):
     """Runs one stage from `config` (parsed FlagValues) in `workdir`; returns the final step."""
-    strategy, policy = train_utils.start_run(config, workdir, validate=validate_flags)
+    strategy, policy = training.start_run(config, workdir, validate=validate_flags,
+                                          paper=spec.NAME, stage=config.stage)
     logging.info("stage %s, variant %s, ablation %s, precision %s", config.stage, config.variant,
                  config.ablation, policy)
     bank = make_kernel_bank(config) if config.stage != "sn_clean" else None
@@ -463,12 +465,12 @@ def train_and_evaluate(workdir, config):
             return metrics.restoration_scalars(
                 [(held_out["sharp"], deblur(held_out["blurred"]), held_out["blurred"])])
 
-    return train_utils.train(
+    return training.train(
         workdir, config, stage,
-        train_utils.reseeded_dataset(strategy, config, worker_dataset),
+        distribute.reseeded_dataset(strategy, config, worker_dataset),
         sample_batch=next(iter(worker_dataset(config.batch_size, config.seed, None))),
         eval_batch=held_out, eval_fn=eval_fn)
 
 
 if __name__ == "__main__":
-    train_utils.run_main(train_and_evaluate, define_flags)
+    cli.run_main(train_and_evaluate, define_flags)

@@ -8,7 +8,7 @@ import os
 import pytest
 from absl import flags
 
-from common import shared_flags, train_utils
+from common import cli, shared_flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENTRY_POINTS = {  # package -> modules with define_flags
@@ -24,7 +24,7 @@ FLAGFILES = sorted(glob.glob(os.path.join(REPO, "*", "configs", "*.flags")))
 
 def _parse(module, path, extra=()):
     fv = flags.FlagValues()
-    train_utils.parse_flags([module.define_flags], ["prog", f"--flagfile={path}", *extra], fv=fv)
+    cli.parse_flags([module.define_flags], ["prog", f"--flagfile={path}", *extra], fv=fv)
     return fv
 
 

@@ -7,7 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from common import blur, train_utils
+from common import blur, cli
+from common.train import flags as train_flags
 from common.paths import REPO_ROOT
 from paper1_cyclegan_srn import train_cyclegan, train_srn
 from paper2_identity_cgan import train as train2
@@ -18,7 +19,7 @@ TRAINERS = {"train_srn": train_srn, "train_cyclegan": train_cyclegan,
 
 
 def _parse(module, *argv):
-    return train_utils.parse_flags([train_utils.define_common_flags, module.define_flags],
+    return cli.parse_flags([train_flags.define_common_flags, module.define_flags],
                                    ["prog", *argv])
 
 

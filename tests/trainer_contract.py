@@ -1,21 +1,24 @@
 """Helpers for the trainer-contract tests (issue 33, item 5): every paper's trainer hands
-`train_utils.train` a dataset that reseeds at a resume, and an eval_fn with the common scalars."""
+`common.train.trainer.train` a dataset that reseeds at a resume, and an eval_fn with the common
+scalars."""
 import numpy as np
 import tensorflow as tf
 
-from common import train_utils, workdir_lock
+from common import workdir_lock
+from common.train import trainer as training
 
 
 def capture_train(monkeypatch, train_and_evaluate, workdir, config):
-    """Runs `train_and_evaluate(workdir, config)` with `train_utils.train` replaced by a stub;
-    returns what the trainer passed it: {"dataset": ..., "eval_fn": ..., ...}."""
+    """Runs `train_and_evaluate(workdir, config)` with `common.train.trainer.train` replaced by a
+    stub (the trainers call it as `training.train`); returns what the trainer passed it:
+    {"dataset": ..., "eval_fn": ..., ...}."""
     seen = {}
 
     def fake_train(wd, cfg, trainer, dataset, **kwargs):
         seen.update(kwargs, dataset=dataset, trainer=trainer)
         workdir_lock.release(wd)  # taken by start_run; the real train releases it at its end
         return 0
-    monkeypatch.setattr(train_utils, "train", fake_train)
+    monkeypatch.setattr(training, "train", fake_train)
     train_and_evaluate(workdir, config)
     return seen
 

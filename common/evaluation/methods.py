@@ -13,7 +13,8 @@ Method specs (`--method=NAME=SPEC` or `--method=SPEC` on the `common.benchmark` 
     paper1:WORKDIR | paper2:WORKDIR | paper3:WORKDIR
                                     a training workdir of that paper (rebuilt from flags.txt,
                                     newest checkpoint), loaded by the paper's `evaluate.load_method`
-    WORKDIR                         the same; the paper is detected from WORKDIR/flags.txt
+    WORKDIR                         the same; the paper is read from WORKDIR/flags.txt
+                                    (`common.papers.of_workdir`)
     FILE.keras                      a whole model saved by `common.inference.export_model`
     SAVED_MODEL_DIR                 a TF SavedModel folder (saved_model.pb) serving images -> images
     shipped:PACKAGE/NAME (or PACKAGE/NAME)
@@ -30,7 +31,8 @@ quarter turns of the input, undone; 8x the time).
 `wiener` and `rl` need a test set that stores kernels (`DIR/kernels/NAME.npy` or the records'
 `kernel`); the runner refuses them on other sets with a one-line error.
 
-Paper packages are imported lazily by name (the CLI's registry below), never at module level:
+Paper packages are imported lazily by name through the paper registry (`common.papers`: each
+package's `spec.py` gives its stride, Keras modules and `load_method`), never at module level:
 `common` imports no paper package otherwise.
 """
 from __future__ import annotations
@@ -42,7 +44,8 @@ from typing import Callable
 
 import numpy as np
 
-from common import self_ensemble
+from common import papers, self_ensemble
+from common.train import workdirs
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -51,20 +54,6 @@ WIENER_BALANCE = 0.01
 RL_ITERATIONS = 30
 UNSHARP_RADIUS, UNSHARP_AMOUNT = 2.0, 1.0
 
-# The CLI's registry of paper packages (imported lazily, by name, only when a spec names one):
-# short name -> package. Each package's `evaluate.load_method(workdir)` returns a Method.
-PAPERS = {"paper1": "paper1_cyclegan_srn", "paper2": "paper2_identity_cgan", "paper3": "paper3_umsn"}
-# Modules that register a package's custom Keras layers (imported before loading a .keras file).
-KERAS_MODULES = {
-    "paper1_cyclegan_srn": ("paper1_cyclegan_srn.srn", "paper1_cyclegan_srn.cyclegan"),
-    "paper2_identity_cgan": ("paper2_identity_cgan.models",),
-    "paper3_umsn": ("paper3_umsn.models",),
-}
-# Input stride a package's whole models need (reflect-padded to a multiple of it).
-PACKAGE_STRIDES = {"paper1_cyclegan_srn": 16, "paper2_identity_cgan": 128, "paper3_umsn": 4}
-# A flag that only one paper's trainer defines identifies the paper of a workdir's flags.txt.
-WORKDIR_MARKERS = (("--ablation=", "paper3"), ("--use_hg", "paper2"), ("--recurrent=", "paper1"),
-                   ("--generator=", "paper1"))
 
 
 @dataclasses.dataclass
@@ -184,15 +173,9 @@ def count_params(model, probe=None) -> int | None:
     return int(sum(int(np.prod(v.shape)) for v in variables))
 
 
-def _import_keras_modules(packages) -> None:
-    for pkg in packages:
-        for mod in KERAS_MODULES.get(pkg, ()):
-            importlib.import_module(mod)
-
-
 def _package_of(path: str) -> str | None:
     parts = os.path.abspath(path).split(os.sep)
-    for pkg in KERAS_MODULES:
+    for pkg in papers.PACKAGES.values():
         if pkg in parts:
             return pkg
     return None
@@ -204,14 +187,16 @@ def from_keras(path: str, name: str, spec: str, stride: int | None = None) -> Me
         raise FileNotFoundError(f"--method {name}={spec}: model file {path} not found")
     pkg = _package_of(path)
     # a .keras file outside a paper package may hold any paper's layers: register them all
-    _import_keras_modules([pkg] if pkg else list(KERAS_MODULES))
+    for spec_ in [papers.for_package(pkg)] if pkg else papers.all_specs():
+        spec_.register_keras()
     try:
         model = inference.load_keras(path)
     except inference.ModelFileError as e:  # one line that also names the --method
         raise inference.ModelFileError(f"--method {name}={spec}: {e}") from None
     # a file outside the package (an export dir): the paper of the loaded model's class
     pkg = pkg or type(model).__module__.split(".")[0]
-    stride = stride or getattr(model, "stride", None) or PACKAGE_STRIDES.get(pkg, 1)
+    paper = papers.for_package(pkg)
+    stride = stride or getattr(model, "stride", None) or (paper.stride if paper else 1)
     return Method(name, model, "keras", spec, count_params(model), int(stride),
                   description=f"Keras model {path}")
 
@@ -232,33 +217,33 @@ def shipped_path(ref: str) -> str:
     if not pkg or not wname:
         raise ValueError(f"shipped weights must be named PACKAGE/NAME (e.g. paper3_umsn/umsn_small), "
                          f"got {ref!r}")
-    pkg = PAPERS.get(pkg, pkg)
+    pkg = papers.PACKAGES.get(pkg, pkg)
     from common import inference  # pylint: disable=import-outside-toplevel
     return inference.shipped_weights(os.path.join(REPO_ROOT, pkg), wname.removesuffix(".keras"))
 
 
 def detect_paper(workdir: str) -> str:
-    """'paper1' | 'paper2' | 'paper3' from a training workdir's flags.txt."""
+    """'paper1' | 'paper2' | 'paper3' from a training workdir's flags.txt (its `# paper:` line,
+    or for an older workdir a flag only that paper defines: `common.train.workdirs`)."""
     path = os.path.join(workdir, "flags.txt")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found: a workdir method must be a training workdir "
                                 "(flags.txt + checkpoints/), or prefix the paper (paper3:DIR)")
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    for marker, paper in WORKDIR_MARKERS:
-        if marker in text:
-            return paper
-    raise ValueError(f"{path}: cannot tell which paper trained this workdir (none of "
-                     f"{[m for m, _ in WORKDIR_MARKERS]}); prefix it: paper1:DIR, paper2:DIR or paper3:DIR")
+    paper = workdirs.workdir_paper(workdir)
+    if paper is None:
+        raise ValueError(f"{path}: cannot tell which paper trained this workdir (no '# paper:' "
+                         f"line, no flag only one paper defines); prefix it: paper1:DIR, "
+                         f"paper2:DIR or paper3:DIR")
+    return paper
 
 
 def from_workdir(workdir: str, name: str, spec: str, paper: str | None = None) -> Method:
     paper = paper or detect_paper(workdir)
-    if paper not in PAPERS:
-        raise ValueError(f"--method {name}={spec}: unknown paper {paper!r}; choose one of {sorted(PAPERS)}")
-    # lazy import by name: the CLI registry may load any paper; common itself imports none
-    evaluate = importlib.import_module(PAPERS[paper] + ".evaluate")
-    m = evaluate.load_method(workdir)
+    if paper not in papers.names():
+        raise ValueError(f"--method {name}={spec}: unknown paper {paper!r}; choose one of "
+                         f"{sorted(papers.names())}")
+    # lazy import by name (common.papers): any paper may be loaded; common itself imports none
+    m = papers.get(paper).load_method(workdir)
     m.name, m.spec = name, spec
     return m
 
@@ -343,7 +328,7 @@ def _resolve(spec: str, name: str, full_spec: str) -> Method:
         m.name, m.spec = name, full_spec
         return m
     prefix, sep, rest = base.partition(":")
-    if sep and prefix in PAPERS:
+    if sep and prefix in papers.names():
         return from_workdir(rest, name, full_spec, paper=prefix)
     if sep and prefix == "shipped":
         return from_keras(shipped_path(rest), name, full_spec, stride)

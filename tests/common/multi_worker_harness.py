@@ -11,7 +11,8 @@ import sys
 
 import numpy as np
 
-from common import train_utils
+from common import cli
+from common.train import distribute
 from paper1_cyclegan_srn import train_srn
 
 
@@ -35,12 +36,12 @@ def main(result_path, argv):
             trainer_holder["t"] = self
 
     train_srn.SRNTrainer = Recorded
-    config = train_utils.parse_flags([train_srn.define_flags], ["prog", *argv])
+    config = cli.parse_flags([train_srn.define_flags], ["prog", *argv])
     step = train_srn.train_and_evaluate(config.workdir, config)
     model = trainer_holder["t"].model
     weights = {f"w{i}": np.asarray(v.numpy()) for i, v in enumerate(model.weights)}
     (shard, seed, batch, mean), = seen
-    np.savez(result_path, step=step, chief=train_utils.is_chief(), pid=os.getpid(),
+    np.savez(result_path, step=step, chief=distribute.is_chief(), pid=os.getpid(),
              num_shards=shard[0],
              shard_index=shard[1], seed=seed, per_replica_batch=batch, first_batch_mean=mean,
              **weights)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from common import tfrecord
-from common import train_utils as tu
+from common.train import distribute
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -45,11 +45,11 @@ def test_is_chief_reads_tf_config():
     worker = lambda t, i, chief=False: json.dumps(  # noqa: E731
         {"cluster": {"worker": ["a:1", "b:2"], **({"chief": ["c:3"]} if chief else {})},
          "task": {"type": t, "index": i}})
-    assert tu.is_chief("") and tu.is_chief(json.dumps({"cluster": {}, "task": {}}))
-    assert tu.is_chief(worker("worker", 0)) and not tu.is_chief(worker("worker", 1))
-    assert not tu.is_chief(worker("worker", 0, chief=True)) and tu.is_chief(worker("chief", 0, True))
+    assert distribute.is_chief("") and distribute.is_chief(json.dumps({"cluster": {}, "task": {}}))
+    assert distribute.is_chief(worker("worker", 0)) and not distribute.is_chief(worker("worker", 1))
+    assert not distribute.is_chief(worker("worker", 0, chief=True)) and distribute.is_chief(worker("chief", 0, True))
     with pytest.raises(ValueError, match="TF_CONFIG is not JSON"):
-        tu.is_chief("{worker")
+        distribute.is_chief("{worker")
 
 
 def test_two_workers_train_in_sync_and_only_the_chief_writes(tmp_path):

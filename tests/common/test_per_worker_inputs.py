@@ -1,10 +1,12 @@
-"""Every trainer builds one input pipeline per worker (`train_utils.distribute_per_worker`):
-worker i of n reads shard (n, i) with its own seed; one worker reads everything with --seed.
+"""Every trainer builds one input pipeline per worker
+(`common.train.distribute.distribute_per_worker`): worker i of n reads shard (n, i) with its own
+seed; one worker reads everything with --seed.
 The sharding itself is tested in tests/common/test_multi_worker.py (two real workers, SRN) and
 the pipeline tests; here the wiring of the other trainers, from their smoke flagfiles."""
 import pytest
 
-from common import pipeline, train_utils
+from common import cli, pipeline
+from common.train import distribute
 
 
 class _Captured(Exception):
@@ -18,7 +20,8 @@ def _capture(monkeypatch):
   def fake(strategy, global_batch, make_dataset):
     box.update(fn=make_dataset, batch=global_batch)
     raise _Captured()
-  monkeypatch.setattr(train_utils, "distribute_per_worker", fake)
+  # reseeded_dataset looks it up in its own module
+  monkeypatch.setattr(distribute, "distribute_per_worker", fake)
   calls = []
   real = pipeline.make_dataset
 
@@ -32,7 +35,7 @@ def _capture(monkeypatch):
 
 def _paper2_hg(workdir):
   from paper2_identity_cgan import train
-  cfg = train_utils.parse_flags([train.define_flags], [
+  cfg = cli.parse_flags([train.define_flags], [
       "prog", "--flagfile=paper2_identity_cgan/configs/smoke.flags", "--stage=hg",
       f"--workdir={workdir}", "--seed=5"])
   return train.train_and_evaluate, cfg
@@ -40,7 +43,7 @@ def _paper2_hg(workdir):
 
 def _paper3_sn_clean(workdir):
   from paper3_umsn import train
-  cfg = train_utils.parse_flags([train.define_flags], [
+  cfg = cli.parse_flags([train.define_flags], [
       "prog", "--flagfile=paper3_umsn/configs/smoke.flags", "--stage=sn_clean",
       f"--workdir={workdir}", "--seed=5"])
   return train.train_and_evaluate, cfg
@@ -48,7 +51,7 @@ def _paper3_sn_clean(workdir):
 
 def _paper1_cyclegan(workdir):
   from paper1_cyclegan_srn import train_cyclegan
-  cfg = train_utils.parse_flags([train_cyclegan.define_flags], [
+  cfg = cli.parse_flags([train_cyclegan.define_flags], [
       "prog", "--flagfile=paper1_cyclegan_srn/configs/smoke_cyclegan.flags",
       f"--workdir={workdir}", "--seed=5"])
   return train_cyclegan.train_and_evaluate, cfg

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common import image_io, inference, train_utils as tu
+from common import cli, image_io, inference
+from common.train import checkpoints, flags as train_flags, loop, summaries, trainer as training, workdirs
 from common.paths import REPO_ROOT
 
 
@@ -70,20 +71,20 @@ def _all_finite(prefix):
 def test_non_finite_update_never_reaches_a_checkpoint_and_a_lower_rate_resumes(tmp_path):
     workdir = str(tmp_path)
     model, optimizer = _dense(1e-2)
-    ckpt = tu.Checkpointer(workdir, 10, model=model, optimizer=optimizer)
-    writers = tu.SummaryWriters(workdir)
-    with pytest.raises(tu.NonFiniteLossError,
+    ckpt = checkpoints.Checkpointer(workdir, 10, model=model, optimizer=optimizer)
+    writers = summaries.SummaryWriters(workdir)
+    with pytest.raises(loop.NonFiniteLossError,
                        match=r"non-finite after step 3 .*last finite checkpoint is \S*ckpt-2"):
-        tu.run_train_loop(train_step=_step(model, optimizer, explode_at=3), iterator=_batches(),
+        loop.run_train_loop(train_step=_step(model, optimizer, explode_at=3), iterator=_batches(),
                           checkpointer=ckpt, writers=writers, num_steps=10, checkpoint_every=1)
     assert _ckpt_names(workdir) == ["ckpt-1", "ckpt-2"]  # step 3's NaN weights were not saved
     assert _all_finite(os.path.join(workdir, "checkpoints", "ckpt-2"))
     # restart with a lower learning rate: resumes at step 2 with the new rate and finishes
     model, optimizer = _dense(1e-3)
-    ckpt = tu.Checkpointer(workdir, 10, model=model, optimizer=optimizer)
+    ckpt = checkpoints.Checkpointer(workdir, 10, model=model, optimizer=optimizer)
     assert ckpt.restore_latest() == 2
     assert float(np.asarray(optimizer.learning_rate)) == pytest.approx(1e-3)  # not the saved 1e-2
-    assert tu.run_train_loop(train_step=_step(model, optimizer), iterator=_batches(),
+    assert loop.run_train_loop(train_step=_step(model, optimizer), iterator=_batches(),
                              checkpointer=ckpt, writers=writers, num_steps=5,
                              checkpoint_every=1) == 5
     assert _ckpt_names(workdir)[-1] == "ckpt-5" and _all_finite(ckpt.latest)
@@ -95,7 +96,7 @@ def test_non_finite_update_never_reaches_a_checkpoint_and_a_lower_rate_resumes(t
 
 def _two_checkpoints(workdir):
     model, optimizer = _dense()
-    ckpt = tu.Checkpointer(workdir, 5, model=model, optimizer=optimizer)
+    ckpt = checkpoints.Checkpointer(workdir, 5, model=model, optimizer=optimizer)
     step = _step(model, optimizer)
     step(np.ones((4, 2), np.float32))
     ckpt.save(1)
@@ -112,7 +113,7 @@ def test_truncated_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, ca
         with open(data, "r+b") as f:
             f.truncate(os.path.getsize(data) // 2)
     model, optimizer = _dense()
-    ckpt = tu.Checkpointer(workdir, 5, model=model, optimizer=optimizer)
+    ckpt = checkpoints.Checkpointer(workdir, 5, model=model, optimizer=optimizer)
     assert ckpt.restore_latest() == 1
     for a, b in zip(at_1, model.get_weights()):
         np.testing.assert_array_equal(a, b)
@@ -121,8 +122,8 @@ def test_truncated_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, ca
     for data in glob.glob(os.path.join(workdir, "checkpoints", "ckpt-1.data-*")):
         with open(data, "r+b") as f:
             f.truncate(os.path.getsize(data) // 2)
-    with pytest.raises(tu.CheckpointError, match=r"ckpt-2 .*ckpt-1 "):
-        tu.Checkpointer(workdir, 5, model=model, optimizer=optimizer).restore_latest()
+    with pytest.raises(checkpoints.CheckpointError, match=r"ckpt-2 .*ckpt-1 "):
+        checkpoints.Checkpointer(workdir, 5, model=model, optimizer=optimizer).restore_latest()
 
 
 def test_missing_index_beside_checkpoints_is_an_error_not_a_restart(tmp_path):
@@ -130,12 +131,12 @@ def test_missing_index_beside_checkpoints_is_an_error_not_a_restart(tmp_path):
     _two_checkpoints(workdir)
     os.remove(os.path.join(workdir, "checkpoints", "checkpoint"))
     model, optimizer = _dense()
-    with pytest.raises(tu.CheckpointError, match=r"index file\) is missing .*newest ckpt-2"):
-        tu.Checkpointer(workdir, 5, model=model, optimizer=optimizer).restore_latest()
+    with pytest.raises(checkpoints.CheckpointError, match=r"index file\) is missing .*newest ckpt-2"):
+        checkpoints.Checkpointer(workdir, 5, model=model, optimizer=optimizer).restore_latest()
     # the error's advice (one model_checkpoint_path line, no timestamps) resumes from ckpt-2
     with open(os.path.join(workdir, "checkpoints", "checkpoint"), "w") as f:
         f.write('model_checkpoint_path: "ckpt-2"\n')
-    assert tu.Checkpointer(workdir, 5, model=model, optimizer=optimizer).restore_latest() == 2
+    assert checkpoints.Checkpointer(workdir, 5, model=model, optimizer=optimizer).restore_latest() == 2
 
 
 # --------------------------------------------------------------------------- signals, bad flags
@@ -182,9 +183,9 @@ def test_sigterm_then_sigint_save_a_checkpoint_and_resume(tmp_path):
 def test_bad_flag_values_fail_before_anything_is_written(tmp_path):
     workdir = str(tmp_path / "w")
     for bad in ("--num_steps=-5", "--batch_size=-2", "--num_steps=0", "--checkpoint_every=-1"):
-        fv = tu.parse_flags([tu.define_common_flags], ["prog", bad])
+        fv = cli.parse_flags([train_flags.define_common_flags], ["prog", bad])
         with pytest.raises(ValueError, match="^" + bad.replace("-", r"\-") + ": must be >="):
-            tu.start_run(fv, workdir)
+            training.start_run(fv, workdir)
         assert not os.path.exists(workdir)
     # the CLI: one line, exit status 1 (it exited 0 for --num_steps=-5), no workdir
     done = subprocess.run([sys.executable, "-m", "tests.common.toy_trainer",
@@ -210,33 +211,33 @@ def test_workdir_kind_and_the_wrong_kind_error(tmp_path):
     cyc = _fake_workdir(tmp_path / "cyc", "--lambda_cycle=10.0")
     hg = _fake_workdir(tmp_path / "hg", "--lambda_ci=100.0", "--stage=hg")
     sn = _fake_workdir(tmp_path / "sn", "--ablation=umsn", "--stage=sn_clean")
-    assert [tu.workdir_kind(p) for p in (srn, cyc, hg, sn)] == [
+    assert [workdirs.workdir_kind(p) for p in (srn, cyc, hg, sn)] == [
         ("paper1", "srn"), ("paper1", "cyclegan"), ("paper2", "hg"), ("paper3", "sn_clean")]
-    assert tu.workdir_kind(os.path.join(srn, "checkpoints", "ckpt-7")) == ("paper1", "srn")
+    assert workdirs.workdir_kind(os.path.join(srn, "checkpoints", "ckpt-7")) == ("paper1", "srn")
     with pytest.raises(ValueError, match=r"^--checkpoint=\S+ is a paper-1 SRN workdir, not a "
                                          r"paper-3 umsn one"):
-        tu.check_workdir_kind(srn, "paper3", ("umsn",), "--checkpoint")
-    tu.check_workdir_kind(sn, "paper3", ("sn_clean", "sn_blurry"))  # the right kind passes
-    tu.check_workdir_kind(str(tmp_path / "bare"), "paper3", ("umsn",))  # no flags.txt: passes
+        workdirs.check_workdir_kind(srn, "paper3", ("umsn",), "--checkpoint")
+    workdirs.check_workdir_kind(sn, "paper3", ("sn_clean", "sn_blurry"))  # the right kind passes
+    workdirs.check_workdir_kind(str(tmp_path / "bare"), "paper3", ("umsn",))  # no flags.txt: passes
 
 
 def test_restore_init_asserts_every_object_matched_and_names_the_flag(tmp_path):
     workdir = str(tmp_path / "a")
     model, optimizer = _dense()
-    tu.Checkpointer(workdir, 3, model=model, optimizer=optimizer).save(1)
+    checkpoints.Checkpointer(workdir, 3, model=model, optimizer=optimizer).save(1)
     # the right object name: restored
     other, _ = _dense()
-    tu.restore_init(workdir, "--init_x", paper="paper3", stages=("fnet",), model=other)
+    checkpoints.restore_init(workdir, "--init_x", paper="paper3", stages=("fnet",), model=other)
     for a, b in zip(model.get_weights(), other.get_weights()):
         np.testing.assert_array_equal(a, b)
     # objects the checkpoint does not hold: an error (expect_partial alone restored 0 of them)
     with pytest.raises(ValueError, match=r"^--init_x=\S+: \S+ckpt-1 does not hold fnet1 \("):
-        tu.restore_init(workdir, "--init_x", paper="paper3", stages=("fnet",), fnet1=_dense()[0])
+        checkpoints.restore_init(workdir, "--init_x", paper="paper3", stages=("fnet",), fnet1=_dense()[0])
     with pytest.raises(FileNotFoundError, match=r"^--init_x=\S+missing: "):
-        tu.restore_init(str(tmp_path / "missing"), "--init_x", paper="paper3", stages=("fnet",),
+        checkpoints.restore_init(str(tmp_path / "missing"), "--init_x", paper="paper3", stages=("fnet",),
                         model=other)
     with pytest.raises(ValueError, match="--init_x is required"):
-        tu.restore_init(None, "--init_x", paper="paper3", stages=("fnet",), model=other)
+        checkpoints.restore_init(None, "--init_x", paper="paper3", stages=("fnet",), model=other)
 
 
 # --------------------------------------------------------------------------- deblur
@@ -291,8 +292,8 @@ def test_outputs_get_the_umask_mode_and_temp_files_never_follow_a_link(tmp_path,
     workdir = tmp_path / "w"
     workdir.mkdir()
     os.symlink(victim, workdir / "flags.txt.tmp")
-    fv = tu.parse_flags([tu.define_common_flags], ["prog", "--num_steps=3"])
-    flags_path = tu.save_flags(fv, str(workdir))
+    fv = cli.parse_flags([train_flags.define_common_flags], ["prog", "--num_steps=3"])
+    flags_path = cli.save_flags(fv, str(workdir))
     assert victim.read_text() == "keep me"
     assert not os.path.islink(flags_path) and "--num_steps=3" in open(flags_path).read()
     assert os.stat(flags_path).st_mode & 0o777 == 0o644

@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common import inference, tfrecord, train_utils as tu, workdir_lock
+from common import cli, inference, tfrecord, workdir_lock
+from common.train import checkpoints, flags as train_flags, loop, summaries, trainer as training
 from common.evaluation import methods
 from common.paths import REPO_ROOT
 from data import build
@@ -109,17 +110,17 @@ def test_a_non_chief_worker_takes_no_lock(tmp_path, monkeypatch):
     try:
         model, optimizer = _dense()
 
-        class Toy(tu.Trainer):
+        class Toy(training.Trainer):
             def trackables(self):
                 return {"model": model, "optimizer": optimizer}
 
             def replica_step(self, batch):
                 return _step(model, optimizer)(batch)
 
-        fv = tu.parse_flags([tu.define_common_flags], ["prog", f"--workdir={workdir}",
+        fv = cli.parse_flags([train_flags.define_common_flags], ["prog", f"--workdir={workdir}",
                                                        "--num_steps=1", "--batch_size=4"])
         # worker 1 neither takes nor releases the chief's lock
-        tu.train(workdir, fv, Toy(fv), tf.data.Dataset.from_tensors(np.ones((4, 2),
+        training.train(workdir, fv, Toy(fv), tf.data.Dataset.from_tensors(np.ones((4, 2),
                                                                         np.float32)).repeat())
         assert os.path.join(workdir, ".lock") in workdir_lock.held()
     finally:
@@ -244,7 +245,7 @@ def test_export_of_a_bad_workdir_is_one_line(tmp_path, capsys):
 def test_disk_full_at_a_save_is_one_line_and_leaves_no_temp_folder(tmp_path, monkeypatch, how):
     workdir = str(tmp_path)
     model, optimizer = _dense()
-    ckpt = tu.Checkpointer(workdir, 10, model=model, optimizer=optimizer)
+    ckpt = checkpoints.Checkpointer(workdir, 10, model=model, optimizer=optimizer)
     real_write = tf.train.Checkpoint._write
 
     def full_disk(self, prefix, options=None):
@@ -262,9 +263,9 @@ def test_disk_full_at_a_save_is_one_line_and_leaves_no_temp_folder(tmp_path, mon
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), prefix + "_temp")
 
     monkeypatch.setattr(tf.train.Checkpoint, "_write", full_disk)
-    with pytest.raises(tu.CheckpointError) as e:
-        tu.run_train_loop(train_step=_step(model, optimizer), iterator=_batches(),
-                          checkpointer=ckpt, writers=tu.SummaryWriters(workdir), num_steps=6,
+    with pytest.raises(checkpoints.CheckpointError) as e:
+        loop.run_train_loop(train_step=_step(model, optimizer), iterator=_batches(),
+                          checkpointer=ckpt, writers=summaries.SummaryWriters(workdir), num_steps=6,
                           checkpoint_every=2)
     message = str(e.value)
     assert "\n" not in message and "No space left on device" in message
@@ -276,9 +277,9 @@ def test_disk_full_at_a_save_is_one_line_and_leaves_no_temp_folder(tmp_path, mon
     assert _ckpt_names(workdir) == ["ckpt-2"]
     monkeypatch.undo()  # space freed: the rerun resumes from ckpt-2
     model, optimizer = _dense()
-    ckpt = tu.Checkpointer(workdir, 10, model=model, optimizer=optimizer)
+    ckpt = checkpoints.Checkpointer(workdir, 10, model=model, optimizer=optimizer)
     assert ckpt.restore_latest() == 2
-    assert tu.run_train_loop(train_step=_step(model, optimizer), iterator=_batches(),
-                             checkpointer=ckpt, writers=tu.SummaryWriters(workdir), num_steps=6,
+    assert loop.run_train_loop(train_step=_step(model, optimizer), iterator=_batches(),
+                             checkpointer=ckpt, writers=summaries.SummaryWriters(workdir), num_steps=6,
                              checkpoint_every=2) == 6
     assert _ckpt_names(workdir) == ["ckpt-2", "ckpt-4", "ckpt-6"]

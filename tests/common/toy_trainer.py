@@ -1,4 +1,4 @@
-"""A seconds-long trainer on `common.train_utils` (one Dense layer), run as a subprocess by
+"""A seconds-long trainer on `common.train` (one Dense layer), run as a subprocess by
 tests/common/test_reliability.py to check what a real process does on SIGTERM/SIGINT and on bad
 flags: `python -m tests.common.toy_trainer --workdir=W [common flags]`. Each step sleeps 20 ms so
 a signal lands between steps while the test watches the log."""
@@ -8,14 +8,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import train_utils as tu
+from common import cli
+from common.train import distribute, flags as train_flags, trainer as training
 
 
-class ToyTrainer(tu.Trainer):
+class ToyTrainer(training.Trainer):
     def __init__(self, config, strategy=None):
         super().__init__(config, strategy)
         self.model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-        self.optimizer = tu.make_optimizer(1e-2)
+        self.optimizer = distribute.make_optimizer(1e-2)
         self.optimizer.build(self.model.trainable_variables)
 
     def trackables(self):
@@ -31,10 +32,10 @@ class ToyTrainer(tu.Trainer):
 
 
 def train_and_evaluate(workdir, config):
-    strategy, _ = tu.start_run(config, workdir)
+    strategy, _ = training.start_run(config, workdir)
     data = tf.data.Dataset.from_tensors(np.ones((config.batch_size, 2), np.float32)).repeat()
-    return tu.train(workdir, config, ToyTrainer(config, strategy), data)
+    return training.train(workdir, config, ToyTrainer(config, strategy), data)
 
 
 if __name__ == "__main__":
-    tu.run_main(train_and_evaluate, tu.define_common_flags)
+    cli.run_main(train_and_evaluate, train_flags.define_common_flags)

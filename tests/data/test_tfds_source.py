@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common import image_io, pipeline, tfds_source, train_utils
+from common import cli, image_io, pipeline, tfds_source
 from data.builders import _layout, helen_parsing
 from tests.data import fixtures
 
@@ -90,7 +90,7 @@ def test_paper3_sn_stage_trains_on_the_tfds_split(helen_tfds, tmp_path):
   from paper3_umsn import train
   _, data_dir, _ = helen_tfds
   workdir = str(tmp_path / "sn")
-  cfg = train_utils.parse_flags([train.define_flags], [
+  cfg = cli.parse_flags([train.define_flags], [
       "prog", "--flagfile=paper3_umsn/configs/smoke.flags", "--stage=sn_clean",
       f"--train_data=tfds:{NAME}:train@{data_dir}", "--num_steps=1", "--checkpoint_every=1",
       f"--workdir={workdir}"])

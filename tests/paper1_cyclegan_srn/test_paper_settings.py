@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common import inference, tfrecord, train_utils
+from common import cli, inference, tfrecord
+from common.train import checkpoints, distribute
 from common.paths import SHARED_DATA
 from tests.data.test_build import run as build_run
 from paper1_cyclegan_srn import evaluate, generate_pairs, train_cyclegan, train_srn
@@ -33,14 +34,14 @@ def test_paper1_paper_flagfiles_on_celeba_layout(tmp_path):
            f"--output_dir={rec}", "--name=blurred", "--num_shards=1"])
 
     cg_dir = str(tmp_path / "cyclegan")
-    cg = train_utils.parse_flags([train_cyclegan.define_flags], [
+    cg = cli.parse_flags([train_cyclegan.define_flags], [
         "prog", f"--flagfile={CFG}cyclegan.flags", *ONE_STEP, f"--workdir={cg_dir}",
         f"--clear_data={rec}/clear-*.tfrecord", f"--blurred_data={rec}/blurred-*.tfrecord"])
     assert (cg.generator, cg.crop_size, cg.resize) == ("resnet_9blocks", 256, "312,256")
     assert train_cyclegan.train_and_evaluate(cg_dir, cg) == 1
 
     pairs = str(tmp_path / "pairs")
-    gp = train_utils.parse_flags([generate_pairs.define_flags], [
+    gp = cli.parse_flags([generate_pairs.define_flags], [
         "prog", f"--flagfile={CFG}generate_pairs.flags", f"--cyclegan_workdir={cg_dir}",
         f"--clear_data={celeba}/img_align_celeba", f"--output_dir={pairs}", "--batch_size=1"])
     summary = generate_pairs.generate(gp)
@@ -50,13 +51,13 @@ def test_paper1_paper_flagfiles_on_celeba_layout(tmp_path):
     assert ex[tfrecord.SHARP].shape == ex[tfrecord.BLURRED].shape == (312, 256, 3)
 
     srn_dir = str(tmp_path / "srn")
-    srn = train_utils.parse_flags([train_srn.define_flags], [
+    srn = cli.parse_flags([train_srn.define_flags], [
         "prog", f"--flagfile={CFG}srn.flags", *ONE_STEP, f"--workdir={srn_dir}",
         f"--train_data={pairs}/train-*.tfrecord", f"--eval_data={pairs}/test-*.tfrecord"])
     assert (srn.variant, srn.crop_size) == ("paper", 256)
     assert train_srn.train_and_evaluate(srn_dir, srn) == 1
 
-    ev = train_utils.parse_flags([evaluate.define_flags], [
+    ev = cli.parse_flags([evaluate.define_flags], [
         "prog", f"--srn_workdir={srn_dir}", f"--test_data={pairs}/test-*.tfrecord",
         "--detector=none", f"--output_dir={tmp_path / 'eval'}"])
     out = evaluate.run_eval(ev)
@@ -64,10 +65,10 @@ def test_paper1_paper_flagfiles_on_celeba_layout(tmp_path):
     assert json.load(open(tmp_path / "eval" / "tables.json"))["num_test_images"] == 2
 
     # export at the paper's crop (SRN needs static shapes), in float32 as a serving process would
-    train_utils.set_precision("none")  # training left the global policy at mixed_bfloat16
-    config = train_utils.load_flags([train_srn.define_flags], srn_dir)
+    distribute.set_precision("none")  # training left the global policy at mixed_bfloat16
+    config = cli.load_flags([train_srn.define_flags], srn_dir)
     model = train_srn.build_model(config, image_size=16)
-    train_utils.restore_for_eval(srn_dir, srn=model)
+    checkpoints.restore_for_eval(srn_dir, srn=model)
     paths = inference.export_model(model, str(tmp_path / "export"), name="srn", input_size=256)
     served = tf.saved_model.load(paths["saved_model"])
     x = np.random.default_rng(0).random((1, 256, 256, 3)).astype(np.float32)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from common import image_io, inference, tfrecord, train_utils
+from common import cli, image_io, inference, tfrecord
 from paper1_cyclegan_srn import deblur, evaluate, export, inputs, srn, train_srn
 from tests.strong_blur import check_shipped_model
 
@@ -42,7 +42,7 @@ def test_stored_pairs_get_noise_in_training_only(tmp_path):
 @pytest.fixture(scope="module")
 def residual_srn_dir(tmp_path_factory):
     d = str(tmp_path_factory.mktemp("p1_srn_res") / "srn")
-    cfg = train_utils.parse_flags([train_srn.define_flags],
+    cfg = cli.parse_flags([train_srn.define_flags],
                                   ["prog", f"--flagfile={CFG}smoke_srn.flags", f"--workdir={d}",
                                    "--global_residual", "--noise_sigma=0.02",
                                    "--noise_sigma_min=0", "--num_steps=2"])

@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from common import train_utils
+from common import cli
 from paper1_cyclegan_srn import losses, srn, train_srn
 
 
@@ -44,7 +44,7 @@ def test_srn_remat_keeps_weights_outputs_loss_and_gradients():
 
 def test_train_srn_remat_flag_sets_the_model():
     def config(*extra):
-        return train_utils.parse_flags([train_srn.define_flags], [
+        return cli.parse_flags([train_srn.define_flags], [
             "p", "--variant=tiny", "--crop_size=16", "--batch_size=2", "--num_steps=10",
             "--workdir=/tmp/unused", *extra], fv=flags.FlagValues())
     assert config().remat == "none"

@@ -15,7 +15,8 @@ import tensorflow as tf
 from skimage.io import imread
 from skimage.metrics import peak_signal_noise_ratio
 
-from common import tfrecord, train_utils
+from common import cli, tfrecord
+from common.train import workdirs
 from paper1_cyclegan_srn import evaluate, prepare_unpaired, train_cyclegan, train_srn
 from tests.data import fixtures
 from tests.data.test_build import run as build_run
@@ -28,7 +29,7 @@ CYCLEGAN_SMOKE = SMOKE + ("--generator=tiny", "--discriminator=tiny", "--pool_si
 
 
 def _parse(define, flagfile, *extra):
-    return train_utils.parse_flags([define], ["prog", f"--flagfile={CFG}{flagfile}", *extra])
+    return cli.parse_flags([define], ["prog", f"--flagfile={CFG}{flagfile}", *extra])
 
 
 def _sources(pattern):
@@ -46,7 +47,7 @@ def data(tmp_path_factory):
         build_run(["--source=gopro", f"--manual_dir={gopro}", f"--split={split}", "--mode=paired",
                    f"--output_dir={rec}", f"--name={split}", "--num_shards=1"])
     unpaired = str(root / "records" / "gopro_unpaired")
-    cfg = train_utils.parse_flags([prepare_unpaired.define_flags], [
+    cfg = cli.parse_flags([prepare_unpaired.define_flags], [
         "prog", f"--flagfile={CFG}prepare_unpaired_gopro.flags", f"--gopro={gopro}",
         f"--output_dir={unpaired}", "--num_shards=1"])
     counts = prepare_unpaired.prepare(cfg)
@@ -76,10 +77,10 @@ def test_unpaired_gopro_domains_come_from_different_sequences(data):
     want = imread(os.path.join(data["gopro"], "train", "GOPR0002_00_00", "blur", "000001.png"))
     np.testing.assert_array_equal(got, want)
     with pytest.raises(ValueError, match="exactly one of --faces"):
-        prepare_unpaired.prepare(train_utils.parse_flags([prepare_unpaired.define_flags], [
+        prepare_unpaired.prepare(cli.parse_flags([prepare_unpaired.define_flags], [
             "prog", f"--gopro={data['gopro']}", "--faces=x", f"--output_dir={data['root']}"]))
     with pytest.raises(ValueError, match="--gopro=.*train/ and test/"):
-        prepare_unpaired.prepare(train_utils.parse_flags([prepare_unpaired.define_flags], [
+        prepare_unpaired.prepare(cli.parse_flags([prepare_unpaired.define_flags], [
             "prog", f"--gopro={data['root']}", f"--output_dir={data['root']}"]))
 
 
@@ -127,11 +128,11 @@ def test_each_row_trains_from_its_flagfile(rows):
     for d, kind in ((rows["tao"], ("paper1", "srn")), (rows["yuan"], ("paper1", "cyclegan")),
                     (rows["zhu"], ("paper1", "cyclegan"))):
         assert tf.train.latest_checkpoint(os.path.join(d, "checkpoints")).endswith("ckpt-1")
-        assert train_utils.workdir_kind(d) == kind
+        assert workdirs.workdir_kind(d) == kind
 
 
 def test_table1_rows_and_gopro_columns(data, rows, tmp_path):
-    cfg = train_utils.parse_flags([evaluate.define_flags], [
+    cfg = cli.parse_flags([evaluate.define_flags], [
         "prog", f"--tao=paper1:{rows['tao']}", f"--yuan=paper1:{rows['yuan']}",
         f"--zhu=paper1:{rows['zhu']}", f"--test_data={data['pairs']}/test-*.tfrecord",
         f"--gopro_data={data['rec']}/test-*.tfrecord", "--detector=none",
@@ -161,5 +162,5 @@ def test_table1_rows_and_gopro_columns(data, rows, tmp_path):
     assert names == list(t1)
     assert os.path.exists(tmp_path / "examples.png")
     with pytest.raises(ValueError, match="not both"):
-        evaluate.row_methods(train_utils.parse_flags([evaluate.define_flags], [
+        evaluate.row_methods(cli.parse_flags([evaluate.define_flags], [
             "prog", "--srn_workdir=a", "--ours=b", "--test_data=x"]))

@@ -11,14 +11,15 @@ import pytest
 from skimage.metrics import peak_signal_noise_ratio
 import tensorflow as tf
 
-from common import image_io, pipeline, tfrecord, train_utils
+from common import cli, image_io, pipeline, tfrecord
+from common.train import checkpoints, flags as train_flags
 from paper1_cyclegan_srn import generate_pairs, prepare_unpaired, train_cyclegan, train_srn
 
 CFG = "paper1_cyclegan_srn/configs/"
 
 
 def _flags(define_fns, flagfile, *extra):
-    return train_utils.parse_flags(define_fns, ["prog", f"--flagfile={CFG}{flagfile}", *extra])
+    return cli.parse_flags(define_fns, ["prog", f"--flagfile={CFG}{flagfile}", *extra])
 
 
 def _events(folder):
@@ -76,7 +77,7 @@ def test_cyclegan_one_step_writes_checkpoint_scalars_and_grids(stages):
     assert _image_tags(os.path.join(d, "train")) == {"X | G(X) | F(G(X))", "Y | F(Y) | G(F(Y))"}
     assert np.isfinite(_scalars(os.path.join(d, "eval"))["cycle_psnr_x"][0])
     # the saved flags rebuild the run
-    again = train_utils.load_flags([train_cyclegan.define_flags], d)
+    again = cli.load_flags([train_cyclegan.define_flags], d)
     assert again.generator == "tiny" and again.crop_size == 32
 
 
@@ -119,7 +120,7 @@ def test_generate_pairs_split_records_and_resume(stages):
 
 def test_prepare_unpaired_faces_keeps_the_domains_apart_and_reports_y_blur_strength(tmp_path):
     faces, out = "data/sample/faces", str(tmp_path / "unpaired")
-    cfg = train_utils.parse_flags([prepare_unpaired.define_flags], [
+    cfg = cli.parse_flags([prepare_unpaired.define_flags], [
         "prog", f"--faces={faces}", "--clear_range=0:2", "--blurred_range=2:5",
         "--blur_kernels=linear", "--num_kernels=3", "--kernel_sizes=9:13", "--noise_sigma=0.01",
         f"--output_dir={out}", "--num_shards=1"])
@@ -165,7 +166,7 @@ def test_srn_one_step_on_generated_pairs(stages):
 def test_cyclegan_checkpoint_restores_all_optimisers_pools_and_resumes(stages):
     cfg, d = stages["cg"], stages["cg_dir"]
     saved = train_cyclegan.CycleGANTrainer(cfg)
-    ckpt = train_utils.Checkpointer(d, 3, **saved.trackables())
+    ckpt = checkpoints.Checkpointer(d, 3, **saved.trackables())
     assert ckpt.restore_latest() == 1
     assert int(saved.gen_optimizer.iterations) == 1 and int(saved.disc_optimizer.iterations) == 1
     assert int(saved.pool_x.count) == 2 and int(saved.pool_y.count) == 2  # batch 2 stored
@@ -189,7 +190,7 @@ def test_cyclegan_checkpoint_restores_all_optimisers_pools_and_resumes(stages):
 def test_srn_checkpoint_restores_optimizer(stages):
     cfg, d = stages["srn"], stages["srn_dir"]
     trainer = train_srn.SRNTrainer(cfg)
-    ckpt = train_utils.Checkpointer(d, 3, **trainer.trackables())
+    ckpt = checkpoints.Checkpointer(d, 3, **trainer.trackables())
     assert ckpt.restore_latest() == 1 and int(trainer.optimizer.iterations) == 1
     fresh = train_srn.SRNTrainer(cfg)
     w0 = [v.numpy() for v in trainer.model.weights]
@@ -211,7 +212,7 @@ def test_missing_data_flag_is_named(tmp_path):
 def test_evaluate_prints_tables_with_paper_numbers(stages, tmp_path):
     from paper1_cyclegan_srn import evaluate
     pairs = os.path.join(stages["pairs_dir"], "*.tfrecord")
-    cfg = train_utils.parse_flags([evaluate.define_flags], [
+    cfg = cli.parse_flags([evaluate.define_flags], [
         "prog", f"--srn_workdir={stages['srn_dir']}", f"--compare=stage-1 F=paper1:{stages['cg_dir']}",
         f"--test_data={pairs}", "--blur_kernels=camera_shake", "--detector=haar",
         f"--output_dir={tmp_path}"])
@@ -238,7 +239,7 @@ def test_benchmark_method_specs_of_paper1_workdirs(stages):
     from common.evaluation import methods
     srn = methods.resolve_method(f"srn={stages['srn_dir']}")
     assert (srn.kind, srn.stride) == ("paper1", 16)
-    cfg = train_utils.load_flags([train_srn.define_flags], stages["srn_dir"])
+    cfg = cli.load_flags([train_srn.define_flags], stages["srn_dir"])
     model = train_srn.build_model(cfg, image_size=16)
     model(np.zeros((1, 16, 16, 3), np.float32))
     assert srn.num_params == model.count_params()
@@ -267,7 +268,7 @@ def test_deblur_cli_any_size_never_overwrites(stages, tmp_path):
 
 def test_srn_best_checkpoint_is_kept_and_exported(stages, tmp_path):
     from paper1_cyclegan_srn import export  # pylint: disable=import-outside-toplevel
-    best = train_utils.read_best(stages["srn_dir"])
+    best = checkpoints.read_best(stages["srn_dir"])
     assert best["metric"] == "psnr" and best["step"] == stages["srn_step"]
     assert np.isfinite(best["value"])
     paths = export.export(stages["srn_dir"], str(tmp_path / "best"), serve_size=32,
@@ -306,13 +307,13 @@ def test_srn_init_model_starts_from_an_export_and_cosine_schedule_sets_the_rate(
                  "--image_every=0", "--checkpoint_every=4", "--log_every=1")
     fresh = train_srn.SRNTrainer(cfg)  # built from the export: the trained step-1 weights
     trained = train_srn.SRNTrainer(stages["srn"])
-    train_utils.Checkpointer(stages["srn_dir"], 3, **trained.trackables()).restore_latest()
+    checkpoints.Checkpointer(stages["srn_dir"], 3, **trained.trackables()).restore_latest()
     for a, b in zip(fresh.model.weights, trained.model.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert train_srn.train_and_evaluate(d, cfg) == 4
     rates = _scalars(os.path.join(d, "train"))["learning_rate/optimizer"]
     lr = cfg.learning_rate
-    np.testing.assert_allclose(rates, [lr * train_utils.lr_factor(s, "cosine", warmup_steps=1,
+    np.testing.assert_allclose(rates, [lr * train_flags.lr_factor(s, "cosine", warmup_steps=1,
                                                                  total_steps=4, min_factor=0.1)
                                        for s in range(4)], rtol=1e-5)
     bad = _flags([train_srn.define_flags], "smoke_srn.flags", f"--workdir={tmp_path / 'bad'}",

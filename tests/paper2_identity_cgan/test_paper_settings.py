@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common import image_io, tfrecord, train_utils
+from common import cli, image_io, tfrecord
 from tests.data.test_build import run as build_run
 from paper2_identity_cgan import evaluate, models, train
 from tests.data import fixtures
@@ -59,7 +59,7 @@ def test_paper2_paper_flagfiles_on_celeba_and_300vw_layouts(tmp_path, monkeypatc
 
   # stage 1: the HG (8 stacks, 256 features) on kernel-blurred CelebA stills, resized to 256
   hg_dir = str(tmp_path / "hg")
-  hg = train_utils.parse_flags([train.define_flags], [
+  hg = cli.parse_flags([train.define_flags], [
       "prog", f"--flagfile={CFG}hg.flags", *ONE_STEP, f"--workdir={hg_dir}",
       f"--train_data={rec}/stills-*.tfrecord", f"--eval_data={held_out}"])
   assert (hg.variant, hg.crop_size, hg.resize, hg.stage) == ("paper", 256, "312,256", "hg")
@@ -77,7 +77,7 @@ def test_paper2_paper_flagfiles_on_celeba_and_300vw_layouts(tmp_path, monkeypatc
 
   # stage 2: G_bl + G_s + D with the frozen HG on the 300VW VLA pairs (256 crops of the frames)
   cg_dir = str(tmp_path / "cgan")
-  cg = train_utils.parse_flags([train.define_flags], [
+  cg = cli.parse_flags([train.define_flags], [
       "prog", f"--flagfile={CFG}cgan.flags", *ONE_STEP, f"--workdir={cg_dir}",
       f"--hg_workdir={hg_dir}", f"--train_pairs={rec}/vla-*.tfrecord",
       f"--eval_data={held_out}"])
@@ -85,14 +85,14 @@ def test_paper2_paper_flagfiles_on_celeba_and_300vw_layouts(tmp_path, monkeypatc
       "paper", 256, 1.0, 8.0, 100.0)
   assert (cg.global_residual, cg.hg_zero_init, cg.adv_warmup_steps) == (False, False, 0)
   assert train.train_and_evaluate(cg_dir, cg) == 1
-  with open(os.path.join(cg_dir, train_utils.FLAGS_FILENAME)) as f:
+  with open(os.path.join(cg_dir, cli.FLAGS_FILENAME)) as f:
     assert "--variant=paper" in f.read()
 
   # evaluate at the trained size (256): the 300VW test video + one held-out still, every
   # protocol; face models are tested elsewhere (tests/common), so none here. Windows every 7
   # frames (--window_stride; every frame: test_window_tables.py) keep it to 15 video windows.
   out = str(tmp_path / "eval")
-  fv = train_utils.parse_flags([evaluate.define_flags], [
+  fv = cli.parse_flags([evaluate.define_flags], [
       "prog", f"--workdirs=final={cg_dir}", f"--test_videos={vw}/*", "--stills_limit=1",
       "--window_stride=7", "--landmarker=", "--identity_model=", f"--out_dir={out}"])
   loaded = []  # what run_eval restored (not rebuilt a second time below)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common import frame_averaging, image_io, pipeline, shared_flags, train_utils
+from common import cli, frame_averaging, image_io, pipeline, shared_flags
+from common.train import checkpoints
 from paper2_identity_cgan import data as p2data
 from paper2_identity_cgan import train
 
@@ -30,7 +31,7 @@ def video_dir(tmp_path_factory):
 
 
 def _config(workdir, *extra):
-    return train_utils.parse_flags([train.define_flags],
+    return cli.parse_flags([train.define_flags],
                                    ["prog", f"--flagfile={SMOKE}", f"--workdir={workdir}",
                                     *extra])
 
@@ -175,9 +176,9 @@ def test_cgan_step_and_checkpoint_round_trip_with_all_optimizers(tmp_path):
                for a, v in zip(es0, t.g_s.encoder.trainable_variables))
     ids = [id(v) for v in t.g_vars]
     assert len(ids) == len(set(ids))  # the shared decoder appears once in the G optimizer
-    train_utils.Checkpointer(wd, **t.trackables()).save(1)
+    checkpoints.Checkpointer(wd, **t.trackables()).save(1)
     t2 = train.CGANTrainer(cfg, strategy, restore_hg=False)
-    assert train_utils.Checkpointer(wd, **t2.trackables()).restore_latest() == 1
+    assert checkpoints.Checkpointer(wd, **t2.trackables()).restore_latest() == 1
     for name in ("g_optimizer", "d_optimizer"):
         assert int(getattr(t2, name).iterations.numpy()) == 1
         _same_state(getattr(t, name).variables, getattr(t2, name).variables)
@@ -188,9 +189,9 @@ def test_cgan_step_and_checkpoint_round_trip_with_all_optimizers(tmp_path):
     hcfg = _config(hwd, "--stage=hg")
     h = train.HGTrainer(hcfg, strategy)
     assert np.isfinite(float(h.replica_step(_batch())["hg_loss"]))
-    train_utils.Checkpointer(hwd, **h.trackables()).save(1)
+    checkpoints.Checkpointer(hwd, **h.trackables()).save(1)
     h2 = train.HGTrainer(hcfg, strategy)
-    assert train_utils.Checkpointer(hwd, **h2.trackables()).restore_latest() == 1
+    assert checkpoints.Checkpointer(hwd, **h2.trackables()).restore_latest() == 1
     _same_state(h.optimizer.variables, h2.optimizer.variables)
     _same_state(h.hg.variables, h2.hg.variables)
 
@@ -305,8 +306,8 @@ def test_motion_scale_makes_stronger_frame_averaged_blur():
 
 
 def test_resume_reseeds_and_eval_logs_the_common_scalars(tmp_path, monkeypatch):
-    """Issue 33 item 5: a resumed hg run draws new batches (train_utils.reseeded_dataset), and the
-    held-out evaluation logs psnr/ssim/blurred_psnr like paper 1, so --best_metric=psnr works."""
+    """Issue 33 item 5: a resumed hg run draws new batches
+    (common.train.distribute.reseeded_dataset), and the held-out evaluation logs psnr/ssim/blurred_psnr like paper 1, so --best_metric=psnr works."""
     from tests import trainer_contract
     wd = str(tmp_path)
     cfg = _config(wd, "--stage=hg", "--eval_data=data/sample/test_faces", "--best_metric=psnr")
@@ -314,5 +315,5 @@ def test_resume_reseeds_and_eval_logs_the_common_scalars(tmp_path, monkeypatch):
     trainer_contract.assert_resume_draws_new_batches(seen["dataset"])
     res = seen["eval_fn"](0)
     assert {"psnr", "ssim", "blurred_psnr", "blurred_ssim"} <= set(res)
-    assert train_utils.parse_best_metric(cfg.best_metric)[0] in res
+    assert checkpoints.parse_best_metric(cfg.best_metric)[0] in res
     assert np.isfinite(res["psnr"]) and 0 < res["ssim"] <= 1

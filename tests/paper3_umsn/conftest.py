@@ -9,7 +9,8 @@ import os
 
 import pytest
 
-from common import train_utils
+from common import cli
+from common.train import flags as train_flags
 from paper3_umsn import train
 
 SMOKE = "--flagfile=paper3_umsn/configs/smoke.flags"
@@ -17,7 +18,7 @@ ONE_STEP = ("--num_steps=1", "--checkpoint_every=1", "--eval_every=1", "--image_
 
 
 def _config(workdir, *extra):
-    return train_utils.parse_flags([train_utils.define_common_flags, train.define_flags],
+    return cli.parse_flags([train_flags.define_common_flags, train.define_flags],
                                    ["prog", SMOKE, *ONE_STEP, f"--workdir={workdir}", *extra])
 
 

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common import image_io, inference, tfrecord, train_utils
+from common import cli, image_io, inference, tfrecord
+from common.train import distribute
 from tests.data.test_build import run as build_run
 from paper3_umsn import evaluate, export, models, train
 from tests.data import fixtures
@@ -40,7 +41,7 @@ def _faces(n, size):
 
 
 def _stage(name, workdir, *extra):
-  cfg = train_utils.parse_flags([train.define_flags], [
+  cfg = cli.parse_flags([train.define_flags], [
       "prog", f"--flagfile={CFG}{name}.flags", *ONE_STEP, f"--workdir={workdir}", *extra])
   assert (cfg.stage, cfg.variant, cfg.crop_size, cfg.num_kernels, cfg.mixed_precision) == (
       name, "paper", 128, 25000, "auto")
@@ -83,7 +84,7 @@ def test_paper3_paper_flagfiles_on_helen_celeba_and_shen_layouts(tmp_path, monke
 
   # Table III on Shen et al.'s stored blur (never re-blurred), at the run's 128 px, in float32
   # as a serving process would (training left the global policy mixed: auto on CPU is bf16)
-  train_utils.set_precision("none")
+  distribute.set_precision("none")
   config, model = evaluate.load_model(d["umsn"])
   result = evaluate.measure(d["umsn"], test_set, num_images=8, run=(config, model))
   assert result["restored"].shape == (8, 128, 128, 3)

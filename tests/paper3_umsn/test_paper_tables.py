@@ -6,7 +6,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from common import image_io, metrics, train_utils
+from common import cli, image_io, metrics
+from common.train import flags as train_flags
 from common.evaluation import segmentation, test_sets
 from paper3_umsn import evaluate, models, train
 
@@ -75,7 +76,7 @@ def test_table_ii_on_the_sample_faces_with_their_masks(stages):
 
 # ------------------------------------------------------------------ Table VI
 def _parse(*argv):
-    return train_utils.parse_flags([train_utils.define_common_flags, train.define_flags],
+    return cli.parse_flags([train_flags.define_common_flags, train.define_flags],
                                    ["prog", *argv])
 
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common import inference, train_utils
+from common import inference
+from common.train import loop
 from paper3_umsn import deblur, train
 
 from tests.paper3_umsn.conftest import _config
@@ -33,7 +34,7 @@ def test_exploding_learning_rate_stops_naming_the_last_finite_checkpoint(tmp_pat
                      "--nofused_norm")
     tf.config.run_functions_eagerly(True)  # three small steps: cheaper than tracing
     try:
-        with pytest.raises(train_utils.NonFiniteLossError) as e:
+        with pytest.raises(loop.NonFiniteLossError) as e:
             train.train_and_evaluate(workdir, config)
     finally:
         tf.config.run_functions_eagerly(False)

@@ -67,10 +67,10 @@ def test_remat_keeps_weights_outputs_loss_and_gradients(mode):
 def test_umsn_step_with_sn_off_the_tape_gives_the_old_loss_and_gradients(monkeypatch, tmp_path):
     """replica_step runs the frozen SN under tape.stop_recording(); the loss and the UMSN/CN
     gradients equal the old step's, where SN ran on the tape (recomputed here, NumPy tolerance)."""
-    from common import train_utils
+    from common import cli
     from paper3_umsn import train
     monkeypatch.setattr(train, "_init_from", lambda *a, **k: None)  # random SN/F-Nets suffice
-    config = train_utils.parse_flags(
+    config = cli.parse_flags(
         [train.define_flags],
         ["prog", "--flagfile=paper3_umsn/configs/smoke.flags", f"--workdir={tmp_path}",
          "--stage=umsn", "--remat=blocks"])

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common import train_utils
+from common import cli
+from common.train import checkpoints, flags as train_flags
 from paper3_umsn import train
 
 from tests.paper3_umsn.conftest import _config, _events
@@ -23,6 +24,22 @@ def test_every_stage_writes_checkpoint_events_and_flags(stages):
         assert os.path.exists(os.path.join(workdir, "flags.txt"))
     # the SN stage on a folder + mask_dir converted the sample once to a record file
     assert glob.glob(os.path.join(stages["sn_clean"], "data", "*.tfrecord"))
+
+
+def test_flags_txt_says_which_paper_and_stage_trained_the_workdir(stages):
+    """Issue 33 item 4: `# paper:` / `# stage:` lines, read before any flag-name guessing, and a
+    flags.txt that still parses as a flagfile."""
+    from common.evaluation import methods
+    from common.train import workdirs
+    for stage, workdir in stages.items():
+        lines = open(os.path.join(workdir, "flags.txt")).read().splitlines()
+        assert lines[1:3] == ["# paper: paper3", f"# stage: {stage}"], lines[:3]
+        assert cli.read_run_header(workdir) == {"paper": "paper3", "stage": stage}
+        assert workdirs.workdir_kind(workdir) == ("paper3", stage)
+        assert methods.detect_paper(workdir) == "paper3"
+        fv = cli.parse_flags([train_flags.define_common_flags, train.define_flags],
+                             ["prog", f"--flagfile={workdir}/flags.txt"])
+        assert fv.stage == stage and fv.num_steps == 1
 
 
 def test_umsn_checkpoint_holds_both_optimizers_and_restores_them(stages, umsn_run):
@@ -40,7 +57,7 @@ def test_umsn_checkpoint_holds_both_optimizers_and_restores_them(stages, umsn_ru
                      f"--init_fnets={stages['fnet']}")
     stage = train.make_stage(config, tf.distribute.get_strategy())
     assert int(stage.optimizer.iterations) == 0 and int(stage.cn_optimizer.iterations) == 0
-    checkpointer = train_utils.Checkpointer(workdir, 3, **stage.trackables())
+    checkpointer = checkpoints.Checkpointer(workdir, 3, **stage.trackables())
     assert checkpointer.restore_latest() == 1
     assert int(stage.optimizer.iterations) == 1 and int(stage.cn_optimizer.iterations) == 1
     reader = tf.train.load_checkpoint(ckpt)
@@ -149,7 +166,8 @@ def test_half_scale_weight_changes_the_shared_trunk(tmp_path):
 
 
 def test_resume_reseeds_the_training_data(tmp_path, monkeypatch):
-    """Issue 33 item 5: a resumed run draws new batches (train_utils.reseeded_dataset)."""
+    """Issue 33 item 5: a resumed run draws new batches
+    (common.train.distribute.reseeded_dataset)."""
     from tests import trainer_contract
     wd = str(tmp_path)
     seen = trainer_contract.capture_train(monkeypatch, train.train_and_evaluate, wd,
@@ -167,5 +185,5 @@ def test_umsn_eval_logs_the_common_scalars_for_best_metric(stages, tmp_path, mon
     seen = trainer_contract.capture_train(monkeypatch, train.train_and_evaluate, wd, cfg)
     res = seen["eval_fn"](0)
     assert {"psnr", "ssim", "blurred_psnr", "blurred_ssim"} <= set(res)
-    assert train_utils.parse_best_metric(cfg.best_metric)[0] in res
+    assert checkpoints.parse_best_metric(cfg.best_metric)[0] in res
     assert np.isfinite(res["psnr"]) and np.isfinite(res["blurred_psnr"])
