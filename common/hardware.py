@@ -7,8 +7,8 @@ def cpu_bfloat16_support(cpuinfo: str | None = None) -> bool | None:
 
     True with x86's `amx_bf16` or `avx512_bf16`, or Arm's `bf16`; False when the flags are read
     and have none of them; None where there is no /proc/cpuinfo (not Linux). Without them
-    TensorFlow emulates bfloat16, several times slower than float32 (benchmarks/README.md,
-    "Precision on CPUs without bfloat16").
+    TensorFlow emulates bfloat16, several times slower than float32 (CHANGELOG.md, 2026-12-07:
+    the SRN `small` step on a 2-core AVX2 EPYC).
     """
     if cpuinfo is None:
         try:
