@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The restoration campaign of paper 1 (issue 30), resumable: every call continues the SRN run of
-# configs/campaign_shake.flags in WORKDIR/campaign for MINUTES (default 80) or until its 30,000
+# configs/campaign_shake.flags in WORKDIR/campaign for MINUTES (default 80) or until its 6,000
 # steps, then exports the newest checkpoint to WORKDIR/campaign_export.
 #   bash paper1_cyclegan_srn/configs/run_campaign.sh WORKDIR LFW_TRAIN_RECORDS [INIT_MODEL]
 # INIT_MODEL (default: the shipped paper1_cyclegan_srn/weights/srn_small.keras) starts the run; a
