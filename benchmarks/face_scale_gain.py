@@ -5,15 +5,15 @@
 N faces of the strong-blur test set (default /tmp/p32_strong: `python -m data.build
 --flagfile=data/configs/lfw_strong_blur_test.flags --manual_dir=../shared/data/lfw
 --output_dir=DIR`), enlarged with their kernels (`common.evaluation.scaled`); prints the mean
-PSNR of the blurred input and of both restore modes, and their gains. `common.benchmark --scale=N
+PSNR of the blurred input and of both restore modes, and their gains. `common.compare --scale=N
 --method=photo:shipped:PACKAGE/NAME` scores the same path with every metric.
 """
 import sys, numpy as np
-from common.evaluation import test_sets, scaled, methods, runner
+from common.evaluation import stored_sets, scaled, methods
 from common import photo, metrics, image_io
 from common.face import get_detector
 n = int(sys.argv[1]); specs = sys.argv[2].split(",")
-ts0 = test_sets.load_test_set(sys.argv[3] if len(sys.argv) > 3 else "/tmp/p32_strong", n)
+ts0 = stored_sets.load_test_set(sys.argv[3] if len(sys.argv) > 3 else "/tmp/p32_strong", n)
 det = get_detector("mtcnn")
 for spec in specs:
     m = methods.resolve_method("shipped:" + spec, "m")

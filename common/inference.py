@@ -75,11 +75,6 @@ def rebuilt_copy(model, policy: str = "float32", sample_size: int = 32):
     return copy
 
 
-def bfloat16_copy(model, sample_size: int = 32):
-    """`rebuilt_copy` under mixed_bfloat16 (bfloat16 compute, float32 weights)."""
-    return rebuilt_copy(model, "mixed_bfloat16", sample_size)
-
-
 def resolve_precision(precision: str = "auto") -> str:
     """"auto": bfloat16 where the hardware computes it natively (a GPU, or a CPU with AVX512-BF16
     / AMX: `common.hardware.cpu_bfloat16_support`), else float32."""
@@ -99,6 +94,22 @@ def load_policy(precision: str = "auto", fused_norm: bool = True) -> str | None:
     else None (float32: the file as saved)."""
     del fused_norm  # fused norms are applied in place, whatever the policy
     return "mixed_bfloat16" if resolve_precision(precision) == "bfloat16" else None
+
+
+def static_shape_fn(model, batch: int = 8):
+    """[N,H,W,3] float -> [N,H,W,3] in [0, 1] through a Keras deblurrer whose layers need static
+    sizes (paper 2's HG resizes), ``batch`` images at a time, one ``tf.function`` trace per
+    image shape; ``.model`` is the model."""
+    import numpy as np
+    import tensorflow as tf
+    fn = tf.function(model)
+
+    def run(images):
+        outs = [fn(tf.constant(images[i:i + batch], tf.float32)).numpy()
+                for i in range(0, len(images), batch)]
+        return np.clip(np.concatenate(outs), 0.0, 1.0)
+    run.model = model
+    return run
 
 
 def fast_model(model, precision: str = "auto", fused_norm: bool = True, jit_compile: bool = False,
@@ -882,7 +893,7 @@ def load_keras(path: str, policy: str | None = None):
             raise ModelFileError(
                 f"model file {path} holds {_paper_of(class_path)}, which this command does not "
                 f"load (its classes are not imported here): pass a model of this command's "
-                f"paper, or score any paper's file with python -m common.benchmark "
+                f"paper, or score any paper's file with python -m common.compare "
                 f"--method=NAME={path}") from None
         raise ModelFileError(f"model file {path} ({_paper_of(class_path)}) cannot be loaded "
                              f"({type(e).__name__}: {msg[:200]})") from None
@@ -903,7 +914,6 @@ def _load_keras_under(path: str, config: dict, policy: str):
         with open(weights, "wb") as f:
             f.write(z.read("model.weights.h5"))
         model.load_weights(weights)
-    model.loaded_policy = policy
     return model
 
 

@@ -272,7 +272,7 @@ def deblur_photo(model: Callable, img, detector=None, *, stride: int = 1,
 def photo_method(model: Callable, detector, stride: int, scale: FaceScale = FaceScale(),
                  **options) -> Callable:
     """images float32 [B,H,W,3] -> float32 [B,H,W,3] through `deblur_photo` (what `deblur`
-    runs by default), for `common.benchmark`'s photo: methods."""
+    runs by default), for `common.compare`'s photo: methods."""
     def fn(images):
         outs = [image_io.to_float32(deblur_photo(model, im, detector, stride=stride, scale=scale,
                                                  **options)[0]) for im in np.asarray(images)]

@@ -163,7 +163,7 @@ def _read_folder_image(path):
     return image_io.read_image(path.decode() if isinstance(path, bytes) else path)
 
 
-def _resize_example(ex, size, src_hw_key="sharp", short_side=None):
+def _resize_example(ex, size, short_side=None):
     """Resizes images (bilinear, antialiased, rounded to uint8), masks (nearest) and landmarks
     to ``size`` (H, W), or with ``short_side`` so that the shorter side is that many pixels
     (aspect kept, per example)."""

@@ -223,9 +223,3 @@ def parse_floats(spec, n: int | None = None, flag: str = "--scale_weights") -> n
         raise ValueError(f"{flag}={spec!r}: need {n if n is not None else 'some'} "
                          f"comma-separated numbers")
     return np.asarray(values, np.float32)
-
-
-SHARED_FLAG_NAMES: Sequence[str] = (
-    "crop_size", "resize", "blur_kernels", "num_kernels", "kernel_sizes", "kernel_exposure",
-    "kernel_min_taps", "kernel_min_extent", "noise_sigma", "noise_sigma_min", "learning_rate",
-    "beta_1")

@@ -4,7 +4,7 @@ r"""The README's opening figure: real blurry photos and strong-blur test faces, 
         --method=UMSN=shipped:paper3_umsn/umsn_small --output=docs/figure.png
 
 Rows: `--num_real` real blurry photos (no ground truth, `--real_dir`) then `--num_faces` faces of
-a stored-blur test set (`common.evaluation.test_sets`; the strong-blur set of
+a stored-blur test set (`common.evaluation.stored_sets`; the strong-blur set of
 data/configs/lfw_strong_blur_test.flags in the README). Columns: blurred | each `--method`
 (`common.evaluation.methods` specs: shipped weights, workdirs, .keras files, baselines) | sharp
 (blank for real photos). Real photos are deblurred whole, then resized to the row height; test
@@ -17,7 +17,7 @@ import numpy as np
 
 from common import image_io, inference, metrics
 from common.evaluation import methods as methods_lib
-from common.evaluation import test_sets
+from common.evaluation import stored_sets
 
 
 def define_flags(fv=flags.FLAGS):
@@ -28,7 +28,7 @@ def define_flags(fv=flags.FLAGS):
                                                  "real_blurry"),
                         "Folder of real blurry photos (no ground truth).", **d)
     flags.DEFINE_integer("num_real", 3, "Real photos (rows), the first ones by name.", **d)
-    flags.DEFINE_multi_string("method", [], "NAME=SPEC, repeatable (common.benchmark's specs).",
+    flags.DEFINE_multi_string("method", [], "NAME=SPEC, repeatable (common.compare's specs).",
                               **d)
     flags.DEFINE_integer("height", 128, "Row height in pixels.", **d)
     flags.DEFINE_string("output", None, "PNG to write.", **d)
@@ -41,7 +41,7 @@ def figure(test_set, method_specs, real_dir=None, num_faces=4, num_real=3, heigh
     methods = [methods_lib.resolve_method(spec) for spec in method_specs]
     if not methods:
         raise ValueError("give at least one --method=NAME=SPEC")
-    ts = test_sets.load_test_set(test_set, num_images=num_faces)
+    ts = stored_sets.load_test_set(test_set, num_images=num_faces)
     if not ts.samples or ts.samples[0].sharp is None:
         raise ValueError(f"--test_set={test_set}: needs sharp ground truth (folder layout with "
                          "sharp/ and blurred/, or records with image/sharp and image/blurred)")

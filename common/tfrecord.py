@@ -27,7 +27,7 @@ from __future__ import annotations
 import glob as _glob
 import os
 import re
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import tensorflow as tf

@@ -47,7 +47,7 @@ import os
 import re
 import time
 
-from absl import app, flags, logging
+from absl import flags, logging
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm

@@ -45,10 +45,9 @@ def load_model(checkpoint=None, policy=None):
             raise ValueError(f"--checkpoint={checkpoint} is not a paper 1 SRN (export one with "
                              f"python -m paper1_cyclegan_srn.export): {model}"[:400])
         return model
-    # a workdir: the evaluation code rebuilds it from flags.txt (imported only here, so this CLI
-    # does not load the training modules for a .keras file)
-    from paper1_cyclegan_srn import evaluate  # pylint: disable=import-outside-toplevel
-    return evaluate.load_model(checkpoint)[1]
+    # a workdir: rebuilt from its flags.txt (export imports the training flags only when called)
+    from paper1_cyclegan_srn import export  # pylint: disable=import-outside-toplevel
+    return export.load_deblurrer(checkpoint)[0]
 
 
 def run(checkpoint, input_paths, output_dir, suffix="_srn", **options):

@@ -20,7 +20,7 @@ clear). `configs/run_table1.sh` trains every row and runs this.
                        models, stage 1's F: --compare="stage-1 F=paper1:runs/p1_cyclegan")
 Every row is scored by `common.evaluation.runner.evaluate` (one image at a time, padded to the
 method's stride, restored image rounded to 8 bits, PSNR/SSIM of `common.metrics`) on fixed test
-sets (`common.evaluation.test_sets.load_test_set`): --test_data / --gopro_data are pair records or a
+sets (`common.evaluation.stored_sets.load_test_set`): --test_data / --gopro_data are pair records or a
 stored-blur folder DIR/blurred + DIR/sharp (`python -m data.build --source=gopro --mode=paired`
 writes either), used as stored, never re-blurred.
 Table 2 (face-detection success rate: ground truth / blurred / restored by Ours): on our test set
@@ -33,15 +33,15 @@ from __future__ import annotations
 import json
 import os
 
-from absl import app, flags, logging
+from absl import flags, logging
 import numpy as np
 import tensorflow as tf
 
 from common import cli, image_io, paths, pipeline, report, shared_flags
 from common.train import checkpoints, workdirs
 from common.evaluation import methods as methods_lib
-from common.evaluation import runner, test_sets
-from paper1_cyclegan_srn import inputs, train_cyclegan, train_srn
+from common.evaluation import runner, stored_sets
+from paper1_cyclegan_srn import export, inputs, train_cyclegan, train_srn
 
 PAPER_TABLE1 = {  # (our testing set PSNR, SSIM, GoPro PSNR, SSIM)
     "Tao et al. [7]": (11.94, 0.7614, 30.26, 0.9367),
@@ -86,18 +86,15 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_integer("batch_size", 8, "Evaluation batch size.", **d)
     flags.DEFINE_string("output_dir", None, "Where tables.md / tables.json / examples.png go.", **d)
     flags.DEFINE_multi_string("compare", [], "Extra measured Table 1 rows, NAME=SPEC as in "
-                              "`python -m common.benchmark --method` (unsharp, the other papers' "
+                              "`python -m common.compare --method` (unsharp, the other papers' "
                               "workdirs or .keras files).", **d)
 
 
 def load_model(workdir):
-    """Rebuilds SRN from workdir/flags.txt and restores it; returns (flags, a [0,1] -> [0,1]
+    """The SRN of an SRN workdir (`export.load_deblurrer`); returns (flags, a [0,1] -> [0,1]
     function traced once per input shape: `train_srn.restore_fn`)."""
-    workdirs.check_workdir_kind(workdir, "paper1", ("srn",))
-    config = cli.load_flags([train_srn.define_flags], workdir)
-    model = train_srn.build_model(config, image_size=16)
-    checkpoints.restore_for_eval(workdir, srn=model)
-    return config, train_srn.restore_fn(model)
+    model, config = export.load_deblurrer(workdir)
+    return config, train_srn.restore_fn(model.srn)
 
 
 def load_cyclegan_f(workdir):
@@ -115,7 +112,7 @@ def load_cyclegan_f(workdir):
 
 def load_method(workdir):
     """An SRN workdir (or a CycleGAN workdir: its F, blurred -> clear) as a
-    `common.evaluation.Method`, for `common.benchmark`."""
+    `common.evaluation.Method`, for `common.compare`."""
     kind = workdirs.workdir_kind(workdir)  # flags.txt's `# stage:` line (or an old one's flags)
     if kind is None and not os.path.isfile(os.path.join(workdir, cli.FLAGS_FILENAME)):
         raise FileNotFoundError(f"{os.path.join(workdir, cli.FLAGS_FILENAME)} not found: give a "
@@ -139,11 +136,11 @@ def load_pairs(pattern, batch_size, max_images=0, kernels=None, noise=0.0, seed=
     pattern may also be a stored-blur folder (DIR/blurred + DIR/sharp, e.g. GoPro written by
     `python -m data.build --output_format=folder`): its blurred images are used as stored; with
     `kernels` (Table 2's synthetic set) its sharp/ faces are blurred instead."""
-    if os.path.isdir(pattern) and test_sets.stores_blurred(pattern):
+    if os.path.isdir(pattern) and stored_sets.stores_blurred(pattern):
         if kernels is not None:
             pattern = os.path.join(pattern, "sharp")
         else:
-            ts = test_sets.load_test_set(pattern, max_images)
+            ts = stored_sets.load_test_set(pattern, max_images)
             if not ts.has_reference or len({s.blurred.shape for s in ts.samples}) > 1:
                 raise ValueError(f"test set {pattern}: Table 1 needs sharp/ images of one size "
                                  "beside blurred/")
@@ -184,7 +181,7 @@ def load_test_sets(config) -> dict:
         if not source:
             out[key] = None
             continue
-        ts = test_sets.load_test_set(source, config.max_images)
+        ts = stored_sets.load_test_set(source, config.max_images)
         if not ts.has_reference:
             raise ValueError(f"--{flag}={source}: Table 1 needs a sharp image beside every blurred "
                              "one (records with image/sharp, or DIR/sharp/ beside DIR/blurred/)")

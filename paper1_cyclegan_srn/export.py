@@ -20,7 +20,8 @@ def define_flags(fv=flags.FLAGS):
 
 def load_deblurrer(workdir, checkpoint=None):
     """(srn.SRNDeblurrer with the newest checkpoint of an SRN workdir, or `checkpoint` ("best"
-    or a prefix, `common.train.checkpoints.checkpoint_path`), its flags)."""
+    or a prefix, `common.train.checkpoints.checkpoint_path`), its flags): the one restore of a
+    workdir, used by deblur, export and evaluate."""
     # pylint: disable=import-outside-toplevel
     from common.train import checkpoints, workdirs  # here: importing this CLI loads no training
     from paper1_cyclegan_srn import srn, train_srn

@@ -20,7 +20,6 @@ from keras import layers, ops
 
 from common.keras_utils import pad_to_multiple, remat_call, track
 
-SCALE_FACTOR = 0.5
 RECURRENT_MODES = ("lstm", "none")
 
 VARIANTS = {

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 
-from absl import app, flags
+from absl import flags
 
 from common import cli, inference
 from paper2_identity_cgan import models
@@ -38,12 +38,11 @@ def define_flags(fv=flags.FLAGS):
 def load_model(checkpoint=None):
     """HG + G_bl of a cGAN workdir, an exported .keras file or (None) the shipped model, as a
     [0,1] -> [0,1] function."""
-    # imported here, not at the top, so that importing this CLI does not load the training code
-    from paper2_identity_cgan import evaluate  # pylint: disable=import-outside-toplevel
     checkpoint = inference.checkpoint_or_shipped(checkpoint, SHIPPED)
     if checkpoint.endswith(".keras"):
-        return evaluate.batched(inference.load_keras(checkpoint))
-    return evaluate.load_model(checkpoint)[1]
+        return inference.static_shape_fn(inference.load_keras(checkpoint))
+    from paper2_identity_cgan import export  # pylint: disable=import-outside-toplevel
+    return inference.static_shape_fn(export.load_deblurrer(checkpoint)[0])
 
 
 def run(checkpoint, input_paths, output_dir, suffix="_cgan", **options):

@@ -10,7 +10,7 @@ Test protocols (Sec. 5.2), on held-out faces (``--test_stills``, turned into 21-
 
 Rows: every row of the paper's Tables 5-8 (the ten compared methods with the paper's numbers:
 we cannot run them here), measured ``--compare=NAME=SPEC`` rows (classical baselines, the other
-papers' models; specs of ``python -m common.benchmark --method``), each trained model
+papers' models; specs of ``python -m common.compare --method``), each trained model
 (``--workdirs=name=WORKDIR,...``; the first is "ours" = 'final'), "blurred" (the input itself)
 and "oracle" (the sharp image).  Metrics: PSNR/SSIM
 (``common.metrics``), 68-point landmark AUC@0.08 and failure rate (``common.face
@@ -30,20 +30,17 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import zlib
 
 from absl import app, flags, logging
 import numpy as np
-import tensorflow as tf
 
-from common import blur, cli, face, frame_averaging, image_io, metrics, report
-from common.train import checkpoints, workdirs
+from common import blur, cli, face, frame_averaging, image_io, inference, metrics, report
 from common.evaluation import methods as methods_lib
 from common.evaluation import runner
 from common.report import Table
 from paper2_identity_cgan import data as p2data
-from paper2_identity_cgan import models, train
+from paper2_identity_cgan import export, models
 
 PRAVG_LENGTHS = (7, 9, 11, 15, 21)
 PROTOCOLS = tuple(f"pravg{L}" for L in PRAVG_LENGTHS) + ("vla", "synthetic")
@@ -162,60 +159,21 @@ def define_flags(fv):
                          "L, 1 for VLA/synthetic).", **d)
     flags.DEFINE_integer("seed", 0, "Seed of the synthetic videos and kernels.", **d)
     flags.DEFINE_multi_string("compare", [], "Extra measured rows, NAME=SPEC as in `python -m "
-                              "common.benchmark --method` (unsharp, the other papers' workdirs or "
+                              "common.compare --method` (unsharp, the other papers' workdirs or "
                               ".keras files); the frame-averaged protocols store no kernel, so no "
                               "wiener/rl.", **d)
 
 
 # ---------------------------------------------------------------------------- models ----
-def load_train_flags(workdir):
-    """The trainer's flags, rebuilt from ``workdir/flags.txt`` (``common.cli.load_flags``)."""
-    if not os.path.isfile(os.path.join(workdir, cli.FLAGS_FILENAME)):
-        raise FileNotFoundError(f"{workdir}/{cli.FLAGS_FILENAME} not found: --workdirs / "
-                                "--checkpoint must name a cGAN training workdir (flags.txt + "
-                                "checkpoints/)")
-    return cli.load_flags([train.define_flags], workdir)
-
-
-def load_deblurrer(workdir, checkpoint=None):
-    """(``models.CGANDeblurrer`` with the newest checkpoint of a cGAN workdir restored, or
-    `checkpoint` ("best" or a prefix, `common.train.checkpoints.checkpoint_path`); flags)."""
-    workdirs.check_workdir_kind(workdir, "paper2", ("cgan",))
-    cfg = load_train_flags(workdir)
-    model = models.CGANDeblurrer(cfg.variant, use_hg=cfg.use_hg,
-                                 global_residual=cfg.global_residual,
-                                 hg_zero_init=cfg.hg_zero_init)
-    model(tf.zeros((1, models.GEN_DIVISOR, models.GEN_DIVISOR, 3)))  # build (export needs it)
-    trackables = {"g_bl": model.g_bl}
-    if model.hg is not None:
-        trackables["hg"] = model.hg
-    path = checkpoints.restore_for_eval(checkpoints.checkpoint_path(workdir, checkpoint),
-                                        **trackables)
-    logging.info("restored %s", path)
-    return model, cfg
-
-
-def batched(model, batch=8):
-    """[N,H,W,3] float -> [N,H,W,3] in [0, 1] through a Keras deblurrer, ``batch`` at a time
-    (one ``tf.function`` trace per image shape: HG's resize needs static shapes)."""
-    fn = tf.function(model)
-
-    def run(images):
-        outs = [fn(tf.constant(images[i:i + batch], tf.float32)).numpy()
-                for i in range(0, len(images), batch)]
-        return np.clip(np.concatenate(outs), 0.0, 1.0)
-    run.model = model
-    return run
-
-
 def load_model(workdir):
-    """(flags, deblur_fn [B,H,W,3] -> [B,H,W,3]) rebuilt from ``workdir/flags.txt``."""
-    model, cfg = load_deblurrer(workdir)
-    return cfg, batched(model)
+    """(flags, deblur_fn [B,H,W,3] -> [B,H,W,3]) rebuilt from ``workdir/flags.txt``
+    (`export.load_deblurrer`)."""
+    model, cfg = export.load_deblurrer(workdir)
+    return cfg, inference.static_shape_fn(model)
 
 
 def load_method(workdir):
-    """A cGAN workdir as a `common.evaluation.Method` (for `common.benchmark`)."""
+    """A cGAN workdir as a `common.evaluation.Method` (for `common.compare`)."""
     cfg, fn = load_model(workdir)
     return methods_lib.Method(f"cGAN (paper 2, {cfg.variant})", fn, "paper2", workdir,
                               methods_lib.count_params(fn.model), models.GEN_DIVISOR,
@@ -715,4 +673,3 @@ def main(argv):
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
     cli.run_app(main)
-    sys.exit(0)

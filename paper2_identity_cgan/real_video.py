@@ -14,7 +14,7 @@ narrower and closer to 1, the better the identity is kept). Here:
 * embeddings: ``common.face`` (dlib ResNet by default, not FaceNet), in the face box found on the
   reference frame (one box for the whole sequence: the faces here barely move);
 * rows: ``blurred`` (the frames as they are) and every ``--method=NAME=SPEC`` (``python -m
-  common.benchmark`` specs: ``shipped:paper2_identity_cgan/cgan_small``, a workdir, ...).
+  common.compare`` specs: ``shipped:paper2_identity_cgan/cgan_small``, a workdir, ...).
 
     python -m paper2_identity_cgan.real_video --video='../shared/data/face_video_toy/*' \
         --method=cgan=shipped:paper2_identity_cgan/cgan_small --size=128 --out_dir=/tmp/p2/real
@@ -41,7 +41,7 @@ def define_flags(fv):
     d = dict(flag_values=fv)
     flags.DEFINE_multi_string("video", [], "Frame folder(s) or glob(s) of them (a folder holding "
                               "frames/ counts as its frames/).", **d)
-    flags.DEFINE_multi_string("method", [], "NAME=SPEC rows (python -m common.benchmark specs, "
+    flags.DEFINE_multi_string("method", [], "NAME=SPEC rows (python -m common.compare specs, "
                               "e.g. cgan=shipped:paper2_identity_cgan/cgan_small).", **d)
     flags.DEFINE_string("reference", "auto", "auto (sharpest frame) or the frame index of the "
                         "identity reference.", **d)

@@ -20,7 +20,6 @@ import math
 import os
 
 from absl import flags, logging
-import keras
 import numpy as np
 import tensorflow as tf
 

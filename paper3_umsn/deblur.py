@@ -35,8 +35,8 @@ def load_model(checkpoint=None, policy=None):
     checkpoint = inference.checkpoint_or_shipped(checkpoint, SHIPPED)
     if checkpoint.endswith(".keras"):
         return inference.load_keras(checkpoint, policy=policy)
-    from paper3_umsn import evaluate
-    return evaluate.load_model(checkpoint)[1]
+    from paper3_umsn import export  # pylint: disable=import-outside-toplevel
+    return export.load_deblurrer(checkpoint)[0]
 
 
 def run(checkpoint, inputs, output_dir, suffix="_umsn", **options):
@@ -53,5 +53,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    from absl import app
     cli.run_app(main)

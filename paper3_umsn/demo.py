@@ -13,7 +13,7 @@ Then `paper3_umsn.evaluate` on the held-out `data/sample/test_faces` (whole 128x
 blurred with the run's kernels): Table III / Table I beside the paper's numbers and
 `WORKDIR/eval/contact_sheet.png` (blurred | UMSN | sharp). The test faces are held out from the
 demo's fine-tuning, but most are LFW `train`-split images the shipped model was trained on: a
-demonstration, not a held-out score (that is `common.benchmark` on the strong-blur test set).
+demonstration, not a held-out score (that is `common.compare` on the strong-blur test set).
 Each stage is an ordinary
 `python -m paper3_umsn.train` run, so an interrupted demo resumes where it stopped.
 """

@@ -9,7 +9,7 @@ the only reading under which the paper's per-class numbers can exceed its whole-
 classes: the test set's stored masks, else SN's argmax on the sharp image) and,
 with --ablation_workdirs, Table VI (one row per run). Table III prints every row of the paper's
 table; --compare=NAME=SPEC adds measured rows (classical baselines, the other papers' models;
-specs as in `python -m common.benchmark`). Blur: a test set that stores blurred images
+specs as in `python -m common.compare`). Blur: a test set that stores blurred images
 (DIR/blurred + DIR/sharp as written by `python -m data.build --output_format=folder`, e.g.
 Shen et al.'s blurred Helen/CelebA or GoPro, or records holding image/blurred) is used as
 stored, never re-blurred; sharp-only faces are blurred with the run's kernel bank (seed + 1,
@@ -24,14 +24,14 @@ import os
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags, logging
+from absl import app, flags
 
 from common import (cli, face, image_io, inference, keras_utils, metrics, paths, pipeline, report,
                     tfrecord)
 from common.train import checkpoints, workdirs
 from common.evaluation import methods as methods_lib
-from common.evaluation import runner, test_sets
-from paper3_umsn import models, train
+from common.evaluation import runner, stored_sets
+from paper3_umsn import export, models, train
 
 PAPER_TABLE_III = {  # Table III, every row: (PSNR, SSIM) on Helen and CelebA
     "Krishnan et al. [14]": {"helen": (19.30, 0.670), "celeba": (18.38, 0.672)},
@@ -91,7 +91,7 @@ def define_flags(fv=flags.FLAGS):
                         "image/blurred: never re-blurred), or sharp faces (folder / records) blurred "
                         "with the run's kernel bank.", **d)
     flags.DEFINE_multi_string("compare", [], "Extra measured Table III rows, NAME=SPEC as in "
-                              "`python -m common.benchmark --method` (unsharp, wiener/rl when the "
+                              "`python -m common.compare --method` (unsharp, wiener/rl when the "
                               "test set stores kernels, the other papers' workdirs or .keras).", **d)
     flags.DEFINE_enum("paper_set", "celeba", ["celeba", "helen"], "Which paper column to show.", **d)
     flags.DEFINE_integer("num_images", 256, "At most this many test images.", **d)
@@ -133,26 +133,13 @@ def load_config(workdir):
 
 
 def load_model(workdir, checkpoint=None):
-    """Rebuilds SN + UMSN from workdir/flags.txt and restores the newest checkpoint (or
-    `checkpoint`: "best", or a prefix; `common.train.checkpoints.checkpoint_path`); returns
-    (flags, `models.UMSNDeblurrer`)."""
-    workdirs.check_workdir_kind(workdir, "paper3", ("umsn",))
-    config = load_config(workdir)
-    sn = models.build_sn(config.variant)
-    umsn = train.build_umsn(config)
-    c = config.crop_size
-    sn(np.zeros((1, c, c, 3), np.float32))
-    umsn([np.zeros((1, c, c, 3), np.float32), np.full((1, c, c, 4), 0.25, np.float32)])
-    path = checkpoints.restore_for_eval(checkpoints.checkpoint_path(workdir, checkpoint),
-                                        sn=sn, umsn=umsn)
-    logging.info("restored %s", path)
-    model = models.UMSNDeblurrer(sn, umsn)
-    model(np.zeros((1, c, c, 3), np.float32))  # build (needed by export)
+    """(flags, `models.UMSNDeblurrer`) of a umsn-stage workdir (`export.load_deblurrer`)."""
+    model, config = export.load_deblurrer(workdir, checkpoint)
     return config, model
 
 
 def load_method(workdir):
-    """The run of a umsn-stage workdir as a `common.evaluation.Method` (for `common.benchmark`)."""
+    """The run of a umsn-stage workdir as a `common.evaluation.Method` (for `common.compare`)."""
     config, model = load_model(workdir)
     return methods_lib.Method(f"UMSN ({config.ablation}, {config.variant})", model, "paper3", workdir,
                               methods_lib.count_params(model), models.UMSN_STRIDE,
@@ -161,10 +148,10 @@ def load_method(workdir):
 
 def _stored_pairs(test_data, num_images, crop):
     """(blurred, sharp, masks or None, kernels or None, TestSet) of a stored-blur test set."""
-    ts = test_sets.load_test_set(test_data, num_images)
+    ts = stored_sets.load_test_set(test_data, num_images)
     if not ts.has_reference:
         raise ValueError(f"--test_data={test_data} stores no sharp images: Tables III/I need ground "
-                         "truth; score a no-reference set with `python -m common.benchmark`")
+                         "truth; score a no-reference set with `python -m common.compare`")
     cut = lambda im: centre_crop(im, crop) if crop else im
     blurred = [cut(s.blurred) for s in ts.samples]
     if len({b.shape for b in blurred}) > 1:
@@ -180,7 +167,7 @@ def measure(workdir, test_data, num_images=256, crop=0, run=None, compare=()):
     """Returns dict with blurred/restored/sharp arrays, class maps and PSNR/SSIM arrays (and the
     run's config and model). run: `load_model(workdir)`'s (config, model) when already loaded.
 
-    A test set that stores blurred images (`common.evaluation.test_sets.stores_blurred`: the folder
+    A test set that stores blurred images (`common.evaluation.stored_sets.stores_blurred`: the folder
     layout DIR/blurred + DIR/sharp, or records with image/blurred) is used as stored, never
     re-blurred (crop: centre crop, 0 = whole images); its masks (when stored) are Table I's
     classes. Otherwise the sharp faces are blurred with the run's kernel bank (seed + 1) at
@@ -188,7 +175,7 @@ def measure(workdir, test_data, num_images=256, crop=0, run=None, compare=()):
     compare: `--compare` specs, measured as extra rows (`common.evaluation.runner.compare_rows`)."""
     config, model = run if run is not None else load_model(workdir)
     kernels = None
-    if test_sets.stores_blurred(test_data):
+    if stored_sets.stores_blurred(test_data):
         blurred, sharp, masks, kernels, ts = _stored_pairs(test_data, num_images, crop)
         restored = np.concatenate([
             np.stack([inference.deblur_image(model, y, stride=models.UMSN_STRIDE) for y in blurred[i:i + 8]])
@@ -358,8 +345,8 @@ def segmentation_set(test_data, mask_dir=None, num_images=256, crop=0, blur_conf
     (one fixed kernel per face, seed + 1: not the training draw). Faces without a mask are
     skipped (counted)."""
     cut = lambda im: centre_crop(im, crop) if crop else im
-    if test_sets.stores_blurred(test_data):
-        ts = test_sets.load_test_set(test_data, num_images)
+    if stored_sets.stores_blurred(test_data):
+        ts = stored_sets.load_test_set(test_data, num_images)
         if not ts.has_masks:
             raise ValueError(f"--test_data={test_data} stores no masks (DIR/masks/NAME.png or "
                              "mask/classes): Table II needs ground-truth class masks")
@@ -383,7 +370,7 @@ def segmentation_set(test_data, mask_dir=None, num_images=256, crop=0, blur_conf
         img = image_io.read_image(path)
         names.append(stem)
         sharp.append(cut(img))
-        masks.append(cut(test_sets._read_mask(m, img.shape)))  # pylint: disable=protected-access
+        masks.append(cut(stored_sets._read_mask(m, img.shape)))  # pylint: disable=protected-access
     if not names:
         raise ValueError(f"no face of {test_data} has a mask <stem>.png in --mask_dir={mask_dir}")
     kernels = train.make_kernel_bank(blur_config)
@@ -431,7 +418,7 @@ def run_no_reference(model, test_data, num_images=0, output_dir=None):
     """Restores a folder of real blurry faces without ground truth (the paper's PubFig, Fig. 13:
     192 images, qualitative only) through `common.evaluation` (no-reference test-set kind) and
     writes blurred | UMSN contact sheets. Returns (TestSet, restored uint8 list, sheet path)."""
-    ts = test_sets.load_test_set(test_data, num_images)
+    ts = stored_sets.load_test_set(test_data, num_images)
     if ts.has_reference:
         raise ValueError(f"--no_reference_data={test_data} has ground truth; use --test_data")
     method = methods_lib.Method("UMSN", model, "paper3", stride=models.UMSN_STRIDE)
@@ -615,8 +602,8 @@ def run_face_tables(model, config, test_data, num_images=256, paper_set="celeba"
     blur_desc = (f"blur: the run's bank ({len(kernels)} {config.blur_kernels} kernels "
                  f"of {config.kernel_sizes} px), noise sigma {config.noise_sigma:g}, "
                  "kernel and noise fixed per image by crc32 of its name (common.face.BlurredSource)")
-    if test_sets.stores_blurred(test_data):   # stored blurred faces: never re-blurred
-        ts = test_sets.load_test_set(test_data, num_images)
+    if stored_sets.stores_blurred(test_data):   # stored blurred faces: never re-blurred
+        ts = stored_sets.load_test_set(test_data, num_images)
         faces = {s.name: s.sharp for s in ts.samples}
         stored = {s.name: s.blurred for s in ts.samples}
         face_blur = lambda name, j=0: stored[name]

@@ -1,7 +1,7 @@
 """Deblurring methods for evaluation: anything mapping float32 [B,H,W,3] in [0, 1] to restored
 images of the same shape, with a name, a parameter count and a stride.
 
-Method specs (`--method=NAME=SPEC` or `--method=SPEC` on the `common.benchmark` CLI):
+Method specs (`--method=NAME=SPEC` or `--method=SPEC` on the `common.compare` CLI):
 
     blurred                         the input itself (identity; the reference row)
     unsharp                         unsharp masking x + (x - Gaussian_2(x)): a classical
@@ -297,7 +297,7 @@ def resolve_method(spec: str, name: str | None = None) -> Method:
     if name is None:
         name, spec = parse_method_flag(spec)
     if not spec:
-        raise ValueError(f"--method {name}=: empty spec; see `python -m common.benchmark --help`")
+        raise ValueError(f"--method {name}=: empty spec; see `python -m common.compare --help`")
     if spec.startswith("photo:"):
         return from_photo(spec[len("photo:"):], name, spec)
     base, ensemble = spec, False

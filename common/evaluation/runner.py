@@ -25,7 +25,7 @@ import numpy as np
 
 from common import image_io, inference, metrics
 from common.evaluation.methods import Method
-from common.evaluation.test_sets import TestSet
+from common.evaluation.stored_sets import TestSet
 
 NUM_CLASSES = 4
 MAX_ERROR = 0.08

@@ -6,7 +6,7 @@ Each sample's sharp face is enlarged N x (bicubic, OpenCV), its stored kernel en
 (bilinear, each tap spread over N x N px, renormalised to sum 1, odd side), the enlarged face
 blurred with it (reflect borders, `common.blur.apply_kernels`), Gaussian noise of the set's
 sigma added (seeded per image) and stored as uint8, as `data.build` does at 1 x. This is a
-phone-photo face: its blur is measured in face widths, not pixels. `python -m common.benchmark
+phone-photo face: its blur is measured in face widths, not pixels. `python -m common.compare
 --scale=N` scores methods on it (benchmarks/README.md, "Face scale").
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import zlib
 
 import numpy as np
 
-from common.evaluation.test_sets import Sample, TestSet
+from common.evaluation.stored_sets import Sample, TestSet
 
 
 def scale_kernel(kernel: np.ndarray, factor: int) -> np.ndarray:

@@ -5,5 +5,3 @@ Each module holds a `tfds.core.GeneratorBasedBuilder` plus `check_layout()` and 
 """
 from data.builders._layout import LayoutError, prepare  # noqa: F401
 
-BUILDER_MODULES = ("celeba", "helen_parsing", "shen_blurred_faces", "face_videos",
-                   "unpaired_blur", "gopro", "lfw", "youtube_faces")

@@ -15,7 +15,7 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
-from common.evaluation import test_sets
+from common.evaluation import stored_sets
 from data.builders import _layout
 
 KERNEL_SIZES = tuple(range(13, 28, 2))
@@ -28,8 +28,8 @@ manual_dir/<subset>/blurred/<name>_ker<K>_size<S>.png (see data/builders/shen_bl
 
 def parse_blurred(rel_path):
     """(name, kernel index, kernel size) from a path relative to blurred/, or None (one parser
-    for the builder and the evaluation core: `common.evaluation.test_sets.parse_shen_blurred`)."""
-    return test_sets.parse_shen_blurred(rel_path)
+    for the builder and the evaluation core: `common.evaluation.stored_sets.parse_shen_blurred`)."""
+    return stored_sets.parse_shen_blurred(rel_path)
 
 
 def check_layout(manual_dir):

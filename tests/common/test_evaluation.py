@@ -1,4 +1,4 @@
-"""common.evaluation + common.benchmark: fixed test sets, methods, metrics, the benchmark CLI.
+"""common.evaluation + common.compare: fixed test sets, methods, metrics, the benchmark CLI.
 
 Cheap: a few 64x64 crops of data/sample/test_faces written to tmp; face models only in the one
 test that checks them.
@@ -14,8 +14,8 @@ from scipy import ndimage
 from skimage.io import imread
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from common import benchmark, image_io, metrics, tfrecord
-from common.evaluation import methods, runner, test_sets
+from common import compare, image_io, metrics, tfrecord
+from common.evaluation import methods, runner, stored_sets
 from common.paths import REPO_ROOT
 
 FACES = os.path.join(os.path.dirname(__file__), "..", "..", "data", "sample", "test_faces")
@@ -79,7 +79,7 @@ def test_benchmark_gopro_folder_blurred_row_equals_skimage_and_resumes(tmp_path)
     ts = make_folder(tmp_path / "gopro", n=3)
     out = str(tmp_path / "out")
     logs = []
-    benchmark.run(_cfg(ts, out, ["unsharp"]), log=logs.append)
+    compare.run(_cfg(ts, out, ["unsharp"]), log=logs.append)
     res = json.load(open(os.path.join(out, "results.json")))
     assert [m["method"]["name"] for m in res["methods"]] == ["blurred", "unsharp"]
     names = sorted(os.listdir(os.path.join(ts, "blurred")))
@@ -100,26 +100,26 @@ def test_benchmark_gopro_folder_blurred_row_equals_skimage_and_resumes(tmp_path)
     assert sheet.shape[0] > 2 * SIZE and sheet.shape[1] > 3 * SIZE   # 2 rows x (2 methods + ground truth)
     # resume: a rerun skips both methods; a changed spec under the same name is re-scored
     logs.clear()
-    benchmark.run(_cfg(ts, out, ["unsharp"]), log=logs.append)
+    compare.run(_cfg(ts, out, ["unsharp"]), log=logs.append)
     assert sum("skipped" in line for line in logs) == 2
     logs.clear()
-    benchmark.run(_cfg(ts, out, ["unsharp=unsharp,stride=4"]), log=logs.append)
+    compare.run(_cfg(ts, out, ["unsharp=unsharp,stride=4"]), log=logs.append)
     assert sum("skipped" in line for line in logs) == 1
 
 
 def test_wiener_and_rl_use_stored_kernels_and_beat_the_blurred_input(tmp_path):
-    ts = test_sets.load_test_set(make_folder(tmp_path / "k", n=2, kernels=True))
+    ts = stored_sets.load_test_set(make_folder(tmp_path / "k", n=2, kernels=True))
     assert ts.has_kernels and ts.kind == "folder"
     base = runner.evaluate(methods.resolve_method("blurred"), ts).summary["psnr"]
     for spec in ("wiener", "rl"):
         m = methods.resolve_method(spec)
         assert m.needs_kernel and m.num_params == 0
         assert runner.evaluate(m, ts).summary["psnr"] > base + 1.0, spec
-    plain = test_sets.load_test_set(make_folder(tmp_path / "nok", n=1))
+    plain = stored_sets.load_test_set(make_folder(tmp_path / "nok", n=1))
     with pytest.raises(ValueError, match="stores none"):
         runner.evaluate(methods.resolve_method("wiener"), plain)
     with pytest.raises(ValueError, match="kernels/NAME.npy"):
-        benchmark.run(_cfg(str(tmp_path / "nok"), str(tmp_path / "o"), ["rl"]))
+        compare.run(_cfg(str(tmp_path / "nok"), str(tmp_path / "o"), ["rl"]))
 
 
 def test_unsharp_equals_numpy():
@@ -131,7 +131,7 @@ def test_unsharp_equals_numpy():
 
 
 def test_per_class_and_face_region_metrics_against_common_metrics(tmp_path):
-    ts = test_sets.load_test_set(make_folder(tmp_path / "m", n=2, masks=True, landmarks=True, ids=True))
+    ts = stored_sets.load_test_set(make_folder(tmp_path / "m", n=2, masks=True, landmarks=True, ids=True))
     assert ts.has_masks and ts.has_landmarks and ts.has_identities
     assert ts.samples[0].identity == "person0"
     r = runner.evaluate(methods.resolve_method("blurred"), ts)
@@ -151,13 +151,13 @@ def test_folder_errors_are_one_line_and_name_the_file(tmp_path):
     root = make_folder(tmp_path / "bad", n=2)
     os.remove(os.path.join(root, "sharp", sorted(os.listdir(os.path.join(root, "sharp")))[0]))
     with pytest.raises(FileNotFoundError, match="same file name"):
-        test_sets.load_test_set(root)
+        stored_sets.load_test_set(root)
     only_sharp = tmp_path / "only_sharp"
     image_io.write_image(str(only_sharp / "sharp" / "a.png"), np.zeros((16, 16, 3), np.uint8))
     with pytest.raises(ValueError, match="never re-blurs"):
-        test_sets.load_test_set(str(only_sharp))
+        stored_sets.load_test_set(str(only_sharp))
     with pytest.raises(FileNotFoundError, match="not found"):
-        test_sets.load_test_set(str(tmp_path / "missing"))
+        stored_sets.load_test_set(str(tmp_path / "missing"))
 
 
 def test_tfrecords_and_no_reference_sets(tmp_path):
@@ -170,21 +170,21 @@ def test_tfrecords_and_no_reference_sets(tmp_path):
             w.write(tfrecord.make_example(sharp=img, blurred=_blur(img, k), kernel=k, mask=mask,
                                           identity=i, source=name + ".jpg"))
     assert os.path.isfile(path)
-    ts = test_sets.load_test_set(str(tmp_path / "rec"))
+    ts = stored_sets.load_test_set(str(tmp_path / "rec"))
     assert ts.kind == "tfrecord" and len(ts) == 2 and ts.has_kernels and ts.has_masks
     np.testing.assert_array_equal(ts.samples[1].blurred, _blur(faces[1][1], k))   # stored, not re-blurred
     assert ts.samples[0].name.endswith(faces[0][0]) and ts.samples[1].identity == "1"
     with tfrecord.ShardedWriter(str(tmp_path / "sharp_only"), "t", 1) as w:
         w.write(tfrecord.make_example(sharp=faces[0][1]))
     with pytest.raises(ValueError, match="never re-blurs"):
-        test_sets.load_test_set(str(tmp_path / "sharp_only"))
+        stored_sets.load_test_set(str(tmp_path / "sharp_only"))
     # no reference: a folder of blurry photos -> ms (and detection with face models) only
     for name, img in faces:
         image_io.write_image(str(tmp_path / "real" / (name + ".jpg")), img)
-    real = test_sets.load_test_set(str(tmp_path / "real"))
+    real = stored_sets.load_test_set(str(tmp_path / "real"))
     assert real.kind == "no_reference" and not real.has_reference
     out = str(tmp_path / "o")
-    res = benchmark.run(_cfg(str(tmp_path / "real"), out, ["unsharp"]), log=lambda *_: None)
+    res = compare.run(_cfg(str(tmp_path / "real"), out, ["unsharp"]), log=lambda *_: None)
     assert "psnr" not in res[0].summary and "ms_per_image" in res[0].summary
     assert os.path.isfile(os.path.join(out, "contact_sheet.png"))
 
@@ -194,9 +194,9 @@ def test_method_specs(tmp_path, monkeypatch):
     assert methods.parse_method_flag("umsn=paper3:/tmp/run/umsn") == ("umsn", "paper3:/tmp/run/umsn")
     assert methods.parse_method_flag("/x/model.keras") == ("model", "/x/model.keras")
     assert methods.parse_method_flag("paper3_umsn/umsn_small")[0] == "umsn_small"
-    assert benchmark.ordered_methods(["wiener", "blurred"])[0] == ("blurred", "blurred")
+    assert compare.ordered_methods(["wiener", "blurred"])[0] == ("blurred", "blurred")
     with pytest.raises(ValueError, match="duplicate"):
-        benchmark.ordered_methods(["a=wiener", "a=rl"])
+        compare.ordered_methods(["a=wiener", "a=rl"])
     # workdir detection from flags.txt
     for flag, paper in (("--ablation=umsn", "paper3"), ("--use_hg", "paper2"), ("--recurrent=lstm", "paper1")):
         wd = tmp_path / paper
@@ -253,7 +253,7 @@ def test_face_metrics_with_face_models(tmp_path):
         img = image_io.read_image(os.path.join(FACES, os.path.splitext(name)[0] + ".jpg"))
         image_io.write_image(os.path.join(root, "sharp", name), img)
         image_io.write_image(os.path.join(root, "blurred", name), _blur(img, _gauss_kernel()))
-    ts = test_sets.load_test_set(root)
+    ts = stored_sets.load_test_set(root)
     fm = FaceModels(detector="dlib")
     s = runner.evaluate(methods.resolve_method("blurred"), ts, face=fm).summary
     assert s["face_boxes_detected"] == 2 and s["detection_rate"] == 1.0

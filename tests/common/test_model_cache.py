@@ -4,7 +4,6 @@ import os
 
 import keras
 import numpy as np
-import pytest
 
 from common import inference
 

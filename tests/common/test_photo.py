@@ -197,9 +197,9 @@ def test_shipped_umsn_keeps_its_gain_on_4x_faces(tmp_path_factory):
     path gains over the blurred input and keeps most of its 1x gain (benchmarks/README.md: on
     40 faces 95-98 %)."""
     from common import metrics
-    from common.evaluation import methods, scaled, test_sets
+    from common.evaluation import methods, scaled, stored_sets
     from common.face import get_detector
-    ts1 = test_sets.load_test_set(_strong_blur_faces(tmp_path_factory, 6))
+    ts1 = stored_sets.load_test_set(_strong_blur_faces(tmp_path_factory, 6))
     m = methods.resolve_method("shipped:paper3_umsn/umsn_small", "umsn")
     scale = photo.read_face_scale(methods.shipped_path("paper3_umsn/umsn_small"))
     fn = photo.photo_method(m.fn, get_detector("mtcnn"), m.stride, scale)

@@ -44,7 +44,7 @@ def messy_folder(tmp_path):
 
 def test_kernel_mode_math_report_and_pipeline(messy_folder, tmp_path):
   out = str(tmp_path / "rec")
-  rep = run([f"--source=folder", f"--manual_dir={messy_folder}", f"--output_dir={out}",
+  rep = run(["--source=folder", f"--manual_dir={messy_folder}", f"--output_dir={out}",
              "--name=train", "--num_shards=2", "--noise_sigma=0", "--kernel_sizes=5,7", "--seed=3"])
   assert rep["items"] == 8 and rep["records"] == 6
   skipped = {os.path.basename(s["item"]): s["reason"] for s in rep["skipped"]}
@@ -77,7 +77,7 @@ def test_noise_level_and_resume(tmp_path):
   for i in range(6):
     fixtures.save(os.path.join(src, f"{i}.png"), np.full((48, 48, 3), 128, np.uint8))
   out = str(tmp_path / "rec")
-  args = [f"--source=folder", f"--manual_dir={src}", f"--output_dir={out}", "--name=t",
+  args = ["--source=folder", f"--manual_dir={src}", f"--output_dir={out}", "--name=t",
           "--num_shards=3", "--noise_sigma=0.03", "--blur_kernels=gaussian", "--kernel_sizes=3"]
   run(args)
   recs = read_all(os.path.join(out, "t-*.tfrecord"), ("image/blurred",))
@@ -205,7 +205,7 @@ def test_interrupted_run_keeps_finished_shards(tmp_path, monkeypatch):
   for i in range(6):
     fixtures.save(os.path.join(src, f"{i}.png"), fixtures.rand_img(i, 40, 40))
   out = str(tmp_path / "rec")
-  args = [f"--source=folder", f"--manual_dir={src}", f"--output_dir={out}", "--name=t",
+  args = ["--source=folder", f"--manual_dir={src}", f"--output_dir={out}", "--name=t",
           "--num_shards=3", "--kernel_sizes=3"]
   real = build.item_examples
 
@@ -293,7 +293,7 @@ def test_num_workers_builds_the_same_shards_in_parallel(tmp_path):
   src = str(tmp_path / "src")
   for i in range(6):
     fixtures.save(os.path.join(src, f"{i}.png"), fixtures.rand_img(i, 40, 40))
-  common_args = [f"--source=folder", f"--manual_dir={src}", "--name=t", "--num_shards=3",
+  common_args = ["--source=folder", f"--manual_dir={src}", "--name=t", "--num_shards=3",
                  "--kernel_sizes=3"]
   one = run(common_args + [f"--output_dir={tmp_path / 'one'}"])
   two = run(common_args + [f"--output_dir={tmp_path / 'two'}", "--num_workers=2"])
@@ -396,7 +396,7 @@ def test_kernel_mixtures_with_whole_exposure_blur_strongly_and_reproducibly(tmp_
   camera_shake draw (random exposure) is much milder; old fingerprints keep no new keys."""
   src = os.path.join(os.path.dirname(__file__), "..", "..", "data", "sample", "faces")
   def psnr_of(out, extra):
-    run([f"--source=folder", f"--manual_dir={src}", f"--output_dir={out}", "--name=v",
+    run(["--source=folder", f"--manual_dir={src}", f"--output_dir={out}", "--name=v",
          "--num_shards=1", "--noise_sigma=0", "--kernel_sizes=15:29", "--seed=7", "--max_items=12",
          *extra])
     recs = read_all(os.path.join(out, "v-*.tfrecord"), ("image/sharp", "image/blurred", "kernel"))
@@ -419,7 +419,7 @@ def test_kernel_mixtures_with_whole_exposure_blur_strongly_and_reproducibly(tmp_
     with pytest.raises(ValueError, match="drop --centre_kernels"):
       build.KernelSource(spec, [15], 0, centre=True)
   # --kernel_min_extent: every stored kernel reaches at least that many pixels.
-  run([f"--source=folder", f"--manual_dir={src}", f"--output_dir={tmp_path / 'd'}", "--name=v",
+  run(["--source=folder", f"--manual_dir={src}", f"--output_dir={tmp_path / 'd'}", "--name=v",
        "--num_shards=1", "--noise_sigma=0", "--kernel_sizes=15:29", "--seed=7", "--max_items=12",
        *strong, "--kernel_min_extent=15"])
   recs = read_all(os.path.join(str(tmp_path / "d"), "v-*.tfrecord"), ("kernel",))

@@ -234,7 +234,7 @@ def test_evaluate_prints_tables_with_paper_numbers(stages, tmp_path):
 
 
 def test_benchmark_method_specs_of_paper1_workdirs(stages):
-    """`common.benchmark --method=DIR`: paper 1 detected from flags.txt; SRN and CycleGAN F load
+    """`common.compare --method=DIR`: paper 1 detected from flags.txt; SRN and CycleGAN F load
     through evaluate.load_method; the parameter count read from the checkpoint equals the model's."""
     from common.evaluation import methods
     srn = methods.resolve_method(f"srn={stages['srn_dir']}")

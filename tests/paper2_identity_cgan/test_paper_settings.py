@@ -7,7 +7,7 @@ HG -> cGAN -> evaluate. Only the batch size (1) and the step count (--num_steps=
 are overridden, plus data paths and workdirs. Marker: paper_settings.
 
 Paper 2 has no export step: a trained cGAN is used through its workdir (evaluate, deblur,
-common.benchmark's paper2: spec). Cost: see docs/setup.md."""
+common.compare's paper2: spec). Cost: see docs/setup.md."""
 import glob
 import json
 import os

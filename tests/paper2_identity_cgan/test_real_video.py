@@ -32,6 +32,8 @@ def test_real_video_on_one_clip(tmp_path):
   clip = sorted(glob.glob(os.path.join(TOY, "*")))[0]
   names, seq = real_video.read_sequence(clip, size=128)
   assert names[-1] == "blurred.png" and len(names) == 8 and seq.shape == (8, 128, 128, 3)
+  frames_only, _ = real_video.read_sequence(clip, size=128, with_blurred_png=False)  # --nowith_blurred_png
+  assert frames_only == names[:-1]
   from common.face import FaceModels
   tools = FaceModels(identity_model="dlib_resnet", landmarker="", detector="", box_detector="dlib")
   # identical frames: every scored frame has the reference's embedding, cosine 1

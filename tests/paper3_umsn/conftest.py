@@ -60,14 +60,15 @@ def umsn_run(stages):
 
 @pytest.fixture
 def shared_load_run(umsn_run, stages, monkeypatch):
-    """Makes evaluate.load_model(stages["umsn"]) return the shared run instead of rebuilding it
-    (deblur.load_model and export.export call it); any other path still fails loudly."""
-    from paper3_umsn import evaluate
+    """Makes export.load_deblurrer(stages["umsn"]) return the shared run instead of rebuilding it
+    (deblur.load_model, export.export and evaluate.load_model call it); any other path still
+    fails loudly."""
+    from paper3_umsn import export
     calls = []
 
     def load_run(workdir, checkpoint=None):
         assert workdir == stages["umsn"] and checkpoint in (None, "latest"), (workdir, checkpoint)
         calls.append(workdir)
-        return umsn_run
-    monkeypatch.setattr(evaluate, "load_model", load_run)
+        return umsn_run[1], umsn_run[0]
+    monkeypatch.setattr(export, "load_deblurrer", load_run)
     return calls

@@ -42,7 +42,7 @@ def test_deblur_cli_on_files_of_any_size(stages, shared_load_run, tmp_path):
     image_io.write_image(str(src / "b.jpg"), (rng.random((24, 24, 3)) * 255).astype(np.uint8))
     before = {p: open(src / p, "rb").read() for p in os.listdir(src)}
     outs = deblur.run(stages["umsn"], [str(src)], str(tmp_path / "out"))
-    assert shared_load_run == [stages["umsn"]]   # the workdir was rebuilt through evaluate.load_model
+    assert shared_load_run == [stages["umsn"]]   # the workdir was rebuilt through export.load_deblurrer
     shapes = sorted(image_io.read_image(p).shape for p in outs)
     assert shapes == [(24, 24, 3), (37, 45, 3)]
     assert all(p.endswith("_umsn.png") for p in outs)

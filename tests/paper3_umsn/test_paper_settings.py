@@ -95,12 +95,13 @@ def test_paper3_paper_flagfiles_on_helen_celeba_and_shen_layouts(tmp_path, monke
   assert "26.93" in str(t3)   # the paper's UMSN row beside ours
 
   # export: .keras + SavedModel serve the same deblurring as the restored paper-size model;
-  # export.export restores the workdir through evaluate.load_model, done just above: it gets
-  # that model instead of building and restoring the paper networks a second time
-  load_model = evaluate.load_model
-  monkeypatch.setattr(evaluate, "load_model",
-                      lambda wd, checkpoint=None: (config, model) if wd == d["umsn"]
-                      else load_model(wd, checkpoint))
+  # export.export restores the workdir through export.load_deblurrer, done just above (by
+  # evaluate.load_model): it gets that model instead of building and restoring the paper
+  # networks a second time
+  load_deblurrer = export.load_deblurrer
+  monkeypatch.setattr(export, "load_deblurrer",
+                      lambda wd, checkpoint=None: (model, config) if wd == d["umsn"]
+                      else load_deblurrer(wd, checkpoint))
   paths = export.export(d["umsn"], str(tmp_path / "export"))
   served = tf.saved_model.load(paths["saved_model"])
   x = result["blurred"][:1].astype(np.float32)

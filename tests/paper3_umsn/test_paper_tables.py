@@ -8,7 +8,7 @@ import pytest
 
 from common import cli, image_io, metrics
 from common.train import flags as train_flags
-from common.evaluation import segmentation, test_sets
+from common.evaluation import segmentation, stored_sets
 from paper3_umsn import evaluate, models, train
 
 
@@ -144,15 +144,15 @@ def make_shen(root, faces=("0001", "0002"), kernels=(1, 3), sizes=(13, 27), size
 
 def test_shen_layout_loads_through_the_core_and_scores_table_iii(stages, umsn_run, tmp_path):
     root = make_shen(tmp_path / "helen")
-    assert test_sets.is_shen_layout(root) and test_sets.stores_blurred(root)
-    ts = test_sets.load_test_set(root)
+    assert stored_sets.is_shen_layout(root) and stored_sets.stores_blurred(root)
+    ts = stored_sets.load_test_set(root)
     assert len(ts) == 8 and ts.kind == "folder" and ts.has_reference
     assert ts.meta == {"layout": "shen", "faces": 2, "kernels": [1, 3], "sizes": [13, 27]}
     s = ts.samples[5]
     assert s.name == "0002_ker01_size27"
     np.testing.assert_array_equal(s.sharp, image_io.read_image(os.path.join(root, "sharp", "0002.png")))
     assert ts.samples[0].mask is not None and s.mask is None
-    assert test_sets.parse_shen_blurred("ker03/size17/0009.png") == ("0009", 3, 17)
+    assert stored_sets.parse_shen_blurred("ker03/size17/0009.png") == ("0009", 3, 17)
     result = evaluate.measure(stages["umsn"], root, num_images=0, run=umsn_run)
     assert "not re-blurred" in result["blur"] and len(result["sharp"]) == 8
     t3 = evaluate.tables(result, "helen")[0]
@@ -162,7 +162,7 @@ def test_shen_layout_loads_through_the_core_and_scores_table_iii(stages, umsn_ru
     assert t3.value("UMSN (umsn, tiny)", "PSNR", "paper") == 26.93
     os.remove(os.path.join(root, "sharp", "0002.png"))
     with pytest.raises(FileNotFoundError, match="sharp/0002.png"):
-        test_sets.load_test_set(root)
+        stored_sets.load_test_set(root)
 
 
 def test_no_reference_set_is_restored_with_a_contact_sheet(umsn_run, tmp_path):

@@ -135,7 +135,7 @@ def test_half_scale_weight_changes_the_shared_trunk(tmp_path):
     sn = models.build_sn("tiny")
     sn(np.zeros((1, 32, 32, 3), np.float32))
     sn_ckpt = tf.train.Checkpoint(sn=sn).save(str(tmp_path / "sn" / "ckpt"))
-    runs = {}
+    runs, start_umsn = {}, None
     for w in (0.0, 1.0):
         config = _config(str(tmp_path / str(w)), "--stage=umsn", "--ablation=bn_sem_nrl",
                          "--lambda_1=0", f"--init_sn={sn_ckpt}", f"--half_scale_weight={w}")

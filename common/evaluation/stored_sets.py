@@ -41,7 +41,6 @@ import numpy as np
 
 from common import image_io
 
-SUBDIRS = ("blurred", "sharp", "kernels", "masks", "landmarks")
 MAKE_HINT = ("write one with `python -m data.build ... --output_format=folder` "
              "(DIR/blurred/NAME.png + DIR/sharp/NAME.png)")
 

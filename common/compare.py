@@ -1,6 +1,6 @@
-"""Cross-method benchmark on one fixed test set: one table, methods x metrics, blurred input first.
+"""Cross-method comparison on one fixed test set: one table, methods x metrics, blurred input first.
 
-    python -m common.benchmark --test_set=DIR --output_dir=OUT \
+    python -m common.compare --test_set=DIR --output_dir=OUT \
         --method=blurred --method=unsharp --method=wiener --method=rl \
         --method=umsn=paper3:/tmp/run/umsn --method=srn=paper1:/tmp/p1/srn \
         --method=cgan=/tmp/p2/cgan --method=shipped:paper3_umsn/umsn_small \
@@ -37,7 +37,7 @@ from absl import app, flags
 
 from common import image_io
 from common.evaluation import methods as methods_lib
-from common.evaluation import runner, test_sets
+from common.evaluation import runner, stored_sets
 
 # (summary key, column title, format, scale)
 COLUMNS = [
@@ -162,11 +162,11 @@ def run(cfg, log=print) -> list:
     """Scores every method; writes the outputs; returns the list of runner.MethodResult."""
     if not cfg.output_dir:
         raise ValueError("--output_dir is required")
-    ts = test_sets.load_test_set(cfg.test_set, cfg.num_images)
+    ts = stored_sets.load_test_set(cfg.test_set, cfg.num_images)
     if getattr(cfg, "scale", 1) > 1:
         from common.evaluation import scaled
         ts = scaled.scale_test_set(ts, cfg.scale)
-    log(f"[benchmark] {ts.describe()}")
+    log(f"[compare] {ts.describe()}")
     items = ordered_methods(cfg.method)
     for name, spec in items:
         base = spec.split(",", 1)[0]
@@ -191,7 +191,7 @@ def run(cfg, log=print) -> list:
                     if os.path.isfile(os.path.join(rdir, f"{s.name}.png"))]
             results.append(runner.MethodResult(saved["method"], saved["test_set"], saved["fingerprint"],
                                                _from_json(saved["per_image"]), _from_json(saved["summary"]), kept))
-            log(f"[benchmark] {name}: scored before ({jpath}), skipped")
+            log(f"[compare] {name}: scored before ({jpath}), skipped")
             continue
         t0 = time.time()
         method = methods_lib.resolve_method(spec, name)
@@ -200,7 +200,7 @@ def run(cfg, log=print) -> list:
             image_io.write_image(os.path.join(rdir, f"{s.name}.png"), img)
         _write_text(jpath, json.dumps(_json_safe({**r.to_json(), "face_metrics": bool(cfg.face_metrics)}),
                                       indent=1))
-        log(f"[benchmark] {name}: {len(ts)} images in {time.time() - t0:.1f} s")
+        log(f"[compare] {name}: {len(ts)} images in {time.time() - t0:.1f} s")
         results.append(r)
     write_outputs(results, ts, out)
     return results
@@ -261,11 +261,10 @@ def main(argv):
     try:
         run(fv)
     except (ValueError, FileNotFoundError) as e:  # one line, no traceback
-        sys.exit(f"common.benchmark: error: {e}")
-    print(f"[benchmark] outputs in {fv.output_dir}")
+        sys.exit(f"common.compare: error: {e}")
+    print(f"[compare] outputs in {fv.output_dir}")
 
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
     app.run(main)
-    sys.exit(0)
