@@ -5,8 +5,8 @@
 #   bash paper1_cyclegan_srn/configs/run_campaign.sh WORKDIR LFW_TRAIN_RECORDS [INIT_MODEL]
 # INIT_MODEL (default: the shipped paper1_cyclegan_srn/weights/srn_small.keras) starts the run; a
 # workdir already holding checkpoints resumes from the newest. To continue a committed state,
-# pass its weights as INIT_MODEL: paper1_cyclegan_srn/campaign/srn_step934.keras (leg 1,
-# campaign/leg1.json; Adam's moments start fresh). The precision comes from the flagfiles
+# pass its weights as INIT_MODEL: paper1_cyclegan_srn/campaign/srn_step2073.keras (legs 1-2,
+# campaign/leg1.json, leg2.json; Adam's moments start fresh). The precision comes from the flagfiles
 # (--mixed_precision=auto: bfloat16 on AMX CPUs, float32 on others).
 # LFW_TRAIN_RECORDS: python -m data.build --source=lfw --manual_dir=../shared/data/lfw \
 #     --split=train --mode=sharp --output_dir=LFW_TRAIN_RECORDS --num_shards=8
