@@ -81,6 +81,11 @@ def define_common_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                          flag_values=fv)
     flags.DEFINE_float("lr_min_factor", 0.01, "Final factor of the cosine schedule.",
                        flag_values=fv)
+    flags.DEFINE_integer("start_step", 0, "On a workdir without checkpoints, count steps from N "
+                         "instead of 0, so --lr_schedule and --num_steps continue a committed run "
+                         "whose workdir is gone (give its weights as --init_model; the "
+                         "optimizer's moments start fresh). Ignored when a checkpoint is "
+                         "restored.", flag_values=fv)
     flags.DEFINE_string("profile_steps", "", "A,B: record a TensorFlow profiler trace of steps "
                         "A..B into WORKDIR/train (TensorBoard's Profile tab); empty: none.",
                         flag_values=fv)
@@ -130,6 +135,7 @@ def paper_schedule_or_rate(config, paper_schedule, rate: float):
 
 # (flag, smallest allowed value, what it is) checked by validate_common_flags.
 _COMMON_MINIMA = (("num_steps", 1, "the total number of training steps"),
+                  ("start_step", 0, "the step a run without checkpoints counts from"),
                   ("batch_size", 1, "the global batch size"),
                   ("log_every", 1, "steps between logged scalars"),
                   ("checkpoint_every", 0, "steps between checkpoints; 0: only at the end"),

@@ -155,6 +155,10 @@ def _train(workdir, config, trainer, dataset, *, sample_batch, eval_batch, eval_
     checkpointer = Checkpointer(workdir, config.keep_checkpoints, best_metric=best_metric,
                                 **trainer.trackables())
     start = checkpointer.restore_latest()
+    if not start and getattr(config, "start_step", 0):
+        start = int(config.start_step)
+        checkpointer.step.assign(start)
+        logging.info("No checkpoint in %s: counting from --start_step=%d", workdir, start)
     ds = dataset(start) if callable(dataset) else dataset
     if isinstance(ds, tf.data.Dataset):
         ds = strategy.experimental_distribute_dataset(ds)

@@ -5,8 +5,9 @@
 #   bash paper1_cyclegan_srn/configs/run_campaign.sh WORKDIR LFW_TRAIN_RECORDS [INIT_MODEL]
 # INIT_MODEL (default: the shipped paper1_cyclegan_srn/weights/srn_small.keras) starts the run; a
 # workdir already holding checkpoints resumes from the newest. To continue a committed state,
-# pass its weights as INIT_MODEL: paper1_cyclegan_srn/campaign/srn_step2073.keras (legs 1-2,
-# campaign/leg1.json, leg2.json; Adam's moments start fresh). The precision comes from the flagfiles
+# pass its weights as INIT_MODEL and its step as START_STEP (the cosine schedule goes on from there):
+#   START_STEP=2073 bash ... WORKDIR LFW_TRAIN_RECORDS paper1_cyclegan_srn/campaign/srn_step2073.keras
+# (legs 1-2, campaign/leg1.json, leg2.json; Adam's moments start fresh). The precision comes from the flagfiles
 # (--mixed_precision=auto: bfloat16 on AMX CPUs, float32 on others).
 # LFW_TRAIN_RECORDS: python -m data.build --source=lfw --manual_dir=../shared/data/lfw \
 #     --split=train --mode=sharp --output_dir=LFW_TRAIN_RECORDS --num_shards=8
@@ -18,5 +19,5 @@ INIT=${3:-paper1_cyclegan_srn/weights/srn_small.keras}
 PY=${PYTHON:-python}
 "$PY" -m paper1_cyclegan_srn.train_srn --flagfile=paper1_cyclegan_srn/configs/campaign_shake.flags \
     --init_model="$INIT" --train_data="$REC/train-*.tfrecord" --eval_data=data/sample/test_faces \
-    --workdir="$W/campaign" --max_train_minutes="${MINUTES:-80}"
+    --workdir="$W/campaign" --max_train_minutes="${MINUTES:-80}" --start_step="${START_STEP:-0}"
 "$PY" -m paper1_cyclegan_srn.export --workdir="$W/campaign" --export_dir="$W/campaign_export"

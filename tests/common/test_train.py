@@ -723,3 +723,33 @@ def test_pipeline_seed_moves_on_at_a_resume_and_differs_per_pipeline():
     # two pipelines, CycleGAN-style two seeds each: (seed + start) * n + 2 * id
     assert [distribute.pipeline_seed(1, 2, i, 2, seeds_per_pipeline=2) for i in (0, 1)] == [6, 8]
     assert len({distribute.pipeline_seed(0, 0, i, 4) for i in range(4)}) == 4
+
+
+def test_start_step_continues_a_schedule_on_an_empty_workdir_and_is_ignored_at_a_resume(tmp_path):
+    # A committed run whose workdir is gone: --start_step=6 counts 6..8, and the cosine rates are
+    # those of steps 6..7 (not a new warm-up from step 0); a later resume ignores the flag.
+    workdir = str(tmp_path / "w")
+    argv = ["prog", "--variant=tiny", "--num_steps=8", "--log_every=1", "--checkpoint_every=1",
+            "--batch_size=2", "--lr_schedule=cosine", "--lr_warmup_steps=2",
+            "--lr_min_factor=0.0", "--start_step=6", "--eval_every=0", "--image_every=0"]
+    fv = cli.parse_flags([train_flags.define_common_flags, _define_extra], argv)
+    training.start_run(fv, workdir)
+    data = tf.data.Dataset.from_tensor_slices({"x": np.random.rand(64, 3).astype("float32")})
+    assert training.train(workdir, fv, _ToyTrainer(fv), lambda start: data.repeat().batch(2)) == 8
+    rates = [(s, float(tf.make_ndarray(v.tensor)))
+             for s, v in _events(os.path.join(workdir, "train"))["learning_rate/optimizer"]]
+    fn = lambda s: 0.01 * train_flags.lr_factor(s, "cosine", warmup_steps=2, total_steps=8,
+                                                min_factor=0.0)
+    assert [s for s, _ in rates] == [7, 8]
+    np.testing.assert_allclose([r for _, r in rates], [fn(6), fn(7)], rtol=1e-5)
+    assert fn(6) < 0.5 * 0.01  # far past the warm-up's peak: the flag really moved the schedule
+    fv2 = cli.parse_flags([train_flags.define_common_flags, _define_extra],
+                          argv[:2] + ["--num_steps=9"] + argv[3:])
+    assert training.train(workdir, fv2, _ToyTrainer(fv2), lambda start: data.repeat().batch(2)) == 9
+
+
+def test_start_step_must_not_be_negative():
+    fv = cli.parse_flags([train_flags.define_common_flags, _define_extra],
+                         ["prog", "--variant=tiny", "--start_step=-1"])
+    with pytest.raises(ValueError, match="start_step"):
+        train_flags.validate_common_flags(fv)
