@@ -2,14 +2,16 @@
 dense convolution: time of a forward and of a forward + backward on this CPU; JSON out.
 
     python benchmarks/grouped_conv.py [--batch=16] [--size=64] [--width=8] [--inner=16]
-        [--repeats=5] [--output=benchmarks/results/grouped_conv.json]
+        [--repeats=5] [--precision=float32|mixed_bfloat16] [--output=benchmarks/results/grouped_conv.json]
 
 The shapes are UMSN `small`'s four F-Net streams (paper3_umsn/models.py: width 8, inner width
 inter_mult x 8 = 16, 3x3 convolutions at half of a 128x128 crop, batch 16), the issue-31 idea of
 running them as one `keras.layers.Conv2D(groups=4)`. All three compute the same maths (checked
 here: outputs and input gradients agree to float32 rounding); "dense" zeroes the off-diagonal blocks of
 one 4*W -> 4*I kernel, so it does 4x the multiply-adds of the separate streams. Each row is the
-median of --repeats calls of one `tf.function` after a warm-up call, float32.
+median of --repeats calls of one `tf.function` after a warm-up call, in float32 or under Keras's
+mixed_bfloat16 policy (the layers compute in bfloat16, as the trainers' --mixed_precision=auto on a
+CPU with bfloat16 instructions).
 """
 import argparse
 import json
@@ -62,8 +64,9 @@ def forwards(separate, grouped, dense, mask):
         return grouped(x)
 
     def f_dense(x):  # the masked kernel: what a trained block-diagonal layer would apply
-        y = tf.nn.conv2d(x, dense.kernel * mask, 1, "SAME")
-        return tf.nn.bias_add(y, dense.bias)
+        dtype = dense.compute_dtype
+        y = tf.nn.conv2d(tf.cast(x, dtype), tf.cast(dense.kernel * mask, dtype), 1, "SAME")
+        return tf.nn.bias_add(y, tf.cast(dense.bias, dtype))
     return {"separate": (f_separate, [v for c in separate for v in c.trainable_variables]),
             "grouped": (f_grouped, grouped.trainable_variables),
             "dense_block_diagonal": (f_dense, dense.trainable_variables)}
@@ -97,9 +100,11 @@ def main():
     ap.add_argument("--width", type=int, default=8)
     ap.add_argument("--inner", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"])
     ap.add_argument("--output", default=os.path.join(HERE, "results", "grouped_conv.json"))
     args = ap.parse_args()
     start = _machine.machine_info()
+    keras.mixed_precision.set_dtype_policy(args.precision)
     x = tf.constant(np.random.default_rng(1).random(
         (args.batch, args.size, args.size, STREAMS * args.width)).astype(np.float32))
     layouts = forwards(*build(args.width, args.inner))
@@ -107,7 +112,7 @@ def main():
     rows = {}
     for name, (fn, variables) in layouts.items():
         fwd, train = tf.function(fn), tf.function(with_grad(fn, variables))
-        outs = [t.numpy() for t in train(x)]
+        outs = [tf.cast(t, tf.float32).numpy() for t in train(x)]
         if ref is None:
             ref = outs
         # same maths: outputs and gradients with respect to the input agree with "separate"

@@ -18,6 +18,8 @@ train: the trainer's own per-replica step (paper 3: `train.make_stage(...).repli
   elementwise; recomputation under --remat is not counted as useful work).
 flops: only traces the train step: its FLOPs (paper 3: also SN and UMSN forward per image) and the
   forward tensors its backward pass keeps (`kept_for_backprop`: where activation memory goes).
+profile: where the step's time goes (`measure_profile`): TensorFlow profiler op time by op type,
+  the convolutions' time by kind (forward, backprop-input, backprop-filter) beside their FLOPs.
 infer: the paper's inference path (paper 3: SN + UMSN; paper 1: SRN's finest output; paper 2:
   HG + G_bl) on one face per size, tf.function, median of `--steps` calls after one warm-up.
 """
@@ -59,19 +61,6 @@ def live_conv_flops(concrete_fn):
     prunes, e.g. the second backward pass a persistent tape builds for a second
     `tape.gradient` (paper 3's CN gradient: 2.37 of its 7.57 TFLOP per step)."""
     g = concrete_fn.graph
-
-    def flops(op):
-        if op.type == "Conv2D":
-            k = op.inputs[1].shape
-            return 2 * np.prod(op.outputs[0].shape.as_list()) * k[0] * k[1] * k[2]
-        if op.type == "Conv2DBackpropInput":
-            k = op.inputs[1].shape
-            return 2 * np.prod(op.inputs[2].shape.as_list()) * k[0] * k[1] * k[2]
-        if op.type == "Conv2DBackpropFilter":
-            k = op.outputs[0].shape.as_list()
-            return 2 * np.prod(op.inputs[2].shape.as_list()) * k[0] * k[1] * k[2]
-        return 0
-
     stack = [t.op for t in concrete_fn.outputs] + [
         op for op in g.get_operations()
         if op._is_stateful and op.type not in ("Placeholder", "VarHandleOp", "ReadVariableOp")]  # pylint: disable=protected-access
@@ -82,7 +71,22 @@ def live_conv_flops(concrete_fn):
             live.add(op.name)
             stack.extend(t.op for t in op.inputs)
             stack.extend(op.control_inputs)
-    return int(sum(flops(op) for op in g.get_operations() if op.name in live))
+    return int(sum(conv_flops(op) for op in g.get_operations() if op.name in live))
+
+
+def conv_flops(op):
+    """2 x multiply-adds of one convolution op of a traced graph (forward, backprop-input or
+    backprop-filter); 0 for any other op."""
+    if op.type == "Conv2D":
+        k = op.inputs[1].shape
+        return 2 * np.prod(op.outputs[0].shape.as_list()) * k[0] * k[1] * k[2]
+    if op.type == "Conv2DBackpropInput":
+        k = op.inputs[1].shape
+        return 2 * np.prod(op.inputs[2].shape.as_list()) * k[0] * k[1] * k[2]
+    if op.type == "Conv2DBackpropFilter":
+        k = op.outputs[0].shape.as_list()
+        return 2 * np.prod(op.inputs[2].shape.as_list()) * k[0] * k[1] * k[2]
+    return 0
 
 
 def _rand(rng, shape):
@@ -225,6 +229,84 @@ def measure_flops(a):
     return res
 
 
+def _xplane_op_times(logdir):
+    """{node name: (op type, total ps)} of the TensorFlow ops the profiler trace under `logdir`
+    recorded on the executor threads (events named "node:Type"; python-thread spans left out)."""
+    import glob  # pylint: disable=import-outside-toplevel
+    try:
+        from tsl.profiler.protobuf import xplane_pb2  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        from tensorflow.tsl.profiler.protobuf import xplane_pb2  # pylint: disable=import-outside-toplevel
+    times = {}
+    for path in glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True):
+        space = xplane_pb2.XSpace()
+        with open(path, "rb") as f:
+            space.ParseFromString(f.read())
+        for plane in space.planes:
+            meta = plane.event_metadata
+            for line in plane.lines:
+                if line.name == "python":
+                    continue
+                for e in line.events:
+                    full = meta[e.metadata_id].name
+                    name, _, op_type = full.rpartition(":")
+                    if name and op_type and "::" not in full:
+                        old = times.get(name, (op_type, 0))
+                        times[name] = (op_type, old[1] + e.duration_ps)
+    return times
+
+
+def measure_profile(a):
+    """Where one train step's time goes: TensorFlow profiler op times (executor threads, so two
+    ops running at once both count) by op type, and per convolution kind its time beside its FLOPs
+    in the traced graph (`conv_flops`): the TFLOP/s each kind achieves; per step over `--steps`."""
+    import collections  # pylint: disable=import-outside-toplevel
+    import tempfile  # pylint: disable=import-outside-toplevel
+    step, data = build_train(a.paper, a.variant, a.batch, a.size, a.remat, a.fused_norm)
+    for _ in range(2):  # trace, then one warm step
+        float(next(iter(step(data).values())))
+    graph = step.get_concrete_function(data).graph
+    flops = {op.name: (op.type, conv_flops(op)) for op in graph.get_operations()
+             if op.type.startswith("Conv2D")}  # the step's graph: all its convolutions run
+    n = max(1, a.steps)
+    with tempfile.TemporaryDirectory() as logdir:
+        t = time.perf_counter()
+        tf.profiler.experimental.start(logdir)
+        for _ in range(n):
+            float(next(iter(step(data).values())))
+        tf.profiler.experimental.stop()
+        wall = (time.perf_counter() - t) / n
+        times = _xplane_op_times(logdir)
+    by_type, calls = collections.Counter(), collections.Counter()
+    for op_type, ps in times.values():
+        by_type[op_type] += ps
+        calls[op_type] += 1
+    total = sum(by_type.values()) or 1
+    # Convolution kinds by the runtime op type (oneDNN renames and fuses them: _MklNativeFusedConv2D,
+    # ..BackpropFilterWithBias), their FLOPs from the traced graph's convolutions of that kind.
+    kind_of = lambda t: ("Conv2DBackpropFilter" if "BackpropFilter" in t else  # noqa: E731
+                         "Conv2DBackpropInput" if "BackpropInput" in t else "Conv2D")
+    conv_time, conv_flop = collections.Counter(), collections.Counter()
+    for op_type, ps in by_type.items():
+        if "Conv2D" in op_type:
+            conv_time[kind_of(op_type)] += ps
+    for kind, fl in flops.values():
+        conv_flop[kind] += fl
+    ms = lambda ps: round(ps / 1e9 / n, 2)  # noqa: E731
+    return {
+        "profiled_steps": n, "wall_s_per_step_under_profiler": round(wall, 3),
+        "op_time_s_per_step": round(total / 1e12 / n, 3),
+        "by_op_type": {k: {"share": round(v / total, 3), "ms_per_step": ms(v),
+                           "calls_per_step": round(calls[k] / n, 1)}
+                       for k, v in by_type.most_common(16)},
+        "conv_by_kind": {k: {"gflop_per_step": round(conv_flop[k] / 1e9, 2),
+                             "ms_per_step": ms(conv_time[k]),
+                             "tflops": round(conv_flop[k] / (conv_time[k] / 1e12 / n) / 1e12 / n, 4)
+                             if conv_time[k] else None}
+                         for k in sorted(conv_flop)},
+        "conv_share_of_op_time": round(sum(conv_time.values()) / total, 3)}
+
+
 def measure_infer(a):
     fn = build_infer(a.paper, a.variant)
     rng = np.random.default_rng(0)
@@ -248,7 +330,7 @@ def main():
     p.add_argument("--batch", type=int, default=0, help="0: the paper's batch")
     p.add_argument("--size", type=int, default=0, help="0: the paper's crop")
     p.add_argument("--precision", default="mixed_bfloat16", choices=["float32", "mixed_bfloat16"])
-    p.add_argument("--mode", default="train", choices=["train", "infer", "flops"])
+    p.add_argument("--mode", default="train", choices=["train", "infer", "flops", "profile"])
     p.add_argument("--steps", type=int, default=2, help="timed steps / inference calls")
     p.add_argument("--flops", type=int, default=1, help="1: count the step's FLOPs (profiler)")
     p.add_argument("--peak_tflops", type=float, default=0.0,
@@ -266,7 +348,8 @@ def main():
               "batch": a.batch, "size": a.size, "remat": a.remat or "none",
               "fused_norm": bool(a.fused_norm),
               "machine": _machine.machine_info(), "tf": tf.__version__}
-    result.update({"train": measure_train, "infer": measure_infer, "flops": measure_flops}[a.mode](a))
+    result.update({"train": measure_train, "infer": measure_infer, "flops": measure_flops,
+                   "profile": measure_profile}[a.mode](a))
     result["peak_rss_mb"] = _machine.peak_rss_mb()
     result["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result))
