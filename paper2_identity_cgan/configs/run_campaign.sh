@@ -6,6 +6,8 @@
 # INIT_MODEL (default: the shipped paper2_identity_cgan/weights/cgan_small.keras) starts the run; a
 # workdir already holding checkpoints resumes from the newest. To continue a committed state,
 # copy paper2_identity_cgan/campaign/ (checkpoints/ and flags.txt) to WORKDIR/campaign first.
+# START_STEP (default 0): on an empty workdir, count steps (and the cosine) from it, to continue
+# committed weights passed as INIT_MODEL (--start_step; the optimizers start fresh).
 # LFW_TRAIN_RECORDS: python -m data.build --source=lfw --manual_dir=../shared/data/lfw \
 #     --split=train --mode=sharp --output_dir=LFW_TRAIN_RECORDS --num_shards=8
 set -euo pipefail
@@ -16,5 +18,5 @@ INIT=${3:-paper2_identity_cgan/weights/cgan_small.keras}
 PY=${PYTHON:-python}
 "$PY" -m paper2_identity_cgan.train --flagfile=paper2_identity_cgan/configs/campaign_shake.flags \
     --init_model="$INIT" --train_pairs="$REC/train-*.tfrecord" --eval_data=data/sample/test_faces \
-    --workdir="$W/campaign" --max_train_minutes="${MINUTES:-80}"
+    --workdir="$W/campaign" --max_train_minutes="${MINUTES:-80}" --start_step="${START_STEP:-0}"
 "$PY" -m paper2_identity_cgan.export --workdir="$W/campaign" --export_dir="$W/campaign_export"

@@ -8,6 +8,8 @@
 # WORKDIR/umsn_export/umsn.keras. A workdir already holding checkpoints resumes from the newest
 # (the init model is then overwritten by the restore). To continue a committed state, copy
 # paper3_umsn/campaign/ (checkpoints/ and flags.txt) to WORKDIR/campaign first.
+# START_STEP (default 0): on an empty workdir, count steps (and the cosine) from it, to continue
+# committed weights passed as INIT_MODEL (--start_step; the optimizers start fresh).
 # LFW_TRAIN_RECORDS: python -m data.build --source=lfw --manual_dir=../shared/data/lfw \
 #     --split=train --mode=sharp --output_dir=LFW_TRAIN_RECORDS --num_shards=8
 set -euo pipefail
@@ -18,5 +20,5 @@ INIT=${3:-paper3_umsn/weights/umsn_small.keras}
 PY=${PYTHON:-python}
 "$PY" -m paper3_umsn.train --flagfile=paper3_umsn/configs/campaign_shake.flags \
     --init_model="$INIT" --train_data="$REC/train-*.tfrecord" --eval_data=data/sample/test_faces \
-    --workdir="$W/campaign" --max_train_minutes="${MINUTES:-80}"
+    --workdir="$W/campaign" --max_train_minutes="${MINUTES:-80}" --start_step="${START_STEP:-0}"
 "$PY" -m paper3_umsn.export --workdir="$W/campaign" --export_dir="$W/campaign_export"
