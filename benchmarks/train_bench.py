@@ -61,6 +61,14 @@ def live_conv_flops(concrete_fn):
     prunes, e.g. the second backward pass a persistent tape builds for a second
     `tape.gradient` (paper 3's CN gradient: 2.37 of its 7.57 TFLOP per step)."""
     g = concrete_fn.graph
+    live = live_op_names(concrete_fn)
+    return int(sum(conv_flops(op) for op in g.get_operations() if op.name in live))
+
+
+def live_op_names(concrete_fn):
+    """Names of the ops of a traced graph that run: ancestors of its outputs and of its stateful
+    ops (variable updates); the runtime prunes the rest."""
+    g = concrete_fn.graph
     stack = [t.op for t in concrete_fn.outputs] + [
         op for op in g.get_operations()
         if op._is_stateful and op.type not in ("Placeholder", "VarHandleOp", "ReadVariableOp")]  # pylint: disable=protected-access
@@ -71,7 +79,7 @@ def live_conv_flops(concrete_fn):
             live.add(op.name)
             stack.extend(t.op for t in op.inputs)
             stack.extend(op.control_inputs)
-    return int(sum(conv_flops(op) for op in g.get_operations() if op.name in live))
+    return live
 
 
 def conv_flops(op):
@@ -230,7 +238,7 @@ def measure_flops(a):
 
 
 def _xplane_op_times(logdir):
-    """{node name: (op type, total ps)} of the TensorFlow ops the profiler trace under `logdir`
+    """{node name: (op type, total ps, events)} of the TensorFlow ops the profiler trace under `logdir`
     recorded on the executor threads (events named "node:Type"; python-thread spans left out)."""
     import glob  # pylint: disable=import-outside-toplevel
     try:
@@ -251,23 +259,27 @@ def _xplane_op_times(logdir):
                     full = meta[e.metadata_id].name
                     name, _, op_type = full.rpartition(":")
                     if name and op_type and "::" not in full:
-                        old = times.get(name, (op_type, 0))
-                        times[name] = (op_type, old[1] + e.duration_ps)
+                        _, ps, count = times.get(name, (op_type, 0, 0))
+                        times[name] = (op_type, ps + e.duration_ps, count + 1)
     return times
 
 
 def measure_profile(a):
     """Where one train step's time goes: TensorFlow profiler op times (executor threads, so two
     ops running at once both count) by op type, and per convolution kind its time beside its FLOPs
-    in the traced graph (`conv_flops`): the TFLOP/s each kind achieves; per step over `--steps`."""
+    among the traced graph's live ops (`conv_flops`, `live_op_names`): the TFLOP/s each kind
+    achieves; per step over `--steps`."""
     import collections  # pylint: disable=import-outside-toplevel
     import tempfile  # pylint: disable=import-outside-toplevel
     step, data = build_train(a.paper, a.variant, a.batch, a.size, a.remat, a.fused_norm)
     for _ in range(2):  # trace, then one warm step
         float(next(iter(step(data).values())))
-    graph = step.get_concrete_function(data).graph
-    flops = {op.name: (op.type, conv_flops(op)) for op in graph.get_operations()
-             if op.type.startswith("Conv2D")}  # the step's graph: all its convolutions run
+    concrete = step.get_concrete_function(data)
+    live = live_op_names(concrete)  # paper 3's graph also holds convolutions that never run
+    conv_flop = collections.Counter()
+    for op in concrete.graph.get_operations():
+        if op.name in live and op.type.startswith("Conv2D"):
+            conv_flop[op.type] += conv_flops(op)
     n = max(1, a.steps)
     with tempfile.TemporaryDirectory() as logdir:
         t = time.perf_counter()
@@ -278,20 +290,18 @@ def measure_profile(a):
         wall = (time.perf_counter() - t) / n
         times = _xplane_op_times(logdir)
     by_type, calls = collections.Counter(), collections.Counter()
-    for op_type, ps in times.values():
+    for op_type, ps, count in times.values():
         by_type[op_type] += ps
-        calls[op_type] += 1
+        calls[op_type] += count
     total = sum(by_type.values()) or 1
     # Convolution kinds by the runtime op type (oneDNN renames and fuses them: _MklNativeFusedConv2D,
-    # ..BackpropFilterWithBias), their FLOPs from the traced graph's convolutions of that kind.
+    # ..BackpropFilterWithBias), their FLOPs from the traced graph's live convolutions of that kind.
     kind_of = lambda t: ("Conv2DBackpropFilter" if "BackpropFilter" in t else  # noqa: E731
                          "Conv2DBackpropInput" if "BackpropInput" in t else "Conv2D")
-    conv_time, conv_flop = collections.Counter(), collections.Counter()
+    conv_time = collections.Counter()
     for op_type, ps in by_type.items():
         if "Conv2D" in op_type:
             conv_time[kind_of(op_type)] += ps
-    for kind, fl in flops.values():
-        conv_flop[kind] += fl
     ms = lambda ps: round(ps / 1e9 / n, 2)  # noqa: E731
     return {
         "profiled_steps": n, "wall_s_per_step_under_profiler": round(wall, 3),
