@@ -94,36 +94,63 @@ def pad_to_multiple(x, multiple: int):
     return ops.pad(x, widths, mode="reflect")
 
 
+# When one call on the batch folded into channels (two transposes forward, two backward) beats B
+# per-sample calls: maps of at most FOLD_MAX_ELEMENTS per sample (the per-call cost dominates) or
+# of at most FOLD_MAX_CHANNELS channels (the per-sample kernel is slow on few channels); measured
+# on UMSN `small`'s norm shapes, idle bfloat16 CPU (`benchmarks/instance_norm.py`).
+FOLD_MAX_ELEMENTS = 64 * 64 * 16
+FOLD_MAX_CHANNELS = 12
+
+
+def folds_batch(h, w, c) -> bool:
+    """Whether `fused_instance_norm`'s "auto" folds the batch of [B,h,w,c] maps into channels."""
+    return c <= FOLD_MAX_CHANNELS or (h is not None and w is not None
+                                      and h * w * c <= FOLD_MAX_ELEMENTS)
+
+
+def fused_instance_norm(x, scale, offset, epsilon: float, mode: str = "auto"):
+    """Instance norm of NHWC `x` by TensorFlow's fused batch-norm kernel in training mode:
+    per-sample, per-channel mean and biased variance over H, W, then
+    (x - mean) / sqrt(var + epsilon) * scale + offset, statistics in float32 (`scale`, `offset`:
+    float32 [C]); returns float32-or-bfloat16 as the kernel gives (the input's dtype).
+    mode "split": one kernel call per sample on [1,H,W,C] views of a batch of static size;
+    "fold": the batch folded into channels, [B,H,W,C] -> [1,H,W,B*C], one call; "auto": fold
+    where `folds_batch` says so or the batch size is unknown, else split. Both give the same
+    formula's result (float rounding only)."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    def norm(t, s, o):
+        return tf.compat.v1.nn.fused_batch_norm(t, s, o, epsilon=epsilon, is_training=True)[0]
+
+    b, h, w, c = x.shape
+    if mode == "auto":
+        mode = "fold" if b is None or folds_batch(h, w, c) else "split"
+    if b == 1:
+        return norm(x, scale, offset)
+    if mode == "split":
+        if b is None:
+            raise ValueError("fused_instance_norm: mode='split' needs a static batch size")
+        return tf.concat([norm(xi, scale, offset) for xi in tf.split(x, b, axis=0)], 0)
+    if mode != "fold":
+        raise ValueError(f"fused_instance_norm: mode must be auto, split or fold, got {mode!r}")
+    shape = tf.shape(x)
+    nb, h, w = shape[0], shape[1], shape[2]
+    xt = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, h, w, nb * c])
+    y = norm(xt, tf.tile(scale, [nb]), tf.tile(offset, [nb]))
+    return tf.transpose(tf.reshape(y, [h, w, nb, c]), [2, 0, 1, 3])
+
+
 def _fused_instance_norm(self, x):
-    """`GroupNormalization.call` of an instance norm (one group per channel) as TensorFlow's fused
-    batch-norm kernel in training mode, once per sample on [1,H,W,C]: per-sample, per-channel
-    mean and biased variance over H, W, then (x - mean) / sqrt(var + eps) * gamma + beta,
-    statistics in float32, in one kernel instead of Keras's moments + normalise ops (same formula,
-    float rounding only). Its gradient is TensorFlow's fused batch-norm gradient; it keeps no
-    float32 copy of a bfloat16 input for backprop (Keras's layer upcasts and keeps it: training
-    memory). A batch of static size B is split along axis 0 (no copy) and the B outputs
-    concatenated: 4 % faster per UMSN train step than folding the batch into channels
-    ([B,H,W,C] -> [1,H,W,B*C], two transposes forward and two backward; benchmarks/README.md),
-    which stays the path for a batch whose size is only known at run time."""
+    """`GroupNormalization.call` of an instance norm (one group per channel) as
+    `fused_instance_norm` (mode "auto"): one kernel instead of Keras's moments + normalise ops
+    (same formula, float rounding only). Its gradient is TensorFlow's fused batch-norm gradient;
+    it keeps no float32 copy of a bfloat16 input for backprop (Keras's layer upcasts and keeps
+    it: training memory)."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     c = x.shape[-1]
     scale = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([c], tf.float32)
     offset = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([c], tf.float32)
-
-    def norm(t, s, o):
-        return tf.compat.v1.nn.fused_batch_norm(t, s, o, epsilon=self.epsilon, is_training=True)[0]
-
-    if x.shape[0] == 1:
-        y = norm(x, scale, offset)
-    elif x.shape[0] is not None:
-        y = tf.concat([norm(xi, scale, offset) for xi in tf.split(x, x.shape[0], axis=0)], 0)
-    else:  # the batch folded into channels: [B,H,W,C] -> [1,H,W,B*C]
-        shape = tf.shape(x)
-        nb, h, w = shape[0], shape[1], shape[2]
-        xt = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, h, w, nb * c])
-        y = norm(xt, tf.tile(scale, [nb]), tf.tile(offset, [nb]))
-        y = tf.transpose(tf.reshape(y, [h, w, nb, c]), [2, 0, 1, 3])
-    return tf.cast(y, self.compute_dtype)
+    return tf.cast(fused_instance_norm(x, scale, offset, self.epsilon), self.compute_dtype)
 
 
 def instance_norms(model) -> list:

@@ -113,8 +113,8 @@ def test_run_deblur_uses_the_fast_path_of_a_keras_model(tmp_path):
 @pytest.mark.parametrize("batch,static", [(1, True), (3, True), (3, False)])
 def test_fused_instance_norm_training_gradients_equal_keras(batch, static):
     """--fused_norm in training: the same loss and the same gradients (weights and input), with
-    a static batch (split per sample) and one known only at run time (batch folded into
-    channels)."""
+    a static batch and one known only at run time (both: these small maps fold the batch into
+    channels; the per-sample path: test_fused_instance_norm_modes_equal_numpy)."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     net, fused = _net(), _net()
     fused.set_weights(net.get_weights())
@@ -132,7 +132,7 @@ def test_fused_instance_norm_training_gradients_equal_keras(batch, static):
             return fn(x)
         traced = tf.function(fn, input_signature=[tf.TensorSpec([None, 20, 24, 3], tf.float32)])
         ops = {op.type for op in traced.get_concrete_function().graph.get_operations()}
-        assert ("Transpose" in ops) == (model is fused)  # the run-time-batch path
+        assert ("Transpose" in ops) == (model is fused)  # the folded path
         return traced(x)
 
     (l_ref, g_ref), (l_fused, g_fused) = grads(net), grads(fused)
@@ -141,3 +141,34 @@ def test_fused_instance_norm_training_gradients_equal_keras(batch, static):
     for a, b in zip(g_fused, g_ref):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-3)
     assert float(tf.reduce_max(tf.abs(g_ref[0]))) > 1e-3  # a real gradient, not all zeros
+
+
+@pytest.mark.parametrize("shape", [(3, 6, 5, 4), (2, 64, 64, 33), (2, 96, 96, 12)])
+def test_fused_instance_norm_modes_equal_numpy(shape):
+    """keras_utils.fused_instance_norm, per sample ("split") and batch folded into channels
+    ("fold"): the instance-norm formula of NumPy, and the same input gradients; "auto" folds
+    maps of <= FOLD_MAX_ELEMENTS per sample or <= FOLD_MAX_CHANNELS channels, splits others."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    x = (RNG.normal(size=shape) * 3 + 1).astype(np.float32)
+    scale = RNG.normal(1.0, 0.3, shape[-1]).astype(np.float32)
+    offset = RNG.normal(0.0, 0.3, shape[-1]).astype(np.float32)
+    r = RNG.normal(size=shape).astype(np.float32)
+    mean, var = x.mean(axis=(1, 2), keepdims=True), x.var(axis=(1, 2), keepdims=True)
+    want = (x - mean) / np.sqrt(var + 1e-5) * scale + offset
+    grads = {}
+    for mode in ("split", "fold", "auto"):
+        xt = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            y = keras_utils.fused_instance_norm(xt, tf.constant(scale), tf.constant(offset), 1e-5, mode)
+            loss = tf.reduce_sum(y * r)
+        np.testing.assert_allclose(y.numpy(), want, rtol=1e-4, atol=1e-4)
+        grads[mode] = tape.gradient(loss, xt).numpy()
+    np.testing.assert_allclose(grads["fold"], grads["split"], rtol=1e-4, atol=1e-4)
+    assert float(np.abs(grads["split"]).max()) > 1e-3
+    traced = tf.function(lambda t: keras_utils.fused_instance_norm(
+        t, tf.constant(scale), tf.constant(offset), 1e-5)).get_concrete_function(
+        tf.TensorSpec(shape, tf.float32))
+    folded = "Transpose" in {op.type for op in traced.graph.get_operations()}
+    assert folded == (shape != (2, 64, 64, 33))  # small map / few channels fold; 64x64x33 splits
+    assert folded == keras_utils.folds_batch(*shape[1:])
