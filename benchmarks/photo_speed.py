@@ -73,6 +73,8 @@ def main():
     a.add_argument("--whole_image", action="store_true")
     a.add_argument("--modes", default="cold,warm")
     a.add_argument("--before_root", default="")
+    a.add_argument("--output", default="", help="JSON path (default benchmarks/results/"
+                   "photo_speed.json, or photo_speed_whole.json with --whole_image)")
     args = a.parse_args()
     results = []
     with open("/proc/loadavg", encoding="ascii") as f:
@@ -103,9 +105,10 @@ def main():
                 results.append(r)
     with open("/proc/loadavg", encoding="ascii") as f:
         load += f.read().split()[:3]
-    os.makedirs(os.path.join(ROOT, "benchmarks", "results"), exist_ok=True)
     name = "photo_speed_whole.json" if args.whole_image else "photo_speed.json"
-    with open(os.path.join(ROOT, "benchmarks", "results", name), "w", encoding="utf-8") as f:
+    out = args.output or os.path.join(ROOT, "benchmarks", "results", name)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w", encoding="utf-8") as f:
         json.dump({"command": " ".join(sys.argv), "load_avg_before_after": load,
                    "cpus": os.cpu_count(), "results": results}, f, indent=1)
 
