@@ -71,6 +71,9 @@ def test_cached_model_is_written_once_then_loaded_without_building(tmp_path):
     again = inference.cached_fast_model(load, path, "float32", cache_dir=cache)
     assert loads == [None] and again.cache_path == first.cache_path  # loaded, not built
     assert again.precision == "float32" and again.fused_norm
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    stored = tf.saved_model.load(first.cache_path)  # the graph and its variables, no Keras layers
+    assert not hasattr(stored, "net") and len(stored.state) == len(ref.variables)
     np.testing.assert_allclose(np.asarray(again(x)), want, atol=1e-5)
     y = RNG.random((2, 40, 8, 3)).astype(np.float32)  # another size and a batch of 2
     np.testing.assert_allclose(np.asarray(again(y)), np.asarray(ref(y)), atol=1e-4)
