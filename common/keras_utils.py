@@ -122,6 +122,8 @@ def fused_instance_norm(x, scale, offset, epsilon: float, mode: str = "auto"):
     def norm(t, s, o):
         return tf.compat.v1.nn.fused_batch_norm(t, s, o, epsilon=epsilon, is_training=True)[0]
 
+    if mode not in ("auto", "split", "fold"):
+        raise ValueError(f"fused_instance_norm: mode must be auto, split or fold, got {mode!r}")
     b, h, w, c = x.shape
     if mode == "auto":
         mode = "fold" if b is None or folds_batch(h, w, c) else "split"
@@ -131,8 +133,6 @@ def fused_instance_norm(x, scale, offset, epsilon: float, mode: str = "auto"):
         if b is None:
             raise ValueError("fused_instance_norm: mode='split' needs a static batch size")
         return tf.concat([norm(xi, scale, offset) for xi in tf.split(x, b, axis=0)], 0)
-    if mode != "fold":
-        raise ValueError(f"fused_instance_norm: mode must be auto, split or fold, got {mode!r}")
     shape = tf.shape(x)
     nb, h, w = shape[0], shape[1], shape[2]
     xt = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, h, w, nb * c])

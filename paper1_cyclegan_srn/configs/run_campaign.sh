@@ -8,8 +8,9 @@
 # pass its weights as INIT_MODEL and its step as START_STEP (the cosine schedule goes on from there;
 # Adam's moments start fresh), as leg 3 did: START_STEP=2073 bash ... WORKDIR LFW_TRAIN_RECORDS
 # W2073.keras (campaign/leg1..3.json). The 6,000-step schedule is complete: its last step is the
-# shipped weights/srn_small.keras; a longer run needs a new --num_steps (and a new cosine). The precision comes from the flagfiles
-# (--mixed_precision=auto: bfloat16 on CPUs with AMX or AVX512-BF16, float32 on others).
+# shipped weights/srn_small.keras; a longer run needs a new --num_steps (and a new cosine). The
+# precision comes from the flagfiles (--mixed_precision=auto: bfloat16 on CPUs with AMX or
+# AVX512-BF16, float32 on others).
 # LFW_TRAIN_RECORDS: python -m data.build --source=lfw --manual_dir=../shared/data/lfw \
 #     --split=train --mode=sharp --output_dir=LFW_TRAIN_RECORDS --num_shards=8
 set -euo pipefail

@@ -4,10 +4,11 @@
 # steps, then exports the newest checkpoint to WORKDIR/campaign_export.
 #   bash paper2_identity_cgan/configs/run_campaign.sh WORKDIR LFW_TRAIN_RECORDS [INIT_MODEL]
 # INIT_MODEL (default: the shipped paper2_identity_cgan/weights/cgan_small.keras) starts the run; a
-# workdir already holding checkpoints resumes from the newest. To continue a committed state,
-# copy paper2_identity_cgan/campaign/ (checkpoints/ and flags.txt) to WORKDIR/campaign first.
-# START_STEP (default 0): on an empty workdir, count steps (and the cosine) from it, to continue
-# committed weights passed as INIT_MODEL (--start_step; the optimizers start fresh).
+# workdir already holding checkpoints resumes from the newest. START_STEP (default 0): on an
+# empty workdir, count steps (and the cosine) from it, to continue committed weights passed as
+# INIT_MODEL (--start_step; D, G_s's encoder and the optimizers start fresh). The committed state
+# (a full checkpoint is 41 MB): START_STEP=30110 bash ... WORKDIR LFW_TRAIN_RECORDS
+# paper2_identity_cgan/campaign/cgan_step30110.keras (campaign/leg1.json).
 # LFW_TRAIN_RECORDS: python -m data.build --source=lfw --manual_dir=../shared/data/lfw \
 #     --split=train --mode=sharp --output_dir=LFW_TRAIN_RECORDS --num_shards=8
 set -euo pipefail
