@@ -1,7 +1,7 @@
 """Devices, data per worker, seeds and precision: what a step runs on.
 
 * `get_strategy` (`--strategy`, `--cpu_devices`), `is_chief` (the process that writes, from
-  TF_CONFIG).
+  TF_CONFIG), `set_cpu_threads` (`--intra_op_threads`, `--inter_op_threads`).
 * `distribute_per_worker`, `pipeline_seed`, `reseeded_dataset`: one input pipeline per worker,
   reseeded at a resume.
 * `set_precision` (Keras mixed precision policy: float16 on GPU, bfloat16 on a CPU with bfloat16
@@ -55,6 +55,37 @@ def get_strategy(name: str = "default", cpu_devices: int = 0) -> tf.distribute.S
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)
+
+
+def set_cpu_threads(intra_op: int = 0, inter_op: int = 0) -> tuple[int, int]:
+    """Sets TensorFlow's thread pools (`--intra_op_threads`, `--inter_op_threads`; 0 leaves
+    TensorFlow's choice, one thread per core in each pool). Takes effect only before the runtime
+    starts (the first op); a process where TensorFlow already runs with other values (a test, a
+    notebook) keeps them, with a warning. Returns the (intra, inter) values now in force.
+
+    Why it is a flag: on a 2-core CPU, a narrow network's ops are too small to share two threads
+    each, and one thread per op with two ops at a time is faster; the paper-2 campaign's cGAN
+    `small` step at batch 4 goes from 22 to 31-33 images/s with 1 / 2, while the wider SRN
+    `small` step is slower so (benchmarks/README.md, "Issue 31": thread pools)."""
+    threading = tf.config.threading
+    for name, value, setter, getter in (
+            ("intra_op_threads", intra_op, threading.set_intra_op_parallelism_threads,
+             threading.get_intra_op_parallelism_threads),
+            ("inter_op_threads", inter_op, threading.set_inter_op_parallelism_threads,
+             threading.get_inter_op_parallelism_threads)):
+        if value < 0:
+            raise ValueError(f"--{name}={value}: give a thread count, or 0 for TensorFlow's "
+                             f"default")
+        if not value or getter() == value:
+            continue
+        try:
+            setter(value)
+        except RuntimeError:
+            logging.warning("--%s=%d ignored: TensorFlow already runs in this process with %d "
+                            "(set it before the first TensorFlow op, e.g. on the command line)",
+                            name, value, getter())
+    return (threading.get_intra_op_parallelism_threads(),
+            threading.get_inter_op_parallelism_threads())
 
 
 def is_chief(tf_config: str | None = None) -> bool:

@@ -1,6 +1,7 @@
 """The flags every trainer shares, their checks and the learning-rate schedule.
 
-* `define_common_flags(fv)`: `--workdir`, `--strategy`, `--mixed_precision`, `--seed`,
+* `define_common_flags(fv)`: `--workdir`, `--strategy`, `--intra_op_threads` / `--inter_op_threads`,
+  `--mixed_precision`, `--seed`,
   `--num_steps`, intervals, `--max_train_minutes`, `--best_metric`, `--lr_schedule`, ...,
   defined on a given `absl.flags.FlagValues` so tests can build a fresh one and parse a real
   flagfile; `define_remat_flag` (a trainer's `--remat`).
@@ -34,6 +35,12 @@ def define_common_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_integer("cpu_devices", 0,
                          "Split the CPU into this many logical devices (0: leave as is). For testing "
                          "the mirrored strategy without GPUs.", flag_values=fv)
+    flags.DEFINE_integer("intra_op_threads", 0, "Threads of one TensorFlow op (0: TensorFlow's "
+                         "default, one per core). 1 with --inter_op_threads=2 speeds up narrow "
+                         "networks on a 2-core CPU (common.train.distribute.set_cpu_threads).",
+                         flag_values=fv)
+    flags.DEFINE_integer("inter_op_threads", 0, "TensorFlow ops run at the same time (0: "
+                         "TensorFlow's default, one per core).", flag_values=fv)
     flags.DEFINE_enum("mixed_precision", "none", PRECISIONS,
                       "Keras mixed-precision policy; auto = mixed_float16 on GPU, mixed_bfloat16 "
                       "on a CPU with bfloat16 instructions (AMX/AVX512-BF16), else float32.",
@@ -143,6 +150,8 @@ _COMMON_MINIMA = (("num_steps", 1, "the total number of training steps"),
                   ("image_every", 0, "steps between image summaries; 0: never"),
                   ("keep_checkpoints", 1, "checkpoints kept"),
                   ("cpu_devices", 0, "logical CPU devices; 0: leave as is"),
+                  ("intra_op_threads", 0, "threads per TensorFlow op; 0: TensorFlow's default"),
+                  ("inter_op_threads", 0, "TensorFlow ops at once; 0: TensorFlow's default"),
                   ("max_train_minutes", 0, "minutes of training; 0: no limit"),
                   ("lr_warmup_steps", 0, "steps of learning-rate warm-up"),
                   ("lr_schedule_steps", 0, "the cosine schedule's length; 0: --num_steps"),

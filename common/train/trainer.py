@@ -20,7 +20,7 @@ import tensorflow as tf
 from common import keras_utils, workdir_lock
 from common.cli import FLAGS_FILENAME, save_flags
 from common.train.checkpoints import Checkpointer, parse_best_metric
-from common.train.distribute import (get_strategy, is_chief, make_distributed_step,
+from common.train.distribute import (get_strategy, is_chief, set_cpu_threads, make_distributed_step,
                                      set_precision, set_seed)
 from common.train.errors import CheckpointError
 from common.train.flags import lr_factor_fn, parse_profile_steps, validate_common_flags
@@ -68,7 +68,8 @@ def start_run(config: flags.FlagValues, workdir: str,
               paper: str | None = None, stage: str | None = None,
               ) -> tuple[tf.distribute.Strategy, str]:
     """The start every trainer shares: checks the common flags (`validate_common_flags`), seeds
-    everything (`--seed`), builds the strategy (`--strategy`, `--cpu_devices`), sets the precision
+    everything (`--seed`), sizes TensorFlow's thread pools (`--intra_op_threads`,
+    `--inter_op_threads`), builds the strategy (`--strategy`, `--cpu_devices`), sets the precision
     policy (`--mixed_precision`), runs the trainer's own checks `validate(config)` (e.g. the crop
     against the images) and only then writes the resolved flags to `workdir/flags.txt`, so a bad
     value leaves nothing behind. `paper` / `stage` (e.g. "paper1", "srn": `common.papers`) go
@@ -77,6 +78,7 @@ def start_run(config: flags.FlagValues, workdir: str,
     `WorkdirLocked` names the live process that holds it; `train` releases it at its end).
     Returns (strategy, resolved policy name)."""
     validate_common_flags(config)
+    set_cpu_threads(getattr(config, "intra_op_threads", 0), getattr(config, "inter_op_threads", 0))
     set_seed(config.seed)
     strategy = get_strategy(config.strategy, config.cpu_devices)
     policy = set_precision(config.mixed_precision)

@@ -753,3 +753,47 @@ def test_start_step_must_not_be_negative():
                          ["prog", "--variant=tiny", "--start_step=-1"])
     with pytest.raises(ValueError, match="start_step"):
         train_flags.validate_common_flags(fv)
+
+
+_THREADS_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    from common import cli
+    from common.train import flags as train_flags, trainer as training
+    fv = cli.parse_flags([train_flags.define_common_flags], ["prog", *sys.argv[1:]])
+    training.start_run(fv, fv.workdir)
+    threading = tf.config.threading
+    tf.constant(1.0) + 1.0  # the runtime has started: the pools are fixed from here on
+    print(json.dumps([threading.get_intra_op_parallelism_threads(),
+                      threading.get_inter_op_parallelism_threads()]))
+""")
+
+
+def test_thread_flags_size_tensorflows_pools_before_the_runtime_starts(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    import json
+
+    def pools(*args):
+        out = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT, f"--workdir={tmp_path}",
+                              *args], cwd=paths.REPO_ROOT, env=env, capture_output=True,
+                             text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    assert pools("--intra_op_threads=1", "--inter_op_threads=3") == [1, 3]
+    assert pools() == [0, 0]  # TensorFlow's own choice
+
+
+def test_thread_flags_in_a_running_process_warn_and_keep_the_pools(caplog):
+    tf.constant(1.0) + 1.0  # this test process's runtime is up
+    before = (tf.config.threading.get_intra_op_parallelism_threads(),
+              tf.config.threading.get_inter_op_parallelism_threads())
+    want = before[0] + 1
+    with caplog.at_level("WARNING"):
+        assert distribute.set_cpu_threads(want, 0) == before
+    assert f"--intra_op_threads={want} ignored" in caplog.text
+    assert distribute.set_cpu_threads(0, 0) == before  # 0: nothing asked, nothing said
+    with pytest.raises(ValueError, match="--inter_op_threads=-1"):
+        distribute.set_cpu_threads(0, -1)
+    fv = cli.parse_flags([train_flags.define_common_flags], ["prog", "--intra_op_threads=-2"])
+    with pytest.raises(ValueError, match="--intra_op_threads=-2: must be >= 0"):
+        train_flags.validate_common_flags(fv)
