@@ -350,13 +350,19 @@ def main():
     p.add_argument("--infer_sizes", default="128,256,512")
     p.add_argument("--fused_norm", type=int, default=1, help="1: instance norms as fused kernels "
                    "(the trainers' default --fused_norm); 0: Keras's GroupNormalization")
+    p.add_argument("--intra_op_threads", type=int, default=0,
+                   help="the trainers' --intra_op_threads (0: TensorFlow's default)")
+    p.add_argument("--inter_op_threads", type=int, default=0,
+                   help="the trainers' --inter_op_threads (0: TensorFlow's default)")
     a = p.parse_args()
+    threads = distribute.set_cpu_threads(a.intra_op_threads, a.inter_op_threads)
     b, s = PAPER_SETTINGS[a.paper]
     a.batch, a.size = a.batch or b, a.size or s
     distribute.set_precision("none" if a.precision == "float32" else a.precision)
     result = {"paper": a.paper, "variant": a.variant, "mode": a.mode, "precision": a.precision,
               "batch": a.batch, "size": a.size, "remat": a.remat or "none",
-              "fused_norm": bool(a.fused_norm),
+              "fused_norm": bool(a.fused_norm), "intra_op_threads": threads[0],
+              "inter_op_threads": threads[1],
               "machine": _machine.machine_info(), "tf": tf.__version__}
     result.update({"train": measure_train, "infer": measure_infer, "flops": measure_flops,
                    "profile": measure_profile}[a.mode](a))
