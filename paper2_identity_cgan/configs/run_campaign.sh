@@ -7,8 +7,8 @@
 # workdir already holding checkpoints resumes from the newest. START_STEP (default 0): on an
 # empty workdir, count steps (and the cosine) from it, to continue committed weights passed as
 # INIT_MODEL (--start_step; D, G_s's encoder and the optimizers start fresh). The committed state
-# (a full checkpoint is 41 MB): START_STEP=30110 bash ... WORKDIR LFW_TRAIN_RECORDS
-# paper2_identity_cgan/campaign/cgan_step30110.keras (campaign/leg1.json).
+# (a full checkpoint is 41 MB): START_STEP=68946 bash ... WORKDIR LFW_TRAIN_RECORDS
+# paper2_identity_cgan/campaign/cgan_step68946.keras (campaign/leg2.json).
 # LFW_TRAIN_RECORDS: python -m data.build --source=lfw --manual_dir=../shared/data/lfw \
 #     --split=train --mode=sharp --output_dir=LFW_TRAIN_RECORDS --num_shards=8
 set -euo pipefail
