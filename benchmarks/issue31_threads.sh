@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Issue 31: TensorFlow's thread pools (--intra_op_threads / --inter_op_threads, 0 = TensorFlow's
 # default) against the shipped small recipes' train steps, one process per configuration,
-# alternating, ROUNDS rounds (default 2); JSON to benchmarks/results/issue31/threads/.
+# alternating, rounds FIRST_ROUND..ROUNDS (default 1..2); JSON to benchmarks/results/issue31/threads/.
 #   bash benchmarks/issue31_threads.sh       (~10 minutes on 2 idle cores)
 cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL=2
 R=benchmarks/results/issue31/threads
 mkdir -p "$R"
 PY=${PYTHON:-python}
-for round in $(seq 1 "${ROUNDS:-2}"); do
+for round in $(seq "${FIRST_ROUND:-1}" "${ROUNDS:-2}"); do
   for run in "paper2 4 20" "paper2 8 20" "paper3 8 6" "paper1 8 8"; do
     set -- $run
     for thr in "0 0" "1 2"; do

@@ -64,9 +64,9 @@ def set_cpu_threads(intra_op: int = 0, inter_op: int = 0) -> tuple[int, int]:
     notebook) keeps them, with a warning. Returns the (intra, inter) values now in force.
 
     Why it is a flag: on a 2-core CPU, a narrow network's ops are too small to share two threads
-    each, and one thread per op with two ops at a time is faster; the paper-2 campaign's cGAN
-    `small` step at batch 4 goes from 22 to 31-33 images/s with 1 / 2, while the wider SRN
-    `small` step is slower so (benchmarks/README.md, "Issue 31": thread pools)."""
+    each, and one thread per op with two ops at a time is faster: the paper-2 campaign's cGAN
+    `small` step at batch 4 goes from 26 to 33-34 images/s with 1 / 2, while the UMSN and SRN
+    `small` steps are slower so (benchmarks/README.md, "Issue 31", thread pools)."""
     threading = tf.config.threading
     for name, value, setter, getter in (
             ("intra_op_threads", intra_op, threading.set_intra_op_parallelism_threads,

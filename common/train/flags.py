@@ -36,8 +36,8 @@ def define_common_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                          "Split the CPU into this many logical devices (0: leave as is). For testing "
                          "the mirrored strategy without GPUs.", flag_values=fv)
     flags.DEFINE_integer("intra_op_threads", 0, "Threads of one TensorFlow op (0: TensorFlow's "
-                         "default, one per core). 1 with --inter_op_threads=2 speeds up narrow "
-                         "networks on a 2-core CPU (common.train.distribute.set_cpu_threads).",
+                         "default, one per core). 1 with --inter_op_threads=2 speeds up the cGAN "
+                         "small step 1.3x on a 2-core CPU (common.train.distribute.set_cpu_threads).",
                          flag_values=fv)
     flags.DEFINE_integer("inter_op_threads", 0, "TensorFlow ops run at the same time (0: "
                          "TensorFlow's default, one per core).", flag_values=fv)
