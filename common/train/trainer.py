@@ -1,9 +1,9 @@
 """The trainer interface every paper stage implements and the run that drives it.
 
 * `Trainer` (trackables / replica_step / samples / optimizers): one paper stage.
-* `start_run(config, workdir, paper=, stage=)`: seed, precision policy, strategy and flags.txt
-  (with its `# paper:` / `# stage:` lines) from the common flags, after taking the workdir's
-  single-writer lock (`common.workdir_lock`; `train` releases it).
+* `start_run(config, workdir, paper=, stage=)`: seed, thread pools, precision policy, strategy and
+  flags.txt (with its `# paper:` / `# stage:` lines) from the common flags, after taking the
+  workdir's single-writer lock (`common.workdir_lock`; `train` releases it).
 * `train(workdir, config, trainer, dataset)`: restore, hparams, then `run_train_loop` under the
   common flags; `side_by_side` (TensorBoard grid rows), `fuse_trainer_instance_norms`
   (`--fused_norm`).
@@ -20,8 +20,8 @@ import tensorflow as tf
 from common import keras_utils, workdir_lock
 from common.cli import FLAGS_FILENAME, save_flags
 from common.train.checkpoints import Checkpointer, parse_best_metric
-from common.train.distribute import (get_strategy, is_chief, set_cpu_threads, make_distributed_step,
-                                     set_precision, set_seed)
+from common.train.distribute import (get_strategy, is_chief, make_distributed_step,
+                                     set_cpu_threads, set_precision, set_seed)
 from common.train.errors import CheckpointError
 from common.train.flags import lr_factor_fn, parse_profile_steps, validate_common_flags
 from common.train.loop import run_train_loop
@@ -78,7 +78,7 @@ def start_run(config: flags.FlagValues, workdir: str,
     `WorkdirLocked` names the live process that holds it; `train` releases it at its end).
     Returns (strategy, resolved policy name)."""
     validate_common_flags(config)
-    set_cpu_threads(getattr(config, "intra_op_threads", 0), getattr(config, "inter_op_threads", 0))
+    set_cpu_threads(config.intra_op_threads, config.inter_op_threads)
     set_seed(config.seed)
     strategy = get_strategy(config.strategy, config.cpu_devices)
     policy = set_precision(config.mixed_precision)
