@@ -41,7 +41,8 @@ def load_deblurrer(workdir, checkpoint=None):
     cfg = load_train_flags(workdir)
     model = models.CGANDeblurrer(cfg.variant, use_hg=cfg.use_hg,
                                  global_residual=cfg.global_residual,
-                                 hg_zero_init=cfg.hg_zero_init)
+                                 hg_zero_init=cfg.hg_zero_init,
+                                 unet_skips=cfg.unet_skips)
     d = models.GEN_DIVISOR
     model(np.zeros((1, d, d, 3), np.float32))  # build (export needs it)
     trackables = {"g_bl": model.g_bl}

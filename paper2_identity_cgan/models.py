@@ -187,6 +187,19 @@ class HourglassNet(keras.Model):
 
 
 # ---------------------------------------------------------------------------- generator ----
+def parse_skips(skips) -> tuple[int, ...]:
+    """U-Net skip levels (``--unet_skips``: ints or strings such as ``["1", "2"]``) -> a sorted
+    tuple of distinct encoder levels in 1..7, or a one-line error."""
+    try:
+        levels = tuple(sorted({int(k) for k in skips}))
+    except (TypeError, ValueError):
+        levels = (0,)
+    if any(k < 1 or k > 7 for k in levels):
+        raise ValueError(f"--unet_skips={','.join(map(str, skips))}: give encoder levels in "
+                         f"1..7 (1 = full resolution, 7 = H/64), e.g. --unet_skips=1,2")
+    return levels
+
+
 class ConvBlock(layers.Layer):
     """Table 3 layer: (transposed) conv 4x4 (or 1x1) -> batch norm (optional) -> ReLU -> dropout.
 
@@ -299,18 +312,25 @@ class Decoder(layers.Layer):
     """Table 3(b): 8 transposed-conv layers, shared by G_bl and G_s (Sec. 3.2, Fig. 2).
 
     Input: the encoder's list ``e1..e8``.  F-Conv. 1-3 use dropout 0.5; residuals after decoder
-    layers 1 and 3 skip two layers; two U-Net skips (our choice of levels): ``e2`` is concatenated
-    to F-Conv. 6's output (input of F-Conv. 7) and ``e1`` to F-Conv. 7's output (input of
-    F-Conv. 8).  F-Conv. 8 (4x4, stride 1, no BN) is float32 with tanh, mapped to [0, 1].
+    layers 1 and 3 skip two layers.  U-Net skips: ``skips`` names the encoder levels whose
+    features are concatenated (after) the decoder feature of the same size; level ``k`` feeds
+    F-Conv. ``9 - k`` (``e1`` -> F-Conv. 8, ``e2`` -> F-Conv. 7, ..., ``e7`` -> F-Conv. 2).  The
+    paper has "two U-net style skip connections" without naming the levels; the default
+    ``(1, 2)`` is our choice (``e2`` to F-Conv. 6's output, ``e1`` to F-Conv. 7's).  More levels
+    (``(1, ..., 7)``: pix2pix's U-Net) let the large-blur scales H/4..H/64 bypass the 1x1
+    bottleneck (``--unet_skips``, a departure).
+    F-Conv. 8 (4x4, stride 1, no BN) is float32 with tanh, mapped to [0, 1].
     Output [B, H, W, out_channels] float32 in [0, 1].  With ``residual=True`` (our CPU-demo
     choice, not Table 3) F-Conv. 8 is zero-initialised and the output is the tanh correction in
     [-1, 1] that ``Generator`` adds to its input image.
     """
 
-    def __init__(self, filters=_DEC_PAPER, out_channels=3, residual=False, **kwargs):
+    def __init__(self, filters=_DEC_PAPER, out_channels=3, residual=False, skips=(1, 2),
+                 **kwargs):
         super().__init__(**kwargs)
         self.filters, self.out_channels = tuple(filters), out_channels
         self.residual = residual
+        self.skips = parse_skips(skips)
         f = self.filters
         blocks = [ConvBlock(f[0], 1, 2, transpose=True, dropout=0.5, name="fconv1")]
         for i in range(1, 7):
@@ -328,18 +348,23 @@ class Decoder(layers.Layer):
     blocks = property(lambda self: tracked(self, "block"))
     res = property(lambda self: {1: self.res_1, 3: self.res_3})
 
+    def _skip(self, h, feats, level):
+        """``concat(h, e_level)`` when ``level`` is one of ``skips`` (the U-Net skip), else h."""
+        if level not in self.skips:
+            return h
+        return ops.concatenate([h, ops.cast(feats[level - 1], h.dtype)], axis=-1)
+
     def call(self, feats, training=None):
-        e1, e2 = feats[0], feats[1]
         h = feats[-1]
         outs = []
         for i, block in enumerate(self.blocks, start=1):
-            if i == 7:
-                h = ops.concatenate([h, ops.cast(e2, h.dtype)], axis=-1)  # U-Net skip 1
+            if i >= 2:
+                h = self._skip(h, feats, 9 - i)  # e7 -> F-Conv. 2, ..., e2 -> F-Conv. 7
             h = block(h, training=training)
             if i in (3, 5):
                 h = h + self.res[i - 2](outs[i - 3])
             outs.append(h)
-        h = ops.concatenate([h, ops.cast(e1, h.dtype)], axis=-1)  # U-Net skip 2
+        h = self._skip(h, feats, 1)  # e1 -> F-Conv. 8
         y = ops.tanh(ops.cast(self.last(h), "float32"))
         if self.residual:
             return y  # a correction in [-1, 1], added to the input by the Generator
@@ -347,7 +372,8 @@ class Decoder(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters,
-                "out_channels": self.out_channels, "residual": self.residual}
+                "out_channels": self.out_channels, "residual": self.residual,
+                "skips": list(self.skips)}
 
 
 class Generator(keras.Model):
@@ -413,19 +439,21 @@ class Discriminator(keras.Model):
 
 # ------------------------------------------------------------------------------ builders ----
 def build_networks(variant="small", use_hg=True, identity=True, global_residual=False,
-                   hg_zero_init=False):
+                   hg_zero_init=False, unet_skips=(1, 2)):
     """Build every network of Fig. 2 for a ``VARIANTS`` key.
 
     Returns a dict with ``hg`` (HourglassNet or None when ``use_hg`` is False), ``g_bl``,
     ``g_s`` (None when ``identity`` is False: the 'no-identity' variant of Table 4),
     ``decoder`` (the object shared by ``g_bl`` and ``g_s``) and ``d``.
     ``global_residual`` / ``hg_zero_init``: our CPU-demo departures (see ``Decoder``,
-    ``HourglassNet``); both False is Table 3 / Newell exactly.
+    ``HourglassNet``); both False is Table 3 / Newell exactly.  ``unet_skips``: the encoder
+    levels of the U-Net skips (``Decoder``; two in the paper, ``(1, 2)`` our reading).
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
     cfg = VARIANTS[variant]
-    decoder = Decoder(cfg["dec_filters"], residual=global_residual, name="shared_decoder")
+    decoder = Decoder(cfg["dec_filters"], residual=global_residual, skips=unet_skips,
+                      name="shared_decoder")
     g_bl = Generator(Encoder(cfg["enc_filters"], name="encoder_bl"), decoder, name="g_bl")
     g_s = (Generator(Encoder(cfg["enc_filters"], name="encoder_s"), decoder, name="g_s")
            if identity else None)
@@ -461,17 +489,20 @@ class CGANDeblurrer(keras.Model):
     ``common.inference`` pads) -> deblurred [B, H, W, 3] float32 in [0, 1].
 
     Built from the training flags that shape the networks (``variant``, ``use_hg``,
-    ``global_residual``, ``hg_zero_init``), so a saved ``.keras`` file rebuilds the same HG and
-    G_bl (layer names ``hg`` / ``g_bl`` as in training) and loads their weights.
+    ``global_residual``, ``hg_zero_init``, ``unet_skips``), so a saved ``.keras`` file rebuilds
+    the same HG and G_bl (layer names ``hg`` / ``g_bl`` as in training) and loads their weights;
+    files saved before ``unet_skips`` existed load with its default ``(1, 2)``.
     """
 
     def __init__(self, variant="small", use_hg=True, global_residual=False, hg_zero_init=False,
-                 **kwargs):
+                 unet_skips=(1, 2), **kwargs):
         super().__init__(**kwargs)
         self.variant, self.use_hg = variant, bool(use_hg)
         self.global_residual, self.hg_zero_init = bool(global_residual), bool(hg_zero_init)
+        self.unet_skips = parse_skips(unet_skips)
         nets = build_networks(variant, use_hg=use_hg, identity=False,
-                              global_residual=global_residual, hg_zero_init=hg_zero_init)
+                              global_residual=global_residual, hg_zero_init=hg_zero_init,
+                              unet_skips=self.unet_skips)
         self.hg, self.g_bl = nets["hg"], nets["g_bl"]
 
     def call(self, blurred):
@@ -479,7 +510,8 @@ class CGANDeblurrer(keras.Model):
 
     def get_config(self):
         return {**super().get_config(), "variant": self.variant, "use_hg": self.use_hg,
-                "global_residual": self.global_residual, "hg_zero_init": self.hg_zero_init}
+                "global_residual": self.global_residual, "hg_zero_init": self.hg_zero_init,
+                "unet_skips": list(self.unet_skips)}
 
 
 keras.saving.register_keras_serializable(package="paper2_identity_cgan")(CGANDeblurrer)

@@ -80,6 +80,11 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_bool("global_residual", False, "G_bl/G_s predict a tanh correction added to the "
                       "input image (zero-initialised last layer: output = input at step 0). "
                       "False = Table 3 exactly (full image through tanh).", **d)
+    flags.DEFINE_list("unet_skips", ["1", "2"], "Encoder levels (1 = full resolution .. 7 = "
+                      "H/64) whose features the decoder concatenates (U-Net skips, Sec. 5.1: "
+                      "'two U-net style skip connections', levels not given; 1,2 is our "
+                      "reading). 1,2,3,4,5,6,7 = pix2pix's U-Net. An --init_model with fewer "
+                      "levels starts the added inputs at zero (same function at step 0).", **d)
     flags.DEFINE_bool("hg_zero_init", False, "Zero-initialise the HG's heads so the HG starts as "
                       "the identity (Newell's init otherwise).", **d)
     flags.DEFINE_integer("adv_warmup_steps", 0, "cGAN: the first N steps use Eq. 6 without the "
@@ -176,7 +181,8 @@ class CGANTrainer(training.Trainer):
             nets = models.build_networks(config.variant, use_hg=config.use_hg,
                                          identity=config.identity,
                                          global_residual=config.global_residual,
-                                         hg_zero_init=config.hg_zero_init)
+                                         hg_zero_init=config.hg_zero_init,
+                                         unet_skips=config.unet_skips)
             self.hg, self.g_bl, self.g_s, self.d = nets["hg"], nets["g_bl"], nets["g_s"], nets["d"]
             x = tf.zeros((1, s, s, 3))
             h = self.hg(x) if self.hg is not None else None
@@ -198,8 +204,10 @@ class CGANTrainer(training.Trainer):
             init = checkpoints.load_init_model(config.init_model, models.CGANDeblurrer,
                                                "a paper-2 HG + G_bl model",
                                                "python -m paper2_identity_cgan.export")
+            skips = models.parse_skips(config.unet_skips)
             settings = (f"--variant={config.variant} --use_hg={config.use_hg} "
-                        f"--global_residual={config.global_residual}")
+                        f"--global_residual={config.global_residual} "
+                        f"--unet_skips={','.join(map(str, skips))}")
             if init.use_hg != bool(config.use_hg):
                 raise ValueError(f"--init_model={config.init_model} was trained with use_hg="
                                  f"{init.use_hg}: pass --use_hg={init.use_hg}")
@@ -207,7 +215,13 @@ class CGANTrainer(training.Trainer):
                 raise ValueError(f"--init_model={config.init_model} was trained with "
                                  f"global_residual={init.global_residual}: pass "
                                  f"--global_residual={init.global_residual}")
-            checkpoints.copy_init_weights(init.g_bl, self.g_bl, config.init_model, settings)
+            if not set(init.unet_skips) <= set(skips):
+                raise ValueError(f"--init_model={config.init_model} has U-Net skips at levels "
+                                 f"{','.join(map(str, init.unet_skips))}: pass --unet_skips= "
+                                 f"those levels or more")
+            # added skip levels widen decoder inputs: their weights start at zero
+            checkpoints.copy_init_weights(init.g_bl, self.g_bl, config.init_model, settings,
+                                          widen_last_axis=init.unet_skips != skips)
             if self.hg is not None:
                 checkpoints.copy_init_weights(init.hg, self.hg, config.init_model, settings)
             logging.info("HG and G_bl initialised from %s", config.init_model)

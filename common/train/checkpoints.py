@@ -339,12 +339,33 @@ def load_init_model(path: str, model_class: type, what: str, export_cmd: str,
     return model
 
 
-def copy_init_weights(src, dst, path: str, settings: str, flag: str = "--init_model") -> None:
+def copy_init_weights(src, dst, path: str, settings: str, flag: str = "--init_model",
+                      widen_last_axis: bool = False) -> None:
     """Copies the weights of network `src` (of an init model) into the built network `dst`, or a
-    one-line error naming the flag and the `settings` (flags) that shape the network."""
-    if [tuple(w.shape) for w in src.weights] != [tuple(w.shape) for w in dst.weights]:
+    one-line error naming the flag and the `settings` (flags) that shape the network.
+
+    ``widen_last_axis``: `dst` may have more entries on a weight's last axis than `src` (the
+    input channels of a transposed convolution's [kh, kw, out, in] kernel that gained a
+    concatenated input); the `src` values fill the leading part and the rest is zero, so the
+    function is unchanged when the added inputs are appended after the old ones.
+    """
+    src_w, dst_w = src.get_weights(), dst.get_weights()
+
+    def fits(a, b):
+        if a.shape == b.shape:
+            return True
+        return (widen_last_axis and a.ndim == b.ndim and a.shape[:-1] == b.shape[:-1]
+                and a.shape[-1] < b.shape[-1])
+
+    if len(src_w) != len(dst_w) or not all(fits(a, b) for a, b in zip(src_w, dst_w)):
         raise ValueError(f"{flag}={path} does not match {settings} (different weight shapes)")
-    dst.set_weights(src.get_weights())
+    out = []
+    for a, b in zip(src_w, dst_w):
+        if a.shape != b.shape:
+            a = np.concatenate([a, np.zeros(a.shape[:-1] + (b.shape[-1] - a.shape[-1],),
+                                            a.dtype)], axis=-1)
+        out.append(a)
+    dst.set_weights(out)
 
 
 def restore_init(path: str | None, flag: str, *, paper: str, stages: Sequence[str],

@@ -199,3 +199,47 @@ def test_global_residual_output_is_clipped_input_plus_tanh_correction():
     np.testing.assert_allclose(g(x, training=False).numpy(),
                                np.clip(np.asarray(x) + corr, 0.0, 1.0), atol=1e-6)
     assert models.Decoder(residual=True).get_config()["residual"] is True
+
+
+def test_unet_skips_concatenate_encoder_levels_and_widen_from_fewer():
+    """--unet_skips: level k feeds F-Conv. 9-k (e1 -> F-Conv. 8), the default (1, 2) builds the
+    Table 3 reading the shipped files use; copy_init_weights(widen_last_axis=True) from a (1, 2)
+    decoder zero-fills the added inputs, so the wider generator computes the same image."""
+    from common.train import checkpoints
+    x = tf.constant(_img(b=1))
+    narrow = models.build_networks("tiny", use_hg=False, identity=False, global_residual=True)
+    wide = models.build_networks("tiny", use_hg=False, identity=False, global_residual=True,
+                                 unet_skips=("7", "3", "1", "2"))
+    narrow["g_bl"](x), wide["g_bl"](x)
+    dec_n, dec_w = narrow["decoder"], wide["decoder"]
+    assert dec_n.skips == (1, 2) and dec_w.skips == (1, 2, 3, 7)
+    enc = models.VARIANTS["tiny"]["enc_filters"]
+    dec = models.VARIANTS["tiny"]["dec_filters"]
+    # transposed-conv kernels are [kh, kw, out, in]: F-Conv. 2 gains e7, F-Conv. 6 gains e3
+    assert dec_w.blocks[1].conv.kernel.shape[-1] == dec[0] + enc[6]
+    assert dec_n.blocks[1].conv.kernel.shape[-1] == dec[0]
+    assert dec_w.blocks[5].conv.kernel.shape[-1] == dec[4] + enc[2]
+    assert dec_w.last.kernel.shape[-1] == dec_n.last.kernel.shape[-1] == dec[6] + enc[0]
+    rng = np.random.default_rng(3)
+    for w in narrow["g_bl"].weights:  # a trained-looking narrow net (last layer non-zero too)
+        w.assign(rng.normal(0, 0.05, w.shape).astype("float32") + (1.0 if "variance" in w.path
+                                                                   else 0.0))
+    with pytest.raises(ValueError, match="different weight shapes"):
+        checkpoints.copy_init_weights(narrow["g_bl"], wide["g_bl"], "n.keras", "--unet_skips")
+    checkpoints.copy_init_weights(narrow["g_bl"], wide["g_bl"], "n.keras", "--unet_skips",
+                                  widen_last_axis=True)
+    y_n = narrow["g_bl"](x, training=False).numpy()
+    np.testing.assert_allclose(wide["g_bl"](x, training=False).numpy(), y_n, atol=1e-5)
+    assert np.abs(y_n - np.asarray(x)).max() > 1e-3   # the copy is not the trivial identity
+    # the added inputs are zero, and they train: a step changes them
+    k = dec_w.blocks[1].conv.kernel
+    assert np.all(k.numpy()[..., dec[0]:] == 0)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.abs(wide["g_bl"](x, training=True) - 0.5))
+    grad = tape.gradient(loss, k)
+    assert np.abs(grad.numpy()[..., dec[0]:]).max() > 0
+    assert models.Decoder(skips=(1, 5)).get_config()["skips"] == [1, 5]
+    with pytest.raises(ValueError, match="--unet_skips=0,2: give encoder levels in 1..7"):
+        models.parse_skips(["0", "2"])
+    with pytest.raises(ValueError, match="--unet_skips"):
+        models.parse_skips(["a"])

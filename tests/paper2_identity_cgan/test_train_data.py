@@ -10,7 +10,7 @@ import tensorflow as tf
 from common import cli, frame_averaging, image_io, pipeline, shared_flags
 from common.train import checkpoints
 from paper2_identity_cgan import data as p2data
-from paper2_identity_cgan import train
+from paper2_identity_cgan import models, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMOKE = os.path.join(REPO, "paper2_identity_cgan", "configs", "smoke.flags")
@@ -112,6 +112,20 @@ def test_cgan_stage_one_step_end_to_end(hg_workdir, video_dir, tmp_path):
                   "--nouse_hg")
     with pytest.raises(ValueError, match="--init_model=.*use_hg=True"):
         train.CGANTrainer(bad)
+    # --unet_skips with more levels than the init model: the added decoder inputs start at
+    # zero, so G_bl computes what the init model computes; fewer levels is an error
+    wide = train.CGANTrainer(_config(str(tmp_path / "wide"), "--stage=cgan", "--hg_workdir=",
+                                     f"--init_model={exported['keras']}",
+                                     "--unet_skips=1,2,3,4,5,6,7"))
+    assert wide.g_bl.decoder.skips == (1, 2, 3, 4, 5, 6, 7)
+    init = inference.load_keras(exported["keras"])
+    assert init.unet_skips == (1, 2)
+    np.testing.assert_allclose(wide.g_bl(models.g_bl_input(x, wide.hg(x)), training=False),
+                               init.g_bl(models.g_bl_input(x, init.hg(x)), training=False),
+                               atol=1e-5)
+    with pytest.raises(ValueError, match="U-Net skips at levels 1,2"):
+        train.CGANTrainer(_config(str(tmp_path / "narrow"), "--stage=cgan", "--hg_workdir=",
+                                  f"--init_model={exported['keras']}", "--unet_skips=1"))
 
 
 def _batch(size=128, b=2):
