@@ -204,7 +204,7 @@ class CGANTrainer(training.Trainer):
             init = checkpoints.load_init_model(config.init_model, models.CGANDeblurrer,
                                                "a paper-2 HG + G_bl model",
                                                "python -m paper2_identity_cgan.export")
-            skips = models.parse_skips(config.unet_skips)
+            skips = self.g_bl.decoder.skips
             settings = (f"--variant={config.variant} --use_hg={config.use_hg} "
                         f"--global_residual={config.global_residual} "
                         f"--unet_skips={','.join(map(str, skips))}")

@@ -359,13 +359,8 @@ def copy_init_weights(src, dst, path: str, settings: str, flag: str = "--init_mo
 
     if len(src_w) != len(dst_w) or not all(fits(a, b) for a, b in zip(src_w, dst_w)):
         raise ValueError(f"{flag}={path} does not match {settings} (different weight shapes)")
-    out = []
-    for a, b in zip(src_w, dst_w):
-        if a.shape != b.shape:
-            a = np.concatenate([a, np.zeros(a.shape[:-1] + (b.shape[-1] - a.shape[-1],),
-                                            a.dtype)], axis=-1)
-        out.append(a)
-    dst.set_weights(out)
+    dst.set_weights([np.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, b.shape[-1] - a.shape[-1])])
+                     for a, b in zip(src_w, dst_w)])
 
 
 def restore_init(path: str | None, flag: str, *, paper: str, stages: Sequence[str],

@@ -231,7 +231,7 @@ def test_unet_skips_concatenate_encoder_levels_and_widen_from_fewer():
     y_n = narrow["g_bl"](x, training=False).numpy()
     np.testing.assert_allclose(wide["g_bl"](x, training=False).numpy(), y_n, atol=1e-5)
     assert np.abs(y_n - np.asarray(x)).max() > 1e-3   # the copy is not the trivial identity
-    # the added inputs are zero, and they train: a step changes them
+    # the added inputs are zero, and they train: their gradient is non-zero
     k = dec_w.blocks[1].conv.kernel
     assert np.all(k.numpy()[..., dec[0]:] == 0)
     with tf.GradientTape() as tape:
