@@ -14,6 +14,7 @@ from setuptools import find_packages, setup
 # extra (below); everything else is shared.
 INSTALL_REQUIRES = [
     "keras==3.15.1",
+    "h5py==3.14.0",  # Keras' weight files; common.inference rewrites them (--weights_dtype)
     "tensorboard==2.21.0",  # tf.summary writers need it; tensorflow-cpu does not bring it
     "tensorflow-datasets==4.9.10",
     "importlib_resources==7.1.0",  # tfds 4.9.10 imports it but does not declare it

@@ -586,13 +586,18 @@ def deblur_files(model: Callable, inputs: Sequence[str], output_dir: str, stride
 
 def define_export_flags(fv, *, workdir_help: str, serve_size: int | None = None,
                         stride: int = 1) -> None:
-    """The flags of a paper's `export` CLI: --workdir --export_dir --checkpoint [--serve_size]."""
+    """The flags of a paper's `export` CLI: --workdir --export_dir --checkpoint --weights_dtype
+    [--serve_size]."""
     from absl import flags  # pylint: disable=import-outside-toplevel
     flags.DEFINE_string("workdir", None, workdir_help, flag_values=fv)
     flags.DEFINE_string("export_dir", None, "Output folder.", flag_values=fv)
     flags.DEFINE_string("checkpoint", "latest", "Which checkpoint of --workdir: latest, best (the "
                         "one kept by the run's --best_metric), or a prefix such as "
                         "WORKDIR/checkpoints/ckpt-1000.", flag_values=fv)
+    flags.DEFINE_enum("weights_dtype", "float32", WEIGHTS_DTYPES, "How the .keras file stores "
+                      "its kernels: float16 halves the file (the loaded model still computes in "
+                      "float32, its kernels rounded to float16); the SavedModel stays float32.",
+                      flag_values=fv)
     if serve_size:
         flags.DEFINE_integer("serve_size", serve_size, "The SavedModel's input size (a multiple "
                              f"of {stride}).", flag_values=fv)
@@ -600,14 +605,16 @@ def define_export_flags(fv, *, workdir_help: str, serve_size: int | None = None,
 
 def export_main(argv: Sequence[str], export: Callable, fv) -> None:
     """`main` of an export CLI defined by `define_export_flags`: prints
-    export(workdir, export_dir[, serve_size], checkpoint=...) (the written paths)."""
+    export(workdir, export_dir[, serve_size], checkpoint=..., weights_dtype=...) (the written
+    paths)."""
     from absl import app  # pylint: disable=import-outside-toplevel
     del argv
     if not fv.workdir or not fv.export_dir:
         raise app.UsageError("--workdir and --export_dir are required")
     extra = (fv.serve_size,) if "serve_size" in fv else ()
     try:
-        print(export(fv.workdir, fv.export_dir, *extra, checkpoint=fv.checkpoint))
+        print(export(fv.workdir, fv.export_dir, *extra, checkpoint=fv.checkpoint,
+                     weights_dtype=fv.weights_dtype))
     except Exception as e:  # noqa: BLE001 - bad workdir/checkpoint or a full disk: one line
         import sys  # pylint: disable=import-outside-toplevel
         import tensorflow as tf  # pylint: disable=import-outside-toplevel
@@ -769,21 +776,66 @@ def deblur_main(argv: Sequence[str], run: Callable, fv) -> None:
 # --------------------------------------------------------------------------- export
 
 
-def deflate_zip(path: str) -> int:
+WEIGHTS_DTYPES = ("float32", "float16")
+
+
+def _half_precision_h5(data: bytes) -> bytes:
+    """A Keras `model.weights.h5` (bytes) with every float32 array of rank >= 2 (the conv and
+    dense kernels: almost all the bytes) stored as float16; vectors (biases, norm scales and
+    moving statistics, whose small values float16 would flush) and non-float arrays stay as they
+    are. Keras casts each array to its variable's dtype on load, so the model keeps float32
+    variables. Raises ValueError naming the first array float16 cannot hold (|x| > 65504)."""
+    import io
+    import h5py  # pylint: disable=import-outside-toplevel
+    half_max = float(np.finfo(np.float16).max)
+    out = io.BytesIO()
+    with h5py.File(io.BytesIO(data), "r") as fin, h5py.File(out, "w") as fout:
+        fout.attrs.update(fin.attrs)
+
+        def copy(name, obj):
+            if isinstance(obj, h5py.Group):
+                fout.require_group(name).attrs.update(obj.attrs)
+                return
+            value = obj[()]
+            if value.dtype == np.float32 and value.ndim >= 2:
+                if not np.all(np.isfinite(value)) or np.max(np.abs(value)) > half_max:
+                    raise ValueError(f"weights {name} {value.shape} hold values float16 cannot "
+                                     f"store (non-finite or |x| > {half_max:g}): export with "
+                                     f"--weights_dtype=float32")
+                value = value.astype(np.float16)
+            fout.create_dataset(name, data=value).attrs.update(obj.attrs)
+        fin.visititems(copy)
+    return out.getvalue()
+
+
+def deflate_zip(path: str, weights_dtype: str = "float32") -> int:
     """Rewrites a `.keras` file (a zip that Keras writes uncompressed) with DEFLATE, level 9, in
-    place; Keras loads it unchanged (trained float32 weights shrink ~13 %). Returns the size."""
+    place; Keras loads it unchanged (trained float32 weights shrink ~13 %). weights_dtype
+    "float16" also stores the kernels in half precision (`_half_precision_h5`: the file halves;
+    the loaded model has float32 variables, its kernels rounded to float16). Returns the size."""
     import zipfile
+    if weights_dtype not in WEIGHTS_DTYPES:
+        raise ValueError(f"weights_dtype={weights_dtype!r}: one of {', '.join(WEIGHTS_DTYPES)}")
     tmp = path + ".deflate"
-    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED,
-                                                       compresslevel=9) as zout:
-        for info in zin.infolist():
-            zout.writestr(info.filename, zin.read(info.filename))
-    os.replace(tmp, path)
+    try:
+        with zipfile.ZipFile(path) as zin, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED,
+                                                           compresslevel=9) as zout:
+            for info in zin.infolist():
+                data = zin.read(info.filename)
+                if weights_dtype == "float16" and info.filename.endswith(".weights.h5"):
+                    data = _half_precision_h5(data)
+                zout.writestr(info.filename, data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return os.path.getsize(path)
 
 
-def export_model(model, out_dir: str, name: str = "model", input_size: int | None = None) -> dict:
-    """Writes out_dir/<name>.keras (Keras format, DEFLATE-compressed: `deflate_zip`) and out_dir/saved_model (TF SavedModel).
+def export_model(model, out_dir: str, name: str = "model", input_size: int | None = None,
+                 weights_dtype: str = "float32") -> dict:
+    """Writes out_dir/<name>.keras (Keras format, DEFLATE-compressed, its kernels stored as
+    `weights_dtype`: `deflate_zip`) and out_dir/saved_model (TF SavedModel, float32).
 
     The SavedModel serves `serve(images float32 [B,H,W,3]) -> [B,H,W,3]` (dynamic H, W; pad to
     the network stride before calling). Both are written to temporary names then renamed.
@@ -797,7 +849,7 @@ def export_model(model, out_dir: str, name: str = "model", input_size: int | Non
     os.close(fd)
     try:
         model.save(tmp)
-        deflate_zip(tmp)
+        deflate_zip(tmp, weights_dtype)
         os.chmod(tmp, image_io.umask_mode())  # mkstemp's file is 0600; outputs get the umask's mode
         os.replace(tmp, keras_path)
     finally:

@@ -35,12 +35,13 @@ def load_deblurrer(workdir, checkpoint=None):
     return model, config
 
 
-def export(workdir, export_dir, serve_size=256, checkpoint=None):
+def export(workdir, export_dir, serve_size=256, checkpoint=None, weights_dtype="float32"):
     """Writes export_dir/srn.keras and export_dir/saved_model; returns their paths."""
     if serve_size % 16:
         raise ValueError(f"--serve_size={serve_size} must be a multiple of 16")
     model, _ = load_deblurrer(workdir, checkpoint)
-    return inference.export_model(model, export_dir, name="srn", input_size=serve_size)
+    return inference.export_model(model, export_dir, name="srn", input_size=serve_size,
+                                  weights_dtype=weights_dtype)
 
 
 def main(argv):

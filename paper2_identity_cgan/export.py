@@ -54,13 +54,14 @@ def load_deblurrer(workdir, checkpoint=None):
     return model, cfg
 
 
-def export(workdir, export_dir, serve_size=256, checkpoint=None):
+def export(workdir, export_dir, serve_size=256, checkpoint=None, weights_dtype="float32"):
     """Writes export_dir/cgan.keras and export_dir/saved_model; returns their paths."""
     from paper2_identity_cgan import models  # pylint: disable=import-outside-toplevel
     if serve_size % models.GEN_DIVISOR:
         raise ValueError(f"--serve_size={serve_size} must be a multiple of {models.GEN_DIVISOR}")
     model, _ = load_deblurrer(workdir, checkpoint)
-    return inference.export_model(model, export_dir, name="cgan", input_size=serve_size)
+    return inference.export_model(model, export_dir, name="cgan", input_size=serve_size,
+                                  weights_dtype=weights_dtype)
 
 
 def main(argv):

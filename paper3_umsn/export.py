@@ -38,10 +38,10 @@ def load_deblurrer(workdir, checkpoint=None):
     return model, config
 
 
-def export(workdir, export_dir, checkpoint=None):
+def export(workdir, export_dir, checkpoint=None, weights_dtype="float32"):
     """Writes export_dir/umsn.keras and export_dir/saved_model; returns their paths."""
     model, _ = load_deblurrer(workdir, checkpoint)
-    return inference.export_model(model, export_dir, name="umsn")
+    return inference.export_model(model, export_dir, name="umsn", weights_dtype=weights_dtype)
 
 
 def main(argv):

@@ -160,3 +160,29 @@ def test_export_and_safe_load_round_trip(tmp_path):
     np.testing.assert_allclose(np.asarray(inference.load_saved_model(paths["saved_model"])(x)), want, atol=1e-5)
     with pytest.raises(FileNotFoundError):
         inference.load_keras(str(tmp_path / "missing.keras"))
+
+
+def test_float16_weights_halve_the_file_and_load_as_float32(tmp_path):
+    import keras
+    inp = keras.Input((None, None, 3))
+    h = keras.layers.Conv2D(64, 3, padding="same")(inp)
+    h = keras.layers.BatchNormalization()(h)
+    model = keras.Model(inp, keras.layers.Conv2D(3, 3, padding="same")(h))
+    bn = model.layers[2]
+    bn.moving_variance.assign(np.full(64, 1e-7, np.float32))  # float16 would flush this to 0
+    full = inference.export_model(model, str(tmp_path / "f32"))["keras"]
+    half = inference.export_model(model, str(tmp_path / "f16"), weights_dtype="float16")["keras"]
+    assert os.path.getsize(half) < 0.6 * os.path.getsize(full)
+    loaded = inference.load_keras(half)
+    assert {v.dtype for v in loaded.weights} == {"float32"}
+    for want, got in zip(model.weights, loaded.weights):
+        want = np.asarray(want)
+        # kernels (rank >= 2) are rounded to float16, vectors kept exactly
+        expect = want.astype(np.float16).astype(np.float32) if want.ndim >= 2 else want
+        np.testing.assert_array_equal(np.asarray(got), expect)
+    x = RNG.random((1, 12, 12, 3)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), rtol=1e-2, atol=1e-2)
+    model.layers[1].kernel.assign(np.full(model.layers[1].kernel.shape, 1e5, np.float32))
+    with pytest.raises(ValueError, match="float16 cannot store"):
+        inference.export_model(model, str(tmp_path / "big"), weights_dtype="float16")
+    assert os.listdir(tmp_path / "big") == []  # no half-written file left behind
