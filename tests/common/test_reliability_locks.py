@@ -227,7 +227,7 @@ def test_export_of_a_bad_workdir_is_one_line(tmp_path, capsys):
     inference.define_export_flags(fv, workdir_help="a workdir")
     fv(["export", f"--workdir={tmp_path / 'none'}", f"--export_dir={tmp_path / 'e'}"])
 
-    def export(workdir, export_dir, checkpoint=None):
+    def export(workdir, export_dir, checkpoint=None, weights_dtype="float32"):
         raise tf.errors.DataLossError(None, None, f"{workdir}/checkpoints/ckpt-3.index: "
                                       "truncated record\nmore C++ context")
     with pytest.raises(SystemExit) as e:
